@@ -1,0 +1,84 @@
+// swift-tools-version: 6.1
+//
+// Coffre: a geo-replicated, end-to-end encrypted storage cluster.
+// Targets form layers (see Docs/architecture.md); a target imports only targets below it.
+
+import PackageDescription
+
+let strict: [SwiftSetting] = [
+    .enableUpcomingFeature("ExistentialAny"),
+    .enableUpcomingFeature("InternalImportsByDefault"),
+]
+
+let package = Package(
+    name: "Coffre",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "coffre-bench", targets: ["coffre-bench"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-crypto.git", from: "4.5.2"),
+        .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
+    ],
+    targets: [
+        // Layer 0: C libraries from Debian, a module map each.
+        .systemLibrary(name: "CRocksDB", pkgConfig: "rocksdb"),
+        .systemLibrary(name: "CSodium", pkgConfig: "libsodium"),
+        .systemLibrary(name: "CISAL", pkgConfig: "libisal"),
+
+        // Layer 1: safe Swift wrappers (one C library each) and the model.
+        .target(name: "CoffreModel", swiftSettings: strict),
+        .target(name: "RocksDB", dependencies: ["CRocksDB", "CoffreModel"], swiftSettings: strict),
+        .target(name: "Sodium", dependencies: ["CSodium", "CoffreModel"], swiftSettings: strict),
+        .target(name: "ErasureCoding", dependencies: ["CISAL", "CoffreModel"], swiftSettings: strict),
+        .target(name: "Checksum", dependencies: ["CISAL"], swiftSettings: strict),
+        .target(
+            name: "AESGCM",
+            dependencies: ["CoffreModel", .product(name: "Crypto", package: "swift-crypto")],
+            swiftSettings: strict
+        ),
+
+        // Layer 2: pure logic.
+        .target(
+            name: "Encryption",
+            dependencies: [
+                "AESGCM", "Sodium", "CoffreModel",
+                .product(name: "Crypto", package: "swift-crypto"),
+            ],
+            swiftSettings: strict
+        ),
+
+        // Layer 3: effects.
+        .target(
+            name: "ShardStore",
+            dependencies: ["RocksDB", "Checksum", "CoffreModel"],
+            swiftSettings: strict
+        ),
+
+        // Layer 5: executables.
+        .executableTarget(
+            name: "coffre-bench",
+            dependencies: [
+                "AESGCM", "Checksum", "CISAL", "CoffreModel", "Encryption", "ErasureCoding",
+                "RocksDB", "ShardStore",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            swiftSettings: strict
+        ),
+
+        // Tests.
+        .testTarget(name: "CoffreModelTests", dependencies: ["CoffreModel"]),
+        .testTarget(name: "AESGCMTests", dependencies: ["AESGCM"]),
+        .testTarget(name: "ChecksumTests", dependencies: ["Checksum"]),
+        .testTarget(name: "SodiumTests", dependencies: ["Sodium"]),
+        .testTarget(name: "ErasureCodingTests", dependencies: ["ErasureCoding", "CoffreModel"]),
+        .testTarget(name: "RocksDBTests", dependencies: ["RocksDB"]),
+        .testTarget(
+            name: "EncryptionTests",
+            dependencies: ["Encryption", "CoffreModel"],
+            resources: [.copy("Vectors")]
+        ),
+        .testTarget(name: "ShardStoreTests", dependencies: ["ShardStore", "CoffreModel"]),
+        .testTarget(name: "ArchitectureTests"),
+    ]
+)

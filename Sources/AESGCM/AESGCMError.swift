@@ -1,0 +1,14 @@
+public import CoffreModel
+
+/// An error from the AES-GCM wrapper.
+public struct AESGCMError: Error, CustomStringConvertible {
+    public let code: ErrorCode
+    public let message: String
+
+    public init(_ code: ErrorCode, _ message: String) {
+        self.code = code
+        self.message = message
+    }
+
+    public var description: String { "\(code): \(message)" }
+}

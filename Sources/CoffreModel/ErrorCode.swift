@@ -1,0 +1,31 @@
+/// A stable, machine-readable error code, shared by every module's error type.
+///
+/// The API maps these to JSON error codes, so a code's spelling never changes once released.
+/// It is a struct rather than an enum so that new codes do not break exhaustive switches in
+/// other modules (swift-nio's `FileSystemError.Code` does the same).
+public struct ErrorCode: Hashable, Sendable, CustomStringConvertible {
+    public let rawValue: String
+
+    public init(_ rawValue: String) { self.rawValue = rawValue }
+
+    public var description: String { rawValue }
+
+    // Input and limits.
+    public static let invalidArgument = ErrorCode("invalid_argument")
+    public static let limitExceeded = ErrorCode("limit_exceeded")
+
+    // Cryptography. One code for every failure to authenticate, by design (see Docs/format.md).
+    public static let decryptionFailed = ErrorCode("decryption_failed")
+    public static let weakParameters = ErrorCode("weak_parameters")
+    public static let signatureInvalid = ErrorCode("signature_invalid")
+    public static let cryptoFailure = ErrorCode("crypto_failure")
+
+    // Erasure coding.
+    public static let tooFewShards = ErrorCode("too_few_shards")
+
+    // Storage.
+    public static let notFound = ErrorCode("not_found")
+    public static let corrupt = ErrorCode("corrupt")
+    public static let checksumMismatch = ErrorCode("checksum_mismatch")
+    public static let storageFailure = ErrorCode("storage_failure")
+}

@@ -1,0 +1,52 @@
+/// Every bound Coffre enforces, in one place.
+///
+/// Why one place: a limit that lives next to the code that checks it is easy to change by
+/// accident and hard to review as a whole (TigerBeetle's `constants.zig`). Names put the
+/// qualifier last (`shardsMax`, not `maxShards`).
+public enum Limits {
+    // MARK: Erasure coding
+
+    /// Largest k + m of a Reed-Solomon policy. ISA-L's Cauchy matrices are invertible for any
+    /// k + m up to 256; 64 keeps the decode-table cache small and is far above any useful policy.
+    public static let shardsMax = 64
+    /// Largest number of data shards (k).
+    public static let dataShardsMax = 48
+    /// Largest number of parity shards (m).
+    public static let parityShardsMax = 32
+    /// Decode tables kept per codec, one per erasure pattern (an LRU beyond this).
+    public static let decodeTablesCachedMax = 256
+    /// Largest shard the codec accepts in one call (ISA-L takes an `int` length).
+    public static let shardSizeMax = 1 << 30
+
+    // MARK: File format
+
+    /// Plaintext bytes per chunk of the v1 file format (fixed by the format, see Docs/format.md).
+    public static let formatChunkSize = 64 * 1024
+    /// Largest plaintext the v1 format can address: 2^88 chunks would overflow the nonce
+    /// counter long before; we stop at 2^48 bytes (256 TiB) per file version.
+    public static let formatPlaintextMax: UInt64 = 1 << 48
+
+    // MARK: Keys
+
+    /// Argon2id floor the client refuses to go under: libsodium's INTERACTIVE limits.
+    public static let argon2OpsMin: UInt64 = 2
+    /// Argon2id memory floor in bytes (64 MiB).
+    public static let argon2MemoryMin: UInt64 = 64 << 20
+    /// Argon2id ceiling in bytes, so a hostile server cannot make a client allocate without bound.
+    public static let argon2MemoryMax: UInt64 = 4 << 30
+    /// Argon2id operations ceiling, for the same reason.
+    public static let argon2OpsMax: UInt64 = 32
+    /// Largest encrypted attribute blob (name, size, mtime, ...) in bytes.
+    public static let attributesSizeMax = 64 * 1024
+    /// Largest file name in bytes (UTF-8), as on most file systems.
+    public static let fileNameSizeMax = 255
+
+    // MARK: Shard store
+
+    /// Largest shard body the store accepts.
+    public static let shardBodySizeMax = 256 << 20
+    /// Largest shard key in bytes.
+    public static let shardKeySizeMax = 256
+    /// Entries a scrub step or a list call returns at most.
+    public static let shardListPageMax = 10_000
+}

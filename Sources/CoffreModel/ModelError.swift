@@ -1,0 +1,12 @@
+/// An error from validating model values (policies, ids, limits).
+public struct ModelError: Error, CustomStringConvertible {
+    public let code: ErrorCode
+    public let message: String
+
+    public init(_ code: ErrorCode, _ message: String) {
+        self.code = code
+        self.message = message
+    }
+
+    public var description: String { "\(code): \(message)" }
+}

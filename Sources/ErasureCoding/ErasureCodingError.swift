@@ -1,0 +1,14 @@
+public import CoffreModel
+
+/// An error from the Reed-Solomon codec.
+public struct ErasureCodingError: Error, CustomStringConvertible {
+    public let code: ErrorCode
+    public let message: String
+
+    public init(_ code: ErrorCode, _ message: String) {
+        self.code = code
+        self.message = message
+    }
+
+    public var description: String { "\(code): \(message)" }
+}
