@@ -67,18 +67,22 @@ let package = Package(
         ),
 
         // Tests.
+        .target(name: "TestSupport", swiftSettings: strict),
         .testTarget(name: "CoffreModelTests", dependencies: ["CoffreModel"]),
-        .testTarget(name: "AESGCMTests", dependencies: ["AESGCM"]),
-        .testTarget(name: "ChecksumTests", dependencies: ["Checksum"]),
-        .testTarget(name: "SodiumTests", dependencies: ["Sodium"]),
-        .testTarget(name: "ErasureCodingTests", dependencies: ["ErasureCoding", "CoffreModel"]),
-        .testTarget(name: "RocksDBTests", dependencies: ["RocksDB"]),
+        .testTarget(
+            name: "AESGCMTests",
+            dependencies: ["AESGCM", "TestSupport", .product(name: "Crypto", package: "swift-crypto")]
+        ),
+        .testTarget(name: "ChecksumTests", dependencies: ["Checksum", "TestSupport"]),
+        .testTarget(name: "SodiumTests", dependencies: ["Sodium", "CoffreModel"]),
+        .testTarget(name: "ErasureCodingTests", dependencies: ["ErasureCoding", "CoffreModel", "TestSupport"]),
+        .testTarget(name: "RocksDBTests", dependencies: ["RocksDB", "TestSupport"]),
         .testTarget(
             name: "EncryptionTests",
-            dependencies: ["Encryption", "CoffreModel"],
-            resources: [.copy("Vectors")]
+            dependencies: ["Encryption", "AESGCM", "Sodium", "CoffreModel", "TestSupport"],
+            exclude: ["Vectors"]
         ),
-        .testTarget(name: "ShardStoreTests", dependencies: ["ShardStore", "CoffreModel"]),
-        .testTarget(name: "ArchitectureTests"),
+        .testTarget(name: "ShardStoreTests", dependencies: ["ShardStore", "Checksum", "CoffreModel", "TestSupport"]),
+        .testTarget(name: "ArchitectureTests", dependencies: ["TestSupport"]),
     ]
 )

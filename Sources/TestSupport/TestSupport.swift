@@ -1,0 +1,70 @@
+import Foundation
+
+/// A small, fast, seedable generator (SplitMix64) for reproducible randomised tests.
+///
+/// Tests print their seed on failure, so a failing case can be replayed exactly.
+public struct SeededGenerator: RandomNumberGenerator, Sendable {
+    public private(set) var state: UInt64
+
+    public init(seed: UInt64) { state = seed }
+
+    /// A seed from the environment (`COFFRE_TEST_SEED`) or the clock.
+    public static func seedFromEnvironment() -> UInt64 {
+        if let text = ProcessInfo.processInfo.environment["COFFRE_TEST_SEED"], let seed = UInt64(text) {
+            return seed
+        }
+        return UInt64(Date().timeIntervalSince1970 * 1_000_000)
+    }
+
+    public mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+
+    /// `count` pseudo-random bytes.
+    public mutating func bytes(_ count: Int) -> [UInt8] {
+        var out = [UInt8](repeating: 0, count: count)
+        var index = 0
+        while index < count {
+            var word = next()
+            for _ in 0..<min(8, count - index) {
+                out[index] = UInt8(truncatingIfNeeded: word)
+                word >>= 8
+                index += 1
+            }
+        }
+        return out
+    }
+}
+
+/// A fresh temporary folder, removed when `body` returns.
+public func withTemporaryDirectory<R>(_ body: (String) async throws -> R) async rethrows -> R {
+    let path = FileManager.default.temporaryDirectory
+        .appendingPathComponent("coffre-test-\(UUID().uuidString)").path
+    try! FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+    defer { try? FileManager.default.removeItem(atPath: path) }
+    return try await body(path)
+}
+
+/// The repository's root folder, found from this file's location.
+public let repositoryRoot: String = {
+    URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .deletingLastPathComponent().path
+}()
+
+/// Runs a program and returns its exit status and combined output.
+public func runProcess(_ executable: String, _ arguments: [String]) throws -> (status: Int32, output: String) {
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+    process.arguments = [executable] + arguments
+    let pipe = Pipe()
+    process.standardOutput = pipe
+    process.standardError = pipe
+    try process.run()
+    let data = pipe.fileHandleForReading.readDataToEndOfFile()
+    process.waitUntilExit()
+    return (process.terminationStatus, String(decoding: data, as: UTF8.self))
+}

@@ -1,0 +1,71 @@
+import AESGCM
+import CoffreModel
+import Crypto
+import Foundation
+import Testing
+import TestSupport
+
+@Suite struct AESGCMTests {
+    // McGrew and Viega, "The Galois/Counter Mode of Operation", test cases 13 and 14 (AES-256).
+    @Test func knownAnswers() throws {
+        let key = try AESGCMKey(key: [UInt8](repeating: 0, count: 32))
+        let nonce = [UInt8](repeating: 0, count: 12)
+        #expect(Hex.encode(key.seal([], nonce: nonce, authenticating: [])) == "530f8afbc74536b9a963b4f1c4cb738b")
+        let sealed = key.seal([UInt8](repeating: 0, count: 16), nonce: nonce, authenticating: [])
+        #expect(Hex.encode(sealed) == "cea7403d4d606b6e074ec5d3baf39d18" + "d0d1c8a799996bf0265b98b5d48ab919")
+    }
+
+    @Test(arguments: [0, 1, 15, 16, 17, 4096, 65536, 100_003])
+    func agreesWithSwiftCrypto(length: Int) throws {
+        var random = SeededGenerator(seed: UInt64(length))
+        let keyBytes = random.bytes(32)
+        let nonce = random.bytes(12)
+        let aad = random.bytes(length % 40)
+        let plaintext = random.bytes(length)
+        let ours = try AESGCMKey(key: keyBytes).seal(plaintext, nonce: nonce, authenticating: aad)
+        let theirs = try AES.GCM.seal(plaintext, using: SymmetricKey(data: keyBytes), nonce: AES.GCM.Nonce(data: nonce), authenticating: aad)
+        #expect(ours == Array(theirs.ciphertext) + Array(theirs.tag))
+        #expect(try AESGCMKey(key: keyBytes).open(ours, nonce: nonce, authenticating: aad) == plaintext)
+    }
+
+    @Test func sealsInPlace() throws {
+        let key = try AESGCMKey(key: [UInt8](repeating: 7, count: 32))
+        let nonce = [UInt8](repeating: 1, count: 12)
+        let plaintext = [UInt8](repeating: 0x42, count: 1000)
+        var buffer = plaintext + [UInt8](repeating: 0, count: 16)
+        buffer.withUnsafeMutableBytes { b in
+            nonce.withUnsafeBytes { n in
+                _ = key.seal(UnsafeRawBufferPointer(rebasing: b[..<1000]), nonce: n, into: b)
+            }
+        }
+        #expect(buffer == key.seal(plaintext, nonce: nonce, authenticating: []))
+    }
+
+    @Test func tamperingFailsAndReleasesNothing() throws {
+        let key = try AESGCMKey(key: [UInt8](repeating: 9, count: 32))
+        let nonce = [UInt8](repeating: 2, count: 12)
+        var sealed = key.seal([UInt8](repeating: 0x55, count: 64), nonce: nonce, authenticating: [1])
+        sealed[10] ^= 1
+        var output = [UInt8](repeating: 0xee, count: 64)
+        _ = sealed.withUnsafeBytes { s in
+            nonce.withUnsafeBytes { n in
+                [UInt8(1)].withUnsafeBytes { a in
+                    output.withUnsafeMutableBytes { o in
+                        #expect(throws: AESGCMError.self) { try key.open(s, nonce: n, authenticating: a, into: o) }
+                    }
+                }
+            }
+        }
+        #expect(output.allSatisfy { $0 == 0 })
+        #expect(throws: AESGCMError.self) { try key.open(Array(sealed.prefix(10)), nonce: nonce, authenticating: [1]) }
+    }
+
+    @Test func refusesWrongKeyLength() {
+        #expect(throws: AESGCMError.self) { try AESGCMKey(key: [UInt8](repeating: 0, count: 16)) }
+    }
+
+    @Test func randomBytesDiffer() {
+        #expect(secureRandomBytes(32) != secureRandomBytes(32))
+        #expect(secureRandomBytes(0).isEmpty)
+    }
+}

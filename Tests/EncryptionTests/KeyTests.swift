@@ -1,0 +1,174 @@
+import CoffreModel
+@testable import Encryption
+import Sodium
+import Testing
+
+@Suite struct AccountKeyTests {
+    @Test func passwordAndRecoveryKeyBothUnlockTheMasterKey() throws {
+        let created = try AccountKeys.create(accountId: "acct-1", password: "hunter2 but longer", parameters: .minimum)
+        #expect(try AccountKeys.unlock(created.record, password: "hunter2 but longer") == created.masterKey)
+        #expect(try AccountKeys.recover(created.record, recoveryKey: created.recoveryKey) == created.masterKey)
+        let reparsed = try RecoveryKey(printable: created.recoveryKey.printable.lowercased())
+        #expect(reparsed == created.recoveryKey)
+        #expect(throws: EncryptionError.decryptionFailed) { try AccountKeys.unlock(created.record, password: "wrong") }
+        // The authentication key is neither the wrapping key nor anything derived from the master key.
+        let keys = try PasswordKeys.derive(password: "hunter2 but longer", salt: created.record.passwordSalt, parameters: .minimum)
+        #expect(keys.authenticationKey == created.authenticationKey)
+        #expect(keys.authenticationKey != keys.wrappingKey)
+    }
+
+    @Test func aRecordMovedToAnotherAccountDoesNotOpen() throws {
+        let created = try AccountKeys.create(accountId: "alice", password: "pw-alice", parameters: .minimum)
+        let moved = AccountKeyRecord(
+            accountId: "mallory", passwordSalt: created.record.passwordSalt,
+            passwordParameters: created.record.passwordParameters,
+            masterKeyByPassword: created.record.masterKeyByPassword,
+            masterKeyByRecoveryKey: created.record.masterKeyByRecoveryKey,
+            publicIdentity: created.record.publicIdentity)
+        #expect(throws: EncryptionError.decryptionFailed) { try AccountKeys.unlock(moved, password: "pw-alice") }
+    }
+
+    @Test func weakParametersFromAServerAreRefused() throws {
+        let created = try AccountKeys.create(accountId: "a", password: "p", parameters: .minimum)
+        let weak = AccountKeyRecord(
+            accountId: "a", passwordSalt: created.record.passwordSalt,
+            passwordParameters: Argon2id.Parameters(operations: 1, memoryBytes: 8 << 20),
+            masterKeyByPassword: created.record.masterKeyByPassword,
+            masterKeyByRecoveryKey: created.record.masterKeyByRecoveryKey,
+            publicIdentity: created.record.publicIdentity)
+        #expect { try AccountKeys.unlock(weak, password: "p") } throws: { ($0 as? EncryptionError)?.code == .weakParameters }
+    }
+
+    @Test func recoveryKeyTyposAreCaught() throws {
+        let key = RecoveryKey.random()
+        var text = Array(key.printable)
+        #expect(text.count == 55 + 10)
+        let position = text.firstIndex { $0 != "-" }!
+        text[position] = text[position] == "A" ? "B" : "A"
+        #expect { try RecoveryKey(printable: String(text)) } throws: { ($0 as? EncryptionError)?.code == .invalidArgument }
+        #expect(throws: EncryptionError.self) { try RecoveryKey(printable: "not a key") }
+    }
+}
+
+@Suite struct NodeKeyTests {
+    @Test func wrapsAreBoundToTheirPlaceInTheTree() throws {
+        let parent = SecretKey.random()
+        let child = SecretKey.random()
+        let wrapped = NodeKeys.wrap(child, childId: "n2", parentId: "n1", under: parent)
+        #expect(try NodeKeys.unwrap(wrapped, childId: "n2", parentId: "n1", under: parent) == child)
+        #expect(throws: EncryptionError.decryptionFailed) { try NodeKeys.unwrap(wrapped, childId: "n3", parentId: "n1", under: parent) }
+        #expect(throws: EncryptionError.decryptionFailed) { try NodeKeys.unwrap(wrapped, childId: "n2", parentId: "n9", under: parent) }
+        #expect(throws: EncryptionError.decryptionFailed) { try NodeKeys.unwrap(wrapped, childId: "n2", parentId: "n1", under: .random()) }
+        var tampered = wrapped.bytes
+        tampered[20] ^= 1
+        #expect(throws: EncryptionError.decryptionFailed) {
+            try NodeKeys.unwrap(WrappedKey(bytes: tampered), childId: "n2", parentId: "n1", under: parent)
+        }
+    }
+
+    @Test func attributesRoundTripAndHideTheNameLength() throws {
+        let key = SecretKey.random()
+        let attributes = NodeAttributes(name: "Tax 26.pdf", size: 123_456, modified: 1_790_000_000_000)
+        let blob = try AttributeBox.seal(attributes, nodeKey: key, nodeId: "n1")
+        #expect(try AttributeBox.open(blob, nodeKey: key, nodeId: "n1") == attributes)
+        #expect(!String(decoding: blob, as: UTF8.self).contains("Tax"))
+        let short = try AttributeBox.seal(NodeAttributes(name: "a", size: 123_456, modified: 1_790_000_000_000), nodeKey: key, nodeId: "n1")
+        #expect(short.count == blob.count, "padding to 64 bytes hides small differences in name length")
+        #expect(throws: EncryptionError.decryptionFailed) { try AttributeBox.open(blob, nodeKey: key, nodeId: "n2") }
+        var tampered = blob
+        tampered[tampered.count - 1] ^= 1
+        #expect(throws: EncryptionError.decryptionFailed) { try AttributeBox.open(tampered, nodeKey: key, nodeId: "n1") }
+    }
+
+    @Test(arguments: ["", ".", "..", "a/b", "nul\u{0}", String(repeating: "x", count: 256)])
+    func refusesBadNames(name: String) {
+        #expect(throws: EncryptionError.self) { try AttributeBox.seal(NodeAttributes(name: name), nodeKey: .random(), nodeId: "n") }
+    }
+
+    @Test func subkeysDifferByPurpose() {
+        let key = SecretKey.random()
+        let purposes: [KeyPurpose] = [.authentication, .passwordWrapping, .keyWrapping, .attributes, .treeRoot, .signing, .sharing, .link]
+        #expect(Set(purposes.map { key.derive($0) }).count == purposes.count)
+    }
+}
+
+@Suite struct ShareLinkTests {
+    @Test func linkRoundTripsWithoutPassword() throws {
+        let nodeKey = SecretKey.random()
+        let (record, secret) = try ShareLink.create(nodeKey: nodeKey, nodeId: "file-1")
+        let url = ShareLink.url(host: "fr.coffre.test:8443", linkId: record.linkId, secret: secret)
+        let parsed = try ShareLink.parse(url)
+        #expect(parsed.host == "fr.coffre.test:8443")
+        #expect(parsed.linkId == record.linkId)
+        #expect(try ShareLink.open(record, secret: parsed.secret) == nodeKey)
+        var wrong = parsed.secret
+        wrong[0] ^= 1
+        #expect(throws: EncryptionError.decryptionFailed) { try ShareLink.open(record, secret: wrong) }
+        // The part before '#' (what a server sees) holds nothing of the secret.
+        #expect(!url.split(separator: "#")[0].contains(Base64URL.encode(secret)))
+    }
+
+    @Test func passwordProtectedLink() throws {
+        let nodeKey = SecretKey.random()
+        let (record, secret) = try ShareLink.create(nodeKey: nodeKey, nodeId: "file-2", password: "open sesame", parameters: .minimum)
+        #expect(record.hasPassword)
+        #expect(try ShareLink.open(record, secret: secret, password: "open sesame") == nodeKey)
+        #expect(throws: EncryptionError.decryptionFailed) { try ShareLink.open(record, secret: secret, password: "open sesamE") }
+        #expect { try ShareLink.open(record, secret: secret) } throws: { ($0 as? EncryptionError)?.code == .invalidArgument }
+    }
+
+    @Test(arguments: [
+        "http://h/l/AAAAAAAAAAAAAAAAAAAAAA#AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
+        "https://h/l/AAAAAAAAAAAAAAAAAAAAAA",
+        "https://h/x/AAAAAAAAAAAAAAAAAAAAAA#AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
+        "https://h/l/short#AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
+        "https://h/l/AAAAAAAAAAAAAAAAAAAAAA#short",
+        "https:///l/AAAAAAAAAAAAAAAAAAAAAA#AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
+    ])
+    func refusesMalformedURLs(url: String) {
+        #expect(throws: EncryptionError.self) { try ShareLink.parse(url) }
+    }
+
+    @Test func aRecordForAnotherNodeDoesNotOpen() throws {
+        let (record, secret) = try ShareLink.create(nodeKey: .random(), nodeId: "file-1")
+        let moved = LinkRecord(
+            linkId: record.linkId, nodeId: "file-9", wrappedNodeKey: record.wrappedNodeKey,
+            passwordSalt: nil, passwordParameters: nil, expiresAt: nil)
+        #expect(throws: EncryptionError.decryptionFailed) { try ShareLink.open(moved, secret: secret) }
+    }
+}
+
+@Suite struct UserShareTests {
+    @Test func sealedShareOpensOnlyForTheRecipientAndChecksTheSender() throws {
+        let alice = Identity(masterKey: .random())
+        let bob = Identity(masterKey: .random())
+        let eve = Identity(masterKey: .random())
+        let nodeKey = SecretKey.random()
+        let share = try UserShare.seal(nodeKey: nodeKey, nodeId: "folder-1", from: alice, senderId: "alice", to: bob.publicIdentity, recipientId: "bob")
+        #expect(try UserShare.open(share, nodeId: "folder-1", senderId: "alice", sender: alice.publicIdentity, as: bob, recipientId: "bob") == nodeKey)
+        #expect(throws: EncryptionError.decryptionFailed) {
+            try UserShare.open(share, nodeId: "folder-1", senderId: "alice", sender: alice.publicIdentity, as: eve, recipientId: "bob")
+        }
+        #expect { try UserShare.open(share, nodeId: "folder-1", senderId: "alice", sender: eve.publicIdentity, as: bob, recipientId: "bob") } throws: {
+            ($0 as? EncryptionError)?.code == .signatureInvalid
+        }
+        #expect { try UserShare.open(share, nodeId: "folder-2", senderId: "alice", sender: alice.publicIdentity, as: bob, recipientId: "bob") } throws: {
+            ($0 as? EncryptionError)?.code == .signatureInvalid
+        }
+    }
+
+    @Test func signaturesAreBoundToTheirContext() throws {
+        let alice = Identity(masterKey: .random())
+        let record = Array("node record bytes".utf8)
+        let signature = alice.sign(record, context: "node-record")
+        try alice.publicIdentity.verify(signature, of: record, context: "node-record")
+        #expect(throws: EncryptionError.self) { try alice.publicIdentity.verify(signature, of: record, context: "share") }
+        #expect(throws: EncryptionError.self) { try alice.publicIdentity.verify(signature, of: record + [0], context: "node-record") }
+    }
+
+    @Test func identityIsDerivedFromTheMasterKey() {
+        let master = SecretKey.random()
+        #expect(Identity(masterKey: master).publicIdentity == Identity(masterKey: master).publicIdentity)
+        #expect(Identity(masterKey: master).publicIdentity != Identity(masterKey: .random()).publicIdentity)
+    }
+}
