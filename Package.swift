@@ -25,6 +25,11 @@ let package = Package(
         .systemLibrary(name: "CRocksDB", pkgConfig: "rocksdb"),
         .systemLibrary(name: "CSodium", pkgConfig: "libsodium"),
         .systemLibrary(name: "CISAL", pkgConfig: "libisal"),
+        // Raw C loops for the benchmark's baselines (Debian's OpenSSL 3.0 and ISA-L).
+        .target(
+            name: "CBenchBaselines",
+            linkerSettings: [.linkedLibrary("crypto"), .linkedLibrary("isal")]
+        ),
 
         // Layer 1: safe Swift wrappers (one C library each) and the model.
         .target(name: "CoffreModel", swiftSettings: strict),
@@ -59,8 +64,9 @@ let package = Package(
         .executableTarget(
             name: "coffre-bench",
             dependencies: [
-                "AESGCM", "Checksum", "CISAL", "CoffreModel", "Encryption", "ErasureCoding",
-                "RocksDB", "ShardStore",
+                "AESGCM", "CBenchBaselines", "Checksum", "CISAL", "CoffreModel", "Encryption",
+                "ErasureCoding", "RocksDB", "ShardStore",
+                .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: strict

@@ -45,8 +45,9 @@ public enum Limits {
 
     /// Largest shard body the store accepts.
     public static let shardBodySizeMax = 256 << 20
-    /// Largest shard key in bytes.
-    public static let shardKeySizeMax = 256
+    /// Largest shard key in bytes: its hexadecimal form names the body file, and must fit
+    /// in a file name (255 bytes on Linux file systems).
+    public static let shardKeySizeMax = 120
     /// Entries a scrub step or a list call returns at most.
     public static let shardListPageMax = 10_000
 }

@@ -3,48 +3,80 @@ public import CoffreModel
 public import Foundation
 import RocksDB
 
-/// The storage node's engine: shard bodies and their checksums in RocksDB.
+/// The storage node's engine: shard bodies and their records.
 ///
 /// Layout (Docs/architecture.md, "Shard store"):
-/// - column family `shards`: key -> body, with blob files on, so the multi-megabyte bodies
-///   live in append-only blob files and the LSM tree holds only small references;
-/// - column family `meta`: key -> `ShardRecord` (length, CRC-32C, creation time), so
-///   listing, stat and scrub planning never read a body.
-/// Both are written in one atomic batch: a record exists exactly when its body does.
+/// - RocksDB column family `meta`: key -> `ShardRecord` (length, CRC-32C, creation time), so
+///   listing, stat and scrub planning never read a body;
+/// - bodies, by `ShardStoreEngine`: one file each (`files`, the default), or RocksDB blob
+///   files in the column family `shards` (`rocksdbBlobs`).
+/// A record is written only once its body is durable, so a record always has its body; a
+/// body without a record (a crash between the two) is garbage that `collectGarbage` removes.
 ///
 /// Integrity: the CRC-32C given by the writer is checked before `put` acknowledges, and
 /// recomputed on every `get` and by `scrub`; a mismatch, a missing body or a RocksDB
 /// corruption status is reported as `corrupt`, never returned as data.
 ///
-/// Thread-safe; calls block on disk I/O.
+/// Thread-safe; calls block on disk I/O. Two concurrent puts of the same key are not
+/// supported (the coordinator never writes one shard key twice at once).
 public final class ShardStore: Sendable {
     /// What is on disk when `put` returns.
     public enum Durability: String, Sendable, Codable {
-        /// The write-ahead log is fsync'd before `put` returns: the shard survives power loss.
+        /// Body and record are fsync'd before `put` returns: the shard survives power loss.
         case synced
-        /// The log is written but not fsync'd: the shard survives a crash of the process,
-        /// not of the machine. For tests and benchmarks.
+        /// Written but not fsync'd: the shard survives a crash of the process, not of the
+        /// machine. For tests and benchmarks.
         case buffered
     }
 
     static let shardsFamily = "shards"
     static let metaFamily = "meta"
+    static let settingsFile = "coffre-shard-store.json"
 
     public let path: String
     public let durability: Durability
+    public let engine: ShardStoreEngine
     private let database: RocksDatabase
+    private let files: BodyFiles?
 
     /// Opens (or creates) a store in the folder `path`.
-    public init(path: String, durability: Durability = .synced) throws(ShardStoreError) {
+    ///
+    /// The engine is fixed when the store is created; opening it with another is refused.
+    public init(path: String, durability: Durability = .synced, engine: ShardStoreEngine = .files) throws(ShardStoreError) {
         self.path = path
         self.durability = durability
+        self.engine = engine
+        try Self.checkSettings(path: path, engine: engine)
         var shards = RocksDatabase.ColumnFamilyOptions(name: Self.shardsFamily, minBlobSize: 4096)
         shards.writeBufferSize = 128 << 20
         let meta = RocksDatabase.ColumnFamilyOptions(name: Self.metaFamily)
         do {
-            database = try RocksDatabase(path: path, columnFamilies: [shards, meta])
+            database = try RocksDatabase(path: path + "/rocksdb", columnFamilies: [shards, meta])
         } catch {
             throw ShardStoreError(error.code, "cannot open shard store at \(path): \(error.message)")
+        }
+        files = engine == .files ? try BodyFiles(root: path + "/bodies") : nil
+    }
+
+    /// Records the engine on creation; refuses a store created with another.
+    private static func checkSettings(path: String, engine: ShardStoreEngine) throws(ShardStoreError) {
+        let file = URL(fileURLWithPath: path + "/" + settingsFile)
+        if let data = try? Data(contentsOf: file) {
+            guard let settings = try? JSONDecoder().decode([String: String].self, from: data) else {
+                throw ShardStoreError(.corrupt, "unreadable \(file.path)")
+            }
+            guard settings["engine"] == engine.rawValue else {
+                throw ShardStoreError(
+                    .invalidArgument,
+                    "shard store at \(path) uses engine \(settings["engine"] ?? "?"), not \(engine.rawValue)")
+            }
+            return
+        }
+        do {
+            try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+            try JSONEncoder().encode(["engine": engine.rawValue, "version": "1"]).write(to: file, options: .atomic)
+        } catch {
+            throw ShardStoreError(.storageFailure, "cannot create shard store at \(path): \(error)")
         }
     }
 
@@ -66,7 +98,11 @@ public final class ShardStore: Sendable {
         }
         let record = ShardRecord(length: UInt64(body.count), checksum: checksum, createdAt: createdAt)
         let batch = RocksBatch()
-        batch.put(key.bytes, body, family: Self.shardsFamily, database: database)
+        if let files {
+            try files.write(key, body, sync: durability == .synced)
+        } else {
+            batch.put(key.bytes, body, family: Self.shardsFamily, database: database)
+        }
         batch.put(key.bytes, record.encoded(), family: Self.metaFamily, database: database)
         do {
             try database.write(batch, sync: durability == .synced)
@@ -86,17 +122,41 @@ public final class ShardStore: Sendable {
     /// - Throws: `notFound` when no such shard; `corrupt` when its body is damaged or missing.
     public func get(_ key: ShardKey) throws(ShardStoreError) -> Shard {
         let record = try stat(key)
-        let value: RocksValue?
-        do {
-            value = try database.get(key.bytes, family: Self.shardsFamily)
-        } catch {
-            throw ShardStoreError(error.code == .corrupt ? .corrupt : .storageFailure, "get \(key): \(error.message)")
+        let bytes: ShardBytes?
+        if let files {
+            bytes = try files.read(key, expectedLength: Int(record.length))
+        } else {
+            do {
+                bytes = try database.get(key.bytes, family: Self.shardsFamily).map(ShardBytes.init)
+            } catch {
+                throw ShardStoreError(error.code == .corrupt ? .corrupt : .storageFailure, "get \(key): \(error.message)")
+            }
         }
-        guard let value else {
+        guard let bytes else {
             throw ShardStoreError(.corrupt, "shard \(key): record present, body missing")
         }
-        try verify(key, value: value, record: record)
-        return Shard(key: key, record: record, value: value)
+        try bytes.withUnsafeBytes { body throws(ShardStoreError) in try verify(key, body: body, record: record) }
+        return Shard(key: key, record: record, bytes: bytes)
+    }
+
+    /// Reads a verified shard into `buffer` (a node reuses its buffers this way); returns the
+    /// record. `buffer` must hold at least the shard's length (see `stat`).
+    public func get(_ key: ShardKey, into buffer: UnsafeMutableRawBufferPointer) throws(ShardStoreError) -> ShardRecord {
+        let record = try stat(key)
+        guard buffer.count >= Int(record.length) else {
+            throw ShardStoreError(.invalidArgument, "shard \(key) is \(record.length) B, buffer holds \(buffer.count) B")
+        }
+        let target = UnsafeMutableRawBufferPointer(rebasing: buffer[..<Int(record.length)])
+        if let files {
+            guard try files.read(key, into: target) else {
+                throw ShardStoreError(.corrupt, "shard \(key): record present, body missing")
+            }
+            try verify(key, body: UnsafeRawBufferPointer(target), record: record)
+        } else {
+            let shard = try get(key)
+            shard.withUnsafeBytes { target.copyMemory(from: $0) }
+        }
+        return record
     }
 
     /// The record of a shard, without reading its body.
@@ -117,16 +177,19 @@ public final class ShardStore: Sendable {
 
     /// Deletes a shard; deleting an absent shard is not an error.
     ///
-    /// Space comes back when compaction drops the body (see `compact()`).
+    /// With `files`, the space comes back at once; with `rocksdbBlobs`, when compaction drops
+    /// the body (see `compact()`).
     public func delete(_ key: ShardKey) throws(ShardStoreError) {
         let batch = RocksBatch()
-        batch.delete(key.bytes, family: Self.shardsFamily, database: database)
+        if files == nil { batch.delete(key.bytes, family: Self.shardsFamily, database: database) }
         batch.delete(key.bytes, family: Self.metaFamily, database: database)
         do {
             try database.write(batch, sync: durability == .synced)
         } catch {
             throw ShardStoreError(.storageFailure, "delete \(key): \(error.message)")
         }
+        // The record is gone first: a crash here leaves only garbage, never a dangling record.
+        try files?.remove(key)
     }
 
     /// Lists shards whose key starts with `prefix`, in key order, after `cursor`.
@@ -189,7 +252,7 @@ public final class ShardStore: Sendable {
         return total
     }
 
-    /// Writes memtables out to SST and blob files.
+    /// Writes RocksDB's memtables out to SST (and blob) files.
     public func flush() throws(ShardStoreError) {
         do {
             try database.flush(family: Self.shardsFamily)
@@ -205,18 +268,56 @@ public final class ShardStore: Sendable {
         database.compact(family: Self.metaFamily)
     }
 
-    /// Bytes of live blob files (where shard bodies live), from RocksDB's own accounting.
-    public var blobBytes: Int64 {
-        Int64(database.property("rocksdb.total-blob-file-size", family: Self.shardsFamily) ?? "0") ?? 0
+    /// Bytes on disk of shard bodies (body files, or live RocksDB blob files).
+    public var bodyBytes: Int64 {
+        if let files { return files.totalBytes() }
+        return Int64(database.property("rocksdb.total-blob-file-size", family: Self.shardsFamily) ?? "0") ?? 0
+    }
+
+    /// Removes body files without a record (a crash between body and record, or between
+    /// record deletion and unlink) and leftover temporary files, in one of the 256 body
+    /// folders: one bounded step of garbage collection. Returns the files removed.
+    ///
+    /// Only for files that were not being written during the call: run it on a store at rest
+    /// or with a folder no put is writing to (the node's GC worker pauses puts per folder).
+    @discardableResult
+    public func collectGarbage(folder index: UInt8) throws(ShardStoreError) -> Int {
+        guard let files else { return 0 }
+        let (bodies, temporaries) = files.listFolder(index)
+        var removed = 0
+        for name in temporaries {
+            files.removeFile(folder: index, name: name)
+            removed += 1
+        }
+        for name in bodies {
+            guard let bytes = Hex.decode(name), let key = try? ShardKey(bytes) else {
+                continue  // not ours: leave it for a person to look at
+            }
+            do {
+                _ = try stat(key)
+            } catch where error.code == .notFound {
+                files.removeFile(folder: index, name: name)
+                removed += 1
+            }
+        }
+        return removed
+    }
+
+    /// Runs `collectGarbage` over every folder.
+    @discardableResult
+    public func collectAllGarbage() throws(ShardStoreError) -> Int {
+        var removed = 0
+        for index in 0...255 { removed += try collectGarbage(folder: UInt8(index)) }
+        return removed
     }
 
     // MARK: - Private
 
-    private func verify(_ key: ShardKey, value: RocksValue, record: ShardRecord) throws(ShardStoreError) {
-        guard value.count == Int(record.length) else {
-            throw ShardStoreError(.corrupt, "shard \(key): body of \(value.count) B, record says \(record.length) B")
+    private func verify(_ key: ShardKey, body: UnsafeRawBufferPointer, record: ShardRecord) throws(ShardStoreError) {
+        guard body.count == Int(record.length) else {
+            throw ShardStoreError(.corrupt, "shard \(key): body of \(body.count) B, record says \(record.length) B")
         }
-        let actual = value.withUnsafeBytes { CRC32C.checksum($0) }
+        let actual = CRC32C.checksum(body)
         guard actual == record.checksum else {
             throw ShardStoreError(
                 .corrupt, "shard \(key): CRC-32C \(hex(actual)) on read, \(hex(record.checksum)) when written")

@@ -70,21 +70,27 @@ private func append(_ value: UInt64, bytes: Int, to out: inout [UInt8]) {
     }
 }
 
-/// A verified shard read from the store; owns RocksDB's buffer (no copy on read).
+/// A verified shard read from the store, in memory the store allocated (no extra copy).
 public struct Shard: Sendable {
     public let key: ShardKey
     public let record: ShardRecord
-    let value: RocksValue
+    let bytes_: ShardBytes
 
-    public var count: Int { value.count }
+    init(key: ShardKey, record: ShardRecord, bytes: ShardBytes) {
+        self.key = key
+        self.record = record
+        self.bytes_ = bytes
+    }
+
+    public var count: Int { bytes_.count }
 
     /// Calls `body` with the shard's bytes; they must not escape it.
     public func withUnsafeBytes<R, E: Error>(_ body: (UnsafeRawBufferPointer) throws(E) -> R) throws(E) -> R {
-        try value.withUnsafeBytes(body)
+        try bytes_.withUnsafeBytes(body)
     }
 
     /// A copy of the bytes.
-    public var bytes: [UInt8] { value.bytes }
+    public var bytes: [UInt8] { bytes_.withUnsafeBytes { Array($0) } }
 }
 
 /// One entry of `ShardStore.list`.

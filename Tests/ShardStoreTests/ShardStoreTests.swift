@@ -14,17 +14,37 @@ func put(_ store: ShardStore, _ key: String, _ body: [UInt8]) throws {
     try store.put(ShardKey(key), body: body, checksum: CRC32C.checksum(body))
 }
 
-/// Blob files of a store (where shard bodies live once flushed).
-func blobFiles(_ path: String) throws -> [String] {
-    try FileManager.default.contentsOfDirectory(atPath: path).filter { $0.hasSuffix(".blob") }.sorted()
+/// Every file under `path` whose name passes `filter`, with its size.
+func files(under path: String, _ filter: (String) -> Bool) -> [(path: String, size: Int)] {
+    let enumerator = FileManager.default.enumerator(atPath: path)!
+    var found: [(String, Int)] = []
+    while let name = enumerator.nextObject() as? String {
+        let full = path + "/" + name
+        var isFolder: ObjCBool = false
+        if FileManager.default.fileExists(atPath: full, isDirectory: &isFolder), !isFolder.boolValue, filter(name) {
+            found.append((full, (try? fileSize(full)) ?? 0))
+        }
+    }
+    return found
+}
+
+/// The file that holds shard bodies of an engine: blob files, or body files.
+func bodyFiles(_ path: String, _ engine: ShardStoreEngine) -> [(path: String, size: Int)] {
+    switch engine {
+    case .rocksdbBlobs: files(under: path) { $0.hasSuffix(".blob") }
+    case .files: files(under: path + "/bodies") { !$0.hasSuffix(".tmp") }
+    }
 }
 
 @Suite struct ShardStoreTests {
-    @Test func roundTripsAndSurvivesReopen() async throws {
+    static let engines = ShardStoreEngine.allCases
+
+    @Test(arguments: engines)
+    func roundTripsAndSurvivesReopen(engine: ShardStoreEngine) async throws {
         try await withTemporaryDirectory { path in
             let bodies = (0..<5).map { shardBody(UInt64($0), [0, 1, 100_000, 1 << 20, 3_000_001][$0]) }
             do {
-                let store = try ShardStore(path: path)
+                let store = try ShardStore(path: path, engine: engine)
                 for (i, body) in bodies.enumerated() { try put(store, "seg-1/\(i)", body) }
                 for (i, body) in bodies.enumerated() {
                     let shard = try store.get(ShardKey("seg-1/\(i)"))
@@ -33,7 +53,7 @@ func blobFiles(_ path: String) throws -> [String] {
                 }
             }
             // Reopen without a flush: the write-ahead log brings everything back.
-            let store = try ShardStore(path: path)
+            let store = try ShardStore(path: path, engine: engine)
             for (i, body) in bodies.enumerated() {
                 #expect(try store.get(ShardKey("seg-1/\(i)")).bytes == body)
                 #expect(try store.stat(ShardKey("seg-1/\(i)")).length == UInt64(body.count))
@@ -41,9 +61,10 @@ func blobFiles(_ path: String) throws -> [String] {
         }
     }
 
-    @Test func refusesABodyThatDoesNotMatchItsChecksum() async throws {
+    @Test(arguments: engines)
+    func refusesABodyThatDoesNotMatchItsChecksum(engine: ShardStoreEngine) async throws {
         try await withTemporaryDirectory { path in
-            let store = try ShardStore(path: path)
+            let store = try ShardStore(path: path, engine: engine)
             let body = shardBody(9, 5000)
             #expect {
                 try store.put(ShardKey("x"), body: body, checksum: CRC32C.checksum(body) ^ 1)
@@ -57,28 +78,28 @@ func blobFiles(_ path: String) throws -> [String] {
         #expect(throws: ShardStoreError.self) { try ShardKey([UInt8](repeating: 1, count: Limits.shardKeySizeMax + 1)) }
     }
 
-    @Test func aFlippedByteInABlobFileIsCaughtByGetAndScrub() async throws {
+    @Test(arguments: engines)
+    func aFlippedByteOnDiskIsCaughtByGetAndScrub(engine: ShardStoreEngine) async throws {
         try await withTemporaryDirectory { path in
             let body = shardBody(3, 2 << 20)
             do {
-                let store = try ShardStore(path: path)
+                let store = try ShardStore(path: path, engine: engine)
                 try put(store, "victim", body)
                 try put(store, "bystander", shardBody(4, 10_000))
                 try store.flush()
             }
-            let files = try blobFiles(path)
-            #expect(!files.isEmpty)
-            // Flip one byte in the middle of the largest blob file (inside the 2 MiB body).
-            let victim = try files.max { try fileSize("\(path)/\($0)") < fileSize("\(path)/\($1)") }!
-            let handle = try FileHandle(forUpdating: URL(fileURLWithPath: "\(path)/\(victim)"))
-            let offset = UInt64(try fileSize("\(path)/\(victim)") / 2)
+            // Flip one byte in the middle of the largest body file (inside the 2 MiB body).
+            let victim = try #require(bodyFiles(path, engine).max { $0.size < $1.size })
+            #expect(victim.size >= 2 << 20)
+            let handle = try FileHandle(forUpdating: URL(fileURLWithPath: victim.path))
+            let offset = UInt64(victim.size / 2)
             try handle.seek(toOffset: offset)
             let original = try handle.read(upToCount: 1)!
             try handle.seek(toOffset: offset)
             try handle.write(contentsOf: Data([original[0] ^ 0x20]))
             try handle.close()
 
-            let store = try ShardStore(path: path)
+            let store = try ShardStore(path: path, engine: engine)
             #expect { try store.get(ShardKey("victim")) } throws: { ($0 as? ShardStoreError)?.code == .corrupt }
             let report = try store.scrubAll()
             #expect(report.scanned == 2)
@@ -87,24 +108,26 @@ func blobFiles(_ path: String) throws -> [String] {
         }
     }
 
-    @Test func deletingReclaimsSpaceAfterCompaction() async throws {
+    @Test(arguments: engines)
+    func deletingReclaimsSpaceAfterCompaction(engine: ShardStoreEngine) async throws {
         try await withTemporaryDirectory { path in
-            let store = try ShardStore(path: path)
+            let store = try ShardStore(path: path, engine: engine)
             for i in 0..<8 { try put(store, "s/\(i)", shardBody(UInt64(i), 2 << 20)) }
             try store.flush()
-            let before = store.blobBytes
+            let before = store.bodyBytes
             #expect(before >= 16 << 20)
             for i in 0..<8 { try store.delete(ShardKey("s/\(i)")) }
             try store.flush()
             store.compact()
-            #expect(store.blobBytes < before / 4, "blob bytes \(before) -> \(store.blobBytes)")
+            #expect(store.bodyBytes < before / 4, "body bytes \(before) -> \(store.bodyBytes)")
             #expect(try store.list().isEmpty)
         }
     }
 
-    @Test func listsByPrefixInPages() async throws {
+    @Test(arguments: engines)
+    func listsByPrefixInPages(engine: ShardStoreEngine) async throws {
         try await withTemporaryDirectory { path in
-            let store = try ShardStore(path: path)
+            let store = try ShardStore(path: path, engine: engine)
             for i in 0..<25 { try put(store, "a/\(String(format: "%02d", i))", [UInt8(i)]) }
             try put(store, "b/0", [1])
             var seen: [String] = []
@@ -118,9 +141,10 @@ func blobFiles(_ path: String) throws -> [String] {
         }
     }
 
-    @Test func concurrentPutsAndGets() async throws {
+    @Test(arguments: engines)
+    func concurrentPutsAndGets(engine: ShardStoreEngine) async throws {
         try await withTemporaryDirectory { path in
-            let store = try ShardStore(path: path, durability: .buffered)
+            let store = try ShardStore(path: path, durability: .buffered, engine: engine)
             try await withThrowingTaskGroup(of: Void.self) { group in
                 for task in 0..<16 {
                     group.addTask {
@@ -135,6 +159,63 @@ func blobFiles(_ path: String) throws -> [String] {
             }
             #expect(try store.list().count == 320)
             #expect(try store.scrubAll(step: 7).corrupt.isEmpty)
+        }
+    }
+}
+
+@Suite struct ShardStoreFilesEngineTests {
+    @Test func aMissingBodyFileIsReportedCorrupt() async throws {
+        try await withTemporaryDirectory { path in
+            let store = try ShardStore(path: path, engine: .files)
+            try put(store, "gone", shardBody(1, 5000))
+            try put(store, "kept", shardBody(2, 5000))
+            let victim = try #require(bodyFiles(path, .files).first { $0.path.hasSuffix(Hex.encode(Array("gone".utf8))) })
+            try FileManager.default.removeItem(atPath: victim.path)
+            #expect { try store.get(ShardKey("gone")) } throws: { ($0 as? ShardStoreError)?.code == .corrupt }
+            let report = try store.scrubAll()
+            #expect(report.corrupt.map(\.key.description) == ["gone"])
+            #expect(report.corrupt.first?.reason.contains("body missing") == true)
+        }
+    }
+
+    @Test func garbageCollectionRemovesOrphansAndTemporaries() async throws {
+        try await withTemporaryDirectory { path in
+            let store = try ShardStore(path: path, engine: .files)
+            try put(store, "live", shardBody(1, 3000))
+            try put(store, "orphan", shardBody(2, 3000))
+            // A crash between body and record leaves a body without a record; a crash mid-write
+            // leaves a temporary file.
+            let orphan = try #require(bodyFiles(path, .files).first { $0.path.hasSuffix(Hex.encode(Array("orphan".utf8))) })
+            try Data([1, 2, 3]).write(to: URL(fileURLWithPath: orphan.path + "2.tmp"))
+            let saved = try Data(contentsOf: URL(fileURLWithPath: orphan.path))
+            try store.delete(ShardKey("orphan"))
+            try saved.write(to: URL(fileURLWithPath: orphan.path))
+            #expect(try store.collectAllGarbage() == 2)
+            #expect(bodyFiles(path, .files).count == 1)
+            #expect(try store.get(ShardKey("live")).count == 3000)
+        }
+    }
+
+    @Test func refusesToOpenWithAnotherEngine() async throws {
+        try await withTemporaryDirectory { path in
+            _ = try ShardStore(path: path, engine: .files)
+            #expect { try ShardStore(path: path, engine: .rocksdbBlobs) } throws: { ($0 as? ShardStoreError)?.code == .invalidArgument }
+        }
+    }
+
+    @Test func readsIntoACallersBuffer() async throws {
+        try await withTemporaryDirectory { path in
+            for engine in ShardStoreEngine.allCases {
+                let store = try ShardStore(path: path + "/" + engine.rawValue, engine: engine)
+                let body = shardBody(5, 70_000)
+                try put(store, "k", body)
+                var buffer = [UInt8](repeating: 0, count: 100_000)
+                let record = try buffer.withUnsafeMutableBytes { try store.get(ShardKey("k"), into: $0) }
+                #expect(record.length == 70_000)
+                #expect(Array(buffer[..<70_000]) == body)
+                var small = [UInt8](repeating: 0, count: 10)
+                #expect(throws: ShardStoreError.self) { try small.withUnsafeMutableBytes { try store.get(ShardKey("k"), into: $0) } }
+            }
         }
     }
 }
