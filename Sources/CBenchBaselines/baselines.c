@@ -23,7 +23,7 @@ int coffre_bench_openssl_gcm_seal(const uint8_t *key, const uint8_t *in, size_t 
     return ok ? 0 : -1;
 }
 
-void coffre_bench_isal_encode(int len, int k, int rows, unsigned char *tables, unsigned char **sources,
-                              unsigned char **outputs, int calls) {
-    for (int i = 0; i < calls; i++) ec_encode_data(len, k, rows, tables, sources, outputs);
+void coffre_bench_isal_encode(int len, int k, int rows, unsigned char *tables, unsigned char ***sources,
+                              unsigned char ***outputs, int sets, int calls) {
+    for (int i = 0; i < calls; i++) ec_encode_data(len, k, rows, tables, sources[i % sets], outputs[i % sets]);
 }

@@ -8,6 +8,7 @@
 /// (counter nonces), writing ciphertext then a 16-byte tag per piece. Returns 0 on success.
 int coffre_bench_openssl_gcm_seal(const uint8_t *key, const uint8_t *in, size_t size, size_t chunk, uint8_t *out);
 
-/// Calls ISA-L's ec_encode_data `calls` times on the same buffers.
-void coffre_bench_isal_encode(int len, int k, int rows, unsigned char *tables, unsigned char **sources,
-                              unsigned char **outputs, int calls);
+/// Calls ISA-L's ec_encode_data `calls` times, call i on buffer set i mod `sets`
+/// (`sources[set]` holds k pointers, `outputs[set]` holds `rows` pointers).
+void coffre_bench_isal_encode(int len, int k, int rows, unsigned char *tables, unsigned char ***sources,
+                              unsigned char ***outputs, int sets, int calls);
