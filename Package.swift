@@ -44,6 +44,7 @@ let package = Package(
         ),
 
         // Layer 2: pure logic.
+        .target(name: "Placement", dependencies: ["CoffreModel"], swiftSettings: strict),
         .target(
             name: "Encryption",
             dependencies: [
@@ -88,6 +89,7 @@ let package = Package(
             dependencies: ["Encryption", "AESGCM", "Sodium", "CoffreModel", "TestSupport"],
             exclude: ["Vectors"]
         ),
+        .testTarget(name: "PlacementTests", dependencies: ["Placement", "CoffreModel", "TestSupport"]),
         .testTarget(name: "ShardStoreTests", dependencies: ["ShardStore", "Checksum", "CoffreModel", "TestSupport"]),
         .testTarget(name: "ArchitectureTests", dependencies: ["TestSupport"]),
     ]

@@ -23,6 +23,9 @@ public struct ErrorCode: Hashable, Sendable, CustomStringConvertible {
     // Erasure coding.
     public static let tooFewShards = ErrorCode("too_few_shards")
 
+    // Placement.
+    public static let insufficientNodes = ErrorCode("insufficient_nodes")
+
     // Storage.
     public static let notFound = ErrorCode("not_found")
     public static let corrupt = ErrorCode("corrupt")

@@ -51,3 +51,8 @@ public enum Limits {
     /// Entries a scrub step or a list call returns at most.
     public static let shardListPageMax = 10_000
 }
+
+extension Limits {
+    /// Largest number of storage nodes placement considers at once.
+    public static let nodesMax = 10_000
+}

@@ -15,6 +15,7 @@ import TestSupport
         "AESGCM": ["CCryptoBoringSSL", "CoffreModel"],
         "Encryption": ["AESGCM", "Sodium", "CoffreModel", "Crypto"],
         "ShardStore": ["RocksDB", "Checksum", "CoffreModel"],
+        "Placement": ["CoffreModel"],
         "TestSupport": [],
     ]
     static let alwaysAllowed: Set<String> = ["Foundation", "Synchronization", "Glibc", "Darwin", "Dispatch"]

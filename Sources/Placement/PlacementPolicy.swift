@@ -1,0 +1,28 @@
+public import CoffreModel
+
+/// Where a segment's shards may go: the erasure policy plus country constraints.
+///
+/// The rule that matters (Docs/architecture.md, "Placement"): at most `m - margin` shards of a
+/// segment in one country, so losing any one country leaves at least `k + margin` shards. While
+/// m < k, no single country then holds enough shards to rebuild a segment, even with the key.
+public struct PlacementPolicy: Hashable, Sendable, Codable {
+    public let erasure: ErasurePolicy
+    /// Extra safety: shards beyond k that must survive the loss of any one country.
+    public let margin: Int
+    /// Countries that hold no shard at all (jurisdictions the operator or user refuses).
+    public let excludedCountries: Set<Country>
+
+    public init(erasure: ErasurePolicy, margin: Int = 0, excludedCountries: Set<Country> = []) throws(ModelError) {
+        guard margin >= 0, erasure.parityShards - margin >= 1 else {
+            throw ModelError(
+                .invalidArgument,
+                "placement needs m - margin >= 1 shard per country: \(erasure) with margin \(margin)")
+        }
+        self.erasure = erasure
+        self.margin = margin
+        self.excludedCountries = excludedCountries
+    }
+
+    /// Most shards of one segment allowed in one country.
+    public var shardsPerCountryMax: Int { erasure.parityShards - margin }
+}
