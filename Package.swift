@@ -19,6 +19,8 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-crypto.git", from: "4.5.2"),
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
+        .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.37.0"),
+        .package(url: "https://github.com/apple/swift-nio.git", from: "2.100.0"),
     ],
     targets: [
         // Layer 0: C libraries from Debian, a module map each.
@@ -61,6 +63,16 @@ let package = Package(
             swiftSettings: strict
         ),
 
+        .target(
+            name: "Metadata",
+            dependencies: [
+                "RocksDB", "CoffreModel",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+            ],
+            swiftSettings: strict
+        ),
+
         // Layer 5: executables.
         .executableTarget(
             name: "coffre-bench",
@@ -89,6 +101,7 @@ let package = Package(
             dependencies: ["Encryption", "AESGCM", "Sodium", "CoffreModel", "TestSupport"],
             exclude: ["Vectors"]
         ),
+        .testTarget(name: "MetadataTests", dependencies: ["Metadata", "CoffreModel", "TestSupport"]),
         .testTarget(name: "PlacementTests", dependencies: ["Placement", "CoffreModel", "TestSupport"]),
         .testTarget(name: "ShardStoreTests", dependencies: ["ShardStore", "Checksum", "CoffreModel", "TestSupport"]),
         .testTarget(name: "ArchitectureTests", dependencies: ["TestSupport"]),

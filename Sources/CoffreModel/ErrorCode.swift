@@ -31,4 +31,6 @@ public struct ErrorCode: Hashable, Sendable, CustomStringConvertible {
     public static let corrupt = ErrorCode("corrupt")
     public static let checksumMismatch = ErrorCode("checksum_mismatch")
     public static let storageFailure = ErrorCode("storage_failure")
+    public static let unavailable = ErrorCode("unavailable")
+    public static let compacted = ErrorCode("compacted")
 }

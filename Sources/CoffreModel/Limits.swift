@@ -56,3 +56,19 @@ extension Limits {
     /// Largest number of storage nodes placement considers at once.
     public static let nodesMax = 10_000
 }
+
+extension Limits {
+    /// Largest metadata key in bytes.
+    public static let metadataKeySizeMax = 1024
+    /// Largest metadata value, and largest transaction, in bytes (etcd refuses requests over
+    /// 1.5 MiB by default; this leaves room for the encoding).
+    public static let metadataValueSizeMax = 1 << 20
+    /// Most conditions plus mutations in one transaction (etcd's default is 128).
+    public static let metadataTransactionOperationsMax = 64
+    /// Most entries one list call returns.
+    public static let metadataListPageMax = 1000
+    /// Watch events the embedded store keeps for watches that start in the past.
+    public static let metadataHistoryMax = 10_000
+    /// Events buffered per watcher before it is cut off as too slow.
+    public static let metadataWatchBufferMax = 10_000
+}

@@ -16,6 +16,7 @@ import TestSupport
         "Encryption": ["AESGCM", "Sodium", "CoffreModel", "Crypto"],
         "ShardStore": ["RocksDB", "Checksum", "CoffreModel"],
         "Placement": ["CoffreModel"],
+        "Metadata": ["RocksDB", "CoffreModel", "AsyncHTTPClient", "NIOCore"],
         "TestSupport": [],
     ]
     static let alwaysAllowed: Set<String> = ["Foundation", "Synchronization", "Glibc", "Darwin", "Dispatch"]
