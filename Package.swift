@@ -15,12 +15,20 @@ let package = Package(
     platforms: [.macOS(.v15)],
     products: [
         .executable(name: "coffre-bench", targets: ["coffre-bench"]),
+        .executable(name: "coffred", targets: ["coffred"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-crypto.git", from: "4.5.2"),
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
         .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.37.0"),
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.100.0"),
+        .package(url: "https://github.com/apple/swift-nio-ssl.git", from: "2.37.0"),
+        .package(url: "https://github.com/apple/swift-certificates.git", from: "1.21.0"),
+        .package(url: "https://github.com/apple/swift-asn1.git", from: "1.7.0"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.0"),
+        .package(url: "https://github.com/jpsim/Yams.git", from: "6.2.2"),
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.16.0"),
+        .package(url: "https://github.com/apple/swift-http-types.git", from: "1.8.0"),
     ],
     targets: [
         // Layer 0: C libraries from Debian, a module map each.
@@ -73,7 +81,58 @@ let package = Package(
             swiftSettings: strict
         ),
 
+        .target(
+            name: "ClusterTLS",
+            dependencies: [
+                "CoffreModel",
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "X509", package: "swift-certificates"),
+                .product(name: "SwiftASN1", package: "swift-asn1"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+            ],
+            swiftSettings: strict
+        ),
+
+        .target(name: "CoffreAPI", dependencies: ["CoffreModel"], swiftSettings: strict),
+
+        // Layer 4: services.
+        .target(
+            name: "StorageNode",
+            dependencies: [
+                "ShardStore", "Checksum", "CoffreModel", "CoffreAPI", "ClusterTLS",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdHTTP2", package: "hummingbird"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Yams", package: "Yams"),
+            ],
+            swiftSettings: strict
+        ),
+
+        .target(
+            name: "NodeClient",
+            dependencies: [
+                "CoffreModel", "CoffreAPI",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+            ],
+            swiftSettings: strict
+        ),
+
         // Layer 5: executables.
+        .executableTarget(
+            name: "coffred",
+            dependencies: [
+                "StorageNode",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strict
+        ),
         .executableTarget(
             name: "coffre-bench",
             dependencies: [
@@ -100,6 +159,17 @@ let package = Package(
             name: "EncryptionTests",
             dependencies: ["Encryption", "AESGCM", "Sodium", "CoffreModel", "TestSupport"],
             exclude: ["Vectors"]
+        ),
+        .testTarget(name: "ClusterTLSTests", dependencies: ["ClusterTLS", "TestSupport"]),
+        .testTarget(
+            name: "StorageNodeTests",
+            dependencies: [
+                "StorageNode", "NodeClient", "ClusterTLS", "CoffreAPI", "Checksum", "CoffreModel", "TestSupport",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+            ]
         ),
         .testTarget(name: "MetadataTests", dependencies: ["Metadata", "CoffreModel", "TestSupport"]),
         .testTarget(name: "PlacementTests", dependencies: ["Placement", "CoffreModel", "TestSupport"]),

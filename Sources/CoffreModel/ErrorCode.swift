@@ -10,6 +10,12 @@ public struct ErrorCode: Hashable, Sendable, CustomStringConvertible {
 
     public var description: String { rawValue }
 
+    // Access.
+    public static let unauthenticated = ErrorCode("unauthenticated")
+    public static let forbidden = ErrorCode("forbidden")
+    public static let conflict = ErrorCode("conflict")
+    public static let quotaExceeded = ErrorCode("quota_exceeded")
+
     // Input and limits.
     public static let invalidArgument = ErrorCode("invalid_argument")
     public static let limitExceeded = ErrorCode("limit_exceeded")

@@ -50,7 +50,7 @@ public final class EtcdProcess: Sendable {
         process.standardError = log
         try process.run()
         let etcd = EtcdProcess(clientURL: client, dataDirectory: folder, pid: process.processIdentifier)
-        registerForExit(etcd.pid)
+        killAtExit(etcd.pid)
         let deadline = Date().addingTimeInterval(20)
         while Date() < deadline {
             if !process.isRunning { break }
@@ -92,21 +92,6 @@ private actor SharedEtcd {
         if task == nil { task = Task { try await EtcdProcess.start() } }
         return try await task!.value
     }
-}
-
-nonisolated(unsafe) private var childrenToKill: [Int32] = []
-private let childrenLock = NSLock()
-
-/// Kills the etcd processes this test process started when it exits, however the tests end.
-private func registerForExit(_ pid: Int32) {
-    childrenLock.lock()
-    defer { childrenLock.unlock() }
-    if childrenToKill.isEmpty {
-        atexit {
-            for pid in childrenToKill { kill(pid, SIGKILL) }
-        }
-    }
-    childrenToKill.append(pid)
 }
 
 /// Waits until `condition` holds, checking every `interval`, or fails after `timeout`.

@@ -1,0 +1,128 @@
+public import CoffreModel
+
+/// The JSON body of every error answer, from nodes and coordinators alike:
+/// `{"error": {"code": "not_found", "message": "no shard ab/3"}}`.
+///
+/// `code` is stable (scripts match on it); `message` is for people and may change.
+public struct APIErrorBody: Codable, Hashable, Sendable {
+    public struct Detail: Codable, Hashable, Sendable {
+        public let code: String
+        public let message: String
+    }
+
+    public let error: Detail
+
+    public init(code: ErrorCode, message: String) {
+        error = Detail(code: code.rawValue, message: message)
+    }
+
+    /// The HTTP status for a code: one table for the whole API (Docs/api.md).
+    public static func status(for code: ErrorCode) -> Int {
+        switch code {
+        case .invalidArgument, .weakParameters: 400
+        case .unauthenticated: 401
+        case .forbidden: 403
+        case .notFound: 404
+        case .conflict: 409
+        case .limitExceeded: 413
+        case .checksumMismatch: 422
+        case .quotaExceeded: 507
+        case .unavailable, .insufficientNodes: 503
+        default: 500
+        }
+    }
+}
+
+/// Header and path names of the storage node API (Docs/api.md, "Storage node").
+public enum NodeAPI {
+    /// CRC-32C of a shard body, 8 lower-case hex digits.
+    public static let checksumHeader = "x-coffre-crc32c"
+    /// Shards live under this path; the key is hex-encoded: `/v1/shards/<hex key>`.
+    public static let shardsPath = "/v1/shards"
+    public static let healthPath = "/v1/health"
+    public static let scrubPath = "/v1/scrub"
+
+    public static func checksumText(_ value: UInt32) -> String {
+        let digits = String(value, radix: 16)
+        return String(repeating: "0", count: 8 - digits.count) + digits
+    }
+
+    public static func parseChecksum(_ text: String) -> UInt32? {
+        guard text.utf8.count == 8 else { return nil }
+        return UInt32(text, radix: 16)
+    }
+}
+
+/// A storage node's report of itself.
+public struct NodeHealth: Codable, Hashable, Sendable {
+    public let node: String
+    public let country: String
+    public let region: String
+    public let capacityBytes: Int64
+    public let usedBytes: Int64
+    public let shardCount: Int
+    public let status: String
+
+    public init(node: String, country: String, region: String, capacityBytes: Int64, usedBytes: Int64, shardCount: Int, status: String) {
+        self.node = node
+        self.country = country
+        self.region = region
+        self.capacityBytes = capacityBytes
+        self.usedBytes = usedBytes
+        self.shardCount = shardCount
+        self.status = status
+    }
+}
+
+/// One shard in a node's listing.
+public struct ShardInfo: Codable, Hashable, Sendable {
+    /// Hex-encoded key.
+    public let key: String
+    public let length: Int64
+    /// 8 hex digits.
+    public let checksum: String
+    /// Milliseconds since 1970.
+    public let createdAt: Int64
+
+    public init(key: String, length: Int64, checksum: String, createdAt: Int64) {
+        self.key = key
+        self.length = length
+        self.checksum = checksum
+        self.createdAt = createdAt
+    }
+}
+
+/// A page of a node's listing; `next` is the cursor for the following page.
+public struct ShardPage: Codable, Hashable, Sendable {
+    public let shards: [ShardInfo]
+    public let next: String?
+
+    public init(shards: [ShardInfo], next: String?) {
+        self.shards = shards
+        self.next = next
+    }
+}
+
+/// One step of a node's scrub.
+public struct ScrubStep: Codable, Hashable, Sendable {
+    public struct Finding: Codable, Hashable, Sendable {
+        public let key: String
+        public let reason: String
+        public init(key: String, reason: String) {
+            self.key = key
+            self.reason = reason
+        }
+    }
+
+    public let scanned: Int
+    public let bytesVerified: Int
+    public let corrupt: [Finding]
+    public let next: String?
+
+    public init(scanned: Int, bytesVerified: Int, corrupt: [Finding], next: String?) {
+        self.scanned = scanned
+        self.bytesVerified = bytesVerified
+        self.corrupt = corrupt
+        self.next = next
+    }
+}

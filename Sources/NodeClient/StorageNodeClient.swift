@@ -1,0 +1,116 @@
+import AsyncHTTPClient
+public import CoffreAPI
+public import CoffreModel
+import Foundation
+public import NIOCore
+import NIOHTTP1
+public import NIOSSL
+
+/// A client of one or many storage nodes, over HTTP/2 with the coordinator's cluster
+/// certificate (mutual TLS).
+///
+/// One `HTTPClient` (one connection pool) serves every node; call `shutdown()` when done.
+public final class StorageNodeClient: Sendable {
+    let client: HTTPClient
+    let timeout: TimeAmount
+
+    /// - Parameter tls: from `TLSSetup.client(ca:certificate:key:)`, with the coordinator's
+    ///   certificate.
+    public init(tls: TLSConfiguration, timeout: Duration = .seconds(30)) {
+        var configuration = HTTPClient.Configuration(tlsConfiguration: tls)
+        configuration.httpVersion = .automatic
+        configuration.timeout.connect = .seconds(5)
+        client = HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
+        self.timeout = .nanoseconds(Int64(timeout.components.seconds) * 1_000_000_000)
+    }
+
+    public func shutdown() async throws { try await client.shutdown() }
+
+    /// Stores a shard on the node at `base` ("https://127.0.0.1:7001").
+    public func put(base: String, key: [UInt8], body: ByteBuffer, checksum: UInt32) async throws(NodeClientError) {
+        var request = HTTPClientRequest(url: base + NodeAPI.shardsPath + "/" + Hex.encode(key))
+        request.method = .PUT
+        request.headers.add(name: NodeAPI.checksumHeader, value: NodeAPI.checksumText(checksum))
+        request.headers.add(name: "content-length", value: String(body.readableBytes))
+        request.body = .bytes(body)
+        _ = try await send(request, base: base, expect: [201])
+    }
+
+    /// Reads a shard; the node verified its checksum, and so does this call.
+    public func get(base: String, key: [UInt8]) async throws(NodeClientError) -> (body: ByteBuffer, checksum: UInt32) {
+        var request = HTTPClientRequest(url: base + NodeAPI.shardsPath + "/" + Hex.encode(key))
+        request.method = .GET
+        let (headers, body) = try await send(request, base: base, expect: [200])
+        guard let text = headers.first(name: NodeAPI.checksumHeader), let checksum = NodeAPI.parseChecksum(text) else {
+            throw NodeClientError(.storageFailure, "node \(base) sent a shard without its checksum")
+        }
+        return (body, checksum)
+    }
+
+    public func delete(base: String, key: [UInt8]) async throws(NodeClientError) {
+        var request = HTTPClientRequest(url: base + NodeAPI.shardsPath + "/" + Hex.encode(key))
+        request.method = .DELETE
+        _ = try await send(request, base: base, expect: [204])
+    }
+
+    public func list(base: String, prefix: [UInt8] = [], after: String? = nil, limit: Int = 1000) async throws(NodeClientError) -> ShardPage {
+        var url = base + NodeAPI.shardsPath + "?limit=\(limit)"
+        if !prefix.isEmpty { url += "&prefix=" + Hex.encode(prefix) }
+        if let after { url += "&after=" + after }
+        let (_, body) = try await send(HTTPClientRequest(url: url), base: base, expect: [200])
+        return try decode(ShardPage.self, body, base: base)
+    }
+
+    public func health(base: String) async throws(NodeClientError) -> NodeHealth {
+        let (_, body) = try await send(HTTPClientRequest(url: base + NodeAPI.healthPath), base: base, expect: [200])
+        return try decode(NodeHealth.self, body, base: base)
+    }
+
+    public func scrub(base: String, after: String? = nil, limit: Int = 100) async throws(NodeClientError) -> ScrubStep {
+        var request = HTTPClientRequest(url: base + NodeAPI.scrubPath + "?limit=\(limit)" + (after.map { "&after=\($0)" } ?? ""))
+        request.method = .POST
+        let (_, body) = try await send(request, base: base, expect: [200])
+        return try decode(ScrubStep.self, body, base: base)
+    }
+
+    // MARK: - Private
+
+    private func send(_ request: HTTPClientRequest, base: String, expect: Set<UInt>) async throws(NodeClientError) -> (HTTPHeaders, ByteBuffer) {
+        let response: HTTPClientResponse
+        let body: ByteBuffer
+        do {
+            response = try await client.execute(request, timeout: timeout)
+            body = try await response.body.collect(upTo: Limits.shardBodySizeMax + 4096)
+        } catch {
+            throw NodeClientError(.unavailable, "node \(base): \(error)")
+        }
+        guard expect.contains(response.status.code) else {
+            if let answer = try? JSONDecoder().decode(APIErrorBody.self, from: Data(body.readableBytesView)) {
+                throw NodeClientError(ErrorCode(answer.error.code), "node \(base): \(answer.error.message)")
+            }
+            throw NodeClientError(.storageFailure, "node \(base) answered \(response.status.code)")
+        }
+        return (response.headers, body)
+    }
+
+    private func decode<T: Decodable>(_ type: T.Type, _ body: ByteBuffer, base: String) throws(NodeClientError) -> T {
+        do {
+            return try JSONDecoder().decode(type, from: Data(body.readableBytesView))
+        } catch {
+            throw NodeClientError(.storageFailure, "node \(base) sent unreadable \(type): \(error)")
+        }
+    }
+}
+
+/// An error talking to a storage node; `code` is the node's own when it answered.
+public struct NodeClientError: Error, CustomStringConvertible {
+    public let code: ErrorCode
+    public let message: String
+
+    public init(_ code: ErrorCode, _ message: String) {
+        self.code = code
+        self.message = message
+    }
+
+    public var description: String { "\(code): \(message)" }
+}

@@ -1,0 +1,146 @@
+public import CoffreModel
+import Foundation
+import ShardStore
+import Yams
+
+/// Everything a storage node needs to start; a YAML file, every key also a flag of
+/// `coffred node` (Docs/configuration.md).
+public struct StorageNodeConfiguration: Codable, Sendable, Equatable {
+    public struct TLSFiles: Codable, Sendable, Equatable {
+        /// The node's certificate (PEM), signed by the cluster CA.
+        public var certificate: String
+        /// Its private key (PEM).
+        public var key: String
+        /// The cluster CA (PEM): clients must present a certificate it signed.
+        public var clusterCA: String
+
+        public init(certificate: String, key: String, clusterCA: String) {
+            self.certificate = certificate
+            self.key = key
+            self.clusterCA = clusterCA
+        }
+    }
+
+    /// Node id: 1...64 of a-z 0-9 - _ .
+    public var node: String
+    /// ISO 3166 alpha-2 code.
+    public var country: String
+    public var region: String
+    /// Address to listen on.
+    public var host: String = "127.0.0.1"
+    /// Port to listen on; 0 picks a free port (it is printed and written to `portFile`).
+    public var port: Int = 0
+    /// Where the shard store lives.
+    public var dataDirectory: String
+    /// Bytes this node offers to the cluster.
+    public var capacityBytes: Int64
+    /// `synced` (default) or `buffered`.
+    public var durability: String = "synced"
+    /// `files` (default) or `rocksdb-blobs`.
+    public var engine: String = "files"
+    public var tls: TLSFiles
+    /// If set, the bound port is written there once the node listens.
+    public var portFile: String?
+
+    public init(node: String, country: String, region: String, dataDirectory: String, capacityBytes: Int64, tls: TLSFiles) {
+        self.node = node
+        self.country = country
+        self.region = region
+        self.dataDirectory = dataDirectory
+        self.capacityBytes = capacityBytes
+        self.tls = tls
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case node, country, region, host, port, dataDirectory = "data_directory", capacityBytes = "capacity_bytes"
+        case durability, engine, tls, portFile = "port_file"
+    }
+
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        node = try c.decode(String.self, forKey: .node)
+        country = try c.decode(String.self, forKey: .country)
+        region = try c.decode(String.self, forKey: .region)
+        host = try c.decodeIfPresent(String.self, forKey: .host) ?? "127.0.0.1"
+        port = try c.decodeIfPresent(Int.self, forKey: .port) ?? 0
+        dataDirectory = try c.decode(String.self, forKey: .dataDirectory)
+        capacityBytes = try c.decode(Int64.self, forKey: .capacityBytes)
+        durability = try c.decodeIfPresent(String.self, forKey: .durability) ?? "synced"
+        engine = try c.decodeIfPresent(String.self, forKey: .engine) ?? "files"
+        tls = try c.decode(TLSFiles.self, forKey: .tls)
+        portFile = try c.decodeIfPresent(String.self, forKey: .portFile)
+    }
+
+    /// Reads and checks a YAML file; errors name the file, the key and the reason.
+    public static func load(file: String) throws(ConfigurationError) -> StorageNodeConfiguration {
+        guard let data = FileManager.default.contents(atPath: file) else {
+            throw ConfigurationError(file: file, key: nil, reason: "cannot read the file")
+        }
+        let configuration: StorageNodeConfiguration
+        do {
+            configuration = try YAMLDecoder().decode(StorageNodeConfiguration.self, from: data)
+        } catch let error as DecodingError {
+            throw ConfigurationError(decoding: error, file: file)
+        } catch {
+            throw ConfigurationError(file: file, key: nil, reason: "not valid YAML: \(error)")
+        }
+        try configuration.validate(file: file)
+        return configuration
+    }
+
+    /// Checks every value; the first bad one is reported.
+    public func validate(file: String = "flags") throws(ConfigurationError) {
+        func fail(_ key: String, _ reason: String) -> ConfigurationError { ConfigurationError(file: file, key: key, reason: reason) }
+        do { _ = try NodeID(node) } catch { throw fail("node", error.message) }
+        do { _ = try Country(country) } catch { throw fail("country", error.message) }
+        guard !region.isEmpty, region.utf8.count <= 64 else { throw fail("region", "must be 1...64 characters") }
+        guard (0...65_535).contains(port) else { throw fail("port", "must be 0...65535, got \(port)") }
+        guard !dataDirectory.isEmpty else { throw fail("data_directory", "must not be empty") }
+        guard capacityBytes > 0 else { throw fail("capacity_bytes", "must be positive, got \(capacityBytes)") }
+        guard ShardStore.Durability(rawValue: durability) != nil else { throw fail("durability", "must be synced or buffered, got \(durability)") }
+        guard ShardStoreEngine(rawValue: engine) != nil else { throw fail("engine", "must be files or rocksdb-blobs, got \(engine)") }
+        for (key, path) in [("tls.certificate", tls.certificate), ("tls.key", tls.key), ("tls.cluster_ca", tls.clusterCA)] {
+            guard FileManager.default.isReadableFile(atPath: path) else { throw fail(key, "cannot read \(path)") }
+        }
+    }
+}
+
+extension StorageNodeConfiguration.TLSFiles {
+    enum CodingKeys: String, CodingKey { case certificate, key, clusterCA = "cluster_ca" }
+}
+
+/// A configuration that cannot be used: which file, which key, why.
+public struct ConfigurationError: Error, CustomStringConvertible {
+    public let file: String
+    public let key: String?
+    public let reason: String
+
+    public init(file: String, key: String?, reason: String) {
+        self.file = file
+        self.key = key
+        self.reason = reason
+    }
+
+    init(decoding error: DecodingError, file: String) {
+        func path(_ context: DecodingError.Context) -> String { context.codingPath.map(\.stringValue).joined(separator: ".") }
+        switch error {
+        case .keyNotFound(let key, let context):
+            let parent = path(context)
+            self.init(file: file, key: parent.isEmpty ? key.stringValue : parent + "." + key.stringValue, reason: "is required")
+        case .typeMismatch(let type, let context):
+            self.init(file: file, key: path(context), reason: "must be \(type)")
+        case .valueNotFound(let type, let context):
+            self.init(file: file, key: path(context), reason: "must be \(type), got nothing")
+        case .dataCorrupted(let context):
+            self.init(file: file, key: path(context), reason: context.debugDescription)
+        @unknown default:
+            self.init(file: file, key: nil, reason: "\(error)")
+        }
+    }
+
+    public var code: ErrorCode { .invalidArgument }
+
+    public var description: String {
+        "\(file): " + (key.map { "\($0): " } ?? "") + reason
+    }
+}

@@ -1,0 +1,238 @@
+import Checksum
+import ClusterTLS
+import CoffreAPI
+import CoffreModel
+import Foundation
+import Hummingbird
+import HummingbirdHTTP2
+import HTTPTypes
+public import Logging
+import NIOCore
+import NIOPosix
+import ShardStore
+import Synchronization
+
+/// A storage node: serves put, get, stat, delete, list and scrub of shards over HTTP/2 with
+/// mutual TLS, from a `ShardStore`; reports its capacity and health.
+///
+/// Only clients with a certificate signed by the cluster CA get past the TLS handshake. Disk
+/// work runs on NIO's blocking thread pool, never on an event loop. A request body is read
+/// whole (at most `Limits.shardBodySizeMax`) before its checksum is checked and it is stored,
+/// so memory per transfer is bounded by the shard size.
+public final class StorageNodeServer: Sendable {
+    public let configuration: StorageNodeConfiguration
+    let store: ShardStore
+    let usage: Mutex<(bytes: Int64, shards: Int)>
+    let logger: Logger
+
+    public init(configuration: StorageNodeConfiguration, logger: Logger) throws {
+        try configuration.validate()
+        self.configuration = configuration
+        self.logger = logger
+        store = try ShardStore(
+            path: configuration.dataDirectory, durability: ShardStore.Durability(rawValue: configuration.durability)!,
+            engine: ShardStoreEngine(rawValue: configuration.engine)!)
+        var bytes: Int64 = 0
+        var shards = 0
+        var cursor: ShardKey?
+        repeat {
+            let page = try store.list(after: cursor)
+            bytes += page.reduce(0) { $0 + Int64($1.record.length) }
+            shards += page.count
+            cursor = page.count == Limits.shardListPageMax ? page.last?.key : nil
+        } while cursor != nil
+        usage = Mutex((bytes, shards))
+    }
+
+    /// Serves until the task is cancelled or the process gets SIGTERM/SIGINT.
+    ///
+    /// - Parameter onListening: called with the bound port once the node accepts connections.
+    public func run(onListening: @escaping @Sendable (Int) async -> Void = { _ in }) async throws {
+        let tls = try TLSSetup.server(
+            certificate: configuration.tls.certificate, key: configuration.tls.key, clientCA: configuration.tls.clusterCA)
+        let app = Application(
+            router: makeRouter(),
+            server: try .http2Upgrade(tlsConfiguration: tls),
+            configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "coffre-node"),
+            onServerRunning: { [configuration, logger] channel in
+                let port = channel.localAddress?.port ?? 0
+                if let file = configuration.portFile {
+                    try? String(port).write(toFile: file, atomically: true, encoding: .utf8)
+                }
+                logger.info("storage node listening", metadata: ["node.id": "\(configuration.node)", "node.port": "\(port)"])
+                await onListening(port)
+            },
+            logger: logger)
+        try await app.runService()
+    }
+
+    func makeRouter() -> Router<BasicRequestContext> {
+        let router = Router(context: BasicRequestContext.self)
+        router.middlewares.add(ErrorMiddleware())
+        router.get(RouterPath(NodeAPI.healthPath)) { [self] _, _ in try jsonResponse(health()) }
+        router.put(RouterPath(NodeAPI.shardsPath + "/:key")) { [self] request, context in try await put(request, context) }
+        router.get(RouterPath(NodeAPI.shardsPath + "/:key")) { [self] _, context in try await get(context) }
+        router.head(RouterPath(NodeAPI.shardsPath + "/:key")) { [self] _, context in try await stat(context) }
+        router.delete(RouterPath(NodeAPI.shardsPath + "/:key")) { [self] _, context in try await delete(context) }
+        router.get(RouterPath(NodeAPI.shardsPath)) { [self] request, _ in try await list(request) }
+        router.post(RouterPath(NodeAPI.scrubPath)) { [self] request, _ in try await scrub(request) }
+        return router
+    }
+
+    func health() -> NodeHealth {
+        let (bytes, shards) = usage.withLock { $0 }
+        return NodeHealth(
+            node: configuration.node, country: configuration.country, region: configuration.region,
+            capacityBytes: configuration.capacityBytes, usedBytes: bytes, shardCount: shards, status: "ok")
+    }
+
+    // MARK: - Handlers
+
+    private func put(_ request: Request, _ context: BasicRequestContext) async throws -> Response {
+        let key = try shardKey(context)
+        guard let text = request.headers[HTTPField.Name(NodeAPI.checksumHeader)!], let checksum = NodeAPI.parseChecksum(text) else {
+            throw APIError(.invalidArgument, "header \(NodeAPI.checksumHeader) must hold the body's CRC-32C as 8 hex digits")
+        }
+        if let length = request.headers[.contentLength].flatMap(Int.init), length > Limits.shardBodySizeMax {
+            throw APIError(.limitExceeded, "shard of \(ByteCount(length)) exceeds \(ByteCount(Limits.shardBodySizeMax))")
+        }
+        let body = try await request.body.collect(upTo: Limits.shardBodySizeMax)
+        let length = Int64(body.readableBytes)
+        let (bytes, _) = usage.withLock { $0 }
+        guard bytes + length <= configuration.capacityBytes else {
+            throw APIError(.limitExceeded, "node \(configuration.node) is full: \(ByteCount(bytes)) of \(ByteCount(configuration.capacityBytes)) used")
+        }
+        let previous = try? await blocking { [store] in try store.stat(key) }
+        try await blocking { [store] in
+            try body.withUnsafeReadableBytes { try store.put(key, body: $0, checksum: checksum) }
+        }
+        usage.withLock {
+            $0.bytes += length - Int64(previous?.length ?? 0)
+            $0.shards += previous == nil ? 1 : 0
+        }
+        return try jsonResponse(ShardInfo(key: Hex.encode(key.bytes), length: length, checksum: NodeAPI.checksumText(checksum), createdAt: millis(Date())), status: .created)
+    }
+
+    private func get(_ context: BasicRequestContext) async throws -> Response {
+        let key = try shardKey(context)
+        let shard = try await blocking { [store] in try store.get(key) }
+        let buffer = shard.withUnsafeBytes { ByteBuffer(bytes: $0) }
+        var headers = HTTPFields()
+        headers[.contentType] = "application/octet-stream"
+        headers[HTTPField.Name(NodeAPI.checksumHeader)!] = NodeAPI.checksumText(shard.record.checksum)
+        return Response(status: .ok, headers: headers, body: .init(byteBuffer: buffer))
+    }
+
+    private func stat(_ context: BasicRequestContext) async throws -> Response {
+        let key = try shardKey(context)
+        let record = try await blocking { [store] in try store.stat(key) }
+        var headers = HTTPFields()
+        headers[.contentLength] = String(record.length)
+        headers[HTTPField.Name(NodeAPI.checksumHeader)!] = NodeAPI.checksumText(record.checksum)
+        return Response(status: .ok, headers: headers)
+    }
+
+    private func delete(_ context: BasicRequestContext) async throws -> Response {
+        let key = try shardKey(context)
+        let previous = try? await blocking { [store] in try store.stat(key) }
+        try await blocking { [store] in try store.delete(key) }
+        if let previous {
+            usage.withLock {
+                $0.bytes -= Int64(previous.length)
+                $0.shards -= 1
+            }
+        }
+        return Response(status: .noContent)
+    }
+
+    private func list(_ request: Request) async throws -> Response {
+        let query = request.uri.queryParameters
+        let prefix = try query.get("prefix").map { try hexBytes($0, "prefix") } ?? []
+        let after = try query.get("after").map { try ShardKey(try hexBytes($0, "after")) }
+        let limit = query.get("limit").flatMap(Int.init) ?? Limits.shardListPageMax
+        let page = try await blocking { [store] in try store.list(prefix: prefix, after: after, limit: limit) }
+        let shards = page.map {
+            ShardInfo(key: Hex.encode($0.key.bytes), length: Int64($0.record.length), checksum: NodeAPI.checksumText($0.record.checksum), createdAt: millis($0.record.createdAt))
+        }
+        let full = page.count == min(max(limit, 0), Limits.shardListPageMax)
+        return try jsonResponse(ShardPage(shards: shards, next: full ? shards.last?.key : nil))
+    }
+
+    private func scrub(_ request: Request) async throws -> Response {
+        let query = request.uri.queryParameters
+        let after = try query.get("after").map { try ShardKey(try hexBytes($0, "after")) }
+        let limit = min(query.get("limit").flatMap(Int.init) ?? 100, 1000)
+        let report = try await blocking { [store] in try store.scrub(after: after, limit: limit) }
+        if !report.corrupt.isEmpty {
+            logger.warning("scrub found corrupt shards", metadata: ["shard.count": "\(report.corrupt.count)"])
+        }
+        return try jsonResponse(ScrubStep(
+            scanned: report.scanned, bytesVerified: report.bytesVerified,
+            corrupt: report.corrupt.map { .init(key: Hex.encode($0.key.bytes), reason: $0.reason) },
+            next: report.cursor.map { Hex.encode($0.bytes) }))
+    }
+
+    // MARK: - Helpers
+
+    private func shardKey(_ context: BasicRequestContext) throws -> ShardKey {
+        try ShardKey(try hexBytes(try context.parameters.require("key"), "shard key"))
+    }
+
+    private func hexBytes(_ text: String, _ what: String) throws -> [UInt8] {
+        guard let bytes = Hex.decode(text) else { throw APIError(.invalidArgument, "\(what) must be hexadecimal") }
+        return bytes
+    }
+
+    /// Runs blocking disk work on NIO's thread pool.
+    private func blocking<T: Sendable>(_ work: @escaping @Sendable () throws -> T) async throws -> T {
+        try await NIOThreadPool.singleton.runIfActive(work)
+    }
+}
+
+func millis(_ date: Date) -> Int64 { Int64(date.timeIntervalSince1970 * 1000) }
+
+func jsonResponse(_ value: some Encodable, status: HTTPResponse.Status = .ok) throws -> Response {
+    let encoder = JSONEncoder()
+    encoder.outputFormatting = [.sortedKeys]
+    let data = try encoder.encode(value)
+    var headers = HTTPFields()
+    headers[.contentType] = "application/json"
+    return Response(status: status, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: data)))
+}
+
+/// An error answered as `APIErrorBody` JSON with the status of its code.
+struct APIError: Error {
+    let code: ErrorCode
+    let message: String
+
+    init(_ code: ErrorCode, _ message: String) {
+        self.code = code
+        self.message = message
+    }
+}
+
+/// Turns every error into the API's JSON error body, so clients always get a stable code.
+struct ErrorMiddleware: RouterMiddleware {
+    typealias Context = BasicRequestContext
+
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        do {
+            return try await next(request, context)
+        } catch {
+            let (code, message) = Self.classify(error)
+            let status = HTTPResponse.Status(code: APIErrorBody.status(for: code))
+            return try jsonResponse(APIErrorBody(code: code, message: message), status: status)
+        }
+    }
+
+    static func classify(_ error: any Error) -> (ErrorCode, String) {
+        switch error {
+        case let error as APIError: (error.code, error.message)
+        case let error as ShardStoreError: (error.code, error.message)
+        case let error as HTTPError where error.status == .notFound: (.notFound, "no such path")
+        case let error as HTTPError where error.status == .contentTooLarge: (.limitExceeded, "request body too large")
+        case let error as HTTPError: (error.status.code < 500 ? .invalidArgument : .storageFailure, error.body ?? "\(error.status)")
+        default: (.storageFailure, "\(error)")
+        }
+    }
+}

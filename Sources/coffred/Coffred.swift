@@ -1,0 +1,86 @@
+import ArgumentParser
+import Foundation
+import Logging
+import StorageNode
+
+/// `coffred`: Coffre's daemons. `coffred node` runs a storage node.
+@main
+struct Coffred: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "coffred",
+        abstract: "Coffre daemons: storage nodes (and, later, coordinators).",
+        subcommands: [Node.self])
+}
+
+struct Node: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Run a storage node: shards over HTTP/2 with mutual TLS.",
+        discussion: "Options come from --config (YAML, see Docs/configuration.md); flags override the file.")
+
+    @Option(help: "YAML configuration file.") var config: String?
+    @Option(help: "Node id (a-z 0-9 - _ .).") var node: String?
+    @Option(help: "ISO 3166 alpha-2 country code.") var country: String?
+    @Option(help: "Region name.") var region: String?
+    @Option(help: "Address to listen on.") var host: String?
+    @Option(help: "Port to listen on (0: any free port).") var port: Int?
+    @Option(help: "Folder of the shard store.") var dataDirectory: String?
+    @Option(help: "Bytes offered to the cluster.") var capacityBytes: Int64?
+    @Option(help: "synced or buffered.") var durability: String?
+    @Option(help: "files or rocksdb-blobs.") var engine: String?
+    @Option(help: "Node certificate (PEM).") var tlsCertificate: String?
+    @Option(help: "Node private key (PEM).") var tlsKey: String?
+    @Option(help: "Cluster CA certificate (PEM).") var tlsClusterCa: String?
+    @Option(help: "Write the bound port to this file once listening.") var portFile: String?
+    @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.") var logLevel: String = "info"
+
+    func run() async throws {
+        var logger = Logger(label: "coffred.node")
+        logger.logLevel = Logger.Level(rawValue: logLevel) ?? .info
+        let configuration: StorageNodeConfiguration
+        do {
+            configuration = try resolve()
+        } catch {
+            FileHandle.standardError.write(Data("coffred node: invalid configuration: \(error)\n".utf8))
+            throw ExitCode(2)
+        }
+        let server = try StorageNodeServer(configuration: configuration, logger: logger)
+        try await server.run { port in
+            print("listening on \(configuration.host):\(port)")
+            fflush(nil)
+        }
+    }
+
+    func resolve() throws -> StorageNodeConfiguration {
+        var c: StorageNodeConfiguration
+        if let config {
+            c = try StorageNodeConfiguration.load(file: config)
+        } else {
+            func required<T>(_ value: T?, _ flag: String) throws -> T {
+                guard let value else { throw ConfigurationError(file: "flags", key: flag, reason: "is required without --config") }
+                return value
+            }
+            c = StorageNodeConfiguration(
+                node: try required(node, "--node"), country: try required(country, "--country"),
+                region: try required(region, "--region"), dataDirectory: try required(dataDirectory, "--data-directory"),
+                capacityBytes: try required(capacityBytes, "--capacity-bytes"),
+                tls: .init(
+                    certificate: try required(tlsCertificate, "--tls-certificate"), key: try required(tlsKey, "--tls-key"),
+                    clusterCA: try required(tlsClusterCa, "--tls-cluster-ca")))
+        }
+        if let node { c.node = node }
+        if let country { c.country = country }
+        if let region { c.region = region }
+        if let host { c.host = host }
+        if let port { c.port = port }
+        if let dataDirectory { c.dataDirectory = dataDirectory }
+        if let capacityBytes { c.capacityBytes = capacityBytes }
+        if let durability { c.durability = durability }
+        if let engine { c.engine = engine }
+        if let tlsCertificate { c.tls.certificate = tlsCertificate }
+        if let tlsKey { c.tls.key = tlsKey }
+        if let tlsClusterCa { c.tls.clusterCA = tlsClusterCa }
+        if let portFile { c.portFile = portFile }
+        try c.validate(file: config ?? "flags")
+        return c
+    }
+}

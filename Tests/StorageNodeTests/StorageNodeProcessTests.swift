@@ -1,0 +1,198 @@
+import AsyncHTTPClient
+import Checksum
+import ClusterTLS
+import CoffreAPI
+import CoffreModel
+import Foundation
+import NIOCore
+import NIOHTTP1
+import NIOSSL
+import NodeClient
+import Testing
+import TestSupport
+
+/// Certificates for one test: a cluster CA, a node, a coordinator, and an outsider.
+struct TestPKI {
+    let folder: String
+
+    init(folder: String) throws {
+        self.folder = folder
+        let authority = try CertificateAuthority.create()
+        try authority.write(to: folder)
+        try authority.issue(commonName: "node fr-1", hosts: ["127.0.0.1", "localhost"]).write(to: folder, name: "node")
+        try authority.issue(commonName: "coordinator fr", hosts: ["127.0.0.1"]).write(to: folder, name: "coordinator")
+        let outsider = try CertificateAuthority.create(name: "Not the cluster")
+        try outsider.issue(commonName: "intruder", hosts: ["127.0.0.1"]).write(to: folder, name: "intruder")
+    }
+
+    var ca: String { folder + "/ca.pem" }
+    func certificate(_ name: String) -> String { folder + "/\(name).pem" }
+    func key(_ name: String) -> String { folder + "/\(name)-key.pem" }
+}
+
+/// A real `coffred node` process on loopback.
+struct NodeProcess {
+    let process: ChildProcess
+    let base: String
+
+    static func start(folder: String, pki: TestPKI, extra: [String] = []) async throws -> NodeProcess {
+        let portFile = folder + "/port-\(UUID().uuidString)"
+        let process = try ChildProcess(
+            executable: builtExecutable("coffred"),
+            arguments: [
+                "node", "--node", "fr-1", "--country", "FR", "--region", "fr-paris",
+                "--data-directory", folder + "/node", "--capacity-bytes", String(1 << 30),
+                "--tls-certificate", pki.certificate("node"), "--tls-key", pki.key("node"), "--tls-cluster-ca", pki.ca,
+                "--port", "0", "--port-file", portFile, "--log-level", "warning",
+            ] + extra,
+            logPath: folder + "/node-\(UUID().uuidString).log")
+        guard let port = try await awaitFile(portFile) else {
+            process.kill9()
+            throw NodeStartError(log: process.log)
+        }
+        return NodeProcess(process: process, base: "https://127.0.0.1:\(port)")
+    }
+}
+
+struct NodeStartError: Error, CustomStringConvertible {
+    let log: String
+    var description: String { "coffred node did not start: \(log)" }
+}
+
+func randomBody(_ count: Int, seed: UInt64) -> ByteBuffer {
+    var random = SeededGenerator(seed: seed)
+    return ByteBuffer(bytes: random.bytes(count))
+}
+
+func crc(_ buffer: ByteBuffer) -> UInt32 { buffer.withUnsafeReadableBytes { CRC32C.checksum($0) } }
+
+@Suite(.serialized) struct StorageNodeProcessTests {
+    @Test func servesShardsOverMutualTLSAndSurvivesKill9() async throws {
+        try await withTemporaryDirectory { folder in
+            let pki = try TestPKI(folder: folder)
+            var node = try await NodeProcess.start(folder: folder, pki: pki)
+            let client = StorageNodeClient(tls: try TLSSetup.client(ca: pki.ca, certificate: pki.certificate("coordinator"), key: pki.key("coordinator")))
+            do {
+                let health = try await client.health(base: node.base)
+                #expect(health.node == "fr-1" && health.country == "FR" && health.shardCount == 0)
+
+                let body = randomBody(1 << 20, seed: 1)
+                let key = Array("segment-1/0".utf8)
+                try await client.put(base: node.base, key: key, body: body, checksum: crc(body))
+                let (read, checksum) = try await client.get(base: node.base, key: key)
+                #expect(read == body)
+                #expect(checksum == crc(body))
+                #expect(try await client.health(base: node.base).usedBytes == 1 << 20)
+                #expect(try await client.list(base: node.base).shards.map(\.key) == [Hex.encode(key)])
+
+                // A body that does not match its checksum is refused and not stored.
+                await #expect { try await client.put(base: node.base, key: Array("bad".utf8), body: body, checksum: crc(body) ^ 1) } throws: {
+                    ($0 as? NodeClientError)?.code == .checksumMismatch
+                }
+                await #expect { try await client.get(base: node.base, key: Array("bad".utf8)) } throws: {
+                    ($0 as? NodeClientError)?.code == .notFound
+                }
+
+                // kill -9 and restart on the same folder: the acknowledged shard is there.
+                node.process.kill9()
+                node = try await NodeProcess.start(folder: folder, pki: pki)
+                #expect(try await client.get(base: node.base, key: key).body == body)
+                #expect(try await client.health(base: node.base).shardCount == 1)
+                try await client.delete(base: node.base, key: key)
+                #expect(try await client.list(base: node.base).shards.isEmpty)
+                let scrub = try await client.scrub(base: node.base)
+                #expect(scrub.corrupt.isEmpty)
+            } catch {
+                Issue.record("\(error)\nnode log:\n\(node.process.log)")
+            }
+            try await client.shutdown()
+            node.process.kill9()
+        }
+    }
+
+    @Test func refusesClientsWithoutAClusterCertificate() async throws {
+        try await withTemporaryDirectory { folder in
+            let pki = try TestPKI(folder: folder)
+            let node = try await NodeProcess.start(folder: folder, pki: pki)
+            defer { node.process.kill9() }
+            for (name, tls) in [
+                ("no certificate", try TLSSetup.client(ca: pki.ca)),
+                ("another CA's certificate", try TLSSetup.client(ca: pki.ca, certificate: pki.certificate("intruder"), key: pki.key("intruder"))),
+            ] {
+                let client = StorageNodeClient(tls: tls, timeout: .seconds(5))
+                await #expect("\(name)") { try await client.health(base: node.base) } throws: {
+                    ($0 as? NodeClientError)?.code == .unavailable
+                }
+                try await client.shutdown()
+            }
+            // And a client that does not trust the node's CA refuses the node.
+            let elsewhere = try TLSSetup.client(ca: pki.certificate("intruder"), certificate: pki.certificate("coordinator"), key: pki.key("coordinator"))
+            let doubtful = StorageNodeClient(tls: elsewhere, timeout: .seconds(5))
+            await #expect { try await doubtful.health(base: node.base) } throws: { ($0 as? NodeClientError)?.code == .unavailable }
+            try await doubtful.shutdown()
+            #expect(node.process.isRunning, "the node keeps serving")
+        }
+    }
+
+    @Test func badInputGetsItsErrorCodeAndTheNodeKeepsServing() async throws {
+        try await withTemporaryDirectory { folder in
+            let pki = try TestPKI(folder: folder)
+            let node = try await NodeProcess.start(folder: folder, pki: pki)
+            defer { node.process.kill9() }
+            var configuration = HTTPClient.Configuration(
+                tlsConfiguration: try TLSSetup.client(ca: pki.ca, certificate: pki.certificate("coordinator"), key: pki.key("coordinator")))
+            configuration.httpVersion = .automatic
+            let http = HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
+            func call(_ method: HTTPMethod, _ path: String, headers: [(String, String)] = [], body: ByteBuffer? = nil) async throws -> (UInt, String) {
+                var request = HTTPClientRequest(url: node.base + path)
+                request.method = method
+                for (name, value) in headers { request.headers.add(name: name, value: value) }
+                if let body { request.body = .bytes(body) }
+                let response = try await http.execute(request, timeout: .seconds(10))
+                let text = String(buffer: try await response.body.collect(upTo: 1 << 20))
+                return (response.status.code, text)
+            }
+            let cases: [(HTTPMethod, String, [(String, String)], ByteBuffer?, UInt, String)] = [
+                (.PUT, "/v1/shards/zz", [(NodeAPI.checksumHeader, "00000000")], ByteBuffer(string: "x"), 400, "invalid_argument"),
+                (.PUT, "/v1/shards/6162", [], ByteBuffer(string: "x"), 400, "invalid_argument"),
+                (.PUT, "/v1/shards/6162", [(NodeAPI.checksumHeader, "nothex!!")], ByteBuffer(string: "x"), 400, "invalid_argument"),
+                (.GET, "/v1/shards/6162", [], nil, 404, "not_found"),
+                (.GET, "/v1/nothing-here", [], nil, 404, "not_found"),
+                (.GET, "/v1/shards?after=zz", [], nil, 400, "invalid_argument"),
+            ]
+            for (method, path, headers, body, status, code) in cases {
+                let (actual, text) = try await call(method, path, headers: headers, body: body)
+                #expect(actual == status, "\(method) \(path): \(text)")
+                #expect(text.contains("\"code\":\"\(code)\""), "\(method) \(path): \(text)")
+            }
+            let (status, _) = try await call(.GET, NodeAPI.healthPath)
+            #expect(status == 200)
+            try await http.shutdown()
+        }
+    }
+
+    @Test func aBadConfigurationIsRefusedWithTheKeyAndReason() async throws {
+        try await withTemporaryDirectory { folder in
+            let pki = try TestPKI(folder: folder)
+            let config = folder + "/node.yaml"
+            try """
+            node: fr-1
+            country: FRANCE
+            region: fr-paris
+            data_directory: \(folder)/data
+            capacity_bytes: 1000
+            tls:
+              certificate: \(pki.certificate("node"))
+              key: \(pki.key("node"))
+              cluster_ca: \(pki.ca)
+            """.write(toFile: config, atomically: true, encoding: .utf8)
+            let process = try ChildProcess(executable: builtExecutable("coffred"), arguments: ["node", "--config", config], logPath: folder + "/out")
+            #expect(process.waitForExit() == 2)
+            #expect(process.log.contains("node.yaml: country:"), "\(process.log)")
+            try "node: fr-1\n".write(toFile: config, atomically: true, encoding: .utf8)
+            let missing = try ChildProcess(executable: builtExecutable("coffred"), arguments: ["node", "--config", config], logPath: folder + "/out2")
+            #expect(missing.waitForExit() == 2)
+            #expect(missing.log.contains("country: is required"), "\(missing.log)")
+        }
+    }
+}
