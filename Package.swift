@@ -123,6 +123,15 @@ let package = Package(
             swiftSettings: strict
         ),
 
+        .target(
+            name: "Coordinator",
+            dependencies: [
+                "CoffreModel", "CoffreAPI", "Placement", "ErasureCoding", "Checksum", "Metadata", "NodeClient",
+                .product(name: "NIOCore", package: "swift-nio"),
+            ],
+            swiftSettings: strict
+        ),
+
         // Layer 5: executables.
         .executableTarget(
             name: "coffred",
@@ -145,7 +154,7 @@ let package = Package(
         ),
 
         // Tests.
-        .target(name: "TestSupport", swiftSettings: strict),
+        .target(name: "TestSupport", dependencies: ["ClusterTLS"], swiftSettings: strict),
         .testTarget(name: "CoffreModelTests", dependencies: ["CoffreModel"]),
         .testTarget(
             name: "AESGCMTests",
@@ -169,6 +178,13 @@ let package = Package(
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
+            ]
+        ),
+        .testTarget(
+            name: "CoordinatorTests",
+            dependencies: [
+                "Coordinator", "NodeClient", "Metadata", "Placement", "ClusterTLS", "CoffreModel", "TestSupport",
+                .product(name: "NIOCore", package: "swift-nio"),
             ]
         ),
         .testTarget(name: "MetadataTests", dependencies: ["Metadata", "CoffreModel", "TestSupport"]),

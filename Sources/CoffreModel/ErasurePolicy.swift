@@ -5,6 +5,15 @@ public struct ErasurePolicy: Hashable, Sendable, Codable, CustomStringConvertibl
     public let dataShards: Int
     public let parityShards: Int
 
+    enum CodingKeys: String, CodingKey { case dataShards = "k", parityShards = "m" }
+
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        try self.init(
+            dataShards: try container.decode(Int.self, forKey: .dataShards),
+            parityShards: try container.decode(Int.self, forKey: .parityShards))
+    }
+
     /// Validates the policy against `Limits`; invalid input throws, never crashes.
     public init(dataShards: Int, parityShards: Int) throws(ModelError) {
         guard dataShards >= 1, dataShards <= Limits.dataShardsMax else {

@@ -20,6 +20,9 @@ public final class StorageNodeClient: Sendable {
         var configuration = HTTPClient.Configuration(tlsConfiguration: tls)
         configuration.httpVersion = .automatic
         configuration.timeout.connect = .seconds(5)
+        // A node that refuses connections is down: say so at once rather than retrying until
+        // the request's deadline, so the coordinator moves on to parity or an alternate.
+        configuration.connectionPool.retryConnectionEstablishment = false
         client = HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
         self.timeout = .nanoseconds(Int64(timeout.components.seconds) * 1_000_000_000)
     }

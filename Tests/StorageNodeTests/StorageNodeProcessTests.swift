@@ -11,54 +11,6 @@ import NodeClient
 import Testing
 import TestSupport
 
-/// Certificates for one test: a cluster CA, a node, a coordinator, and an outsider.
-struct TestPKI {
-    let folder: String
-
-    init(folder: String) throws {
-        self.folder = folder
-        let authority = try CertificateAuthority.create()
-        try authority.write(to: folder)
-        try authority.issue(commonName: "node fr-1", hosts: ["127.0.0.1", "localhost"]).write(to: folder, name: "node")
-        try authority.issue(commonName: "coordinator fr", hosts: ["127.0.0.1"]).write(to: folder, name: "coordinator")
-        let outsider = try CertificateAuthority.create(name: "Not the cluster")
-        try outsider.issue(commonName: "intruder", hosts: ["127.0.0.1"]).write(to: folder, name: "intruder")
-    }
-
-    var ca: String { folder + "/ca.pem" }
-    func certificate(_ name: String) -> String { folder + "/\(name).pem" }
-    func key(_ name: String) -> String { folder + "/\(name)-key.pem" }
-}
-
-/// A real `coffred node` process on loopback.
-struct NodeProcess {
-    let process: ChildProcess
-    let base: String
-
-    static func start(folder: String, pki: TestPKI, extra: [String] = []) async throws -> NodeProcess {
-        let portFile = folder + "/port-\(UUID().uuidString)"
-        let process = try ChildProcess(
-            executable: builtExecutable("coffred"),
-            arguments: [
-                "node", "--node", "fr-1", "--country", "FR", "--region", "fr-paris",
-                "--data-directory", folder + "/node", "--capacity-bytes", String(1 << 30),
-                "--tls-certificate", pki.certificate("node"), "--tls-key", pki.key("node"), "--tls-cluster-ca", pki.ca,
-                "--port", "0", "--port-file", portFile, "--log-level", "warning",
-            ] + extra,
-            logPath: folder + "/node-\(UUID().uuidString).log")
-        guard let port = try await awaitFile(portFile) else {
-            process.kill9()
-            throw NodeStartError(log: process.log)
-        }
-        return NodeProcess(process: process, base: "https://127.0.0.1:\(port)")
-    }
-}
-
-struct NodeStartError: Error, CustomStringConvertible {
-    let log: String
-    var description: String { "coffred node did not start: \(log)" }
-}
-
 func randomBody(_ count: Int, seed: UInt64) -> ByteBuffer {
     var random = SeededGenerator(seed: seed)
     return ByteBuffer(bytes: random.bytes(count))

@@ -1,0 +1,78 @@
+/// Where one shard of a segment lives.
+public struct ShardLocation: Codable, Hashable, Sendable {
+    /// Shard number: 0..<k data, k..<k+m parity.
+    public let index: Int
+    public let node: NodeID
+    /// CRC-32C of the shard body.
+    public let checksum: UInt32
+
+    public init(index: Int, node: NodeID, checksum: UInt32) {
+        self.index = index
+        self.node = node
+        self.checksum = checksum
+    }
+}
+
+/// One erasure-coded run of an object's ciphertext.
+public struct SegmentManifest: Codable, Hashable, Sendable {
+    public let index: Int
+    /// Ciphertext bytes in this segment (before padding).
+    public let length: Int
+    /// Bytes of each shard: ceil(length / k).
+    public let shardLength: Int
+    /// k + m locations, by shard number.
+    public let shards: [ShardLocation]
+    /// True when placement could not honour the country rule (see Docs/architecture.md).
+    public let placementDebt: Bool
+
+    public init(index: Int, length: Int, shardLength: Int, shards: [ShardLocation], placementDebt: Bool) {
+        self.index = index
+        self.length = length
+        self.shardLength = shardLength
+        self.shards = shards
+        self.placementDebt = placementDebt
+    }
+}
+
+/// Everything needed to read an object back: its segments and where their shards are.
+///
+/// Stored in the metadata store and changed only by compare-and-swap; an object is visible
+/// only once its manifest is committed.
+public struct ObjectManifest: Codable, Hashable, Sendable {
+    public let id: String
+    public let owner: String
+    /// Ciphertext bytes of the whole object.
+    public let length: Int64
+    /// Ciphertext bytes per segment (the last may be shorter).
+    public let segmentSize: Int
+    public let policy: ErasurePolicy
+    public let segments: [SegmentManifest]
+    /// Milliseconds since 1970.
+    public let createdAt: Int64
+
+    public init(id: String, owner: String, length: Int64, segmentSize: Int, policy: ErasurePolicy, segments: [SegmentManifest], createdAt: Int64) {
+        self.id = id
+        self.owner = owner
+        self.length = length
+        self.segmentSize = segmentSize
+        self.policy = policy
+        self.segments = segments
+        self.createdAt = createdAt
+    }
+
+    /// The shard key on a node: `<object id>/<segment>/<shard>`.
+    public static func shardKey(object: String, segment: Int, shard: Int) -> [UInt8] {
+        Array("\(object)/\(segment)/\(shard)".utf8)
+    }
+}
+
+extension Limits {
+    /// Default ciphertext bytes per segment.
+    public static let segmentSizeDefault = 16 << 20
+    /// Largest segment; a coordinator holds at most two per upload in memory.
+    public static let segmentSizeMax = 256 << 20
+    /// Attempts to place one shard before an upload fails (first node plus alternates).
+    public static let shardWriteAttemptsMax = 3
+    /// Shard transfers one coordinator runs at once per transfer.
+    public static let inflightShardWritesMax = 64
+}

@@ -1,0 +1,98 @@
+public import CoffreModel
+import Foundation
+public import NodeClient
+import Synchronization
+
+/// The storage nodes a coordinator knows, and what it last heard from each.
+///
+/// A node is down when no health answer came for `downAfter`. Health is polled by
+/// `refresh()`; a coordinator calls it on a timer, tests call it directly.
+public final class ClusterTopology: Sendable {
+    /// A node as configured: identity, labels, address.
+    public struct Member: Hashable, Sendable, Codable {
+        public let id: NodeID
+        public let country: Country
+        public let region: String
+        /// "https://127.0.0.1:7001"
+        public let url: String
+
+        public init(id: NodeID, country: Country, region: String, url: String) {
+            self.id = id
+            self.country = country
+            self.region = region
+            self.url = url
+        }
+    }
+
+    struct Observation {
+        var lastSeen: ContinuousClock.Instant?
+        var capacityBytes: Int64 = 0
+        var usedBytes: Int64 = 0
+    }
+
+    public let members: [Member]
+    public let downAfter: Duration
+    let client: StorageNodeClient
+    private let observations: Mutex<[NodeID: Observation]>
+
+    public init(members: [Member], client: StorageNodeClient, downAfter: Duration = .seconds(10)) {
+        self.members = members
+        self.client = client
+        self.downAfter = downAfter
+        observations = Mutex(Dictionary(uniqueKeysWithValues: members.map { ($0.id, Observation()) }))
+    }
+
+    public func member(_ id: NodeID) -> Member? { members.first { $0.id == id } }
+
+    /// Polls every node's health at once; returns how many answered.
+    @discardableResult
+    public func refresh() async -> Int {
+        await withTaskGroup(of: (NodeID, NodeHealthSnapshot?).self) { group in
+            for member in members {
+                group.addTask { [client] in
+                    let health = try? await client.health(base: member.url)
+                    return (member.id, health.map { NodeHealthSnapshot(capacity: $0.capacityBytes, used: $0.usedBytes) })
+                }
+            }
+            var answered = 0
+            for await (id, health) in group {
+                guard let health else { continue }
+                answered += 1
+                observations.withLock {
+                    $0[id]?.lastSeen = .now
+                    $0[id]?.capacityBytes = health.capacity
+                    $0[id]?.usedBytes = health.used
+                }
+            }
+            return answered
+        }
+    }
+
+    /// Marks a node as not answering now (a failed write or read says so before the poll).
+    public func reportFailure(_ id: NodeID) {
+        observations.withLock { $0[id]?.lastSeen = nil }
+    }
+
+    /// Whether a node answered within `downAfter` and has not failed since.
+    public func isUp(_ id: NodeID, now: ContinuousClock.Instant = .now) -> Bool {
+        observations.withLock { $0[id]?.lastSeen.map { now - $0 < downAfter } ?? false }
+    }
+
+    /// What placement needs: every member, with up/down and space as last seen.
+    public func descriptors(now: ContinuousClock.Instant = .now) -> [NodeDescriptor] {
+        observations.withLock { observations in
+            members.map { member in
+                let seen = observations[member.id] ?? Observation()
+                let up = seen.lastSeen.map { now - $0 < downAfter } ?? false
+                return NodeDescriptor(
+                    id: member.id, country: member.country, region: member.region,
+                    capacityBytes: seen.capacityBytes, usedBytes: seen.usedBytes, isUp: up)
+            }
+        }
+    }
+}
+
+struct NodeHealthSnapshot: Sendable {
+    let capacity: Int64
+    let used: Int64
+}

@@ -1,0 +1,150 @@
+import Checksum
+public import CoffreModel
+import ErasureCoding
+import Foundation
+public import NIOCore
+import NodeClient
+import Placement
+
+/// Writes one object: takes ciphertext in pieces of any size, cuts it into segments, and
+/// writes each segment's shards while the next segment arrives. At most two segments are in
+/// memory at once (one filling, one being written), whatever the object's size.
+///
+/// Use from one task. `finish()` returns the manifest; the caller commits it (with whatever
+/// else must change atomically: the tree, the account's usage). Until then nothing is
+/// visible, and shards of an upload that is never committed are garbage.
+public final class ObjectWriter: @unchecked Sendable {
+    let store: ObjectStore
+    public let objectId: String
+    public let owner: String
+    private var filling: ByteBuffer
+    private var segments: [SegmentManifest] = []
+    private var writing: Task<SegmentManifest, any Error>?
+    private var nextIndex = 0
+    public private(set) var length: Int64 = 0
+
+    init(store: ObjectStore, objectId: String, owner: String) {
+        self.store = store
+        self.objectId = objectId
+        self.owner = owner
+        filling = ByteBufferAllocator().buffer(capacity: 0)
+    }
+
+    /// Adds ciphertext to the object.
+    public func append(_ bytes: ByteBuffer) async throws {
+        var bytes = bytes
+        while bytes.readableBytes > 0 {
+            if filling.capacity == 0 { filling = ByteBufferAllocator().buffer(capacity: store.segmentSize) }
+            let take = min(bytes.readableBytes, store.segmentSize - filling.readableBytes)
+            var piece = bytes.readSlice(length: take)!
+            filling.writeBuffer(&piece)
+            length += Int64(take)
+            if filling.readableBytes == store.segmentSize { try await startSegment() }
+        }
+    }
+
+    /// Writes what is left and returns the manifest (not yet committed).
+    public func finish() async throws -> ObjectManifest {
+        if filling.readableBytes > 0 { try await startSegment() }
+        if let writing {
+            segments.append(try await writing.value)
+            self.writing = nil
+        }
+        return ObjectManifest(
+            id: objectId, owner: owner, length: length, segmentSize: store.segmentSize, policy: store.policy.erasure,
+            segments: segments, createdAt: Int64(Date().timeIntervalSince1970 * 1000))
+    }
+
+    /// Waits for the segment being written, then starts writing the one just filled.
+    private func startSegment() async throws {
+        if let writing { segments.append(try await writing.value) }
+        let data = filling
+        filling = ByteBufferAllocator().buffer(capacity: 0)
+        let index = nextIndex
+        nextIndex += 1
+        writing = Task { [store, objectId] in try await store.writeSegment(objectId: objectId, index: index, data: data) }
+    }
+}
+
+extension ObjectStore {
+    /// Erasure-codes one segment and writes its k + m shards, replacing failed nodes by
+    /// alternates (at most `Limits.shardWriteAttemptsMax` tries per shard).
+    func writeSegment(objectId: String, index: Int, data: ByteBuffer) async throws -> SegmentManifest {
+        let layout = SegmentLayout(policy: policy.erasure, segmentLength: data.readableBytes)
+        let shardLength = layout.shardLength
+        let total = policy.erasure.totalShards
+        // One buffer for all shards: data, zero padding, parity. Shards are slices of it.
+        var shards = ByteBufferAllocator().buffer(capacity: layout.totalShardBytes)
+        shards.writeImmutableBuffer(data)
+        shards.writeRepeatingByte(0, count: layout.totalShardBytes - data.readableBytes)
+        try shards.withUnsafeMutableReadableBytes { all in
+            try codec.encode(
+                segment: UnsafeRawBufferPointer(rebasing: all[..<layout.paddedLength]),
+                parity: UnsafeMutableRawBufferPointer(rebasing: all[layout.paddedLength...]), shardLength: shardLength)
+        }
+        let bodies = (0..<total).map { shards.getSlice(at: $0 * shardLength, length: shardLength)! }
+        let checksums = bodies.map { body in body.withUnsafeReadableBytes { CRC32C.checksum($0) } }
+
+        var random = SystemRandomNumberGenerator()
+        var placement = try PlacementPlanner.place(
+            policy: policy, nodes: topology.descriptors(), shardBytes: Int64(shardLength), using: &random)
+        var pending = Array(0..<total)
+        var avoid = Set<NodeID>()
+        var failures: [String] = []
+        for attempt in 1...Limits.shardWriteAttemptsMax {
+            let results = await writeShards(objectId: objectId, segment: index, placement: placement, indices: pending, bodies: bodies, checksums: checksums)
+            let failed = results.filter { $0.value != nil }
+            for (shard, error) in failed {
+                avoid.insert(placement.nodes[shard])
+                topology.reportFailure(placement.nodes[shard])
+                failures.append("shard \(shard) on \(placement.nodes[shard]): \(error!)")
+            }
+            pending = failed.keys.sorted()
+            guard !pending.isEmpty else { break }
+            guard attempt < Limits.shardWriteAttemptsMax else { break }
+            var fixed: [Int: NodeID] = [:]
+            for shard in 0..<total where !pending.contains(shard) { fixed[shard] = placement.nodes[shard] }
+            placement = try PlacementPlanner.complete(
+                policy: policy, nodes: topology.descriptors(), fixed: fixed, shardBytes: Int64(shardLength),
+                avoiding: avoid, using: &random)
+        }
+        guard pending.isEmpty else {
+            throw CoordinatorError(
+                .unavailable,
+                "segment \(index) needs \(total) shards: \(total - pending.count) written, \(pending.count) failed "
+                    + "(\(failures.joined(separator: "; ")))")
+        }
+        let debt = !PlacementPlanner.violations(of: placement, policy: policy, nodes: topology.descriptors()).isEmpty
+        return SegmentManifest(
+            index: index, length: data.readableBytes, shardLength: shardLength,
+            shards: (0..<total).map { ShardLocation(index: $0, node: placement.nodes[$0], checksum: checksums[$0]) },
+            placementDebt: debt || placement.placementDebt)
+    }
+
+    /// Writes the given shards in parallel; returns each shard's error, nil when written.
+    private func writeShards(
+        objectId: String, segment: Int, placement: Placement, indices: [Int], bodies: [ByteBuffer], checksums: [UInt32]
+    ) async -> [Int: String?] {
+        await withTaskGroup(of: (Int, String?).self) { group in
+            for shard in indices {
+                let node = placement.nodes[shard]
+                group.addTask { [nodes, topology] in
+                    guard let member = topology.member(node) else { return (shard, "unknown node") }
+                    do {
+                        try await nodes.put(
+                            base: member.url, key: ObjectManifest.shardKey(object: objectId, segment: segment, shard: shard),
+                            body: bodies[shard], checksum: checksums[shard])
+                        return (shard, nil)
+                    } catch let error as NodeClientError {
+                        return (shard, error.message)
+                    } catch {
+                        return (shard, "\(error)")
+                    }
+                }
+            }
+            var results: [Int: String?] = [:]
+            for await (shard, error) in group { results[shard] = error }
+            return results
+        }
+    }
+}
