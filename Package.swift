@@ -97,9 +97,19 @@ let package = Package(
 
         // Layer 4: services.
         .target(
+            name: "HTTPService",
+            dependencies: [
+                "CoffreModel", "CoffreAPI",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "NIOCore", package: "swift-nio"),
+            ],
+            swiftSettings: strict
+        ),
+        .target(
             name: "StorageNode",
             dependencies: [
-                "ShardStore", "Checksum", "CoffreModel", "CoffreAPI", "ClusterTLS",
+                "ShardStore", "Checksum", "CoffreModel", "CoffreAPI", "ClusterTLS", "HTTPService",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdHTTP2", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
@@ -127,7 +137,14 @@ let package = Package(
             name: "Coordinator",
             dependencies: [
                 "CoffreModel", "CoffreAPI", "Placement", "ErasureCoding", "Checksum", "Metadata", "NodeClient",
+                "ClusterTLS", "HTTPService",
                 .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdHTTP2", package: "hummingbird"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Yams", package: "Yams"),
             ],
             swiftSettings: strict
         ),
@@ -136,7 +153,7 @@ let package = Package(
         .executableTarget(
             name: "coffred",
             dependencies: [
-                "StorageNode",
+                "StorageNode", "Coordinator", "HTTPService",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],

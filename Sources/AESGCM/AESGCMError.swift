@@ -1,7 +1,7 @@
 public import CoffreModel
 
 /// An error from the AES-GCM wrapper.
-public struct AESGCMError: Error, CustomStringConvertible {
+public struct AESGCMError: CodedError {
     public let code: ErrorCode
     public let message: String
 

@@ -145,7 +145,7 @@ func readFile(_ path: String) throws(ClusterTLSError) -> String {
 }
 
 /// An error from certificate handling.
-public struct ClusterTLSError: Error, CustomStringConvertible {
+public struct ClusterTLSError: CodedError {
     public let code: ErrorCode
     public let message: String
 

@@ -40,3 +40,9 @@ public struct ErrorCode: Hashable, Sendable, CustomStringConvertible {
     public static let unavailable = ErrorCode("unavailable")
     public static let compacted = ErrorCode("compacted")
 }
+
+/// Every module's error: a stable code and a message for people (with the numbers).
+public protocol CodedError: Error, CustomStringConvertible {
+    var code: ErrorCode { get }
+    var message: String { get }
+}

@@ -1,5 +1,5 @@
 /// An error from validating model values (policies, ids, limits).
-public struct ModelError: Error, CustomStringConvertible {
+public struct ModelError: CodedError {
     public let code: ErrorCode
     public let message: String
 

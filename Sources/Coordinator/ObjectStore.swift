@@ -158,7 +158,7 @@ public final class ObjectStore: Sendable {
 }
 
 /// An error from the coordinator.
-public struct CoordinatorError: Error, CustomStringConvertible {
+public struct CoordinatorError: CodedError {
     public let code: ErrorCode
     public let message: String
 

@@ -5,7 +5,7 @@ public import CoffreModel
 /// Decryption has exactly one failure, `decryptionFailed`, with one message, whatever went
 /// wrong (tampering, truncation, wrong key, unknown version): telling them apart would help
 /// an attacker and would not help a user, whose only remedy is the same.
-public struct EncryptionError: Error, CustomStringConvertible, Equatable {
+public struct EncryptionError: CodedError, Equatable {
     public let code: ErrorCode
     public let message: String
 

@@ -1,7 +1,7 @@
 public import CoffreModel
 
 /// An error from the Reed-Solomon codec.
-public struct ErasureCodingError: Error, CustomStringConvertible {
+public struct ErasureCodingError: CodedError {
     public let code: ErrorCode
     public let message: String
 

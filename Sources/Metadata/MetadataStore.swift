@@ -155,7 +155,7 @@ enum MetadataValidation {
 }
 
 /// An error from the metadata store.
-public struct MetadataError: Error, CustomStringConvertible {
+public struct MetadataError: CodedError {
     public let code: ErrorCode
     public let message: String
 

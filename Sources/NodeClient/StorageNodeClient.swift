@@ -106,7 +106,7 @@ public final class StorageNodeClient: Sendable {
 }
 
 /// An error talking to a storage node; `code` is the node's own when it answered.
-public struct NodeClientError: Error, CustomStringConvertible {
+public struct NodeClientError: CodedError {
     public let code: ErrorCode
     public let message: String
 

@@ -167,7 +167,7 @@ public enum PlacementViolation: Hashable, Sendable, CustomStringConvertible {
 }
 
 /// An error from placement.
-public struct PlacementError: Error, CustomStringConvertible {
+public struct PlacementError: CodedError {
     public let code: ErrorCode
     public let message: String
 

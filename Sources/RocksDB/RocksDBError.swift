@@ -2,7 +2,7 @@ public import CoffreModel
 import CRocksDB
 
 /// An error from RocksDB, with its status message.
-public struct RocksDBError: Error, CustomStringConvertible {
+public struct RocksDBError: CodedError {
     public let code: ErrorCode
     public let message: String
 

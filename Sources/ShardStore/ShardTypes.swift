@@ -116,7 +116,7 @@ public struct ScrubReport: Sendable {
 }
 
 /// An error from the shard store.
-public struct ShardStoreError: Error, CustomStringConvertible {
+public struct ShardStoreError: CodedError {
     public let code: ErrorCode
     public let message: String
 

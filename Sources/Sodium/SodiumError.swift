@@ -1,7 +1,7 @@
 public import CoffreModel
 
 /// An error from the libsodium wrapper.
-public struct SodiumError: Error, CustomStringConvertible {
+public struct SodiumError: CodedError {
     public let code: ErrorCode
     public let message: String
 

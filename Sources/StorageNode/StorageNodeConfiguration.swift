@@ -1,5 +1,6 @@
-public import CoffreModel
+import CoffreModel
 import Foundation
+public import HTTPService
 import ShardStore
 import Yams
 
@@ -109,38 +110,3 @@ extension StorageNodeConfiguration.TLSFiles {
     enum CodingKeys: String, CodingKey { case certificate, key, clusterCA = "cluster_ca" }
 }
 
-/// A configuration that cannot be used: which file, which key, why.
-public struct ConfigurationError: Error, CustomStringConvertible {
-    public let file: String
-    public let key: String?
-    public let reason: String
-
-    public init(file: String, key: String?, reason: String) {
-        self.file = file
-        self.key = key
-        self.reason = reason
-    }
-
-    init(decoding error: DecodingError, file: String) {
-        func path(_ context: DecodingError.Context) -> String { context.codingPath.map(\.stringValue).joined(separator: ".") }
-        switch error {
-        case .keyNotFound(let key, let context):
-            let parent = path(context)
-            self.init(file: file, key: parent.isEmpty ? key.stringValue : parent + "." + key.stringValue, reason: "is required")
-        case .typeMismatch(let type, let context):
-            self.init(file: file, key: path(context), reason: "must be \(type)")
-        case .valueNotFound(let type, let context):
-            self.init(file: file, key: path(context), reason: "must be \(type), got nothing")
-        case .dataCorrupted(let context):
-            self.init(file: file, key: path(context), reason: context.debugDescription)
-        @unknown default:
-            self.init(file: file, key: nil, reason: "\(error)")
-        }
-    }
-
-    public var code: ErrorCode { .invalidArgument }
-
-    public var description: String {
-        "\(file): " + (key.map { "\($0): " } ?? "") + reason
-    }
-}

@@ -5,6 +5,7 @@ import CoffreModel
 import Foundation
 import Hummingbird
 import HummingbirdHTTP2
+import HTTPService
 import HTTPTypes
 public import Logging
 import NIOCore
@@ -68,7 +69,7 @@ public final class StorageNodeServer: Sendable {
 
     func makeRouter() -> Router<BasicRequestContext> {
         let router = Router(context: BasicRequestContext.self)
-        router.middlewares.add(ErrorMiddleware())
+        router.middlewares.add(ErrorMiddleware<BasicRequestContext>())
         router.get(RouterPath(NodeAPI.healthPath)) { [self] _, _ in try jsonResponse(health()) }
         router.put(RouterPath(NodeAPI.shardsPath + "/:key")) { [self] request, context in try await put(request, context) }
         router.get(RouterPath(NodeAPI.shardsPath + "/:key")) { [self] _, context in try await get(context) }
@@ -191,48 +192,3 @@ public final class StorageNodeServer: Sendable {
 
 func millis(_ date: Date) -> Int64 { Int64(date.timeIntervalSince1970 * 1000) }
 
-func jsonResponse(_ value: some Encodable, status: HTTPResponse.Status = .ok) throws -> Response {
-    let encoder = JSONEncoder()
-    encoder.outputFormatting = [.sortedKeys]
-    let data = try encoder.encode(value)
-    var headers = HTTPFields()
-    headers[.contentType] = "application/json"
-    return Response(status: status, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: data)))
-}
-
-/// An error answered as `APIErrorBody` JSON with the status of its code.
-struct APIError: Error {
-    let code: ErrorCode
-    let message: String
-
-    init(_ code: ErrorCode, _ message: String) {
-        self.code = code
-        self.message = message
-    }
-}
-
-/// Turns every error into the API's JSON error body, so clients always get a stable code.
-struct ErrorMiddleware: RouterMiddleware {
-    typealias Context = BasicRequestContext
-
-    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
-        do {
-            return try await next(request, context)
-        } catch {
-            let (code, message) = Self.classify(error)
-            let status = HTTPResponse.Status(code: APIErrorBody.status(for: code))
-            return try jsonResponse(APIErrorBody(code: code, message: message), status: status)
-        }
-    }
-
-    static func classify(_ error: any Error) -> (ErrorCode, String) {
-        switch error {
-        case let error as APIError: (error.code, error.message)
-        case let error as ShardStoreError: (error.code, error.message)
-        case let error as HTTPError where error.status == .notFound: (.notFound, "no such path")
-        case let error as HTTPError where error.status == .contentTooLarge: (.limitExceeded, "request body too large")
-        case let error as HTTPError: (error.status.code < 500 ? .invalidArgument : .storageFailure, error.body ?? "\(error.status)")
-        default: (.storageFailure, "\(error)")
-        }
-    }
-}

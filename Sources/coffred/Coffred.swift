@@ -1,15 +1,17 @@
 import ArgumentParser
 import Foundation
 import Logging
+import HTTPService
 import StorageNode
+import Coordinator
 
 /// `coffred`: Coffre's daemons. `coffred node` runs a storage node.
 @main
 struct Coffred: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "coffred",
-        abstract: "Coffre daemons: storage nodes (and, later, coordinators).",
-        subcommands: [Node.self])
+        abstract: "Coffre daemons: storage nodes and coordinators.",
+        subcommands: [Node.self, CoordinatorCommand.self])
 }
 
 struct Node: AsyncParsableCommand {
@@ -82,5 +84,38 @@ struct Node: AsyncParsableCommand {
         if let portFile { c.portFile = portFile }
         try c.validate(file: config ?? "flags")
         return c
+    }
+}
+
+struct CoordinatorCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "coordinator",
+        abstract: "Run a coordinator: the client API over TLS, in front of the storage nodes.",
+        discussion: "Options come from --config (YAML, see Docs/configuration.md); flags override the file.")
+
+    @Option(help: "YAML configuration file.") var config: String
+    @Option(help: "Port to listen on (0: any free port).") var port: Int?
+    @Option(help: "Write the bound port to this file once listening.") var portFile: String?
+    @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.") var logLevel: String = "info"
+
+    func run() async throws {
+        var logger = Logger(label: "coffred.coordinator")
+        logger.logLevel = Logger.Level(rawValue: logLevel) ?? .info
+        var configuration: CoordinatorConfiguration
+        do {
+            configuration = try CoordinatorConfiguration.load(file: config)
+            if let port { configuration.port = port }
+            if let portFile { configuration.portFile = portFile }
+            try configuration.validate(file: config)
+        } catch {
+            FileHandle.standardError.write(Data("coffred coordinator: invalid configuration: \(error)\n".utf8))
+            throw ExitCode(2)
+        }
+        let server = try CoordinatorServer(configuration: configuration, logger: logger)
+        let host = configuration.host
+        try await server.run { port in
+            print("listening on \(host):\(port)")
+            fflush(nil)
+        }
     }
 }

@@ -17,10 +17,14 @@ import TestSupport
         "ShardStore": ["RocksDB", "Checksum", "CoffreModel"],
         "Placement": ["CoffreModel"],
         "CoffreAPI": ["CoffreModel"],
-        "Coordinator": ["CoffreModel", "CoffreAPI", "Placement", "ErasureCoding", "Checksum", "Metadata", "NodeClient", "NIOCore"],
+        "HTTPService": ["CoffreModel", "CoffreAPI", "Hummingbird", "HTTPTypes", "NIOCore"],
+        "Coordinator": [
+            "CoffreModel", "CoffreAPI", "Placement", "ErasureCoding", "Checksum", "Metadata", "NodeClient", "NIOCore",
+            "ClusterTLS", "HTTPService", "Hummingbird", "HummingbirdHTTP2", "HTTPTypes", "Logging", "Crypto", "Yams",
+        ],
         "NodeClient": ["CoffreModel", "CoffreAPI", "AsyncHTTPClient", "NIOCore", "NIOHTTP1", "NIOSSL"],
         "StorageNode": [
-            "ShardStore", "Checksum", "CoffreModel", "CoffreAPI", "ClusterTLS", "Hummingbird", "HummingbirdHTTP2",
+            "ShardStore", "Checksum", "CoffreModel", "CoffreAPI", "ClusterTLS", "HTTPService", "Hummingbird", "HummingbirdHTTP2",
             "HTTPTypes", "NIOCore", "NIOPosix", "Logging", "Yams",
         ],
         "ClusterTLS": ["CoffreModel", "Crypto", "X509", "SwiftASN1", "NIOSSL"],

@@ -1,0 +1,224 @@
+/// Wire types of the coordinator's client API (Docs/api.md). Binary fields are base64url
+/// without padding; times are milliseconds since 1970.
+
+public struct Argon2Parameters: Codable, Hashable, Sendable {
+    public let operations: UInt64
+    public let memoryBytes: UInt64
+    public init(operations: UInt64, memoryBytes: UInt64) {
+        self.operations = operations
+        self.memoryBytes = memoryBytes
+    }
+}
+
+/// `GET /v1/prelogin/{username}`: what a client needs to derive its keys.
+public struct PreloginResponse: Codable, Hashable, Sendable {
+    public let passwordSalt: String
+    public let passwordParameters: Argon2Parameters
+    public init(passwordSalt: String, passwordParameters: Argon2Parameters) {
+        self.passwordSalt = passwordSalt
+        self.passwordParameters = passwordParameters
+    }
+}
+
+/// `POST /v1/accounts`.
+public struct RegisterRequest: Codable, Hashable, Sendable {
+    public let username: String
+    /// The authentication key (from Argon2id; never the password): the server keeps a hash.
+    public let authKey: String
+    public let passwordSalt: String
+    public let passwordParameters: Argon2Parameters
+    /// The client's key record (wrapped master key, public keys), opaque to the server.
+    public let keyRecord: String
+    public init(username: String, authKey: String, passwordSalt: String, passwordParameters: Argon2Parameters, keyRecord: String) {
+        self.username = username
+        self.authKey = authKey
+        self.passwordSalt = passwordSalt
+        self.passwordParameters = passwordParameters
+        self.keyRecord = keyRecord
+    }
+}
+
+/// `POST /v1/sessions`.
+public struct LoginRequest: Codable, Hashable, Sendable {
+    public let username: String
+    public let authKey: String
+    public init(username: String, authKey: String) {
+        self.username = username
+        self.authKey = authKey
+    }
+}
+
+public struct LoginResponse: Codable, Hashable, Sendable {
+    public let token: String
+    public let accountId: String
+    public let keyRecord: String
+    public let expiresAt: Int64
+    public init(token: String, accountId: String, keyRecord: String, expiresAt: Int64) {
+        self.token = token
+        self.accountId = accountId
+        self.keyRecord = keyRecord
+        self.expiresAt = expiresAt
+    }
+}
+
+/// `GET /v1/whoami`.
+public struct WhoAmIResponse: Codable, Hashable, Sendable {
+    public let accountId: String
+    public let username: String
+    public let quotaBytes: Int64
+    public let usedBytes: Int64
+    public init(accountId: String, username: String, quotaBytes: Int64, usedBytes: Int64) {
+        self.accountId = accountId
+        self.username = username
+        self.quotaBytes = quotaBytes
+        self.usedBytes = usedBytes
+    }
+}
+
+/// A file or folder as the server keeps it: the shape of the tree and opaque blobs.
+public struct TreeNodeInfo: Codable, Hashable, Sendable {
+    public let id: String
+    public let parent: String
+    /// "file" or "folder".
+    public let type: String
+    /// Encrypted attributes (name, size, mtime).
+    public let attributes: String
+    /// The node key wrapped under the parent's key.
+    public let wrappedKey: String
+    /// Files: the file key wrapped under the node key.
+    public let fileKey: String?
+    /// Files: ciphertext bytes.
+    public let length: Int64?
+    public let objectId: String?
+    public let createdAt: Int64
+    public init(id: String, parent: String, type: String, attributes: String, wrappedKey: String, fileKey: String?, length: Int64?, objectId: String?, createdAt: Int64) {
+        self.id = id
+        self.parent = parent
+        self.type = type
+        self.attributes = attributes
+        self.wrappedKey = wrappedKey
+        self.fileKey = fileKey
+        self.length = length
+        self.objectId = objectId
+        self.createdAt = createdAt
+    }
+}
+
+/// `POST /v1/nodes`: a folder.
+public struct CreateFolderRequest: Codable, Hashable, Sendable {
+    public let id: String
+    public let parent: String
+    public let attributes: String
+    public let wrappedKey: String
+    public init(id: String, parent: String, attributes: String, wrappedKey: String) {
+        self.id = id
+        self.parent = parent
+        self.attributes = attributes
+        self.wrappedKey = wrappedKey
+    }
+}
+
+/// `PATCH /v1/nodes/{id}`: move and/or rename.
+public struct UpdateNodeRequest: Codable, Hashable, Sendable {
+    public let parent: String?
+    public let attributes: String?
+    public let wrappedKey: String?
+    public init(parent: String?, attributes: String?, wrappedKey: String?) {
+        self.parent = parent
+        self.attributes = attributes
+        self.wrappedKey = wrappedKey
+    }
+}
+
+public struct NodeList: Codable, Hashable, Sendable {
+    public let nodes: [TreeNodeInfo]
+    public init(nodes: [TreeNodeInfo]) { self.nodes = nodes }
+}
+
+/// `POST /v1/links`.
+public struct CreateLinkRequest: Codable, Hashable, Sendable {
+    public let linkId: String
+    public let nodeId: String
+    /// The client's link record (node key wrapped under the link key), opaque to the server.
+    public let record: String
+    public let expiresAt: Int64?
+    public init(linkId: String, nodeId: String, record: String, expiresAt: Int64?) {
+        self.linkId = linkId
+        self.nodeId = nodeId
+        self.record = record
+        self.expiresAt = expiresAt
+    }
+}
+
+public struct LinkInfo: Codable, Hashable, Sendable {
+    public let linkId: String
+    public let nodeId: String
+    public let record: String
+    public let expiresAt: Int64?
+    public let createdAt: Int64
+    public init(linkId: String, nodeId: String, record: String, expiresAt: Int64?, createdAt: Int64) {
+        self.linkId = linkId
+        self.nodeId = nodeId
+        self.record = record
+        self.expiresAt = expiresAt
+        self.createdAt = createdAt
+    }
+}
+
+public struct LinkList: Codable, Hashable, Sendable {
+    public let links: [LinkInfo]
+    public init(links: [LinkInfo]) { self.links = links }
+}
+
+/// `GET /v1/l/{linkId}`: what anyone with the link may fetch (no account).
+public struct PublicLink: Codable, Hashable, Sendable {
+    public let link: LinkInfo
+    public let node: TreeNodeInfo
+    public init(link: LinkInfo, node: TreeNodeInfo) {
+        self.link = link
+        self.node = node
+    }
+}
+
+/// `GET /v1/admin/status`.
+public struct ClusterStatus: Codable, Hashable, Sendable {
+    public struct Node: Codable, Hashable, Sendable {
+        public let id: String
+        public let country: String
+        public let region: String
+        public let url: String
+        public let up: Bool
+        public let capacityBytes: Int64
+        public let usedBytes: Int64
+        public init(id: String, country: String, region: String, url: String, up: Bool, capacityBytes: Int64, usedBytes: Int64) {
+            self.id = id
+            self.country = country
+            self.region = region
+            self.url = url
+            self.up = up
+            self.capacityBytes = capacityBytes
+            self.usedBytes = usedBytes
+        }
+    }
+
+    public let coordinator: String
+    public let country: String
+    public let metadata: String
+    public let policy: String
+    public let nodes: [Node]
+    public init(coordinator: String, country: String, metadata: String, policy: String, nodes: [Node]) {
+        self.coordinator = coordinator
+        self.country = country
+        self.metadata = metadata
+        self.policy = policy
+        self.nodes = nodes
+    }
+}
+
+/// Custom headers of the content upload (`PUT /v1/nodes/{id}/content`).
+public enum ContentHeaders {
+    public static let parent = "x-coffre-parent"
+    public static let attributes = "x-coffre-attributes"
+    public static let wrappedKey = "x-coffre-wrapped-key"
+    public static let fileKey = "x-coffre-file-key"
+}

@@ -1,0 +1,137 @@
+import CoffreModel
+import Foundation
+public import HTTPService
+import Yams
+
+/// Everything a coordinator needs to start: a YAML file (Docs/configuration.md).
+public struct CoordinatorConfiguration: Codable, Sendable {
+    public struct TLSFiles: Codable, Sendable {
+        /// The coordinator's certificate (PEM): shown to clients, and to nodes as a client.
+        public var certificate: String
+        public var key: String
+        /// The cluster CA (PEM): the only authority trusted for nodes.
+        public var clusterCA: String
+        enum CodingKeys: String, CodingKey { case certificate, key, clusterCA = "cluster_ca" }
+    }
+
+    public struct NodeEntry: Codable, Sendable {
+        public var id: String
+        public var country: String
+        public var region: String
+        public var url: String
+    }
+
+    public struct PolicyEntry: Codable, Sendable {
+        public var k: Int = 6
+        public var m: Int = 3
+        public var margin: Int = 0
+        public var excludedCountries: [String] = []
+        enum CodingKeys: String, CodingKey { case k, m, margin, excludedCountries = "excluded_countries" }
+        public init() {}
+        public init(from decoder: any Decoder) throws {
+            let c = try decoder.container(keyedBy: CodingKeys.self)
+            k = try c.decodeIfPresent(Int.self, forKey: .k) ?? 6
+            m = try c.decodeIfPresent(Int.self, forKey: .m) ?? 3
+            margin = try c.decodeIfPresent(Int.self, forKey: .margin) ?? 0
+            excludedCountries = try c.decodeIfPresent([String].self, forKey: .excludedCountries) ?? []
+        }
+    }
+
+    public var id: String
+    public var country: String
+    public var region: String
+    public var host: String
+    public var port: Int
+    public var tls: TLSFiles
+    /// Embedded metadata folder; used when `etcd` is empty.
+    public var metadataDirectory: String?
+    /// etcd client URLs; when set, the metadata lives in etcd.
+    public var etcd: [String]
+    public var nodes: [NodeEntry]
+    public var policy: PolicyEntry
+    public var segmentSizeBytes: Int
+    public var quotaBytesDefault: Int64
+    public var downAfterSeconds: Int
+    /// Bearer token for `/v1/admin/...`.
+    public var adminToken: String
+    /// Public URL clients use (for share links), e.g. "https://127.0.0.1:8443".
+    public var publicURL: String?
+    public var portFile: String?
+
+    enum CodingKeys: String, CodingKey {
+        case id, country, region, host, port, tls, metadataDirectory = "metadata_directory", etcd, nodes, policy
+        case segmentSizeBytes = "segment_size_bytes", quotaBytesDefault = "quota_bytes_default"
+        case downAfterSeconds = "down_after_seconds", adminToken = "admin_token", publicURL = "public_url", portFile = "port_file"
+    }
+
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        id = try c.decode(String.self, forKey: .id)
+        country = try c.decode(String.self, forKey: .country)
+        region = try c.decode(String.self, forKey: .region)
+        host = try c.decodeIfPresent(String.self, forKey: .host) ?? "127.0.0.1"
+        port = try c.decodeIfPresent(Int.self, forKey: .port) ?? 0
+        tls = try c.decode(TLSFiles.self, forKey: .tls)
+        metadataDirectory = try c.decodeIfPresent(String.self, forKey: .metadataDirectory)
+        etcd = try c.decodeIfPresent([String].self, forKey: .etcd) ?? []
+        nodes = try c.decode([NodeEntry].self, forKey: .nodes)
+        policy = try c.decodeIfPresent(PolicyEntry.self, forKey: .policy) ?? PolicyEntry()
+        segmentSizeBytes = try c.decodeIfPresent(Int.self, forKey: .segmentSizeBytes) ?? Limits.segmentSizeDefault
+        quotaBytesDefault = try c.decodeIfPresent(Int64.self, forKey: .quotaBytesDefault) ?? 50_000_000_000
+        downAfterSeconds = try c.decodeIfPresent(Int.self, forKey: .downAfterSeconds) ?? 10
+        adminToken = try c.decode(String.self, forKey: .adminToken)
+        publicURL = try c.decodeIfPresent(String.self, forKey: .publicURL)
+        portFile = try c.decodeIfPresent(String.self, forKey: .portFile)
+    }
+
+    public static func load(file: String) throws(ConfigurationError) -> CoordinatorConfiguration {
+        guard let data = FileManager.default.contents(atPath: file) else {
+            throw ConfigurationError(file: file, key: nil, reason: "cannot read the file")
+        }
+        let configuration: CoordinatorConfiguration
+        do {
+            configuration = try YAMLDecoder().decode(CoordinatorConfiguration.self, from: data)
+        } catch let error as DecodingError {
+            throw ConfigurationError(decoding: error, file: file)
+        } catch {
+            throw ConfigurationError(file: file, key: nil, reason: "not valid YAML: \(error)")
+        }
+        try configuration.validate(file: file)
+        return configuration
+    }
+
+    public func validate(file: String) throws(ConfigurationError) {
+        func fail(_ key: String, _ reason: String) -> ConfigurationError { ConfigurationError(file: file, key: key, reason: reason) }
+        do { _ = try Country(country) } catch { throw fail("country", error.message) }
+        guard (0...65_535).contains(port) else { throw fail("port", "must be 0...65535, got \(port)") }
+        guard !etcd.isEmpty || metadataDirectory != nil else { throw fail("etcd", "set etcd endpoints or metadata_directory") }
+        guard !nodes.isEmpty else { throw fail("nodes", "at least one storage node is needed") }
+        for (i, node) in nodes.enumerated() {
+            do { _ = try NodeID(node.id) } catch { throw fail("nodes[\(i)].id", error.message) }
+            do { _ = try Country(node.country) } catch { throw fail("nodes[\(i)].country", error.message) }
+            guard node.url.hasPrefix("https://") else { throw fail("nodes[\(i)].url", "must be an https URL") }
+        }
+        do { _ = try placementPolicy() } catch { throw fail("policy", error.message) }
+        guard segmentSizeBytes > 0, segmentSizeBytes <= Limits.segmentSizeMax else {
+            throw fail("segment_size_bytes", "must be 1...\(Limits.segmentSizeMax)")
+        }
+        guard quotaBytesDefault > 0 else { throw fail("quota_bytes_default", "must be positive") }
+        guard adminToken.utf8.count >= 16 else { throw fail("admin_token", "must be at least 16 characters") }
+        for (key, path) in [("tls.certificate", tls.certificate), ("tls.key", tls.key), ("tls.cluster_ca", tls.clusterCA)] {
+            guard FileManager.default.isReadableFile(atPath: path) else { throw fail(key, "cannot read \(path)") }
+        }
+    }
+
+    func placementPolicy() throws(ModelError) -> PlacementPolicyValues {
+        let erasure = try ErasurePolicy(dataShards: policy.k, parityShards: policy.m)
+        var excluded = Set<Country>()
+        for code in policy.excludedCountries { excluded.insert(try Country(code)) }
+        return PlacementPolicyValues(erasure: erasure, margin: policy.margin, excluded: excluded)
+    }
+}
+
+struct PlacementPolicyValues {
+    let erasure: ErasurePolicy
+    let margin: Int
+    let excluded: Set<Country>
+}

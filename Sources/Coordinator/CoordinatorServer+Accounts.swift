@@ -1,0 +1,128 @@
+import CoffreAPI
+import CoffreModel
+import Foundation
+import HTTPService
+import HTTPTypes
+import Hummingbird
+
+extension CoordinatorServer {
+    static let sessionLifetime: Int64 = 24 * 3600 * 1000
+
+    func validUsername(_ name: String) throws -> String {
+        let lower = name.lowercased()
+        guard (1...64).contains(lower.utf8.count),
+            lower.utf8.allSatisfy({ ($0 >= 0x61 && $0 <= 0x7a) || ($0 >= 0x30 && $0 <= 0x39) || $0 == 0x2e || $0 == 0x2d || $0 == 0x5f })
+        else { throw APIError(.invalidArgument, "a username is 1...64 characters of a-z 0-9 . - _") }
+        return lower
+    }
+
+    func decodeBinary(_ text: String, _ what: String, size: ClosedRange<Int>) throws -> [UInt8] {
+        guard let bytes = Base64URL.decode(text), size.contains(bytes.count) else {
+            throw APIError(.invalidArgument, "\(what) must be base64url of \(size.lowerBound)...\(size.upperBound) bytes")
+        }
+        return bytes
+    }
+
+    func prelogin(_ context: BasicRequestContext) async throws -> Response {
+        let username = try validUsername(try context.parameters.require("username"))
+        if let id = try await metadata.get("usernames/" + username).map({ String(decoding: $0.value, as: UTF8.self) }),
+            let (account, _) = try await read(AccountRecord.self, "accounts/" + id)
+        {
+            return try jsonResponse(PreloginResponse(passwordSalt: account.passwordSalt, passwordParameters: account.passwordParameters))
+        }
+        // Unknown users get a stable made-up salt, so the answer does not tell who exists.
+        let fake = Array(sha256Hex(Array(("coffre-prelogin/" + configuration.adminToken + "/" + username).utf8)).utf8.prefix(16))
+        return try jsonResponse(PreloginResponse(passwordSalt: Base64URL.encode(fake), passwordParameters: Argon2Parameters(operations: 3, memoryBytes: 256 << 20)))
+    }
+
+    func register(_ request: Request) async throws -> Response {
+        let body = try await decodeBody(RegisterRequest.self, request)
+        let username = try validUsername(body.username)
+        let authKey = try decodeBinary(body.authKey, "authKey", size: 32...32)
+        _ = try decodeBinary(body.passwordSalt, "passwordSalt", size: 16...16)
+        guard body.passwordParameters.operations >= Limits.argon2OpsMin, body.passwordParameters.memoryBytes >= Limits.argon2MemoryMin else {
+            throw APIError(.weakParameters, "Argon2id parameters below the floor")
+        }
+        guard body.keyRecord.utf8.count <= 16_384 else { throw APIError(.limitExceeded, "keyRecord exceeds 16 KiB") }
+        let id = randomToken(12)
+        let salt = randomToken(16)
+        let account = AccountRecord(
+            id: id, username: username, authSalt: salt, authHash: sha256Hex(Array(salt.utf8) + authKey),
+            passwordSalt: body.passwordSalt, passwordParameters: body.passwordParameters, keyRecord: body.keyRecord,
+            quotaBytes: configuration.quotaBytesDefault, usedBytes: 0, createdAt: now())
+        let committed = try await metadata.commit(
+            if: [.absent("usernames/" + username)],
+            then: [.put("usernames/" + username, Array(id.utf8)), .put("accounts/" + id, encode(account))])
+        guard committed != nil else { throw APIError(.conflict, "username \(username) is taken") }
+        logger.info("account registered", metadata: ["account.id": "\(id)"])
+        return try jsonResponse(WhoAmIResponse(accountId: id, username: username, quotaBytes: account.quotaBytes, usedBytes: 0), status: .created)
+    }
+
+    func login(_ request: Request) async throws -> Response {
+        let body = try await decodeBody(LoginRequest.self, request)
+        let username = try validUsername(body.username)
+        let authKey = try decodeBinary(body.authKey, "authKey", size: 32...32)
+        let denied = APIError(.unauthenticated, "wrong username or password")
+        guard let id = try await metadata.get("usernames/" + username).map({ String(decoding: $0.value, as: UTF8.self) }),
+            let (account, _) = try await read(AccountRecord.self, "accounts/" + id)
+        else { throw denied }
+        let hash = sha256Hex(Array(account.authSalt.utf8) + authKey)
+        guard constantTimeEqual(Array(hash.utf8), Array(account.authHash.utf8)) else { throw denied }
+        let token = randomToken()
+        let expiresAt = now() + Self.sessionLifetime
+        try await metadata.put("sessions/" + sha256Hex(Array(token.utf8)), encode(SessionRecord(accountId: id, expiresAt: expiresAt)))
+        return try jsonResponse(LoginResponse(token: token, accountId: id, keyRecord: account.keyRecord, expiresAt: expiresAt), status: .created)
+    }
+
+    /// The account behind the request's bearer token; `unauthenticated` otherwise.
+    func authenticate(_ request: Request) async throws -> (AccountRecord, Int64) {
+        guard let header = request.headers[.authorization], header.hasPrefix("Bearer ") else {
+            throw APIError(.unauthenticated, "missing bearer token")
+        }
+        let token = String(header.dropFirst("Bearer ".count))
+        guard token.utf8.count <= 128, let (session, _) = try await read(SessionRecord.self, "sessions/" + sha256Hex(Array(token.utf8))),
+            session.expiresAt > now()
+        else { throw APIError(.unauthenticated, "unknown or expired token") }
+        guard let account = try await read(AccountRecord.self, "accounts/" + session.accountId) else {
+            throw APIError(.unauthenticated, "account is gone")
+        }
+        return account
+    }
+
+    func whoami(_ request: Request) async throws -> Response {
+        let (account, _) = try await authenticate(request)
+        return try jsonResponse(WhoAmIResponse(accountId: account.id, username: account.username, quotaBytes: account.quotaBytes, usedBytes: account.usedBytes))
+    }
+
+    func requireAdmin(_ request: Request) throws {
+        guard let header = request.headers[.authorization], header == "Bearer " + configuration.adminToken else {
+            throw APIError(.forbidden, "admin token required")
+        }
+    }
+
+    func adminStatus(_ request: Request) async throws -> Response {
+        try requireAdmin(request)
+        let descriptors = objects.topology.descriptors()
+        let nodes = zip(objects.topology.members, descriptors).map { member, node in
+            ClusterStatus.Node(
+                id: member.id.value, country: member.country.code, region: member.region, url: member.url, up: node.isUp,
+                capacityBytes: node.capacityBytes, usedBytes: node.usedBytes)
+        }
+        return try jsonResponse(ClusterStatus(
+            coordinator: configuration.id, country: configuration.country,
+            metadata: configuration.etcd.isEmpty ? "embedded" : "etcd (\(configuration.etcd.count) endpoints)",
+            policy: "\(objects.policy.erasure), at most \(objects.policy.shardsPerCountryMax) shards per country", nodes: nodes))
+    }
+
+    func adminObject(_ request: Request, _ context: BasicRequestContext) async throws -> Response {
+        try requireAdmin(request)
+        return try jsonResponse(try await objects.manifest(try context.parameters.require("id")))
+    }
+}
+
+func constantTimeEqual(_ a: [UInt8], _ b: [UInt8]) -> Bool {
+    guard a.count == b.count else { return false }
+    var difference: UInt8 = 0
+    for i in 0..<a.count { difference |= a[i] ^ b[i] }
+    return difference == 0
+}

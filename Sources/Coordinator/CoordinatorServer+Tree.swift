@@ -1,0 +1,315 @@
+import CoffreAPI
+import CoffreModel
+import Foundation
+import HTTPService
+import HTTPTypes
+import Hummingbird
+import Metadata
+import NIOCore
+
+extension CoordinatorServer {
+    static let rootId = "root"
+
+    func treeKey(_ account: String, _ node: String) -> String { "tree/\(account)/\(node)" }
+    func childKey(_ account: String, _ parent: String, _ node: String) -> String { "children/\(account)/\(parent)/\(node)" }
+
+    func validNodeId(_ id: String) throws -> String {
+        guard id != Self.rootId, let bytes = Base64URL.decode(id), (8...32).contains(bytes.count) else {
+            throw APIError(.invalidArgument, "a node id is base64url of 8...32 random bytes")
+        }
+        return id
+    }
+
+    /// The parent must be the root or one of the account's folders.
+    func checkParent(_ account: String, _ parent: String) async throws {
+        guard parent != Self.rootId else { return }
+        guard let (node, _) = try await read(TreeNodeInfo.self, treeKey(account, parent)), node.type == "folder" else {
+            throw APIError(.notFound, "no folder \(parent)")
+        }
+    }
+
+    func blob(_ text: String?, _ what: String, max: Int = 4096) throws -> String {
+        guard let text, let bytes = Base64URL.decode(text), !bytes.isEmpty, bytes.count <= max else {
+            throw APIError(.invalidArgument, "\(what) must be base64url of 1...\(max) bytes")
+        }
+        return text
+    }
+
+    func createFolder(_ request: Request) async throws -> Response {
+        let (account, _) = try await authenticate(request)
+        let body = try await decodeBody(CreateFolderRequest.self, request)
+        let id = try validNodeId(body.id)
+        try await checkParent(account.id, body.parent)
+        let node = TreeNodeInfo(
+            id: id, parent: body.parent, type: "folder", attributes: try blob(body.attributes, "attributes", max: Limits.attributesSizeMax + 29),
+            wrappedKey: try blob(body.wrappedKey, "wrappedKey", max: 61), fileKey: nil, length: nil, objectId: nil, createdAt: now())
+        let committed = try await metadata.commit(
+            if: [.absent(treeKey(account.id, id))],
+            then: [.put(treeKey(account.id, id), encode(node)), .put(childKey(account.id, body.parent, id), [])])
+        guard committed != nil else { throw APIError(.conflict, "node \(id) exists") }
+        return try jsonResponse(node, status: .created)
+    }
+
+    func listChildren(_ request: Request) async throws -> Response {
+        let (account, _) = try await authenticate(request)
+        let parent = request.uri.queryParameters.get("parent") ?? Self.rootId
+        try await checkParent(account.id, parent)
+        var nodes: [TreeNodeInfo] = []
+        var after: String?
+        repeat {
+            let page = try await metadata.list(prefix: "children/\(account.id)/\(parent)/", after: after, limit: Limits.metadataListPageMax)
+            for entry in page {
+                let id = String(entry.key.split(separator: "/").last!)
+                if let (node, _) = try await read(TreeNodeInfo.self, treeKey(account.id, id)) { nodes.append(node) }
+            }
+            after = page.count == Limits.metadataListPageMax ? page.last?.key : nil
+        } while after != nil
+        return try jsonResponse(NodeList(nodes: nodes))
+    }
+
+    func ownedNode(_ request: Request, _ context: BasicRequestContext) async throws -> TreeNodeInfo {
+        let (account, _) = try await authenticate(request)
+        let id = try validNodeId(try context.parameters.require("id"))
+        guard let (node, _) = try await read(TreeNodeInfo.self, treeKey(account.id, id)) else { throw APIError(.notFound, "no node \(id)") }
+        return node
+    }
+
+    func updateNode(_ request: Request, _ context: BasicRequestContext) async throws -> Response {
+        let (account, _) = try await authenticate(request)
+        let id = try validNodeId(try context.parameters.require("id"))
+        let body = try await decodeBody(UpdateNodeRequest.self, request)
+        guard let (node, revision) = try await read(TreeNodeInfo.self, treeKey(account.id, id)) else { throw APIError(.notFound, "no node \(id)") }
+        let parent = body.parent ?? node.parent
+        if parent != node.parent {
+            guard body.wrappedKey != nil else { throw APIError(.invalidArgument, "a move needs the node key wrapped for its new parent") }
+            try await checkParent(account.id, parent)
+            try await checkNotInside(account.id, moving: id, into: parent)
+        }
+        let updated = TreeNodeInfo(
+            id: id, parent: parent, type: node.type,
+            attributes: try body.attributes.map { try blob($0, "attributes", max: Limits.attributesSizeMax + 29) } ?? node.attributes,
+            wrappedKey: try body.wrappedKey.map { try blob($0, "wrappedKey", max: 61) } ?? node.wrappedKey,
+            fileKey: node.fileKey, length: node.length, objectId: node.objectId, createdAt: node.createdAt)
+        var mutations: [MetadataMutation] = [.put(treeKey(account.id, id), encode(updated))]
+        if parent != node.parent {
+            mutations += [.delete(childKey(account.id, node.parent, id)), .put(childKey(account.id, parent, id), [])]
+        }
+        guard try await metadata.commit(if: [.revision(treeKey(account.id, id), revision)], then: mutations) != nil else {
+            throw APIError(.conflict, "node \(id) changed meanwhile; try again")
+        }
+        return try jsonResponse(updated)
+    }
+
+    /// A folder cannot move into itself or below itself.
+    func checkNotInside(_ account: String, moving id: String, into parent: String) async throws {
+        var current = parent
+        var steps = 0
+        while current != Self.rootId, steps < 1000 {
+            guard current != id else { throw APIError(.invalidArgument, "cannot move a folder inside itself") }
+            guard let (node, _) = try await read(TreeNodeInfo.self, treeKey(account, current)) else { break }
+            current = node.parent
+            steps += 1
+        }
+    }
+
+    func deleteNode(_ request: Request, _ context: BasicRequestContext) async throws -> Response {
+        let id = try validNodeId(try context.parameters.require("id"))
+        for _ in 0..<5 {
+            let (account, accountRevision) = try await authenticate(request)
+            guard let (node, revision) = try await read(TreeNodeInfo.self, treeKey(account.id, id)) else { throw APIError(.notFound, "no node \(id)") }
+            if node.type == "folder" {
+                guard try await metadata.list(prefix: "children/\(account.id)/\(id)/", after: nil, limit: 1).isEmpty else {
+                    throw APIError(.conflict, "folder \(id) is not empty")
+                }
+            }
+            var mutations: [MetadataMutation] = [.delete(treeKey(account.id, id)), .delete(childKey(account.id, node.parent, id))]
+            var conditions: [MetadataCondition] = [.revision(treeKey(account.id, id), revision)]
+            var manifest: ObjectManifest?
+            if let objectId = node.objectId {
+                manifest = try? await objects.manifest(objectId)
+                var updated = account
+                updated.usedBytes = max(0, account.usedBytes - (node.length ?? 0))
+                conditions.append(.revision("accounts/" + account.id, accountRevision))
+                mutations += [.put("accounts/" + account.id, encode(updated)), .delete(ObjectStore.manifestKey(objectId))]
+                for nodeId in Set(manifest?.segments.flatMap { $0.shards.map(\.node) } ?? []) {
+                    mutations.append(.delete("placements/\(nodeId)/\(objectId)"))
+                }
+            }
+            guard try await metadata.commit(if: conditions, then: mutations) != nil else { continue }
+            if let manifest { Task { [objects] in await objects.deleteShards(manifest) } }
+            return Response(status: .noContent)
+        }
+        throw APIError(.conflict, "node \(id) kept changing; try again")
+    }
+
+    // MARK: - Content
+
+    func upload(_ request: Request, _ context: BasicRequestContext) async throws -> Response {
+        let (account, _) = try await authenticate(request)
+        let id = try validNodeId(try context.parameters.require("id"))
+        let headers = request.headers
+        func header(_ name: String) -> String? { headers[HTTPField.Name(name)!] }
+        let parent = header(ContentHeaders.parent) ?? Self.rootId
+        let attributes = try blob(header(ContentHeaders.attributes), ContentHeaders.attributes, max: Limits.attributesSizeMax + 29)
+        let wrappedKey = try blob(header(ContentHeaders.wrappedKey), ContentHeaders.wrappedKey, max: 61)
+        let fileKey = try blob(header(ContentHeaders.fileKey), ContentHeaders.fileKey, max: 61)
+        try await checkParent(account.id, parent)
+        guard try await metadata.get(treeKey(account.id, id)) == nil else { throw APIError(.conflict, "node \(id) exists") }
+        let declared = headers[.contentLength].flatMap(Int64.init)
+        if let declared, account.usedBytes + declared > account.quotaBytes {
+            throw APIError(.quotaExceeded, "upload of \(ByteCount(declared)) exceeds the quota: \(ByteCount(account.usedBytes)) of \(ByteCount(account.quotaBytes)) used")
+        }
+        let objectId = randomToken(16)
+        let writer = objects.makeWriter(objectId: objectId, owner: account.id)
+        let manifest: ObjectManifest
+        do {
+            for try await piece in request.body {
+                try await writer.append(piece)
+                if account.usedBytes + writer.length > account.quotaBytes {
+                    throw APIError(.quotaExceeded, "upload exceeds the quota of \(ByteCount(account.quotaBytes))")
+                }
+            }
+            manifest = try await writer.finish()
+            if let declared, declared != manifest.length {
+                throw APIError(.invalidArgument, "body of \(manifest.length) bytes, content-length said \(declared)")
+            }
+            let node = TreeNodeInfo(
+                id: id, parent: parent, type: "file", attributes: attributes, wrappedKey: wrappedKey, fileKey: fileKey,
+                length: manifest.length, objectId: objectId, createdAt: now())
+            try await commitUpload(account: account.id, node: node, manifest: manifest)
+            logger.info("object committed", metadata: ["object.id": "\(objectId)", "object.bytes": "\(manifest.length)"])
+            return try jsonResponse(node, status: .created)
+        } catch {
+            // Nothing became visible; remove the shards already written.
+            let partial = try? await writer.finish()
+            if let partial { Task { [objects] in await objects.deleteShards(partial) } }
+            throw error
+        }
+    }
+
+    /// Commits manifest, tree node and usage in one transaction, retrying when only the
+    /// account record moved (another upload of the same account).
+    func commitUpload(account id: String, node: TreeNodeInfo, manifest: ObjectManifest) async throws {
+        for _ in 0..<10 {
+            guard let (account, revision) = try await read(AccountRecord.self, "accounts/" + id) else {
+                throw APIError(.unauthenticated, "account is gone")
+            }
+            guard account.usedBytes + manifest.length <= account.quotaBytes else {
+                throw APIError(.quotaExceeded, "upload of \(ByteCount(manifest.length)) exceeds the quota: \(ByteCount(account.usedBytes)) of \(ByteCount(account.quotaBytes)) used")
+            }
+            var updated = account
+            updated.usedBytes += manifest.length
+            var mutations: [MetadataMutation] = [
+                .put("accounts/" + id, encode(updated)), .put(treeKey(id, node.id), encode(node)),
+                .put(childKey(id, node.parent, node.id), []), .put(ObjectStore.manifestKey(manifest.id), encode(manifest)),
+            ]
+            for nodeId in Set(manifest.segments.flatMap { $0.shards.map(\.node) }).sorted() {
+                mutations.append(.put("placements/\(nodeId)/\(manifest.id)", []))
+            }
+            let conditions: [MetadataCondition] = [.revision("accounts/" + id, revision), .absent(treeKey(id, node.id))]
+            if try await metadata.commit(if: conditions, then: mutations) != nil { return }
+            if try await metadata.get(treeKey(id, node.id)) != nil { throw APIError(.conflict, "node \(node.id) exists") }
+        }
+        throw APIError(.conflict, "account \(id) kept changing; try again")
+    }
+
+    /// Streams a file's ciphertext, whole or a `Range` of it.
+    func content(of node: TreeNodeInfo, _ request: Request) async throws -> Response {
+        guard node.type == "file", let objectId = node.objectId else { throw APIError(.invalidArgument, "node \(node.id) is a folder") }
+        let manifest = try await objects.manifest(objectId)
+        var headers = HTTPFields()
+        headers[.contentType] = "application/octet-stream"
+        headers[.acceptRanges] = "bytes"
+        var status = HTTPResponse.Status.ok
+        var range: Range<Int64> = 0..<manifest.length
+        if let text = request.headers[.range] {
+            range = try Self.parseRange(text, length: manifest.length)
+            status = .partialContent
+            headers[.contentRange] = "bytes \(range.lowerBound)-\(range.upperBound - 1)/\(manifest.length)"
+        }
+        headers[.contentLength] = String(range.count)
+        let objects = self.objects
+        let wanted = range
+        return Response(status: status, headers: headers, body: ResponseBody(contentLength: wanted.count) { writer in
+            try await objects.read(manifest, range: wanted) { try await writer.write($0) }
+            try await writer.finish(nil)
+        })
+    }
+
+    /// `bytes=a-b`, `bytes=a-`, `bytes=-n` (one range).
+    static func parseRange(_ text: String, length: Int64) throws -> Range<Int64> {
+        let invalid = APIError(.invalidArgument, "unsupported Range \(text): use one bytes=a-b range within \(length) bytes")
+        guard text.hasPrefix("bytes="), length > 0 else { throw invalid }
+        let parts = text.dropFirst(6).split(separator: "-", maxSplits: 1, omittingEmptySubsequences: false)
+        guard parts.count == 2, !parts[1].contains(",") else { throw invalid }
+        if parts[0].isEmpty {
+            guard let suffix = Int64(parts[1]), suffix > 0 else { throw invalid }
+            return max(0, length - suffix)..<length
+        }
+        guard let start = Int64(parts[0]), start < length else { throw invalid }
+        let end = parts[1].isEmpty ? length - 1 : min(Int64(parts[1]) ?? -1, length - 1)
+        guard end >= start else { throw invalid }
+        return start..<(end + 1)
+    }
+
+    // MARK: - Links
+
+    func createLink(_ request: Request) async throws -> Response {
+        let (account, _) = try await authenticate(request)
+        let body = try await decodeBody(CreateLinkRequest.self, request)
+        guard let id = Base64URL.decode(body.linkId), id.count == 16 else { throw APIError(.invalidArgument, "a link id is base64url of 16 bytes") }
+        let nodeId = try validNodeId(body.nodeId)
+        guard try await metadata.get(treeKey(account.id, nodeId)) != nil else { throw APIError(.notFound, "no node \(nodeId)") }
+        guard body.record.utf8.count <= 4096 else { throw APIError(.limitExceeded, "link record exceeds 4 KiB") }
+        if let expiry = body.expiresAt, expiry <= now() { throw APIError(.invalidArgument, "expiresAt is in the past") }
+        let info = LinkInfo(linkId: body.linkId, nodeId: nodeId, record: body.record, expiresAt: body.expiresAt, createdAt: now())
+        let committed = try await metadata.commit(
+            if: [.absent("links/" + body.linkId)],
+            then: [.put("links/" + body.linkId, encode(StoredLink(owner: account.id, info: info))), .put("linksby/\(account.id)/\(body.linkId)", [])])
+        guard committed != nil else { throw APIError(.conflict, "link \(body.linkId) exists") }
+        return try jsonResponse(info, status: .created)
+    }
+
+    func listLinks(_ request: Request) async throws -> Response {
+        let (account, _) = try await authenticate(request)
+        var links: [LinkInfo] = []
+        for entry in try await metadata.list(prefix: "linksby/\(account.id)/", after: nil, limit: Limits.metadataListPageMax) {
+            let id = String(entry.key.split(separator: "/").last!)
+            if let (link, _) = try await read(StoredLink.self, "links/" + id) { links.append(link.info) }
+        }
+        return try jsonResponse(LinkList(links: links))
+    }
+
+    func revokeLink(_ request: Request, _ context: BasicRequestContext) async throws -> Response {
+        let (account, _) = try await authenticate(request)
+        let id = try context.parameters.require("id")
+        guard let (link, revision) = try await read(StoredLink.self, "links/" + id), link.owner == account.id else {
+            throw APIError(.notFound, "no link \(id)")
+        }
+        _ = try await metadata.commit(if: [.revision("links/" + id, revision)], then: [.delete("links/" + id), .delete("linksby/\(account.id)/\(id)")])
+        return Response(status: .noContent)
+    }
+
+    /// A link as anyone holding it sees it: no account, never the fragment.
+    func publicLink(_ context: BasicRequestContext) async throws -> PublicLink {
+        let id = try context.parameters.require("id")
+        guard let (link, _) = try await read(StoredLink.self, "links/" + id) else { throw APIError(.notFound, "no link \(id)") }
+        if let expiry = link.info.expiresAt, expiry <= now() { throw APIError(.notFound, "link \(id) has expired") }
+        guard let (node, _) = try await read(TreeNodeInfo.self, treeKey(link.owner, link.info.nodeId)) else {
+            throw APIError(.notFound, "the linked file is gone")
+        }
+        return PublicLink(link: link.info, node: node)
+    }
+}
+
+extension ObjectStore {
+    /// Deletes an object's shards, best effort (what is missed is garbage for the collector).
+    func deleteShards(_ manifest: ObjectManifest) async {
+        for segment in manifest.segments {
+            for shard in segment.shards {
+                guard let member = topology.member(shard.node) else { continue }
+                try? await nodes.delete(base: member.url, key: ObjectManifest.shardKey(object: manifest.id, segment: segment.index, shard: shard.index))
+            }
+        }
+    }
+}

@@ -1,0 +1,156 @@
+import ClusterTLS
+import CoffreAPI
+import CoffreModel
+import Crypto
+import Foundation
+import HTTPService
+import HTTPTypes
+import Hummingbird
+import HummingbirdHTTP2
+public import Logging
+import Metadata
+import NIOCore
+import NodeClient
+import Placement
+
+/// A coordinator: the client API over TLS (HTTP/1.1 and HTTP/2 by ALPN) in front of the
+/// object store, the account and tree records, and share links.
+///
+/// Stateless over the metadata store: any coordinator serves any request. It handles
+/// ciphertext and opaque blobs only; it never sees a plaintext byte, a name or a key.
+public final class CoordinatorServer: Sendable {
+    public let configuration: CoordinatorConfiguration
+    public let objects: ObjectStore
+    let metadata: any MetadataStore
+    let logger: Logger
+    let nodeClient: StorageNodeClient
+
+    public init(configuration: CoordinatorConfiguration, logger: Logger) throws {
+        try configuration.validate(file: "configuration")
+        self.configuration = configuration
+        self.logger = logger
+        if configuration.etcd.isEmpty {
+            metadata = try EmbeddedMetadataStore(path: configuration.metadataDirectory!)
+        } else {
+            metadata = try EtcdMetadataStore(endpoints: configuration.etcd)
+        }
+        nodeClient = StorageNodeClient(tls: try TLSSetup.client(
+            ca: configuration.tls.clusterCA, certificate: configuration.tls.certificate, key: configuration.tls.key),
+            timeout: .seconds(30))
+        let members = try configuration.nodes.map {
+            ClusterTopology.Member(id: try NodeID($0.id), country: try Country($0.country), region: $0.region, url: $0.url)
+        }
+        let topology = ClusterTopology(members: members, client: nodeClient, downAfter: .seconds(configuration.downAfterSeconds))
+        let values = try configuration.placementPolicy()
+        let policy = try PlacementPolicy(erasure: values.erasure, margin: values.margin, excludedCountries: values.excluded)
+        objects = ObjectStore(topology: topology, metadata: metadata, policy: policy, segmentSize: configuration.segmentSizeBytes)
+    }
+
+    /// Serves until cancelled or SIGTERM/SIGINT; polls node health in the background.
+    public func run(onListening: @escaping @Sendable (Int) async -> Void = { _ in }) async throws {
+        let tls = try TLSSetup.server(certificate: configuration.tls.certificate, key: configuration.tls.key, clientCA: nil)
+        let app = Application(
+            router: makeRouter(),
+            server: try .http2Upgrade(tlsConfiguration: tls),
+            configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "coffre-coordinator"),
+            onServerRunning: { [configuration, logger] channel in
+                let port = channel.localAddress?.port ?? 0
+                if let file = configuration.portFile { try? String(port).write(toFile: file, atomically: true, encoding: .utf8) }
+                logger.info("coordinator listening", metadata: ["coordinator.id": "\(configuration.id)", "coordinator.port": "\(port)"])
+                await onListening(port)
+            },
+            logger: logger)
+        await objects.topology.refresh()
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { [objects, configuration] in
+                while !Task.isCancelled {
+                    try await Task.sleep(for: .seconds(max(1, configuration.downAfterSeconds / 3)))
+                    await objects.topology.refresh()
+                }
+            }
+            group.addTask { try await app.runService() }
+            try await group.next()
+            group.cancelAll()
+        }
+        try await nodeClient.shutdown()
+    }
+
+    func makeRouter() -> Router<BasicRequestContext> {
+        let router = Router(context: BasicRequestContext.self)
+        router.middlewares.add(ErrorMiddleware<BasicRequestContext>())
+        router.get("/v1/prelogin/:username") { [self] _, context in try await prelogin(context) }
+        router.post("/v1/accounts") { [self] request, _ in try await register(request) }
+        router.post("/v1/sessions") { [self] request, _ in try await login(request) }
+        router.get("/v1/whoami") { [self] request, _ in try await whoami(request) }
+        router.post("/v1/nodes") { [self] request, _ in try await createFolder(request) }
+        router.get("/v1/nodes") { [self] request, _ in try await listChildren(request) }
+        router.get("/v1/nodes/:id") { [self] request, context in try jsonResponse(try await ownedNode(request, context)) }
+        router.patch("/v1/nodes/:id") { [self] request, context in try await updateNode(request, context) }
+        router.delete("/v1/nodes/:id") { [self] request, context in try await deleteNode(request, context) }
+        router.put("/v1/nodes/:id/content") { [self] request, context in try await upload(request, context) }
+        router.get("/v1/nodes/:id/content") { [self] request, context in
+            let node = try await ownedNode(request, context)
+            return try await content(of: node, request)
+        }
+        router.post("/v1/links") { [self] request, _ in try await createLink(request) }
+        router.get("/v1/links") { [self] request, _ in try await listLinks(request) }
+        router.delete("/v1/links/:id") { [self] request, context in try await revokeLink(request, context) }
+        router.get("/v1/l/:id") { [self] _, context in try jsonResponse(try await publicLink(context)) }
+        router.get("/v1/l/:id/content") { [self] request, context in
+            let link = try await publicLink(context)
+            return try await content(of: link.node, request)
+        }
+        router.get("/v1/admin/status") { [self] request, _ in try await adminStatus(request) }
+        router.get("/v1/admin/objects/:id") { [self] request, context in try await adminObject(request, context) }
+        return router
+    }
+
+    // MARK: - Records
+
+    struct AccountRecord: Codable {
+        var id: String
+        var username: String
+        var authSalt: String
+        var authHash: String
+        var passwordSalt: String
+        var passwordParameters: Argon2Parameters
+        var keyRecord: String
+        var quotaBytes: Int64
+        var usedBytes: Int64
+        var createdAt: Int64
+    }
+
+    struct SessionRecord: Codable {
+        var accountId: String
+        var expiresAt: Int64
+    }
+
+    struct StoredLink: Codable {
+        var owner: String
+        var info: LinkInfo
+    }
+
+    func read<T: Decodable>(_ type: T.Type, _ key: String) async throws -> (T, Int64)? {
+        guard let entry = try await metadata.get(key) else { return nil }
+        do {
+            return (try JSONDecoder().decode(type, from: Data(entry.value)), entry.modRevision)
+        } catch {
+            throw APIError(.storageFailure, "record \(key) is unreadable")
+        }
+    }
+
+    func encode(_ value: some Encodable) -> [UInt8] {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        return Array(try! encoder.encode(value))
+    }
+}
+
+func now() -> Int64 { Int64(Date().timeIntervalSince1970 * 1000) }
+
+func randomToken(_ count: Int = 32) -> String {
+    var generator = SystemRandomNumberGenerator()
+    return Base64URL.encode((0..<count).map { _ in UInt8.random(in: 0...255, using: &generator) })
+}
+
+func sha256Hex(_ bytes: [UInt8]) -> String { Hex.encode(SHA256.hash(data: bytes)) }
