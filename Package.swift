@@ -149,6 +149,17 @@ let package = Package(
             swiftSettings: strict
         ),
 
+        .target(
+            name: "CoffreClient",
+            dependencies: [
+                "Encryption", "CoffreAPI", "CoffreModel", "ClusterTLS", "Sodium",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+            ],
+            swiftSettings: strict
+        ),
+
         // Layer 5: executables.
         .executableTarget(
             name: "coffred",

@@ -17,6 +17,7 @@ import TestSupport
         "ShardStore": ["RocksDB", "Checksum", "CoffreModel"],
         "Placement": ["CoffreModel"],
         "CoffreAPI": ["CoffreModel"],
+        "CoffreClient": ["Encryption", "CoffreAPI", "CoffreModel", "ClusterTLS", "Sodium", "AsyncHTTPClient", "NIOCore", "NIOHTTP1"],
         "HTTPService": ["CoffreModel", "CoffreAPI", "Hummingbird", "HTTPTypes", "NIOCore"],
         "Coordinator": [
             "CoffreModel", "CoffreAPI", "Placement", "ErasureCoding", "Checksum", "Metadata", "NodeClient", "NIOCore",

@@ -1,0 +1,311 @@
+import AsyncHTTPClient
+import CoffreAPI
+import CoffreModel
+import Encryption
+import Foundation
+import NIOCore
+import NIOHTTP1
+
+/// A file or folder as the user sees it (decrypted).
+public struct Entry: Codable, Sendable, Hashable {
+    public let id: String
+    public let name: String
+    /// "file" or "folder".
+    public let type: String
+    /// Plaintext bytes (files).
+    public let size: UInt64?
+    /// Milliseconds since 1970.
+    public let modified: Int64?
+    /// Object id on the cluster (files), for `coffre admin object`.
+    public let objectId: String?
+}
+
+/// Progress of a transfer: bytes done and total (nil when unknown).
+public typealias Progress = @Sendable (Int64, Int64?) -> Void
+
+struct Located {
+    let id: String
+    let key: SecretKey
+    let info: TreeNodeInfo?
+    let attributes: NodeAttributes?
+}
+
+extension CoffreClient {
+    func masterKey(_ session: Session) throws -> SecretKey {
+        guard let bytes = Base64URL.decode(session.masterKey) else { throw ClientError(.unauthenticated, "session file is damaged: log in again") }
+        return try SecretKey(bytes: bytes)
+    }
+
+    func root(_ session: Session) throws -> Located {
+        Located(id: "root", key: NodeKeys.rootKey(masterKey: try masterKey(session)), info: nil, attributes: nil)
+    }
+
+    /// The decrypted children of a folder.
+    func children(of folder: Located, _ session: Session) async throws -> [Located] {
+        let list = try decode(NodeList.self, try await send(.GET, "/v1/nodes?parent=" + folder.id, token: session.token))
+        return try list.nodes.map { info in
+            guard let wrapped = Base64URL.decode(info.wrappedKey), let blob = Base64URL.decode(info.attributes) else {
+                throw ClientError(.storageFailure, "node \(info.id) has malformed keys")
+            }
+            let key = try NodeKeys.unwrap(try WrappedKey(bytes: wrapped), childId: info.id, parentId: folder.id, under: folder.key)
+            let attributes = try AttributeBox.open(blob, nodeKey: key, nodeId: info.id)
+            return Located(id: info.id, key: key, info: info, attributes: attributes)
+        }
+    }
+
+    static func components(_ path: String) -> [String] {
+        path.split(separator: "/").map(String.init).filter { $0 != "." }
+    }
+
+    /// The node at `path` ("/" is the root).
+    func locate(_ path: String, _ session: Session) async throws -> Located {
+        var current = try root(session)
+        for name in Self.components(path) {
+            guard current.info == nil || current.info?.type == "folder" else { throw ClientError(.notFound, "\(path): not a folder on the way") }
+            guard let next = try await children(of: current, session).first(where: { $0.attributes?.name == name }) else {
+                throw ClientError(.notFound, "no such file or folder: \(path)")
+            }
+            current = next
+        }
+        return current
+    }
+
+    func entry(_ located: Located) -> Entry {
+        Entry(
+            id: located.id, name: located.attributes?.name ?? "/", type: located.info?.type ?? "folder",
+            size: located.attributes?.size, modified: located.attributes?.modified, objectId: located.info?.objectId)
+    }
+
+    static func newNodeId() -> String { Base64URL.encode((0..<16).map { _ in UInt8.random(in: 0...255) }) }
+
+    /// The folder a new node goes into and the name it gets; refuses a taken name.
+    func destination(_ path: String, _ session: Session) async throws -> (Located, String) {
+        var parts = Self.components(path)
+        guard let name = parts.popLast() else { throw ClientError(.invalidArgument, "a path to create needs a name") }
+        let parent = try await locate("/" + parts.joined(separator: "/"), session)
+        guard parent.info == nil || parent.info?.type == "folder" else { throw ClientError(.invalidArgument, "\(parts.joined(separator: "/")) is not a folder") }
+        if try await children(of: parent, session).contains(where: { $0.attributes?.name == name }) {
+            throw ClientError(.conflict, "\(path) exists")
+        }
+        return (parent, name)
+    }
+
+    // MARK: - Commands
+
+    public func list(_ path: String, _ session: Session) async throws -> [Entry] {
+        let node = try await locate(path, session)
+        guard node.info == nil || node.info?.type == "folder" else { return [entry(node)] }
+        return try await children(of: node, session).map(entry).sorted { $0.name < $1.name }
+    }
+
+    public func mkdir(_ path: String, _ session: Session) async throws -> Entry {
+        let (parent, name) = try await destination(path, session)
+        let id = Self.newNodeId()
+        let key = SecretKey.random()
+        let attributes = NodeAttributes(name: name, modified: Int64(Date().timeIntervalSince1970 * 1000))
+        let request = CreateFolderRequest(
+            id: id, parent: parent.id, attributes: Base64URL.encode(try AttributeBox.seal(attributes, nodeKey: key, nodeId: id)),
+            wrappedKey: Base64URL.encode(NodeKeys.wrap(key, childId: id, parentId: parent.id, under: parent.key).bytes))
+        _ = try await send(.POST, "/v1/nodes", token: session.token, json: request)
+        return Entry(id: id, name: name, type: "folder", size: nil, modified: attributes.modified, objectId: nil)
+    }
+
+    static func fileKeyContext(_ nodeId: String) -> WrapContext { WrapContext(type: "file-key", owner: nodeId, subject: nodeId) }
+
+    /// Encrypts a local file and uploads it to `remotePath` (a new name, or an existing
+    /// folder to keep the local name).
+    public func upload(_ localPath: String, to remotePath: String, _ session: Session, progress: Progress? = nil) async throws -> Entry {
+        guard let attributes = try? FileManager.default.attributesOfItem(atPath: localPath), let size = (attributes[.size] as? NSNumber)?.uint64Value,
+            let handle = FileHandle(forReadingAtPath: localPath)
+        else { throw ClientError(.invalidArgument, "cannot read \(localPath)") }
+        defer { try? handle.close() }
+        var target = remotePath
+        if let existing = try? await locate(remotePath, session), existing.info == nil || existing.info?.type == "folder" {
+            target = (remotePath.hasSuffix("/") ? remotePath : remotePath + "/") + URL(fileURLWithPath: localPath).lastPathComponent
+        }
+        let (parent, name) = try await destination(target, session)
+        let id = Self.newNodeId()
+        let nodeKey = SecretKey.random()
+        let fileKey = FileKey.random()
+        let modified = ((attributes[.modificationDate] as? Date) ?? Date()).timeIntervalSince1970 * 1000
+        let blob = try AttributeBox.seal(NodeAttributes(name: name, size: size, modified: Int64(modified)), nodeKey: nodeKey, nodeId: id)
+        let wrappedFileKey = WrappedKey.wrap(try SecretKey(bytes: fileKey.bytes), under: nodeKey, context: Self.fileKeyContext(id))
+        let length = Int64(FileFormat.ciphertextLength(plaintextLength: size))
+        let stream = EncryptedFileStream(reader: try EncryptingReader(fileKey: fileKey), handle: handle, total: length, progress: progress)
+        let answer = try await send(
+            .PUT, "/v1/nodes/\(id)/content", token: session.token,
+            headers: [
+                (ContentHeaders.parent, parent.id), (ContentHeaders.attributes, Base64URL.encode(blob)),
+                (ContentHeaders.wrappedKey, Base64URL.encode(NodeKeys.wrap(nodeKey, childId: id, parentId: parent.id, under: parent.key).bytes)),
+                (ContentHeaders.fileKey, Base64URL.encode(wrappedFileKey.bytes)), ("content-type", "application/octet-stream"),
+            ],
+            body: .stream(stream, length: .known(length)))
+        let info = try decode(TreeNodeInfo.self, answer)
+        return Entry(id: id, name: name, type: "file", size: size, modified: Int64(modified), objectId: info.objectId)
+    }
+
+    /// Downloads and decrypts a file to `localPath` (written to a temporary file first and
+    /// moved into place only once every chunk verified).
+    public func download(_ remotePath: String, to localPath: String, _ session: Session, progress: Progress? = nil) async throws {
+        let node = try await locate(remotePath, session)
+        guard let info = node.info, info.type == "file" else { throw ClientError(.invalidArgument, "\(remotePath) is not a file") }
+        let fileKey = try Self.fileKey(info, nodeKey: node.key)
+        try await fetchDecrypted(path: "/v1/nodes/\(info.id)/content", token: session.token, fileKey: fileKey, total: info.length, to: localPath, progress: progress)
+    }
+
+    static func fileKey(_ info: TreeNodeInfo, nodeKey: SecretKey) throws -> FileKey {
+        guard let text = info.fileKey, let bytes = Base64URL.decode(text) else { throw ClientError(.storageFailure, "file \(info.id) has no file key") }
+        let key = try WrappedKey(bytes: bytes).unwrap(under: nodeKey, context: fileKeyContext(info.id))
+        return try FileKey(bytes: key.bytes)
+    }
+
+    func fetchDecrypted(path: String, token: String?, fileKey: FileKey, total: Int64?, to localPath: String, progress: Progress?) async throws {
+        let temporary = localPath + ".coffre-partial"
+        guard FileManager.default.createFile(atPath: temporary, contents: nil), let output = FileHandle(forWritingAtPath: temporary) else {
+            throw ClientError(.invalidArgument, "cannot write \(localPath)")
+        }
+        var succeeded = false
+        defer {
+            try? output.close()
+            if !succeeded { try? FileManager.default.removeItem(atPath: temporary) }
+        }
+        var failures: [String] = []
+        for endpoint in endpoints {
+            var request = HTTPClientRequest(url: endpoint + path)
+            if let token { request.headers.add(name: "authorization", value: "Bearer " + token) }
+            let response: HTTPClientResponse
+            do {
+                response = try await http.execute(request, timeout: .minutes(30))
+            } catch {
+                failures.append("\(endpoint): \(error)")
+                continue
+            }
+            guard response.status.code == 200 else {
+                let bytes = try await response.body.collect(upTo: 1 << 20)
+                if let answer = try? JSONDecoder().decode(APIErrorBody.self, from: Data(bytes.readableBytesView)) {
+                    throw ClientError(ErrorCode(answer.error.code), answer.error.message)
+                }
+                throw ClientError(.storageFailure, "\(endpoint) answered \(response.status.code)")
+            }
+            var writer = DecryptingWriter(fileKey: fileKey)
+            var done: Int64 = 0
+            for try await piece in response.body {
+                done += Int64(piece.readableBytes)
+                let plaintext = try writer.feed(piece.readableBytesView)
+                if !plaintext.isEmpty { try output.write(contentsOf: plaintext) }
+                progress?(done, total)
+            }
+            try output.write(contentsOf: try writer.finish())
+            try output.synchronize()
+            if FileManager.default.fileExists(atPath: localPath) { try FileManager.default.removeItem(atPath: localPath) }
+            try FileManager.default.moveItem(atPath: temporary, toPath: localPath)
+            succeeded = true
+            return
+        }
+        throw ClientError(.unavailable, "no coordinator answered: \(failures.joined(separator: "; "))")
+    }
+
+    /// Downloads and decrypts plaintext bytes `range` of a file: only the chunks that cover
+    /// it travel (a `Range` request), each verified on its own.
+    public func read(_ remotePath: String, range: Range<UInt64>, _ session: Session) async throws -> [UInt8] {
+        let node = try await locate(remotePath, session)
+        guard let info = node.info, info.type == "file", let length = info.length else { throw ClientError(.invalidArgument, "\(remotePath) is not a file") }
+        let fileKey = try Self.fileKey(info, nodeKey: node.key)
+        guard let size = FileFormat.plaintextLength(ciphertextLength: UInt64(length)), range.upperBound <= size else {
+            throw ClientError(.invalidArgument, "range \(range) outside the file")
+        }
+        guard !range.isEmpty else { return [] }
+        let path = "/v1/nodes/\(info.id)/content"
+        let header = try await send(.GET, path, token: session.token, headers: [("range", "bytes=0-\(FileFormat.headerSize - 1)")])
+        let chunk = UInt64(FileFormat.chunkSize)
+        let first = range.lowerBound / chunk
+        let last = (range.upperBound - 1) / chunk
+        let start = UInt64(FileFormat.headerSize) + first * UInt64(FileFormat.sealedChunkSize)
+        let end = min(UInt64(length), UInt64(FileFormat.headerSize) + (last + 1) * UInt64(FileFormat.sealedChunkSize))
+        let body = try await send(.GET, path, token: session.token, headers: [("range", "bytes=\(start)-\(end - 1)")])
+        let sealed = Array(body.body.readableBytesView)
+        let headerBytes = Array(header.body.readableBytesView)
+        let opener = try headerBytes.withUnsafeBytes { try FileDecryptor(fileKey: fileKey, header: $0) }
+        var plaintext: [UInt8] = []
+        for index in first...last {
+            let offset = Int((index - first) * UInt64(FileFormat.sealedChunkSize))
+            let piece = Array(sealed[offset..<min(sealed.count, offset + FileFormat.sealedChunkSize)])
+            var out = [UInt8](repeating: 0, count: piece.count)
+            let count = try piece.withUnsafeBytes { p in
+                try out.withUnsafeMutableBytes { o in try opener.openChunk(index: index, ciphertextLength: UInt64(length), sealed: p, into: o) }
+            }
+            plaintext += out[..<count]
+        }
+        let skip = Int(range.lowerBound - first * chunk)
+        return Array(plaintext[skip..<(skip + Int(range.count))])
+    }
+
+    /// Moves and/or renames a node. The node key is rewrapped for a new parent.
+    public func move(_ from: String, to: String, _ session: Session) async throws -> Entry {
+        let node = try await locate(from, session)
+        guard let info = node.info, let attributes = node.attributes else { throw ClientError(.invalidArgument, "cannot move the root") }
+        var target = to
+        if let existing = try? await locate(to, session), existing.info == nil || existing.info?.type == "folder" {
+            target = (to.hasSuffix("/") ? to : to + "/") + attributes.name
+        }
+        let (parent, name) = try await destination(target, session)
+        var renamed = attributes
+        renamed.name = name
+        let request = UpdateNodeRequest(
+            parent: parent.id,
+            attributes: Base64URL.encode(try AttributeBox.seal(renamed, nodeKey: node.key, nodeId: info.id)),
+            wrappedKey: Base64URL.encode(NodeKeys.wrap(node.key, childId: info.id, parentId: parent.id, under: parent.key).bytes))
+        _ = try await send(.PATCH, "/v1/nodes/" + info.id, token: session.token, json: request)
+        return Entry(id: info.id, name: name, type: info.type, size: renamed.size, modified: renamed.modified, objectId: info.objectId)
+    }
+
+    /// Deletes a file, or a folder with `recursive`.
+    public func remove(_ path: String, recursive: Bool, _ session: Session) async throws {
+        let node = try await locate(path, session)
+        guard let info = node.info else { throw ClientError(.invalidArgument, "cannot remove the root") }
+        if info.type == "folder" {
+            let inside = try await children(of: node, session)
+            guard inside.isEmpty || recursive else { throw ClientError(.conflict, "\(path) is not empty (use --recursive)") }
+            for child in inside { try await remove(path + "/" + (child.attributes?.name ?? ""), recursive: true, session) }
+        }
+        _ = try await send(.DELETE, "/v1/nodes/" + info.id, token: session.token)
+    }
+}
+
+/// Plaintext from a file, encrypted on demand as the upload pulls it.
+struct EncryptedFileStream: AsyncSequence, Sendable {
+    typealias Element = ByteBuffer
+    let reader: EncryptingReader
+    let handle: FileHandle
+    let total: Int64
+    let progress: Progress?
+
+    final class AsyncIterator: AsyncIteratorProtocol, @unchecked Sendable {
+        var reader: EncryptingReader
+        let handle: FileHandle
+        let total: Int64
+        let progress: Progress?
+        var sent: Int64 = 0
+
+        init(_ stream: EncryptedFileStream) {
+            reader = stream.reader
+            handle = stream.handle
+            total = stream.total
+            progress = stream.progress
+        }
+
+        func next() async throws -> ByteBuffer? {
+            let handle = self.handle
+            guard let piece = try reader.next(read: { buffer in
+                let data = try handle.read(upToCount: buffer.count) ?? Data()
+                data.withUnsafeBytes { buffer.copyMemory(from: $0) }
+                return data.count
+            }) else { return nil }
+            sent += Int64(piece.count)
+            progress?(sent, total)
+            return ByteBuffer(bytes: piece)
+        }
+    }
+
+    func makeAsyncIterator() -> AsyncIterator { AsyncIterator(self) }
+}

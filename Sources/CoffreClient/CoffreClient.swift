@@ -1,0 +1,150 @@
+import AsyncHTTPClient
+public import CoffreAPI
+import ClusterTLS
+public import CoffreModel
+public import Encryption
+import Foundation
+import NIOCore
+import NIOHTTP1
+public import Sodium
+
+/// The Coffre client library: everything the `coffre` CLI does, for other programs too.
+///
+/// It encrypts before anything leaves the process and decrypts after everything arrives: a
+/// coordinator sees ciphertext, wrapped keys and encrypted attributes, never a name, a byte
+/// of plaintext or a key. Requests go to the pinned coordinator, or to each of the profile's
+/// coordinators in turn until one answers (failover between regions).
+public final class CoffreClient: Sendable {
+    public let profile: Profile
+    /// Coordinators in the order they are tried.
+    public let endpoints: [String]
+    let http: HTTPClient
+
+    /// - Parameters:
+    ///   - via: a country code: use that country's coordinator only.
+    ///   - coordinator: a URL: use that coordinator only.
+    public init(profile: Profile, via: String? = nil, coordinator: String? = nil) throws(ClientError) {
+        self.profile = profile
+        if let coordinator {
+            endpoints = [coordinator]
+        } else if let via {
+            let matching = profile.coordinators.filter { $0.country.uppercased() == via.uppercased() }.map(\.url)
+            guard !matching.isEmpty else {
+                throw ClientError(.invalidArgument, "profile \(profile.name) has no coordinator in \(via.uppercased())")
+            }
+            endpoints = matching
+        } else {
+            endpoints = profile.coordinators.map(\.url)
+        }
+        guard !endpoints.isEmpty else { throw ClientError(.invalidArgument, "profile \(profile.name) lists no coordinator") }
+        var configuration: HTTPClient.Configuration
+        do {
+            configuration = HTTPClient.Configuration(tlsConfiguration: try TLSSetup.client(ca: profile.ca))
+        } catch {
+            throw ClientError(.invalidArgument, error.message)
+        }
+        configuration.httpVersion = .automatic
+        configuration.timeout.connect = .seconds(5)
+        configuration.connectionPool.retryConnectionEstablishment = false
+        http = HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
+    }
+
+    public func shutdown() async throws { try await http.shutdown() }
+
+    // MARK: - HTTP
+
+    struct Answer {
+        let status: UInt
+        let headers: HTTPHeaders
+        let body: ByteBuffer
+    }
+
+    /// Sends a request to the first coordinator that answers; errors become `ClientError`s
+    /// with the server's code.
+    func send(
+        _ method: HTTPMethod, _ path: String, token: String? = nil, json: (any Encodable)? = nil,
+        headers: [(String, String)] = [], body: HTTPClientRequest.Body? = nil, limit: Int = 64 << 20, expect: Set<UInt> = [200, 201, 204, 206]
+    ) async throws -> Answer {
+        var failures: [String] = []
+        for endpoint in endpoints {
+            var request = HTTPClientRequest(url: endpoint + path)
+            request.method = method
+            if let token { request.headers.add(name: "authorization", value: "Bearer " + token) }
+            for (name, value) in headers { request.headers.add(name: name, value: value) }
+            if let json {
+                request.headers.add(name: "content-type", value: "application/json")
+                request.body = .bytes(ByteBuffer(bytes: try JSONEncoder().encode(json)))
+            }
+            if let body { request.body = body }
+            let response: HTTPClientResponse
+            do {
+                response = try await http.execute(request, timeout: .minutes(30))
+            } catch {
+                failures.append("\(endpoint): \(error)")
+                // A request with a streamed body cannot be sent twice.
+                if body != nil { break }
+                continue
+            }
+            let bytes = try await response.body.collect(upTo: limit)
+            guard expect.contains(response.status.code) else {
+                if let answer = try? JSONDecoder().decode(APIErrorBody.self, from: Data(bytes.readableBytesView)) {
+                    throw ClientError(ErrorCode(answer.error.code), answer.error.message)
+                }
+                throw ClientError(.storageFailure, "\(endpoint) answered \(response.status.code) to \(method) \(path)")
+            }
+            return Answer(status: response.status.code, headers: response.headers, body: bytes)
+        }
+        throw ClientError(.unavailable, "no coordinator answered: \(failures.joined(separator: "; "))")
+    }
+
+    func decode<T: Decodable>(_ type: T.Type, _ answer: Answer) throws -> T {
+        do {
+            return try JSONDecoder().decode(type, from: Data(answer.body.readableBytesView))
+        } catch {
+            throw ClientError(.storageFailure, "unreadable \(type) from the coordinator: \(error)")
+        }
+    }
+
+    // MARK: - Accounts
+
+    /// Creates an account. The password never leaves this process: the server gets an
+    /// authentication key derived from it, and the master key wrapped under another.
+    /// - Returns: the recovery key, to show the user once.
+    public func register(username: String, password: String, parameters: Argon2id.Parameters = .recommended) async throws -> RecoveryKey {
+        let created = try AccountKeys.create(accountId: username.lowercased(), password: password, parameters: parameters)
+        let request = RegisterRequest(
+            username: username, authKey: Base64URL.encode(created.authenticationKey.bytes),
+            passwordSalt: Base64URL.encode(created.record.passwordSalt),
+            passwordParameters: Argon2Parameters(operations: parameters.operations, memoryBytes: parameters.memoryBytes),
+            keyRecord: String(decoding: try JSONEncoder().encode(created.record), as: UTF8.self))
+        _ = try await send(.POST, "/v1/accounts", json: request)
+        return created.recoveryKey
+    }
+
+    /// Logs in: fetches the salt, derives the keys, proves the authentication key, unwraps
+    /// the master key.
+    public func login(username: String, password: String) async throws -> Session {
+        let prelogin = try decode(PreloginResponse.self, try await send(.GET, "/v1/prelogin/" + username.lowercased()))
+        guard let salt = Base64URL.decode(prelogin.passwordSalt) else { throw ClientError(.storageFailure, "bad salt from the server") }
+        let parameters = Argon2id.Parameters(operations: prelogin.passwordParameters.operations, memoryBytes: prelogin.passwordParameters.memoryBytes)
+        let keys = try PasswordKeys.derive(password: password, salt: salt, parameters: parameters)
+        let answer = try decode(LoginResponse.self, try await send(.POST, "/v1/sessions", json: LoginRequest(username: username, authKey: Base64URL.encode(keys.authenticationKey.bytes))))
+        let record = try JSONDecoder().decode(AccountKeyRecord.self, from: Data(answer.keyRecord.utf8))
+        let master = try AccountKeys.unlock(record, password: password)
+        return Session(username: username.lowercased(), accountId: answer.accountId, token: answer.token, expiresAt: answer.expiresAt, masterKey: Base64URL.encode(master.bytes))
+    }
+
+    public func whoami(_ session: Session) async throws -> WhoAmIResponse {
+        try decode(WhoAmIResponse.self, try await send(.GET, "/v1/whoami", token: session.token))
+    }
+
+    public func adminStatus() async throws -> ClusterStatus {
+        guard let token = profile.adminToken else { throw ClientError(.forbidden, "profile \(profile.name) has no admin token") }
+        return try decode(ClusterStatus.self, try await send(.GET, "/v1/admin/status", token: token))
+    }
+
+    public func adminObject(_ objectId: String) async throws -> ObjectManifest {
+        guard let token = profile.adminToken else { throw ClientError(.forbidden, "profile \(profile.name) has no admin token") }
+        return try decode(ObjectManifest.self, try await send(.GET, "/v1/admin/objects/" + objectId, token: token))
+    }
+}
