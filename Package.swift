@@ -16,6 +16,7 @@ let package = Package(
     products: [
         .executable(name: "coffre-bench", targets: ["coffre-bench"]),
         .executable(name: "coffred", targets: ["coffred"]),
+        .executable(name: "coffre", targets: ["coffre"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-crypto.git", from: "4.5.2"),
@@ -160,6 +161,15 @@ let package = Package(
             swiftSettings: strict
         ),
 
+        .target(
+            name: "LocalCluster",
+            dependencies: [
+                "ClusterTLS", "CoffreClient",
+                .product(name: "Yams", package: "Yams"),
+            ],
+            swiftSettings: strict
+        ),
+
         // Layer 5: executables.
         .executableTarget(
             name: "coffred",
@@ -167,6 +177,14 @@ let package = Package(
                 "StorageNode", "Coordinator", "HTTPService",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strict
+        ),
+        .executableTarget(
+            name: "coffre",
+            dependencies: [
+                "CoffreClient", "CoffreAPI", "CoffreModel", "ClusterTLS", "LocalCluster",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: strict
         ),

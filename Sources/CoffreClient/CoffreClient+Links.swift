@@ -44,7 +44,7 @@ extension CoffreClient {
     /// Downloads and decrypts the file behind a share link, with no account. The URL's
     /// fragment (the secret) stays in this process: only the link id is sent.
     /// - Returns: the file's name (from its decrypted attributes).
-    public func downloadLink(_ url: String, to localPath: String?, password: String? = nil, progress: Progress? = nil) async throws -> String {
+    public func downloadLink(_ url: String, to localPath: String?, password: String? = nil, progress: TransferProgress? = nil) async throws -> String {
         let parsed = try ShareLink.parse(url)
         let link = try decode(PublicLink.self, try await send(.GET, "/v1/l/" + parsed.linkId))
         let record = try JSONDecoder().decode(LinkRecord.self, from: Data(link.link.record.utf8))

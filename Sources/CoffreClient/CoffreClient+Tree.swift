@@ -20,8 +20,8 @@ public struct Entry: Codable, Sendable, Hashable {
     public let objectId: String?
 }
 
-/// Progress of a transfer: bytes done and total (nil when unknown).
-public typealias Progress = @Sendable (Int64, Int64?) -> Void
+/// TransferProgress of a transfer: bytes done and total (nil when unknown).
+public typealias TransferProgress = @Sendable (Int64, Int64?) -> Void
 
 struct Located {
     let id: String
@@ -114,7 +114,7 @@ extension CoffreClient {
 
     /// Encrypts a local file and uploads it to `remotePath` (a new name, or an existing
     /// folder to keep the local name).
-    public func upload(_ localPath: String, to remotePath: String, _ session: Session, progress: Progress? = nil) async throws -> Entry {
+    public func upload(_ localPath: String, to remotePath: String, _ session: Session, progress: TransferProgress? = nil) async throws -> Entry {
         guard let attributes = try? FileManager.default.attributesOfItem(atPath: localPath), let size = (attributes[.size] as? NSNumber)?.uint64Value,
             let handle = FileHandle(forReadingAtPath: localPath)
         else { throw ClientError(.invalidArgument, "cannot read \(localPath)") }
@@ -146,7 +146,7 @@ extension CoffreClient {
 
     /// Downloads and decrypts a file to `localPath` (written to a temporary file first and
     /// moved into place only once every chunk verified).
-    public func download(_ remotePath: String, to localPath: String, _ session: Session, progress: Progress? = nil) async throws {
+    public func download(_ remotePath: String, to localPath: String, _ session: Session, progress: TransferProgress? = nil) async throws {
         let node = try await locate(remotePath, session)
         guard let info = node.info, info.type == "file" else { throw ClientError(.invalidArgument, "\(remotePath) is not a file") }
         let fileKey = try Self.fileKey(info, nodeKey: node.key)
@@ -159,7 +159,7 @@ extension CoffreClient {
         return try FileKey(bytes: key.bytes)
     }
 
-    func fetchDecrypted(path: String, token: String?, fileKey: FileKey, total: Int64?, to localPath: String, progress: Progress?) async throws {
+    func fetchDecrypted(path: String, token: String?, fileKey: FileKey, total: Int64?, to localPath: String, progress: TransferProgress?) async throws {
         let temporary = localPath + ".coffre-partial"
         guard FileManager.default.createFile(atPath: temporary, contents: nil), let output = FileHandle(forWritingAtPath: temporary) else {
             throw ClientError(.invalidArgument, "cannot write \(localPath)")
@@ -278,13 +278,13 @@ struct EncryptedFileStream: AsyncSequence, Sendable {
     let reader: EncryptingReader
     let handle: FileHandle
     let total: Int64
-    let progress: Progress?
+    let progress: TransferProgress?
 
     final class AsyncIterator: AsyncIteratorProtocol, @unchecked Sendable {
         var reader: EncryptingReader
         let handle: FileHandle
         let total: Int64
-        let progress: Progress?
+        let progress: TransferProgress?
         var sent: Int64 = 0
 
         init(_ stream: EncryptedFileStream) {

@@ -17,6 +17,7 @@ import TestSupport
         "ShardStore": ["RocksDB", "Checksum", "CoffreModel"],
         "Placement": ["CoffreModel"],
         "CoffreAPI": ["CoffreModel"],
+        "LocalCluster": ["ClusterTLS", "CoffreClient", "Yams", "Glibc"],
         "CoffreClient": ["Encryption", "CoffreAPI", "CoffreModel", "ClusterTLS", "Sodium", "AsyncHTTPClient", "NIOCore", "NIOHTTP1"],
         "HTTPService": ["CoffreModel", "CoffreAPI", "Hummingbird", "HTTPTypes", "NIOCore"],
         "Coordinator": [

@@ -1,0 +1,247 @@
+import ClusterTLS
+public import CoffreClient
+import Foundation
+import Yams
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Brings a whole cluster up on loopback — certificates, etcd members, storage nodes,
+/// coordinators — each process with its data folder and log in one run folder; and down
+/// again, by the pids it recorded.
+///
+/// Used by `coffre admin cluster up|down|status` (behind `Cluster/up`) and by the
+/// integration tests, so the tests run the cluster people run.
+public struct LocalCluster: Sendable {
+    public let topology: ClusterTopologyFile
+    /// `<run>/<name>`: everything this cluster writes.
+    public let folder: String
+    /// Where `coffred` is.
+    public let binaries: String
+
+    public init(topology: ClusterTopologyFile, runDirectory: String, binaries: String) {
+        self.topology = topology
+        self.folder = runDirectory + "/" + topology.name
+        self.binaries = binaries
+    }
+
+    struct Pids: Codable {
+        var processes: [String: Int32] = [:]
+    }
+
+    var pidsFile: String { folder + "/pids.json" }
+
+    /// Starts everything and waits until every coordinator sees every node; returns the
+    /// client profile (also saved when `saveProfile`).
+    public func up(saveProfile: Bool = true, log: @Sendable (String) -> Void = { _ in }) async throws -> Profile {
+        if let pids = try? loadPids(), pids.processes.values.contains(where: { kill($0, 0) == 0 }) {
+            throw LocalClusterError("cluster \(topology.name) is already running (see \(pidsFile)); run down first")
+        }
+        try? FileManager.default.removeItem(atPath: folder)
+        for sub in ["certs", "logs", "config", "data"] {
+            try FileManager.default.createDirectory(atPath: folder + "/" + sub, withIntermediateDirectories: true)
+        }
+        log("certificates")
+        let authority = try CertificateAuthority.create(name: "Coffre \(topology.name) cluster CA")
+        try authority.write(to: folder + "/certs")
+        try authority.issue(commonName: "coffre \(topology.name)", hosts: ["127.0.0.1", "localhost"]).write(to: folder + "/certs", name: "server")
+        var pids = Pids()
+        defer { try? savePids(pids) }
+
+        let etcd = try await startEtcd(&pids, log: log)
+        log("storage nodes")
+        let nodes = try await startNodes(&pids)
+        log("coordinators")
+        let token = (0..<24).map { _ in "abcdefghijklmnopqrstuvwxyz0123456789".randomElement()! }.map(String.init).joined()
+        var coordinators: [Profile.Coordinator] = []
+        for country in topology.countries {
+            let port = try await startCoordinator(country: country, etcd: etcd, nodes: nodes, token: token, pids: &pids)
+            coordinators.append(.init(country: country.code, url: "https://127.0.0.1:\(port)"))
+        }
+        try savePids(pids)
+        let profile = Profile(name: topology.name, coordinators: coordinators, ca: folder + "/certs/ca.pem", adminToken: token)
+        log("waiting for every coordinator to see every node")
+        try await waitHealthy(profile)
+        if saveProfile { try profile.save() }
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+        try encoder.encode(profile).write(to: URL(fileURLWithPath: folder + "/profile.json"))
+        return profile
+    }
+
+    /// Stops exactly the processes `up` started (SIGTERM, then SIGKILL after 10 s).
+    public func down() throws -> Int {
+        guard let pids = try? loadPids() else { return 0 }
+        var stopped = 0
+        for pid in pids.processes.values where kill(pid, 0) == 0 {
+            kill(pid, SIGTERM)
+            stopped += 1
+        }
+        let deadline = Date().addingTimeInterval(10)
+        for pid in pids.processes.values {
+            while kill(pid, 0) == 0, Date() < deadline { usleep(50_000) }
+            if kill(pid, 0) == 0 { kill(pid, SIGKILL) }
+        }
+        try? FileManager.default.removeItem(atPath: pidsFile)
+        return stopped
+    }
+
+    /// Each recorded process and whether it runs.
+    public func processes() -> [(name: String, pid: Int32, running: Bool)] {
+        guard let pids = try? loadPids() else { return [] }
+        return pids.processes.sorted { $0.key < $1.key }.map { ($0.key, $0.value, kill($0.value, 0) == 0) }
+    }
+
+    /// Kills one process by name (`node de-1`, `coordinator FR`, `etcd CH`): for drills and tests.
+    public func kill9(_ name: String) throws {
+        guard let pid = try loadPids().processes[name] else { throw LocalClusterError("no process \(name)") }
+        kill(pid, SIGKILL)
+        var status: Int32 = 0
+        waitpid(pid, &status, 0)
+    }
+
+    // MARK: - Private
+
+    func loadPids() throws -> Pids {
+        try JSONDecoder().decode(Pids.self, from: Data(contentsOf: URL(fileURLWithPath: pidsFile)))
+    }
+
+    func savePids(_ pids: Pids) throws {
+        try JSONEncoder().encode(pids).write(to: URL(fileURLWithPath: pidsFile))
+    }
+
+    func spawn(_ name: String, _ executable: String, _ arguments: [String], pids: inout Pids) throws {
+        let logPath = folder + "/logs/" + name.replacingOccurrences(of: " ", with: "-") + ".log"
+        _ = FileManager.default.createFile(atPath: logPath, contents: nil)
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: executable)
+        process.arguments = arguments
+        let log = FileHandle(forWritingAtPath: logPath)!
+        process.standardOutput = log
+        process.standardError = log
+        process.standardInput = FileHandle.nullDevice
+        try process.run()
+        pids.processes[name] = process.processIdentifier
+    }
+
+    func startEtcd(_ pids: inout Pids, log: (String) -> Void) async throws -> [String] {
+        guard !topology.etcdCountries.isEmpty else { return [] }
+        log("etcd (\(topology.etcdCountries.count) members)")
+        let members = topology.etcdCountries.enumerated().map { (index, code) in
+            (name: "etcd-\(code.lowercased())", client: topology.basePort + 2 * index, peer: topology.basePort + 2 * index + 1, code: code)
+        }
+        let cluster = members.map { "\($0.name)=http://127.0.0.1:\($0.peer)" }.joined(separator: ",")
+        for member in members {
+            try spawn("etcd \(member.code)", "/usr/bin/etcd", [
+                "--name", member.name, "--data-dir", folder + "/data/" + member.name,
+                "--listen-client-urls", "http://127.0.0.1:\(member.client)", "--advertise-client-urls", "http://127.0.0.1:\(member.client)",
+                "--listen-peer-urls", "http://127.0.0.1:\(member.peer)", "--initial-advertise-peer-urls", "http://127.0.0.1:\(member.peer)",
+                "--initial-cluster", cluster, "--initial-cluster-state", "new", "--initial-cluster-token", "coffre-" + topology.name,
+                "--log-level", "error",
+            ], pids: &pids)
+        }
+        let endpoints = members.map { "http://127.0.0.1:\($0.client)" }
+        let deadline = Date().addingTimeInterval(30)
+        for endpoint in endpoints {
+            while !(await httpHealthy(endpoint + "/health")) {
+                guard Date() < deadline else { throw LocalClusterError("etcd at \(endpoint) did not become healthy in 30 s (see \(folder)/logs)") }
+                try await Task.sleep(for: .milliseconds(200))
+            }
+        }
+        return endpoints
+    }
+
+    struct StartedNode {
+        let id: String
+        let country: String
+        let region: String
+        let url: String
+    }
+
+    func startNodes(_ pids: inout Pids) async throws -> [StartedNode] {
+        var pending: [(String, String, String, String)] = []
+        for country in topology.countries {
+            for n in 1...country.nodes {
+                let id = "\(country.code.lowercased())-\(n)"
+                let portFile = folder + "/data/\(id).port"
+                try spawn("node \(id)", binaries + "/coffred", [
+                    "node", "--node", id, "--country", country.code, "--region", country.region,
+                    "--data-directory", folder + "/data/" + id, "--capacity-bytes", String(country.capacityBytes),
+                    "--tls-certificate", folder + "/certs/server.pem", "--tls-key", folder + "/certs/server-key.pem",
+                    "--tls-cluster-ca", folder + "/certs/ca.pem", "--port", "0", "--port-file", portFile, "--log-level", "warning",
+                ], pids: &pids)
+                pending.append((id, country.code, country.region, portFile))
+            }
+        }
+        var nodes: [StartedNode] = []
+        for (id, country, region, portFile) in pending {
+            guard let port = try await waitForFile(portFile) else {
+                throw LocalClusterError("node \(id) did not start in 30 s (see \(folder)/logs/node-\(id).log)")
+            }
+            nodes.append(StartedNode(id: id, country: country, region: region, url: "https://127.0.0.1:\(port)"))
+        }
+        return nodes
+    }
+
+    func startCoordinator(country: ClusterTopologyFile.CountryEntry, etcd: [String], nodes: [StartedNode], token: String, pids: inout Pids) async throws -> Int {
+        let id = "coordinator-" + country.code.lowercased()
+        let portFile = folder + "/data/\(id).port"
+        var config: [String: Any] = [
+            "id": id, "country": country.code, "region": country.region, "host": "127.0.0.1", "port": 0,
+            "tls": ["certificate": folder + "/certs/server.pem", "key": folder + "/certs/server-key.pem", "cluster_ca": folder + "/certs/ca.pem"],
+            "nodes": nodes.map { ["id": $0.id, "country": $0.country, "region": $0.region, "url": $0.url] },
+            "policy": ["k": topology.policy.k, "m": topology.policy.m, "margin": topology.policy.margin ?? 0],
+            "segment_size_bytes": topology.segmentSizeBytes ?? 16 << 20,
+            "quota_bytes_default": topology.quotaBytesDefault ?? 50_000_000_000,
+            "down_after_seconds": topology.downAfterSeconds ?? 6,
+            "admin_token": token, "port_file": portFile,
+        ]
+        if etcd.isEmpty {
+            config["metadata_directory"] = folder + "/data/\(id)-metadata"
+        } else {
+            config["etcd"] = etcd
+        }
+        let file = folder + "/config/\(id).yaml"
+        try Yams.dump(object: config).write(toFile: file, atomically: true, encoding: .utf8)
+        try spawn("coordinator \(country.code)", binaries + "/coffred", ["coordinator", "--config", file, "--log-level", "warning"], pids: &pids)
+        guard let port = try await waitForFile(portFile).flatMap({ Int($0) }) else {
+            throw LocalClusterError("coordinator \(country.code) did not start in 30 s (see \(folder)/logs/coordinator-\(country.code).log)")
+        }
+        return port
+    }
+
+    func waitHealthy(_ profile: Profile) async throws {
+        let total = topology.countries.reduce(0) { $0 + $1.nodes }
+        for coordinator in profile.coordinators {
+            let client = try CoffreClient(profile: profile, coordinator: coordinator.url)
+            defer { Task { try? await client.shutdown() } }
+            let deadline = Date().addingTimeInterval(30)
+            while true {
+                if let status = try? await client.adminStatus(), status.nodes.filter(\.up).count == total { break }
+                guard Date() < deadline else { throw LocalClusterError("coordinator \(coordinator.country) does not see all \(total) nodes after 30 s") }
+                try await Task.sleep(for: .milliseconds(200))
+            }
+        }
+    }
+
+    func waitForFile(_ path: String) async throws -> String? {
+        let deadline = Date().addingTimeInterval(30)
+        while Date() < deadline {
+            if let text = try? String(contentsOfFile: path, encoding: .utf8), !text.isEmpty { return text.trimmingCharacters(in: .whitespacesAndNewlines) }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        return nil
+    }
+
+    func httpHealthy(_ url: String) async -> Bool {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = ["curl", "-sf", "-m", "1", url]
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = FileHandle.nullDevice
+        guard (try? process.run()) != nil else { return false }
+        process.waitUntilExit()
+        return process.terminationStatus == 0
+    }
+}

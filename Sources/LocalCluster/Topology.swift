@@ -1,0 +1,62 @@
+import Foundation
+import Yams
+
+/// A local multi-region cluster to run on one machine (`Cluster/topologies/*.yaml`).
+public struct ClusterTopologyFile: Codable, Sendable {
+    public struct CountryEntry: Codable, Sendable {
+        public var code: String
+        public var region: String
+        public var nodes: Int
+        public var capacityBytes: Int64
+        enum CodingKeys: String, CodingKey { case code, region, nodes, capacityBytes = "capacity_bytes" }
+    }
+
+    public struct PolicyEntry: Codable, Sendable {
+        public var k: Int
+        public var m: Int
+        public var margin: Int?
+    }
+
+    public var name: String
+    public var countries: [CountryEntry]
+    /// Countries that run an etcd member (3 or 5); empty: embedded metadata on one coordinator.
+    public var etcdCountries: [String]
+    public var policy: PolicyEntry
+    public var segmentSizeBytes: Int?
+    public var quotaBytesDefault: Int64?
+    /// First port of the block the cluster uses for etcd (2 per member).
+    public var basePort: Int
+    public var downAfterSeconds: Int?
+
+    enum CodingKeys: String, CodingKey {
+        case name, countries, etcdCountries = "etcd_countries", policy, segmentSizeBytes = "segment_size_bytes"
+        case quotaBytesDefault = "quota_bytes_default", basePort = "base_port", downAfterSeconds = "down_after_seconds"
+    }
+
+    public init(name: String, countries: [CountryEntry], etcdCountries: [String], policy: PolicyEntry, segmentSizeBytes: Int?, quotaBytesDefault: Int64?, basePort: Int, downAfterSeconds: Int?) {
+        self.name = name
+        self.countries = countries
+        self.etcdCountries = etcdCountries
+        self.policy = policy
+        self.segmentSizeBytes = segmentSizeBytes
+        self.quotaBytesDefault = quotaBytesDefault
+        self.basePort = basePort
+        self.downAfterSeconds = downAfterSeconds
+    }
+
+    public static func load(_ path: String) throws -> ClusterTopologyFile {
+        guard let data = FileManager.default.contents(atPath: path) else {
+            throw LocalClusterError("cannot read topology \(path)")
+        }
+        do {
+            return try YAMLDecoder().decode(ClusterTopologyFile.self, from: data)
+        } catch {
+            throw LocalClusterError("topology \(path) is not valid: \(error)")
+        }
+    }
+}
+
+public struct LocalClusterError: Error, CustomStringConvertible {
+    public let description: String
+    public init(_ description: String) { self.description = description }
+}

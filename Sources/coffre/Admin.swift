@@ -1,0 +1,160 @@
+import ArgumentParser
+import ClusterTLS
+import CoffreAPI
+import CoffreClient
+import CoffreModel
+import Foundation
+import LocalCluster
+
+struct Admin: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Operate a cluster: status, nodes, objects, certificates, the local cluster.",
+        subcommands: [Status.self, Nodes.self, Object.self, Certs.self, ClusterCommand.self])
+
+    struct Status: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "The coordinator's view: metadata, policy, nodes up and down.")
+        @OptionGroup var options: GlobalOptions
+
+        func run() async throws {
+            try await perform {
+                let client = try options.client()
+                defer { Task { try? await client.shutdown() } }
+                let status = try await client.adminStatus()
+                if options.json { printJSON(status) } else {
+                    let up = status.nodes.filter(\.up).count
+                    print("coordinator \(status.coordinator) (\(status.country)); metadata: \(status.metadata); policy: \(status.policy)")
+                    print("nodes: \(up) of \(status.nodes.count) up in \(Set(status.nodes.map(\.country)).count) countries")
+                }
+            }
+        }
+    }
+
+    struct Nodes: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Storage nodes by country and region, with capacity and use.")
+        @OptionGroup var options: GlobalOptions
+
+        func run() async throws {
+            try await perform {
+                let client = try options.client()
+                defer { Task { try? await client.shutdown() } }
+                let nodes = try await client.adminStatus().nodes
+                if options.json { printJSON(nodes) } else {
+                    print("NODE      COUNTRY  REGION        STATE  USED / CAPACITY")
+                    for node in nodes.sorted(by: { ($0.country, $0.id) < ($1.country, $1.id) }) {
+                        print("\(node.id.padding(toLength: 10, withPad: " ", startingAt: 0))\(node.country.padding(toLength: 9, withPad: " ", startingAt: 0))\(node.region.padding(toLength: 14, withPad: " ", startingAt: 0))\((node.up ? "up" : "DOWN").padding(toLength: 7, withPad: " ", startingAt: 0))\(ByteCount(node.usedBytes)) / \(ByteCount(node.capacityBytes))")
+                    }
+                }
+            }
+        }
+    }
+
+    struct Object: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Where an object's shards are: per segment, k, m, each shard's node and country.",
+            discussion: "Give an object id, or a path in the logged-in account.")
+        @OptionGroup var options: GlobalOptions
+        @Argument var pathOrId: String
+
+        func run() async throws {
+            try await perform {
+                let client = try options.client()
+                defer { Task { try? await client.shutdown() } }
+                var objectId = pathOrId
+                if pathOrId.hasPrefix("/") {
+                    let entries = try await client.list(pathOrId, try loadSession(options))
+                    guard let id = entries.first?.objectId, entries.count == 1 else { throw ClientError(.invalidArgument, "\(pathOrId) is not a file") }
+                    objectId = id
+                }
+                let manifest = try await client.adminObject(objectId)
+                if options.json { printJSON(manifest) } else {
+                    print("object \(manifest.id): \(ByteCount(manifest.length)) in \(manifest.segments.count) segments, \(manifest.policy)")
+                    for segment in manifest.segments {
+                        let countries = Dictionary(grouping: segment.shards, by: { String($0.node.value.prefix(2)).uppercased() }).mapValues(\.count)
+                        print("  segment \(segment.index): \(ByteCount(segment.length)); shards per country \(countries.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " "))\(segment.placementDebt ? " (placement debt)" : "")")
+                    }
+                }
+            }
+        }
+    }
+
+    struct Certs: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Create a cluster CA (if FOLDER has none) and issue certificates for coordinators and nodes.",
+            discussion: "Example: coffre admin certs ./certs --issue fr-1=127.0.0.1,node1.fr.example --issue coordinator-fr=127.0.0.1")
+        @Argument(help: "Folder for ca.pem, ca-key.pem and the issued NAME.pem / NAME-key.pem.") var folder: String
+        @Option(help: "NAME=HOST[,HOST...] to issue (repeatable).") var issue: [String] = []
+
+        func run() async throws {
+            try await perform {
+                let authority: CertificateAuthority
+                if FileManager.default.fileExists(atPath: folder + "/ca.pem") {
+                    authority = try CertificateAuthority.load(from: folder)
+                } else {
+                    authority = try CertificateAuthority.create()
+                    try authority.write(to: folder)
+                    print("created \(folder)/ca.pem and ca-key.pem (keep the key offline)")
+                }
+                for item in issue {
+                    let parts = item.split(separator: "=", maxSplits: 1).map(String.init)
+                    guard parts.count == 2 else { throw ClientError(.invalidArgument, "--issue takes NAME=HOST[,HOST...]") }
+                    try authority.issue(commonName: parts[0], hosts: parts[1].split(separator: ",").map(String.init)).write(to: folder, name: parts[0])
+                    print("issued \(folder)/\(parts[0]).pem")
+                }
+            }
+        }
+    }
+
+    struct ClusterCommand: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "cluster", abstract: "The local multi-region cluster (what Cluster/up, down and status run).",
+            subcommands: [Up.self, Down.self, ClusterStatus.self])
+
+        struct Where: ParsableArguments {
+            @Option(help: "Topology YAML.") var topology: String = "Cluster/topologies/dev.yaml"
+            @Option(help: "Run folder.") var run: String = "Cluster/run"
+            @Option(help: "Folder holding coffred.") var bin: String = ".build/release"
+
+            func cluster() throws -> LocalCluster {
+                LocalCluster(topology: try ClusterTopologyFile.load(topology), runDirectory: run, binaries: bin)
+            }
+        }
+
+        struct Up: AsyncParsableCommand {
+            static let configuration = CommandConfiguration(abstract: "Start etcd, storage nodes and coordinators; write the client profile.")
+            @OptionGroup var place: Where
+
+            func run() async throws {
+                try await perform {
+                    let cluster = try place.cluster()
+                    let profile = try await cluster.up { print("• \($0)") }
+                    print("cluster \(profile.name) is up: \(profile.coordinators.map { "\($0.country) \($0.url)" }.joined(separator: ", "))")
+                    print("profile written: \(Profile.home)/profiles/\(profile.name).json (use coffre --profile \(profile.name))")
+                }
+            }
+        }
+
+        struct Down: AsyncParsableCommand {
+            static let configuration = CommandConfiguration(abstract: "Stop exactly the processes up started.")
+            @OptionGroup var place: Where
+
+            func run() async throws {
+                try await perform {
+                    print("stopped \(try place.cluster().down()) processes")
+                }
+            }
+        }
+
+        struct ClusterStatus: AsyncParsableCommand {
+            static let configuration = CommandConfiguration(commandName: "status", abstract: "Each process of the local cluster and whether it runs.")
+            @OptionGroup var place: Where
+
+            func run() async throws {
+                try await perform {
+                    for process in try place.cluster().processes() {
+                        print("\(process.name.padding(toLength: 18, withPad: " ", startingAt: 0)) pid \(process.pid)  \(process.running ? "running" : "stopped")")
+                    }
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,351 @@
+import ArgumentParser
+import CoffreAPI
+import CoffreClient
+import CoffreModel
+import Foundation
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// `coffre`: the command-line client. Everything is encrypted and decrypted here; the
+/// cluster sees only ciphertext. Exit codes are stable (Docs/cli.md).
+@main
+struct Coffre: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "coffre",
+        abstract: "End-to-end encrypted storage over a geo-replicated Coffre cluster.",
+        subcommands: [
+            Register.self, Login.self, WhoAmI.self, List.self, MakeFolder.self, Put.self, Get.self, Move.self, Remove.self,
+            Link.self, Admin.self,
+        ])
+}
+
+/// Options every command shares.
+struct GlobalOptions: ParsableArguments {
+    @Option(help: "Profile name (in $COFFRE_HOME/profiles, default ~/.coffre) or path.") var profile: String = "dev"
+    @Option(help: "Use only this country's coordinator (ISO code).") var via: String?
+    @Option(help: "Use only this coordinator URL.") var coordinator: String?
+    @Flag(help: "Print JSON instead of text.") var json = false
+
+    func client() throws -> CoffreClient {
+        try CoffreClient(profile: try Profile.load(profile), via: via, coordinator: coordinator)
+    }
+
+    var profileName: String { (profile as NSString).lastPathComponent.replacingOccurrences(of: ".json", with: "") }
+}
+
+/// Stable exit codes by error code.
+enum Exit {
+    static func code(for error: any Error) -> Int32 {
+        guard let coded = error as? any CodedError else { return 1 }
+        switch coded.code {
+        case .invalidArgument, .weakParameters, .limitExceeded: return 2
+        case .unauthenticated, .forbidden: return 3
+        case .notFound: return 4
+        case .conflict: return 5
+        case .quotaExceeded: return 6
+        case .unavailable, .insufficientNodes: return 7
+        case .decryptionFailed, .signatureInvalid, .corrupt: return 8
+        default: return 1
+        }
+    }
+}
+
+/// Runs a command body, printing errors as `coffre: <code>: message` and exiting with the
+/// stable code.
+func perform(_ body: () async throws -> Void) async throws {
+    do {
+        try await body()
+    } catch let error as ExitCode {
+        throw error
+    } catch {
+        let text = (error as? any CodedError).map { "\($0.code): \($0.message)" } ?? "\(error)"
+        FileHandle.standardError.write(Data("coffre: \(text)\n".utf8))
+        throw ExitCode(Exit.code(for: error))
+    }
+}
+
+/// The password: $COFFRE_PASSWORD, one line of standard input with --password-stdin, or a
+/// prompt on the terminal.
+func readPassword(stdin: Bool, prompt: String = "Password: ") throws -> String {
+    if let password = ProcessInfo.processInfo.environment["COFFRE_PASSWORD"] { return password }
+    if stdin {
+        guard let line = readLine(strippingNewline: true) else { throw ClientError(.invalidArgument, "no password on standard input") }
+        return line
+    }
+    guard isatty(0) == 1, let typed = getpass(prompt) else {
+        throw ClientError(.invalidArgument, "no password: set COFFRE_PASSWORD or use --password-stdin")
+    }
+    return String(cString: typed)
+}
+
+func printJSON(_ value: some Encodable) {
+    let encoder = JSONEncoder()
+    encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+    print(String(decoding: try! encoder.encode(value), as: UTF8.self))
+}
+
+/// A progress line on standard error, only when it is a terminal.
+func progressPrinter(_ label: String) -> TransferProgress? {
+    guard isatty(2) == 1 else { return nil }
+    let start = Date()
+    return { done, total in
+        let seconds = max(Date().timeIntervalSince(start), 0.001)
+        let rate = Double(done) / seconds
+        var line = "\r\(label) \(ByteCount(done))"
+        if let total, total > 0 {
+            let eta = rate > 0 ? Int(Double(total - done) / rate) : 0
+            line += " / \(ByteCount(total)) (\(done * 100 / total)%) ETA \(eta / 60):\(String(format: "%02d", eta % 60))"
+        }
+        line += "  \(ByteCount(Int64(rate)))/s   "
+        FileHandle.standardError.write(Data(line.utf8))
+        if let total, done >= total { FileHandle.standardError.write(Data("\n".utf8)) }
+    }
+}
+
+func loadSession(_ options: GlobalOptions) throws -> Session { try Session.load(profile: options.profileName) }
+
+struct Register: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Create an account (the password never leaves this machine).")
+    @OptionGroup var options: GlobalOptions
+    @Argument(help: "Username: a-z 0-9 . - _") var username: String
+    @Flag(help: "Read the password from standard input.") var passwordStdin = false
+    @Flag(help: "Argon2id at its floor (64 MiB, 2 passes): for tests and demos only.") var fastKdf = false
+
+    func run() async throws {
+        try await perform {
+            let password = try readPassword(stdin: passwordStdin)
+            let client = try options.client()
+            defer { Task { try? await client.shutdown() } }
+            let recovery = try await client.register(username: username, password: password, parameters: fastKdf ? .minimum : .recommended)
+            let session = try await client.login(username: username, password: password)
+            try session.save(profile: options.profileName)
+            if options.json {
+                printJSON(["username": username, "accountId": session.accountId, "recoveryKey": recovery.printable])
+            } else {
+                print("Registered \(username) and logged in.")
+                print("Recovery key (shown once; it unlocks your files if you forget the password):")
+                print("  \(recovery.printable)")
+            }
+        }
+    }
+}
+
+struct Login: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Log in; the session is kept in $COFFRE_HOME/sessions (mode 0600).")
+    @OptionGroup var options: GlobalOptions
+    @Argument var username: String
+    @Flag(help: "Read the password from standard input.") var passwordStdin = false
+
+    func run() async throws {
+        try await perform {
+            let password = try readPassword(stdin: passwordStdin)
+            let client = try options.client()
+            defer { Task { try? await client.shutdown() } }
+            let session = try await client.login(username: username, password: password)
+            try session.save(profile: options.profileName)
+            if options.json { printJSON(["username": session.username, "accountId": session.accountId]) } else { print("Logged in as \(session.username).") }
+        }
+    }
+}
+
+struct WhoAmI: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "whoami", abstract: "Show the account and its storage use.")
+    @OptionGroup var options: GlobalOptions
+
+    func run() async throws {
+        try await perform {
+            let client = try options.client()
+            defer { Task { try? await client.shutdown() } }
+            let me = try await client.whoami(try loadSession(options))
+            if options.json { printJSON(me) } else {
+                print("\(me.username) (\(me.accountId)): \(ByteCount(me.usedBytes)) of \(ByteCount(me.quotaBytes)) used")
+            }
+        }
+    }
+}
+
+struct List: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "ls", abstract: "List a folder (names are decrypted here).")
+    @OptionGroup var options: GlobalOptions
+    @Argument var path: String = "/"
+
+    func run() async throws {
+        try await perform {
+            let client = try options.client()
+            defer { Task { try? await client.shutdown() } }
+            let entries = try await client.list(path, try loadSession(options))
+            if options.json { printJSON(entries) } else {
+                for entry in entries {
+                    let size = entry.size.map { ByteCount(Int64($0)).description } ?? "-"
+                    print("\(entry.type == "folder" ? "d" : "-")  \(size.padding(toLength: 12, withPad: " ", startingAt: 0))  \(entry.name)\(entry.type == "folder" ? "/" : "")")
+                }
+            }
+        }
+    }
+}
+
+struct MakeFolder: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "mkdir", abstract: "Create a folder.")
+    @OptionGroup var options: GlobalOptions
+    @Argument var path: String
+
+    func run() async throws {
+        try await perform {
+            let client = try options.client()
+            defer { Task { try? await client.shutdown() } }
+            let entry = try await client.mkdir(path, try loadSession(options))
+            if options.json { printJSON(entry) }
+        }
+    }
+}
+
+struct Put: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Encrypt and upload a file.")
+    @OptionGroup var options: GlobalOptions
+    @Argument(help: "Local file.") var local: String
+    @Argument(help: "Remote path, or an existing folder.") var remote: String = "/"
+
+    func run() async throws {
+        try await perform {
+            let client = try options.client()
+            defer { Task { try? await client.shutdown() } }
+            let entry = try await client.upload(local, to: remote, try loadSession(options), progress: progressPrinter("put"))
+            if options.json { printJSON(entry) }
+        }
+    }
+}
+
+struct Get: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Download and decrypt a file, by path or by share link URL (no account needed for a link).")
+    @OptionGroup var options: GlobalOptions
+    @Argument(help: "Remote path, or https://HOST/l/ID#SECRET.") var source: String
+    @Argument(help: "Local file (default: the file's name).") var local: String?
+    @Option(help: "Only these plaintext bytes, as START-END (inclusive), written to standard output or LOCAL.") var range: String?
+    @Flag(help: "Read the link password from standard input.") var passwordStdin = false
+    @Flag(help: "The link has a password: ask for it.") var linkPassword = false
+
+    func run() async throws {
+        try await perform {
+            let client = try options.client()
+            defer { Task { try? await client.shutdown() } }
+            if source.hasPrefix("https://") {
+                let password = linkPassword || passwordStdin ? try readPassword(stdin: passwordStdin, prompt: "Link password: ") : nil
+                let name = try await client.downloadLink(source, to: local, password: password, progress: progressPrinter("get"))
+                if options.json { printJSON(["name": name, "file": local ?? name]) }
+                return
+            }
+            let session = try loadSession(options)
+            if let range {
+                let parts = range.split(separator: "-").compactMap { UInt64($0) }
+                guard parts.count == 2, parts[0] <= parts[1] else { throw ClientError(.invalidArgument, "--range is START-END, inclusive") }
+                let bytes = try await client.read(source, range: parts[0]..<(parts[1] + 1), session)
+                if let local { try Data(bytes).write(to: URL(fileURLWithPath: local)) } else { FileHandle.standardOutput.write(Data(bytes)) }
+                return
+            }
+            let target = local ?? (source as NSString).lastPathComponent
+            try await client.download(source, to: target, session, progress: progressPrinter("get"))
+            if options.json { printJSON(["file": target]) }
+        }
+    }
+}
+
+struct Move: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "mv", abstract: "Move or rename a file or folder.")
+    @OptionGroup var options: GlobalOptions
+    @Argument var from: String
+    @Argument var to: String
+
+    func run() async throws {
+        try await perform {
+            let client = try options.client()
+            defer { Task { try? await client.shutdown() } }
+            let entry = try await client.move(from, to: to, try loadSession(options))
+            if options.json { printJSON(entry) }
+        }
+    }
+}
+
+struct Remove: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "rm", abstract: "Delete a file, or a folder with --recursive.")
+    @OptionGroup var options: GlobalOptions
+    @Argument var path: String
+    @Flag(name: [.short, .long]) var recursive = false
+
+    func run() async throws {
+        try await perform {
+            let client = try options.client()
+            defer { Task { try? await client.shutdown() } }
+            try await client.remove(path, recursive: recursive, try loadSession(options))
+        }
+    }
+}
+
+struct Link: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Share links: the key sits in the URL fragment, never on a server.", subcommands: [Create.self, Revoke.self, ListLinks.self])
+
+    struct Create: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Create a share link to a file and print its URL.")
+        @OptionGroup var options: GlobalOptions
+        @Argument var path: String
+        @Option(help: "Expiry, as 30m, 12h or 7d.") var expires: String?
+        @Flag(help: "Protect the link with a password (asked, or from COFFRE_LINK_PASSWORD).") var password = false
+
+        func run() async throws {
+            try await perform {
+                let client = try options.client()
+                defer { Task { try? await client.shutdown() } }
+                let seconds = try expires.map(Self.duration)
+                var secret: String?
+                if password {
+                    secret = try ProcessInfo.processInfo.environment["COFFRE_LINK_PASSWORD"] ?? readPassword(stdin: false, prompt: "Link password: ")
+                }
+                let (url, id) = try await client.createLink(path, try loadSession(options), expiresIn: seconds, password: secret)
+                if options.json { printJSON(["url": url, "linkId": id]) } else { print(url) }
+            }
+        }
+
+        static func duration(_ text: String) throws -> Int64 {
+            guard let unit = text.last, let value = Int64(text.dropLast()), value > 0 else {
+                throw ClientError(.invalidArgument, "--expires takes a number and a unit: 30m, 12h, 7d")
+            }
+            switch unit {
+            case "m": return value * 60
+            case "h": return value * 3600
+            case "d": return value * 86_400
+            default: throw ClientError(.invalidArgument, "--expires unit must be m, h or d")
+            }
+        }
+    }
+
+    struct Revoke: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Revoke a link (by id or URL).")
+        @OptionGroup var options: GlobalOptions
+        @Argument var link: String
+
+        func run() async throws {
+            try await perform {
+                let client = try options.client()
+                defer { Task { try? await client.shutdown() } }
+                let id = link.hasPrefix("https://") ? String(link.split(separator: "/").last!.split(separator: "#").first!) : link
+                try await client.revokeLink(id, try loadSession(options))
+            }
+        }
+    }
+
+    struct ListLinks: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(commandName: "list", abstract: "List your links.")
+        @OptionGroup var options: GlobalOptions
+
+        func run() async throws {
+            try await perform {
+                let client = try options.client()
+                defer { Task { try? await client.shutdown() } }
+                let links = try await client.links(try loadSession(options))
+                if options.json { printJSON(links) } else { for link in links { print("\(link.linkId)  node \(link.nodeId)") } }
+            }
+        }
+    }
+}
