@@ -131,7 +131,15 @@ extension CoffreClient {
         let blob = try AttributeBox.seal(NodeAttributes(name: name, size: size, modified: Int64(modified)), nodeKey: nodeKey, nodeId: id)
         let wrappedFileKey = WrappedKey.wrap(try SecretKey(bytes: fileKey.bytes), under: nodeKey, context: Self.fileKeyContext(id))
         let length = Int64(FileFormat.ciphertextLength(plaintextLength: size))
-        let stream = EncryptedFileStream(reader: try EncryptingReader(fileKey: fileKey), handle: handle, total: length, progress: progress)
+        let me = try await whoami(session)
+        guard me.usedBytes + length <= me.quotaBytes else {
+            throw ClientError(.quotaExceeded, "\(localPath) needs \(ByteCount(length)) stored; \(ByteCount(me.quotaBytes - me.usedBytes)) left of \(ByteCount(me.quotaBytes))")
+        }
+        let makeBody = { () throws -> HTTPClientRequest.Body in
+            try handle.seek(toOffset: 0)
+            let stream = EncryptedFileStream(reader: try EncryptingReader(fileKey: fileKey), handle: handle, total: length, progress: progress)
+            return .stream(stream, length: .known(length))
+        }
         let answer = try await send(
             .PUT, "/v1/nodes/\(id)/content", token: session.token,
             headers: [
@@ -139,7 +147,7 @@ extension CoffreClient {
                 (ContentHeaders.wrappedKey, Base64URL.encode(NodeKeys.wrap(nodeKey, childId: id, parentId: parent.id, under: parent.key).bytes)),
                 (ContentHeaders.fileKey, Base64URL.encode(wrappedFileKey.bytes)), ("content-type", "application/octet-stream"),
             ],
-            body: .stream(stream, length: .known(length)))
+            body: makeBody)
         let info = try decode(TreeNodeInfo.self, answer)
         return Entry(id: id, name: name, type: "file", size: size, modified: Int64(modified), objectId: info.objectId)
     }

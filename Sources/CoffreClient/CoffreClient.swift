@@ -63,7 +63,8 @@ public final class CoffreClient: Sendable {
     /// with the server's code.
     func send(
         _ method: HTTPMethod, _ path: String, token: String? = nil, json: (any Encodable)? = nil,
-        headers: [(String, String)] = [], body: HTTPClientRequest.Body? = nil, limit: Int = 64 << 20, expect: Set<UInt> = [200, 201, 204, 206]
+        headers: [(String, String)] = [], body: (() throws -> HTTPClientRequest.Body)? = nil, limit: Int = 64 << 20,
+        expect: Set<UInt> = [200, 201, 204, 206]
     ) async throws -> Answer {
         var failures: [String] = []
         for endpoint in endpoints {
@@ -75,14 +76,13 @@ public final class CoffreClient: Sendable {
                 request.headers.add(name: "content-type", value: "application/json")
                 request.body = .bytes(ByteBuffer(bytes: try JSONEncoder().encode(json)))
             }
-            if let body { request.body = body }
+            // A streamed body is made anew for each coordinator tried.
+            if let body { request.body = try body() }
             let response: HTTPClientResponse
             do {
                 response = try await http.execute(request, timeout: .minutes(30))
             } catch {
                 failures.append("\(endpoint): \(error)")
-                // A request with a streamed body cannot be sent twice.
-                if body != nil { break }
                 continue
             }
             let bytes = try await response.body.collect(upTo: limit)

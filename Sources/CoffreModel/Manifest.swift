@@ -73,6 +73,8 @@ extension Limits {
     public static let segmentSizeMax = 256 << 20
     /// Attempts to place one shard before an upload fails (first node plus alternates).
     public static let shardWriteAttemptsMax = 3
+    /// Bytes of a refused upload's body a coordinator reads and drops before answering.
+    public static let uploadDrainMax = 1 << 30
     /// Shard transfers one coordinator runs at once per transfer.
     public static let inflightShardWritesMax = 64
 }

@@ -144,7 +144,25 @@ extension CoordinatorServer {
 
     // MARK: - Content
 
+    /// Uploads: an error answered before the body is read drains the body first (up to
+    /// `Limits.uploadDrainMax`), so that an HTTP/2 client blocked on flow control gets the
+    /// answer instead of waiting forever.
     func upload(_ request: Request, _ context: BasicRequestContext) async throws -> Response {
+        do {
+            return try await uploadBody(request, context)
+        } catch {
+            var drained = 0
+            do {
+                for try await piece in request.body {
+                    drained += piece.readableBytes
+                    if drained > Limits.uploadDrainMax { break }
+                }
+            } catch {}
+            throw error
+        }
+    }
+
+    func uploadBody(_ request: Request, _ context: BasicRequestContext) async throws -> Response {
         let (account, _) = try await authenticate(request)
         let id = try validNodeId(try context.parameters.require("id"))
         let headers = request.headers

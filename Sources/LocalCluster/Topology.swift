@@ -9,12 +9,25 @@ public struct ClusterTopologyFile: Codable, Sendable {
         public var nodes: Int
         public var capacityBytes: Int64
         enum CodingKeys: String, CodingKey { case code, region, nodes, capacityBytes = "capacity_bytes" }
+
+        public init(code: String, region: String, nodes: Int, capacityBytes: Int64) {
+            self.code = code
+            self.region = region
+            self.nodes = nodes
+            self.capacityBytes = capacityBytes
+        }
     }
 
     public struct PolicyEntry: Codable, Sendable {
         public var k: Int
         public var m: Int
         public var margin: Int?
+
+        public init(k: Int, m: Int, margin: Int?) {
+            self.k = k
+            self.m = m
+            self.margin = margin
+        }
     }
 
     public var name: String

@@ -60,7 +60,7 @@ struct DataPathCluster {
     }
 }
 
-@Suite(.serialized) struct ObjectStoreTests {
+@Suite(.serialized, .timeLimit(.minutes(5))) struct ObjectStoreTests {
     @Test func uploadsAcrossFourCountriesAndReadsBackThroughAnOutage() async throws {
         try await withTemporaryDirectory { folder in
             let cluster = try await DataPathCluster.start(folder: folder, segmentSize: 1 << 20)

@@ -25,7 +25,7 @@ enum Backend: String, CaseIterable, Sendable, CustomTestStringConvertible {
 }
 
 /// One suite, both backends: what the coordinator relies on, whatever holds its metadata.
-@Suite(.serialized) struct MetadataConformanceTests {
+@Suite(.serialized, .timeLimit(.minutes(5))) struct MetadataConformanceTests {
     @Test(arguments: Backend.allCases)
     func putGetDeleteAndRevisions(backend: Backend) async throws {
         try await backend.withStore { store, p in

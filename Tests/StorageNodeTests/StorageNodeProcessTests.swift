@@ -18,7 +18,7 @@ func randomBody(_ count: Int, seed: UInt64) -> ByteBuffer {
 
 func crc(_ buffer: ByteBuffer) -> UInt32 { buffer.withUnsafeReadableBytes { CRC32C.checksum($0) } }
 
-@Suite(.serialized) struct StorageNodeProcessTests {
+@Suite(.serialized, .timeLimit(.minutes(5))) struct StorageNodeProcessTests {
     @Test func servesShardsOverMutualTLSAndSurvivesKill9() async throws {
         try await withTemporaryDirectory { folder in
             let pki = try TestPKI(folder: folder)

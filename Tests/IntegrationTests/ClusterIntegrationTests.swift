@@ -1,0 +1,277 @@
+import AsyncHTTPClient
+import ClusterTLS
+import CoffreAPI
+import CoffreClient
+import CoffreModel
+import Encryption
+import Foundation
+import LocalCluster
+
+#if canImport(Glibc)
+import Glibc
+#endif
+import NIOCore
+import NIOHTTP1
+import Testing
+import TestSupport
+
+/// A whole cluster as people run it — 3 etcd members, 4 coordinators and 12 storage nodes
+/// in 4 countries, real processes on loopback, started by the same launcher as Cluster/up —
+/// driven through the client library as a user would.
+final class RunningCluster: @unchecked Sendable {
+    static let segmentSize = 4 << 20
+    static let quota: Int64 = 100 << 20
+
+    let cluster: LocalCluster
+    let profile: Profile
+    let folder: String
+
+    init(folder: String) async throws {
+        self.folder = folder
+        let topology = ClusterTopologyFile(
+            name: "it",
+            countries: [
+                .init(code: "FR", region: "fr-paris", nodes: 3, capacityBytes: 4 << 30),
+                .init(code: "DE", region: "de-frankfurt", nodes: 3, capacityBytes: 4 << 30),
+                .init(code: "CH", region: "ch-zurich", nodes: 3, capacityBytes: 4 << 30),
+                .init(code: "NZ", region: "nz-auckland", nodes: 3, capacityBytes: 4 << 30),
+            ],
+            etcdCountries: ["FR", "DE", "CH"], policy: .init(k: 6, m: 3, margin: 0), segmentSizeBytes: Self.segmentSize,
+            quotaBytesDefault: Self.quota, basePort: Int.random(in: 30_000..<39_000), downAfterSeconds: 4)
+        let binaries = (builtExecutable("coffred") as NSString).deletingLastPathComponent
+        cluster = LocalCluster(topology: topology, runDirectory: folder, binaries: binaries)
+        profile = try await cluster.up(saveProfile: false)
+    }
+
+    func client(via country: String? = nil) throws -> CoffreClient { try CoffreClient(profile: profile, via: country) }
+
+    func stop() { _ = try? cluster.down() }
+
+    /// Every byte under the run folder's data (nodes' shard stores, etcd members' data).
+    func storedFiles() -> [String] {
+        let root = cluster.folder + "/data"
+        let enumerator = FileManager.default.enumerator(atPath: root)!
+        var files: [String] = []
+        while let name = enumerator.nextObject() as? String {
+            var folder: ObjCBool = false
+            if FileManager.default.fileExists(atPath: root + "/" + name, isDirectory: &folder), !folder.boolValue { files.append(root + "/" + name) }
+        }
+        return files
+    }
+}
+
+func write(_ bytes: [UInt8], to path: String) throws { try Data(bytes).write(to: URL(fileURLWithPath: path)) }
+func read(_ path: String) throws -> [UInt8] { Array(try Data(contentsOf: URL(fileURLWithPath: path))) }
+
+/// Plaintext length whose ciphertext is exactly `size` bytes, if any.
+func plaintextLength(forCiphertext size: Int) -> Int? {
+    FileFormat.plaintextLength(ciphertextLength: UInt64(size)).map(Int.init)
+}
+
+@Suite(.serialized, .timeLimit(.minutes(10))) struct ClusterIntegrationTests {
+    @Test func uploadInOneCountryDownloadInAnotherShareAndKeepSecrets() async throws {
+        try await withTemporaryDirectory { folder in
+            let running = try await RunningCluster(folder: folder)
+            defer { running.stop() }
+            let started = ContinuousClock.now
+            func phase(_ name: String) { print("[integration \(ContinuousClock.now - started)] \(name)") }
+            let fr = try running.client(via: "FR")
+            let nz = try running.client(via: "NZ")
+            let de = try running.client(via: "DE")
+            let password = "a long and unusual passphrase 7F3A"
+            _ = try await fr.register(username: "alice", password: password, parameters: .minimum)
+            let session = try await fr.login(username: "alice", password: password)
+            _ = try await fr.mkdir("/Secret Projects", session)
+
+            // 64 MiB of random data through France, back through New Zealand, bit-exact.
+            var random = SeededGenerator(seed: 64)
+            let big = random.bytes(64 << 20)
+            try write(big, to: folder + "/big.bin")
+            let entry = try await fr.upload(folder + "/big.bin", to: "/Secret Projects/Quarterly Ledger 2026.bin", session)
+            try await nz.download("/Secret Projects/Quarterly Ledger 2026.bin", to: folder + "/big.out", session)
+            #expect(try read(folder + "/big.out") == big)
+            phase("64 MiB up and down")
+
+            // Range reads, through Germany.
+            for range in [UInt64(0)..<1, 65_535..<65_537, 10_000_000..<10_300_000, UInt64(big.count - 5)..<UInt64(big.count)] {
+                #expect(try await de.read("/Secret Projects/Quarterly Ledger 2026.bin", range: range, session) == Array(big[Int(range.lowerBound)..<Int(range.upperBound)]))
+            }
+
+            // Edge sizes: empty, one byte, exactly one segment of ciphertext, one byte over.
+            let exact = try #require(plaintextLength(forCiphertext: RunningCluster.segmentSize))
+            for size in [0, 1, exact, exact + 1] {
+                let bytes = random.bytes(size)
+                try write(bytes, to: folder + "/edge-\(size)")
+                _ = try await fr.upload(folder + "/edge-\(size)", to: "/edge-\(size)", session)
+                try await nz.download("/edge-\(size)", to: folder + "/edge-\(size).out", session)
+                #expect(try read(folder + "/edge-\(size).out") == bytes, "size \(size)")
+            }
+            let segments = try await fr.adminObject(try #require(try await fr.list("/edge-\(exact)", session).first?.objectId)).segments
+            #expect(segments.count == 1)
+            #expect(try await fr.adminObject(try #require(try await fr.list("/edge-\(exact + 1)", session).first?.objectId)).segments.count == 2)
+
+            // Placement: every segment on 9 distinct nodes, at most m - margin = 3 per country.
+            let manifest = try await fr.adminObject(try #require(entry.objectId))
+            #expect(manifest.segments.count == 17)
+            for segment in manifest.segments {
+                #expect(Set(segment.shards.map(\.node)).count == 9)
+                let perCountry = Dictionary(grouping: segment.shards, by: { String($0.node.value.prefix(2)) }).mapValues(\.count)
+                #expect(perCountry.values.allSatisfy { $0 <= 3 }, "segment \(segment.index): \(perCountry)")
+            }
+
+            // A share link works with no account, through another country; revoking ends it.
+            let (url, linkId) = try await fr.createLink("/Secret Projects/Quarterly Ledger 2026.bin", session)
+            let stranger = try running.client(via: "CH")
+            let name = try await stranger.downloadLink(url, to: folder + "/via-link.bin")
+            #expect(name == "Quarterly Ledger 2026.bin")
+            #expect(try read(folder + "/via-link.bin") == big)
+
+            phase("edges, placement, link")
+            // Confidentiality: nothing the nodes or etcd hold contains plaintext, a name, a key,
+            // the link secret or the password.
+            let parsed = try ShareLink.parse(url)
+            var secrets: [(String, [UInt8])] = [
+                ("file name", Array("Quarterly Ledger".utf8)), ("folder name", Array("Secret Projects".utf8)),
+                ("password", Array(password.utf8)), ("link secret", parsed.secret),
+                ("link secret (text)", Array(url.split(separator: "#")[1].utf8)),
+                ("master key", try #require(Base64URL.decode(session.masterKey))),
+            ]
+            for offset in stride(from: 0, to: big.count, by: big.count / 16) {
+                secrets.append(("plaintext at \(offset)", Array(big[offset..<(offset + 32)])))
+            }
+            var scanned = 0
+            for file in running.storedFiles() {
+                let bytes = try Data(contentsOf: URL(fileURLWithPath: file))
+                scanned += bytes.count
+                for (what, secret) in secrets {
+                    #expect(!contains(bytes, secret), "\(what) found in \(file)")
+                }
+            }
+            #expect(scanned > 64 << 20, "the scan covered the shards (\(scanned) bytes)")
+            phase("scanned \(scanned) bytes")
+
+            try await fr.revokeLink(linkId, session)
+            await #expect { _ = try await stranger.downloadLink(url, to: folder + "/revoked.bin") } throws: { ($0 as? ClientError)?.code == .notFound }
+
+            // Move, rename and delete; usage follows.
+            _ = try await de.move("/Secret Projects/Quarterly Ledger 2026.bin", to: "/ledger.bin", session)
+            #expect(try await nz.list("/", session).map(\.name).contains("ledger.bin"))
+            let before = try await fr.whoami(session).usedBytes
+            try await fr.remove("/ledger.bin", recursive: false, session)
+            #expect(try await fr.whoami(session).usedBytes < before)
+            for client in [fr, nz, de, stranger] { try await client.shutdown() }
+        }
+    }
+
+    @Test func outagesFailoverAndBadInput() async throws {
+        try await withTemporaryDirectory { folder in
+            let running = try await RunningCluster(folder: folder)
+            defer { running.stop() }
+            let fr = try running.client(via: "FR")
+            _ = try await fr.register(username: "bob", password: "pw for bob", parameters: .minimum)
+            let session = try await fr.login(username: "bob", password: "pw for bob")
+            var random = SeededGenerator(seed: 5)
+            let bytes = random.bytes(9 << 20)
+            try write(bytes, to: folder + "/file")
+            _ = try await fr.upload(folder + "/file", to: "/file", session)
+
+            // A whole country's storage nodes die (kill -9): reads go on by decoding.
+            for n in 1...3 { try running.cluster.kill9("node de-\(n)") }
+            let nz = try running.client(via: "NZ")
+            try await nz.download("/file", to: folder + "/file.out", session)
+            #expect(try read(folder + "/file.out") == bytes)
+
+            // A coordinator dies: a client without --via fails over to the next region.
+            try running.cluster.kill9("coordinator FR")
+            let any = try running.client()
+            #expect(any.endpoints.first == running.profile.coordinators.first { $0.country == "FR" }?.url)
+            try await any.download("/file", to: folder + "/file.2", session)
+            #expect(try read(folder + "/file.2") == bytes)
+
+            // A client refuses a coordinator whose certificate does not chain to its CA.
+            let stranger = try CertificateAuthority.create(name: "Someone else")
+            try stranger.write(to: folder + "/other-ca")
+            var wrongCA = running.profile
+            wrongCA.ca = folder + "/other-ca/ca.pem"
+            let doubtful = try CoffreClient(profile: wrongCA, via: "NZ")
+            await #expect { _ = try await doubtful.whoami(session) } throws: { ($0 as? ClientError)?.code == .unavailable }
+
+            // Bad input: each gets its code, the coordinator keeps serving.
+            let base = try #require(running.profile.coordinators.first { $0.country == "CH" }?.url)
+            var configuration = HTTPClient.Configuration(tlsConfiguration: try TLSSetup.client(ca: running.profile.ca))
+            configuration.httpVersion = .automatic
+            let http = HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
+            func call(_ method: HTTPMethod, _ path: String, token: String? = nil, body: String? = nil, headers: [(String, String)] = []) async throws -> (UInt, String) {
+                var request = HTTPClientRequest(url: base + path)
+                request.method = method
+                if let token { request.headers.add(name: "authorization", value: "Bearer " + token) }
+                for (name, value) in headers { request.headers.add(name: name, value: value) }
+                if let body { request.body = .bytes(ByteBuffer(string: body)) }
+                let response = try await http.execute(request, timeout: .seconds(20))
+                return (response.status.code, String(buffer: try await response.body.collect(upTo: 1 << 20)))
+            }
+            let nodeId = Base64URL.encode([UInt8](repeating: 7, count: 16))
+            let cases: [(HTTPMethod, String, String?, String?, [(String, String)], UInt, String)] = [
+                (.POST, "/v1/accounts", nil, "{not json", [], 400, "invalid_argument"),
+                (.POST, "/v1/accounts", nil, #"{"username": 5}"#, [], 400, "invalid_argument"),
+                (.POST, "/v1/sessions", nil, #"{"username":"bob","authKey":"AAAA"}"#, [], 400, "invalid_argument"),
+                (.POST, "/v1/sessions", nil, #"{"username":"bob","authKey":"\#(Base64URL.encode([UInt8](repeating: 1, count: 32)))"}"#, [], 401, "unauthenticated"),
+                (.GET, "/v1/whoami", "forged-token", nil, [], 401, "unauthenticated"),
+                (.GET, "/v1/whoami", nil, nil, [], 401, "unauthenticated"),
+                (.GET, "/v1/no/such/path", nil, nil, [], 404, "not_found"),
+                (.GET, "/v1/nodes/\(nodeId)", session.token, nil, [], 404, "not_found"),
+                (.GET, "/v1/nodes/not-an-id!", session.token, nil, [], 400, "invalid_argument"),
+                (.POST, "/v1/nodes", session.token, #"{"id":"\#(nodeId)","parent":"root","attributes":"!!","wrappedKey":"AA"}"#, [], 400, "invalid_argument"),
+                (.GET, "/v1/admin/status", session.token, nil, [], 403, "forbidden"),
+                (.GET, "/v1/l/unknown-link", nil, nil, [], 404, "not_found"),
+            ]
+            for (method, path, token, body, headers, status, code) in cases {
+                let (actual, text) = try await call(method, path, token: token, body: body, headers: headers)
+                #expect(actual == status, "\(method) \(path): \(text)")
+                #expect(text.contains("\"code\":\"\(code)\""), "\(method) \(path): \(text)")
+            }
+
+            // Over quota: refused before the body is read, and nothing becomes visible.
+            let upload: [(String, String)] = [
+                (ContentHeaders.parent, "root"), (ContentHeaders.attributes, "AAAA"), (ContentHeaders.wrappedKey, "AAAA"),
+                (ContentHeaders.fileKey, "AAAA"), ("content-length", String(RunningCluster.quota + 1)),
+            ]
+            // The coordinator refuses it by its declared length (and the client checks first).
+            let used = try await any.whoami(session).usedBytes
+            var overQuota = HTTPClientRequest(url: base + "/v1/nodes/\(nodeId)/content")
+            overQuota.method = .PUT
+            overQuota.headers.add(name: "authorization", value: "Bearer " + session.token)
+            for (name, value) in upload where name != "content-length" { overQuota.headers.add(name: name, value: value) }
+            overQuota.body = .bytes(ByteBuffer(repeating: 0, count: Int(RunningCluster.quota + 1)))
+            let refused = try await http.execute(overQuota, timeout: .seconds(60))
+            #expect(refused.status.code == 507)
+            #expect(String(buffer: try await refused.body.collect(upTo: 1 << 20)).contains("quota_exceeded"))
+            let tooBig = [UInt8](repeating: 0x5a, count: Int(RunningCluster.quota - used))
+            try write(tooBig, to: folder + "/too-big")
+            await #expect { _ = try await any.upload(folder + "/too-big", to: "/too-big", session) } throws: {
+                ($0 as? ClientError)?.code == .quotaExceeded
+            }
+            #expect(try await any.whoami(session).usedBytes == used, "usage unchanged")
+            #expect(try await any.list("/", session).map(\.name) == ["file"], "no partial file is visible")
+            // A body shorter than declared: the upload fails, nothing is committed.
+            let short = try runProcess("curl", [
+                "-s", "-m", "5", "--cacert", running.profile.ca, "-X", "PUT", base + "/v1/nodes/\(nodeId)/content",
+                "-H", "authorization: Bearer \(session.token)", "-H", "\(ContentHeaders.parent): root",
+                "-H", "\(ContentHeaders.attributes): AAAA", "-H", "\(ContentHeaders.wrappedKey): AAAA", "-H", "\(ContentHeaders.fileKey): AAAA",
+                "-H", "content-length: 1000", "--data-binary", "only a few bytes",
+            ])
+            _ = short
+            let (afterStatus, _) = try await call(.GET, "/v1/nodes/\(nodeId)", token: session.token)
+            #expect(afterStatus == 404, "no partial object is visible")
+            let (healthStatus, _) = try await call(.GET, "/v1/whoami", token: session.token)
+            #expect(healthStatus == 200, "the coordinator keeps serving")
+            try await http.shutdown()
+            for client in [fr, nz, any, doubtful] { try await client.shutdown() }
+        }
+    }
+}
+
+/// Byte search by Foundation (compiled optimised even in debug test builds).
+func contains(_ haystack: Data, _ needle: [UInt8]) -> Bool {
+    haystack.range(of: Data(needle)) != nil
+}
