@@ -22,8 +22,12 @@ public struct LocalCluster: Sendable {
 
     public init(topology: ClusterTopologyFile, runDirectory: String, binaries: String) {
         self.topology = topology
-        self.folder = runDirectory + "/" + topology.name
-        self.binaries = binaries
+        // Absolute, since the profile written from it is used from anywhere.
+        func absolute(_ path: String) -> String {
+            path.hasPrefix("/") ? path : FileManager.default.currentDirectoryPath + "/" + path
+        }
+        self.folder = absolute(runDirectory) + "/" + topology.name
+        self.binaries = absolute(binaries)
     }
 
     struct Pids: Codable {
