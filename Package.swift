@@ -192,8 +192,13 @@ let package = Package(
             name: "coffre-bench",
             dependencies: [
                 "AESGCM", "CBenchBaselines", "Checksum", "CISAL", "CoffreModel", "Encryption",
-                "ErasureCoding", "RocksDB", "ShardStore",
+                "ErasureCoding", "RocksDB", "ShardStore", "LocalCluster", "CoffreClient", "ClusterTLS", "Metadata",
                 .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdHTTP2", package: "hummingbird"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: strict

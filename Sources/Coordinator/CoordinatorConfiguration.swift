@@ -52,6 +52,8 @@ public struct CoordinatorConfiguration: Codable, Sendable {
     public var segmentSizeBytes: Int
     public var quotaBytesDefault: Int64
     public var downAfterSeconds: Int
+    /// How long a login lasts.
+    public var sessionLifetimeSeconds: Int
     /// Bearer token for `/v1/admin/...`.
     public var adminToken: String
     /// Public URL clients use (for share links), e.g. "https://127.0.0.1:8443".
@@ -61,7 +63,7 @@ public struct CoordinatorConfiguration: Codable, Sendable {
     enum CodingKeys: String, CodingKey {
         case id, country, region, host, port, tls, metadataDirectory = "metadata_directory", etcd, nodes, policy
         case segmentSizeBytes = "segment_size_bytes", quotaBytesDefault = "quota_bytes_default"
-        case downAfterSeconds = "down_after_seconds", adminToken = "admin_token", publicURL = "public_url", portFile = "port_file"
+        case downAfterSeconds = "down_after_seconds", sessionLifetimeSeconds = "session_lifetime_seconds", adminToken = "admin_token", publicURL = "public_url", portFile = "port_file"
     }
 
     public init(from decoder: any Decoder) throws {
@@ -79,6 +81,7 @@ public struct CoordinatorConfiguration: Codable, Sendable {
         segmentSizeBytes = try c.decodeIfPresent(Int.self, forKey: .segmentSizeBytes) ?? Limits.segmentSizeDefault
         quotaBytesDefault = try c.decodeIfPresent(Int64.self, forKey: .quotaBytesDefault) ?? 50_000_000_000
         downAfterSeconds = try c.decodeIfPresent(Int.self, forKey: .downAfterSeconds) ?? 10
+        sessionLifetimeSeconds = try c.decodeIfPresent(Int.self, forKey: .sessionLifetimeSeconds) ?? 86_400
         adminToken = try c.decode(String.self, forKey: .adminToken)
         publicURL = try c.decodeIfPresent(String.self, forKey: .publicURL)
         portFile = try c.decodeIfPresent(String.self, forKey: .portFile)
@@ -116,6 +119,8 @@ public struct CoordinatorConfiguration: Codable, Sendable {
             throw fail("segment_size_bytes", "must be 1...\(Limits.segmentSizeMax)")
         }
         guard quotaBytesDefault > 0 else { throw fail("quota_bytes_default", "must be positive") }
+        guard downAfterSeconds >= 1 else { throw fail("down_after_seconds", "must be at least 1") }
+        guard (1...(30 * 86_400)).contains(sessionLifetimeSeconds) else { throw fail("session_lifetime_seconds", "must be 1...2592000") }
         guard adminToken.utf8.count >= 16 else { throw fail("admin_token", "must be at least 16 characters") }
         for (key, path) in [("tls.certificate", tls.certificate), ("tls.key", tls.key), ("tls.cluster_ca", tls.clusterCA)] {
             guard FileManager.default.isReadableFile(atPath: path) else { throw fail(key, "cannot read \(path)") }

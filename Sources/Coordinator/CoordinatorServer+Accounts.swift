@@ -6,8 +6,6 @@ import HTTPTypes
 import Hummingbird
 
 extension CoordinatorServer {
-    static let sessionLifetime: Int64 = 24 * 3600 * 1000
-
     func validUsername(_ name: String) throws -> String {
         let lower = name.lowercased()
         guard (1...64).contains(lower.utf8.count),
@@ -69,7 +67,7 @@ extension CoordinatorServer {
         let hash = sha256Hex(Array(account.authSalt.utf8) + authKey)
         guard constantTimeEqual(Array(hash.utf8), Array(account.authHash.utf8)) else { throw denied }
         let token = randomToken()
-        let expiresAt = now() + Self.sessionLifetime
+        let expiresAt = now() + Int64(configuration.sessionLifetimeSeconds) * 1000
         try await metadata.put("sessions/" + sha256Hex(Array(token.utf8)), encode(SessionRecord(accountId: id, expiresAt: expiresAt)))
         return try jsonResponse(LoginResponse(token: token, accountId: id, keyRecord: account.keyRecord, expiresAt: expiresAt), status: .created)
     }

@@ -19,10 +19,16 @@ public final class ObjectStore: Sendable {
     public let metadata: any MetadataStore
     public let policy: PlacementPolicy
     public let segmentSize: Int
+    /// How long a read waits for a data shard before racing it with parity.
+    public let hedgeAfter: Duration
     let codec: ReedSolomon
     let nodes: StorageNodeClient
 
-    public init(topology: ClusterTopology, metadata: any MetadataStore, policy: PlacementPolicy, segmentSize: Int = Limits.segmentSizeDefault) {
+    public init(
+        topology: ClusterTopology, metadata: any MetadataStore, policy: PlacementPolicy, segmentSize: Int = Limits.segmentSizeDefault,
+        hedgeAfter: Duration = .seconds(1)
+    ) {
+        self.hedgeAfter = hedgeAfter
         precondition(segmentSize > 0 && segmentSize <= Limits.segmentSizeMax)
         self.topology = topology
         self.metadata = metadata
@@ -73,45 +79,77 @@ public final class ObjectStore: Sendable {
         }
     }
 
-    /// One segment's ciphertext: data shards if all answer, otherwise any k shards decoded.
+    /// One segment's ciphertext: the k data shards when they answer in time; otherwise any k
+    /// shards, decoded.
+    ///
+    /// A shard that fails (node down, error, checksum mismatch) is replaced by the next parity
+    /// shard at once. A shard that is merely slow is raced: after `hedgeAfter`, parity shards
+    /// are requested for every data shard still missing, and the first k to arrive win — a
+    /// slow node never sets the pace of a read.
     func readSegment(_ manifest: ObjectManifest, _ segment: SegmentManifest) async throws(CoordinatorError) -> ByteBuffer {
         let k = manifest.policy.dataShards
+        let total = manifest.policy.totalShards
         let length = segment.shardLength
+        enum Event: Sendable {
+            case shard(Int, Result<ByteBuffer, CoordinatorError>)
+            case hedge
+        }
         var fetched: [Int: ByteBuffer] = [:]
         var failures: [String] = []
-        // Data shards first; parity only to replace the ones that failed.
-        var wanted = Array(0..<k)
-        var spare = Array(k..<manifest.policy.totalShards)
-        while !wanted.isEmpty {
-            let results = await fetchShards(manifest.id, segment, wanted)
-            wanted = []
-            for (index, result) in results {
-                switch result {
-                case .success(let body): fetched[index] = body
-                case .failure(let error):
+        await withTaskGroup(of: Event.self) { group in
+            var nextParity = k
+            var inFlight = 0
+            for index in 0..<k {
+                group.addTask { .shard(index, await self.fetchShard(manifest.id, segment, index)) }
+                inFlight += 1
+            }
+            group.addTask { [hedgeAfter] in
+                try? await Task.sleep(for: hedgeAfter)
+                return .hedge
+            }
+            while fetched.count < k, let event = await group.next() {
+                switch event {
+                case .hedge:
+                    let wanted = min(total - nextParity, k - fetched.count)
+                    for _ in 0..<max(0, wanted) {
+                        let index = nextParity
+                        nextParity += 1
+                        group.addTask { .shard(index, await self.fetchShard(manifest.id, segment, index)) }
+                        inFlight += 1
+                    }
+                case .shard(let index, .success(let body)):
+                    inFlight -= 1
+                    fetched[index] = body
+                case .shard(let index, .failure(let error)):
+                    inFlight -= 1
                     failures.append("shard \(index): \(error.message)")
-                    if let next = spare.first {
-                        spare.removeFirst()
-                        wanted.append(next)
+                    if nextParity < total {
+                        let parity = nextParity
+                        nextParity += 1
+                        group.addTask { .shard(parity, await self.fetchShard(manifest.id, segment, parity)) }
+                        inFlight += 1
                     }
                 }
+                if inFlight == 0 && fetched.count < k && nextParity >= total { break }
             }
+            group.cancelAll()
         }
         guard fetched.count >= k else {
             throw CoordinatorError(
                 .unavailable,
                 "segment \(segment.index) of \(manifest.id) needs \(k) shards, \(fetched.count) readable (\(failures.joined(separator: "; ")))")
         }
-        var output = ByteBufferAllocator().buffer(capacity: length * manifest.policy.totalShards)
-        output.writeRepeatingByte(0, count: length * manifest.policy.totalShards)
+        var output = ByteBufferAllocator().buffer(capacity: length * total)
+        output.writeRepeatingByte(0, count: length * total)
         for (index, body) in fetched {
             output.setBuffer(body, at: index * length)
         }
         if (0..<k).contains(where: { fetched[$0] == nil }) {
-            let present = Set(fetched.keys)
+            // Any k shards decode; extra ones (a raced data shard that came late) are ignored.
+            let present = Set(fetched.keys.sorted().prefix(k))
             do {
                 try output.withUnsafeMutableReadableBytes { all in
-                    let buffers = (0..<manifest.policy.totalShards).map {
+                    let buffers = (0..<total).map {
                         UnsafeMutableRawBufferPointer(rebasing: all[($0 * length)..<(($0 + 1) * length)])
                     }
                     try codec.reconstruct(shards: buffers, present: present)
@@ -123,36 +161,26 @@ public final class ObjectStore: Sendable {
         return output.getSlice(at: 0, length: segment.length)!
     }
 
-    /// Fetches shards in parallel, checking each against the manifest's checksum.
-    private func fetchShards(_ objectId: String, _ segment: SegmentManifest, _ indices: [Int]) async -> [(Int, Result<ByteBuffer, CoordinatorError>)] {
-        await withTaskGroup(of: (Int, Result<ByteBuffer, CoordinatorError>).self) { group in
-            for index in indices {
-                let location = segment.shards[index]
-                group.addTask { [nodes, topology] in
-                    guard let member = topology.member(location.node) else {
-                        return (index, .failure(CoordinatorError(.notFound, "unknown node \(location.node)")))
-                    }
-                    guard topology.isUp(location.node) else {
-                        return (index, .failure(CoordinatorError(.unavailable, "node \(location.node) is down")))
-                    }
-                    do {
-                        let (body, _) = try await nodes.get(base: member.url, key: ObjectManifest.shardKey(object: objectId, segment: segment.index, shard: index))
-                        let actual = body.withUnsafeReadableBytes { CRC32C.checksum($0) }
-                        guard actual == location.checksum, body.readableBytes == segment.shardLength else {
-                            return (index, .failure(CoordinatorError(.corrupt, "shard from \(location.node) does not match the manifest")))
-                        }
-                        return (index, .success(body))
-                    } catch let error as NodeClientError {
-                        if error.code == .unavailable { topology.reportFailure(location.node) }
-                        return (index, .failure(CoordinatorError(error.code, error.message)))
-                    } catch {
-                        return (index, .failure(CoordinatorError(.storageFailure, "\(error)")))
-                    }
-                }
+    /// One shard, checked against the manifest's checksum.
+    private func fetchShard(_ objectId: String, _ segment: SegmentManifest, _ index: Int) async -> Result<ByteBuffer, CoordinatorError> {
+        let location = segment.shards[index]
+        guard let member = topology.member(location.node) else {
+            return .failure(CoordinatorError(.notFound, "unknown node \(location.node)"))
+        }
+        guard topology.isUp(location.node) else {
+            return .failure(CoordinatorError(.unavailable, "node \(location.node) is down"))
+        }
+        do {
+            let (body, _) = try await nodes.get(base: member.url, key: ObjectManifest.shardKey(object: objectId, segment: segment.index, shard: index))
+            let actual = body.withUnsafeReadableBytes { CRC32C.checksum($0) }
+            guard actual == location.checksum, body.readableBytes == segment.shardLength else {
+                return .failure(CoordinatorError(.corrupt, "shard from \(location.node) does not match the manifest"))
             }
-            var results: [(Int, Result<ByteBuffer, CoordinatorError>)] = []
-            for await result in group { results.append(result) }
-            return results
+            return .success(body)
+        } catch {
+            // A fetch cancelled because others won the race says nothing about the node.
+            if error.code == .unavailable && !Task.isCancelled { topology.reportFailure(location.node) }
+            return .failure(CoordinatorError(error.code, error.message))
         }
     }
 }

@@ -201,6 +201,7 @@ public struct LocalCluster: Sendable {
             "down_after_seconds": topology.downAfterSeconds ?? 6,
             "admin_token": token, "port_file": portFile,
         ]
+        if let lifetime = topology.sessionLifetimeSeconds { config["session_lifetime_seconds"] = lifetime }
         if etcd.isEmpty {
             config["metadata_directory"] = folder + "/data/\(id)-metadata"
         } else {

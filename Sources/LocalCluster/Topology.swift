@@ -40,13 +40,15 @@ public struct ClusterTopologyFile: Codable, Sendable {
     /// First port of the block the cluster uses for etcd (2 per member).
     public var basePort: Int
     public var downAfterSeconds: Int?
+    public var sessionLifetimeSeconds: Int?
 
     enum CodingKeys: String, CodingKey {
         case name, countries, etcdCountries = "etcd_countries", policy, segmentSizeBytes = "segment_size_bytes"
         case quotaBytesDefault = "quota_bytes_default", basePort = "base_port", downAfterSeconds = "down_after_seconds"
+        case sessionLifetimeSeconds = "session_lifetime_seconds"
     }
 
-    public init(name: String, countries: [CountryEntry], etcdCountries: [String], policy: PolicyEntry, segmentSizeBytes: Int?, quotaBytesDefault: Int64?, basePort: Int, downAfterSeconds: Int?) {
+    public init(name: String, countries: [CountryEntry], etcdCountries: [String], policy: PolicyEntry, segmentSizeBytes: Int?, quotaBytesDefault: Int64?, basePort: Int, downAfterSeconds: Int?, sessionLifetimeSeconds: Int? = nil) {
         self.name = name
         self.countries = countries
         self.etcdCountries = etcdCountries
@@ -55,6 +57,7 @@ public struct ClusterTopologyFile: Codable, Sendable {
         self.quotaBytesDefault = quotaBytesDefault
         self.basePort = basePort
         self.downAfterSeconds = downAfterSeconds
+        self.sessionLifetimeSeconds = sessionLifetimeSeconds
     }
 
     public static func load(_ path: String) throws -> ClusterTopologyFile {

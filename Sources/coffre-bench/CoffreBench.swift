@@ -7,7 +7,7 @@ import Foundation
 /// `{"name": ..., "value": ..., "unit": ..., "baseline": ..., "ratio": value / baseline}`.
 /// Run release builds only: `swift run -c release coffre-bench core`.
 @main
-struct CoffreBench: ParsableCommand {
+struct CoffreBench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "coffre-bench",
         abstract: "Coffre benchmarks: each figure next to a raw baseline from the same run.",
@@ -39,13 +39,19 @@ struct Core: ParsableCommand {
     }
 }
 
-struct Cluster: ParsableCommand {
+struct Cluster: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Cluster upload, download and small-file benchmarks (not built yet).")
+        abstract: "Upload, download and small files on a local 4-country cluster, against TLS copies and raw etcd.")
 
-    func run() throws {
-        FileHandle.standardError.write(Data(
-            "coffre-bench cluster: not available yet: the cluster (coordinators, nodes) is not built. See Docs/performance.md.\n".utf8))
-        throw ExitCode(2)
+    @Option(help: "MiB transferred by the upload and download benchmarks.") var sizeMib: Int = 1024
+    @Option(help: "Number of 4 KiB files.") var smallCount: Int = 200
+    @Flag(help: "Keep the cluster's run folder.") var keep = false
+    @Flag(help: "64 MiB and 50 small files, to check that it runs.") var quick = false
+
+    func run() async throws {
+        #if DEBUG
+        FileHandle.standardError.write(Data("warning: debug build; use `swift run -c release coffre-bench cluster`\n".utf8))
+        #endif
+        try await ClusterBenchmarks(sizeMiB: quick ? 64 : sizeMib, smallCount: quick ? 50 : smallCount, keep: keep).run()
     }
 }

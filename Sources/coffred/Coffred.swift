@@ -93,8 +93,22 @@ struct CoordinatorCommand: AsyncParsableCommand {
         abstract: "Run a coordinator: the client API over TLS, in front of the storage nodes.",
         discussion: "Options come from --config (YAML, see Docs/configuration.md); flags override the file.")
 
-    @Option(help: "YAML configuration file.") var config: String
+    @Option(help: "YAML configuration file (nodes and policy live there).") var config: String
+    @Option(help: "Coordinator id.") var id: String?
+    @Option(help: "ISO 3166 alpha-2 country code.") var country: String?
+    @Option(help: "Region name.") var region: String?
+    @Option(help: "Address to listen on.") var host: String?
     @Option(help: "Port to listen on (0: any free port).") var port: Int?
+    @Option(help: "etcd client URL (repeatable); replaces the file's list.") var etcd: [String] = []
+    @Option(help: "Embedded metadata folder (when there is no etcd).") var metadataDirectory: String?
+    @Option(help: "Ciphertext bytes per segment.") var segmentSizeBytes: Int?
+    @Option(help: "Quota of new accounts, in bytes.") var quotaBytesDefault: Int64?
+    @Option(help: "Seconds without news before a node is down.") var downAfterSeconds: Int?
+    @Option(help: "Session lifetime in seconds.") var sessionLifetimeSeconds: Int?
+    @Option(help: "Bearer token of the admin API.") var adminToken: String?
+    @Option(help: "Coordinator certificate (PEM).") var tlsCertificate: String?
+    @Option(help: "Coordinator private key (PEM).") var tlsKey: String?
+    @Option(help: "Cluster CA certificate (PEM).") var tlsClusterCa: String?
     @Option(help: "Write the bound port to this file once listening.") var portFile: String?
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.") var logLevel: String = "info"
 
@@ -104,7 +118,21 @@ struct CoordinatorCommand: AsyncParsableCommand {
         var configuration: CoordinatorConfiguration
         do {
             configuration = try CoordinatorConfiguration.load(file: config)
+            if let id { configuration.id = id }
+            if let country { configuration.country = country }
+            if let region { configuration.region = region }
+            if let host { configuration.host = host }
             if let port { configuration.port = port }
+            if !etcd.isEmpty { configuration.etcd = etcd }
+            if let metadataDirectory { configuration.metadataDirectory = metadataDirectory }
+            if let segmentSizeBytes { configuration.segmentSizeBytes = segmentSizeBytes }
+            if let quotaBytesDefault { configuration.quotaBytesDefault = quotaBytesDefault }
+            if let downAfterSeconds { configuration.downAfterSeconds = downAfterSeconds }
+            if let sessionLifetimeSeconds { configuration.sessionLifetimeSeconds = sessionLifetimeSeconds }
+            if let adminToken { configuration.adminToken = adminToken }
+            if let tlsCertificate { configuration.tls.certificate = tlsCertificate }
+            if let tlsKey { configuration.tls.key = tlsKey }
+            if let tlsClusterCa { configuration.tls.clusterCA = tlsClusterCa }
             if let portFile { configuration.portFile = portFile }
             try configuration.validate(file: config)
         } catch {

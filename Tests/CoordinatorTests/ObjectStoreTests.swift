@@ -9,6 +9,10 @@ import Placement
 import Testing
 import TestSupport
 
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// A real data path: 12 `coffred node` processes in 4 countries, a real etcd, RS(6,3).
 struct DataPathCluster {
     let nodes: [NodeProcess]
@@ -27,7 +31,9 @@ struct DataPathCluster {
         precondition(answered == 12, "only \(answered) of 12 nodes answered")
         let etcd = try await EtcdProcess.shared()
         let policy = try PlacementPolicy(erasure: ErasurePolicy(dataShards: 6, parityShards: 3))
-        let store = ObjectStore(topology: topology, metadata: try EtcdMetadataStore(endpoints: [etcd.clientURL]), policy: policy, segmentSize: segmentSize)
+        let store = ObjectStore(
+            topology: topology, metadata: try EtcdMetadataStore(endpoints: [etcd.clientURL]), policy: policy, segmentSize: segmentSize,
+            hedgeAfter: .milliseconds(300))
         return DataPathCluster(nodes: nodes, store: store, client: client)
     }
 
@@ -91,6 +97,15 @@ struct DataPathCluster {
                 for range in [Int64(0)..<10, 1_048_570..<1_048_600, 3_000_000..<5_000_000, Int64(big.count - 1)..<Int64(big.count)] {
                     #expect(try await cluster.download(bigId, range: range) == Array(big[Int(range.lowerBound)..<Int(range.upperBound)]))
                 }
+
+                // A node that hangs (SIGSTOP: connections open, no answer) is raced with parity.
+                let frozen = try #require(cluster.nodes.first { $0.id == "fr-1" })
+                kill(frozen.process.pid, SIGSTOP)
+                let started = ContinuousClock.now
+                #expect(try await cluster.download(bigId) == big)
+                #expect(ContinuousClock.now - started < .seconds(8), "a slow node must not set the pace")
+                kill(frozen.process.pid, SIGCONT)
+                #expect(await cluster.store.topology.refresh() == 12)
 
                 // A whole country goes down (kill -9): every object still reads, by decoding.
                 for node in cluster.nodes where node.country == "DE" { node.process.kill9() }

@@ -26,9 +26,9 @@ final class RunningCluster: @unchecked Sendable {
     let profile: Profile
     let folder: String
 
-    init(folder: String) async throws {
+    init(folder: String, topology custom: ClusterTopologyFile? = nil) async throws {
         self.folder = folder
-        let topology = ClusterTopologyFile(
+        let topology = custom ?? ClusterTopologyFile(
             name: "it",
             countries: [
                 .init(code: "FR", region: "fr-paris", nodes: 3, capacityBytes: 4 << 30),
@@ -43,9 +43,33 @@ final class RunningCluster: @unchecked Sendable {
         profile = try await cluster.up(saveProfile: false)
     }
 
-    func client(via country: String? = nil) throws -> CoffreClient { try CoffreClient(profile: profile, via: country) }
+    private var clients: [CoffreClient] = []
+    private let lock = NSLock()
 
-    func stop() { _ = try? cluster.down() }
+    /// A client of this cluster, shut down by `stop()`.
+    func client(via country: String? = nil) throws -> CoffreClient {
+        try track(CoffreClient(profile: profile, via: country))
+    }
+
+    func track(_ client: CoffreClient) -> CoffreClient {
+        lock.lock()
+        defer { lock.unlock() }
+        clients.append(client)
+        return client
+    }
+
+    /// Runs a test body; whatever it throws is recorded, and the clients and the cluster are
+    /// stopped either way (a client dropped without shutdown would crash the test process).
+    func run(_ body: (RunningCluster) async throws -> Void) async {
+        do {
+            try await body(self)
+        } catch {
+            Issue.record("\(error)")
+        }
+        let all = lock.withLock { clients }
+        for client in all { try? await client.shutdown() }
+        _ = try? cluster.down()
+    }
 
     /// Every byte under the run folder's data (nodes' shard stores, etcd members' data).
     func storedFiles() -> [String] {
@@ -72,7 +96,7 @@ func plaintextLength(forCiphertext size: Int) -> Int? {
     @Test func uploadInOneCountryDownloadInAnotherShareAndKeepSecrets() async throws {
         try await withTemporaryDirectory { folder in
             let running = try await RunningCluster(folder: folder)
-            defer { running.stop() }
+            await running.run { running in
             let started = ContinuousClock.now
             func phase(_ name: String) { print("[integration \(ContinuousClock.now - started)] \(name)") }
             let fr = try running.client(via: "FR")
@@ -159,14 +183,14 @@ func plaintextLength(forCiphertext size: Int) -> Int? {
             let before = try await fr.whoami(session).usedBytes
             try await fr.remove("/ledger.bin", recursive: false, session)
             #expect(try await fr.whoami(session).usedBytes < before)
-            for client in [fr, nz, de, stranger] { try await client.shutdown() }
+            }
         }
     }
 
     @Test func outagesFailoverAndBadInput() async throws {
         try await withTemporaryDirectory { folder in
             let running = try await RunningCluster(folder: folder)
-            defer { running.stop() }
+            await running.run { running in
             let fr = try running.client(via: "FR")
             _ = try await fr.register(username: "bob", password: "pw for bob", parameters: .minimum)
             let session = try await fr.login(username: "bob", password: "pw for bob")
@@ -193,7 +217,7 @@ func plaintextLength(forCiphertext size: Int) -> Int? {
             try stranger.write(to: folder + "/other-ca")
             var wrongCA = running.profile
             wrongCA.ca = folder + "/other-ca/ca.pem"
-            let doubtful = try CoffreClient(profile: wrongCA, via: "NZ")
+            let doubtful = running.track(try CoffreClient(profile: wrongCA, via: "NZ"))
             await #expect { _ = try await doubtful.whoami(session) } throws: { ($0 as? ClientError)?.code == .unavailable }
 
             // Bad input: each gets its code, the coordinator keeps serving.
@@ -266,7 +290,43 @@ func plaintextLength(forCiphertext size: Int) -> Int? {
             let (healthStatus, _) = try await call(.GET, "/v1/whoami", token: session.token)
             #expect(healthStatus == 200, "the coordinator keeps serving")
             try await http.shutdown()
-            for client in [fr, nz, any, doubtful] { try await client.shutdown() }
+            }
+        }
+    }
+}
+
+@Suite(.serialized, .timeLimit(.minutes(5))) struct SessionAndProtocolTests {
+    @Test func expiredTokensAndOversizedHeadersAreRefused() async throws {
+        try await withTemporaryDirectory { folder in
+            // One country, embedded metadata, short sessions.
+            let topology = ClusterTopologyFile(
+                name: "small", countries: [.init(code: "IS", region: "is-reykjavik", nodes: 3, capacityBytes: 1 << 30)],
+                etcdCountries: [], policy: .init(k: 2, m: 1, margin: 0), segmentSizeBytes: 1 << 20, quotaBytesDefault: 1 << 30,
+                basePort: 0, downAfterSeconds: 4, sessionLifetimeSeconds: 2)
+            let running = try await RunningCluster(folder: folder, topology: topology)
+            await running.run { running in
+            let client = try running.client()
+            _ = try await client.register(username: "carol", password: "pw", parameters: .minimum)
+            let session = try await client.login(username: "carol", password: "pw")
+            #expect(try await client.whoami(session).username == "carol")
+            let expired = try await awaitCondition(timeout: .seconds(15)) {
+                do {
+                    _ = try await client.whoami(session)
+                    return false
+                } catch let error as ClientError {
+                    return error.code == .unauthenticated
+                }
+            }
+            #expect(expired, "a token stops working when its session expires")
+
+            // A request with 100 KB of headers is refused; the coordinator keeps serving.
+            let base = running.profile.coordinators[0].url
+            let huge = String(repeating: "x", count: 100_000)
+            let result = try runProcess("curl", ["-s", "-o", "/dev/null", "-w", "%{http_code}", "-m", "10", "--cacert", running.profile.ca, "-H", "x-big: \(huge)", base + "/v1/whoami"])
+            #expect(!result.output.hasPrefix("2"), "oversized headers: \(result.output)")
+            let fresh = try await client.login(username: "carol", password: "pw")
+            #expect(try await client.whoami(fresh).username == "carol")
+            }
         }
     }
 }

@@ -1,0 +1,193 @@
+import AsyncHTTPClient
+import ClusterTLS
+import CoffreClient
+import Foundation
+import HTTPTypes
+import Hummingbird
+import HummingbirdHTTP2
+import LocalCluster
+import Metadata
+import NIOCore
+
+/// The cluster benchmarks of issue 3: a real local cluster (3 etcd members, 4 coordinators,
+/// 12 storage nodes, release binaries beside this one), driven by the client library.
+///
+/// Baselines, measured in the same run: for transfers, the same bytes copied over TLS on
+/// loopback to and from a server that does nothing else (same TLS stack, HTTP/2); for small
+/// files, raw etcd transactions of the same size.
+struct ClusterBenchmarks {
+    let sizeMiB: Int
+    let smallCount: Int
+    let keep: Bool
+
+    func run() async throws {
+        let binaries = (CommandLine.arguments[0] as NSString).deletingLastPathComponent
+        let run = NSTemporaryDirectory() + "coffre-bench-cluster-\(getpid())"
+        let topology = ClusterTopologyFile(
+            name: "bench",
+            countries: ["FR", "DE", "CH", "NZ"].map { .init(code: $0, region: $0.lowercased() + "-1", nodes: 3, capacityBytes: 64 << 30) },
+            etcdCountries: ["FR", "DE", "CH"], policy: .init(k: 6, m: 3, margin: 0), segmentSizeBytes: 16 << 20,
+            quotaBytesDefault: 1 << 40, basePort: Int.random(in: 40_000..<45_000), downAfterSeconds: 10)
+        let cluster = LocalCluster(topology: topology, runDirectory: run, binaries: binaries)
+        let profile = try await cluster.up(saveProfile: false)
+        defer {
+            _ = try? cluster.down()
+            if !keep { try? FileManager.default.removeItem(atPath: run) }
+        }
+        let fr = try CoffreClient(profile: profile, via: "FR")
+        let nz = try CoffreClient(profile: profile, via: "NZ")
+        _ = try await fr.register(username: "bench", password: "bench password", parameters: .minimum)
+        let session = try await fr.login(username: "bench", password: "bench password")
+
+        // The same random bytes for ours and the baseline.
+        let file = run + "/payload.bin"
+        let size = sizeMiB << 20
+        try writeRandomFile(file, size: size)
+        let sink = try await SinkServer.start(certificate: cluster.folder + "/certs/server.pem", key: cluster.folder + "/certs/server-key.pem", size: size)
+        defer { sink.stop() }
+        var configuration = HTTPClient.Configuration(tlsConfiguration: try TLSSetup.client(ca: profile.ca))
+        configuration.httpVersion = .automatic
+        let plain = HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
+
+        // Upload: through France, plaintext MB/s.
+        var start = now()
+        _ = try await fr.upload(file, to: "/payload.bin", session)
+        let upload = Double(size) / (now() - start) / 1e6
+        start = now()
+        try await sink.upload(file: file, with: plain)
+        let uploadBaseline = Double(size) / (now() - start) / 1e6
+        report("cluster.upload", unit: "MB/s", value: upload, baseline: uploadBaseline)
+
+        // Download: through New Zealand, decrypted to disk.
+        start = now()
+        try await nz.download("/payload.bin", to: run + "/download.bin", session)
+        let download = Double(size) / (now() - start) / 1e6
+        start = now()
+        try await sink.download(to: run + "/download-baseline.bin", with: plain)
+        let downloadBaseline = Double(size) / (now() - start) / 1e6
+        report("cluster.download", unit: "MB/s", value: download, baseline: downloadBaseline)
+        precondition(FileManager.default.contentsEqual(atPath: file, andPath: run + "/download.bin"), "download differs")
+
+        // Small files: 4 KiB each, one after another.
+        try writeRandomFile(run + "/small.bin", size: 4096)
+        var latencies: [Double] = []
+        for i in 0..<smallCount {
+            start = now()
+            _ = try await fr.upload(run + "/small.bin", to: "/small-\(i)", session)
+            latencies.append(now() - start)
+        }
+        let etcd = try EtcdMetadataStore(endpoints: ["http://127.0.0.1:\(topology.basePort)"])
+        let value = [UInt8](repeating: 7, count: 4096)
+        var etcdLatencies: [Double] = []
+        for i in 0..<smallCount {
+            start = now()
+            _ = try await etcd.commit(if: [.absent("bench/\(i)")], then: [.put("bench/\(i)", value)])
+            etcdLatencies.append(now() - start)
+        }
+        report("cluster.put.small", unit: "ops/s", value: Double(smallCount) / latencies.reduce(0, +), baseline: Double(smallCount) / etcdLatencies.reduce(0, +))
+        report("cluster.put.small.p50", unit: "ms", value: percentile(latencies, 0.5) * 1000, baseline: percentile(etcdLatencies, 0.5) * 1000)
+        report("cluster.put.small.p99", unit: "ms", value: percentile(latencies, 0.99) * 1000, baseline: percentile(etcdLatencies, 0.99) * 1000)
+        try await plain.shutdown()
+        try await fr.shutdown()
+        try await nz.shutdown()
+    }
+
+    func writeRandomFile(_ path: String, size: Int) throws {
+        _ = FileManager.default.createFile(atPath: path, contents: nil)
+        let handle = FileHandle(forWritingAtPath: path)!
+        defer { try? handle.close() }
+        let block = filledBuffer(1 << 20, seed: UInt8.random(in: 1...255))
+        defer { block.deallocate() }
+        var written = 0
+        while written < size {
+            let count = min(1 << 20, size - written)
+            try handle.write(contentsOf: Data(bytes: block.baseAddress!, count: count))
+            written += count
+        }
+    }
+
+    func percentile(_ values: [Double], _ p: Double) -> Double {
+        let sorted = values.sorted()
+        return sorted[min(sorted.count - 1, Int(Double(sorted.count) * p))]
+    }
+}
+
+/// The baseline server: takes a PUT and drops the bytes, serves a GET of `size` bytes; TLS
+/// and HTTP/2 as the coordinator, nothing else.
+final class SinkServer: Sendable {
+    let url: String
+    let task: Task<Void, any Error>
+
+    init(url: String, task: Task<Void, any Error>) {
+        self.url = url
+        self.task = task
+    }
+
+    static func start(certificate: String, key: String, size: Int) async throws -> SinkServer {
+        let router = Router(context: BasicRequestContext.self)
+        router.put("/sink") { request, _ -> Response in
+            for try await _ in request.body {}
+            return Response(status: .noContent)
+        }
+        let block = ByteBuffer(repeating: 0x42, count: 1 << 20)
+        router.get("/source") { _, _ -> Response in
+            Response(status: .ok, body: ResponseBody(contentLength: size) { writer in
+                var sent = 0
+                while sent < size {
+                    let count = min(block.readableBytes, size - sent)
+                    try await writer.write(block.getSlice(at: 0, length: count)!)
+                    sent += count
+                }
+                try await writer.finish(nil)
+            })
+        }
+        let (stream, continuation) = AsyncStream<Int>.makeStream()
+        let tls = try TLSSetup.server(certificate: certificate, key: key, clientCA: nil)
+        let app = Application(
+            router: router, server: try .http2Upgrade(tlsConfiguration: tls),
+            configuration: .init(address: .hostname("127.0.0.1", port: 0)),
+            onServerRunning: { channel in continuation.yield(channel.localAddress?.port ?? 0) })
+        let task = Task { try await app.run() }
+        var iterator = stream.makeAsyncIterator()
+        let port = await iterator.next() ?? 0
+        return SinkServer(url: "https://127.0.0.1:\(port)", task: task)
+    }
+
+    func upload(file: String, with client: HTTPClient) async throws {
+        let handle = FileHandle(forReadingAtPath: file)!
+        defer { try? handle.close() }
+        let length = (try FileManager.default.attributesOfItem(atPath: file)[.size] as! NSNumber).int64Value
+        var request = HTTPClientRequest(url: url + "/sink")
+        request.method = .PUT
+        request.body = .stream(FileChunks(handle: handle), length: .known(length))
+        let response = try await client.execute(request, timeout: .minutes(10))
+        _ = try await response.body.collect(upTo: 1 << 20)
+    }
+
+    func download(to path: String, with client: HTTPClient) async throws {
+        _ = FileManager.default.createFile(atPath: path, contents: nil)
+        let output = FileHandle(forWritingAtPath: path)!
+        defer { try? output.close() }
+        let response = try await client.execute(HTTPClientRequest(url: url + "/source"), timeout: .minutes(10))
+        for try await piece in response.body { try output.write(contentsOf: Data(piece.readableBytesView)) }
+        try output.synchronize()
+    }
+
+    func stop() { task.cancel() }
+}
+
+/// A file read in 1 MiB pieces, as the client reads plaintext.
+struct FileChunks: AsyncSequence, Sendable {
+    typealias Element = ByteBuffer
+    let handle: FileHandle
+
+    struct AsyncIterator: AsyncIteratorProtocol {
+        let handle: FileHandle
+        mutating func next() async throws -> ByteBuffer? {
+            guard let data = try handle.read(upToCount: 1 << 20), !data.isEmpty else { return nil }
+            return ByteBuffer(bytes: data)
+        }
+    }
+
+    func makeAsyncIterator() -> AsyncIterator { AsyncIterator(handle: handle) }
+}
