@@ -101,6 +101,7 @@ let package = Package(
             name: "HTTPService",
             dependencies: [
                 "CoffreModel", "CoffreAPI",
+                .product(name: "Yams", package: "Yams"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "NIOCore", package: "swift-nio"),

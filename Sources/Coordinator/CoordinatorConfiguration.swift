@@ -1,7 +1,6 @@
 import CoffreModel
 import Foundation
 public import HTTPService
-import Yams
 
 /// Everything a coordinator needs to start: a YAML file (Docs/configuration.md).
 public struct CoordinatorConfiguration: Codable, Sendable {
@@ -88,17 +87,7 @@ public struct CoordinatorConfiguration: Codable, Sendable {
     }
 
     public static func load(file: String) throws(ConfigurationError) -> CoordinatorConfiguration {
-        guard let data = FileManager.default.contents(atPath: file) else {
-            throw ConfigurationError(file: file, key: nil, reason: "cannot read the file")
-        }
-        let configuration: CoordinatorConfiguration
-        do {
-            configuration = try YAMLDecoder().decode(CoordinatorConfiguration.self, from: data)
-        } catch let error as DecodingError {
-            throw ConfigurationError(decoding: error, file: file)
-        } catch {
-            throw ConfigurationError(file: file, key: nil, reason: "not valid YAML: \(error)")
-        }
+        let configuration = try loadYAMLConfiguration(CoordinatorConfiguration.self, file: file)
         try configuration.validate(file: file)
         return configuration
     }

@@ -1,6 +1,7 @@
 import CoffreAPI
 public import CoffreModel
 import Foundation
+import Yams
 public import Hummingbird
 public import HTTPTypes
 import NIOCore
@@ -109,5 +110,20 @@ public struct ConfigurationError: CodedError {
 
     public var description: String {
         "\(file): " + (key.map { "\($0): " } ?? "") + reason
+    }
+}
+
+/// Reads a YAML configuration file into `type`; every failure names the file, the key and
+/// the reason.
+public func loadYAMLConfiguration<T: Decodable>(_ type: T.Type, file: String) throws(ConfigurationError) -> T {
+    guard let data = FileManager.default.contents(atPath: file) else {
+        throw ConfigurationError(file: file, key: nil, reason: "cannot read the file")
+    }
+    do {
+        return try YAMLDecoder().decode(type, from: data)
+    } catch let error as DecodingError {
+        throw ConfigurationError(decoding: error, file: file)
+    } catch {
+        throw ConfigurationError(file: file, key: nil, reason: "not valid YAML: \(error)")
     }
 }

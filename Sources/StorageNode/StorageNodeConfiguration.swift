@@ -2,7 +2,6 @@ import CoffreModel
 import Foundation
 public import HTTPService
 import ShardStore
-import Yams
 
 /// Everything a storage node needs to start; a YAML file, every key also a flag of
 /// `coffred node` (Docs/configuration.md).
@@ -74,17 +73,7 @@ public struct StorageNodeConfiguration: Codable, Sendable, Equatable {
 
     /// Reads and checks a YAML file; errors name the file, the key and the reason.
     public static func load(file: String) throws(ConfigurationError) -> StorageNodeConfiguration {
-        guard let data = FileManager.default.contents(atPath: file) else {
-            throw ConfigurationError(file: file, key: nil, reason: "cannot read the file")
-        }
-        let configuration: StorageNodeConfiguration
-        do {
-            configuration = try YAMLDecoder().decode(StorageNodeConfiguration.self, from: data)
-        } catch let error as DecodingError {
-            throw ConfigurationError(decoding: error, file: file)
-        } catch {
-            throw ConfigurationError(file: file, key: nil, reason: "not valid YAML: \(error)")
-        }
+        let configuration = try loadYAMLConfiguration(StorageNodeConfiguration.self, file: file)
         try configuration.validate(file: file)
         return configuration
     }

@@ -19,7 +19,7 @@ import TestSupport
         "CoffreAPI": ["CoffreModel"],
         "LocalCluster": ["ClusterTLS", "CoffreClient", "Yams", "Glibc"],
         "CoffreClient": ["Encryption", "CoffreAPI", "CoffreModel", "ClusterTLS", "Sodium", "AsyncHTTPClient", "NIOCore", "NIOHTTP1"],
-        "HTTPService": ["CoffreModel", "CoffreAPI", "Hummingbird", "HTTPTypes", "NIOCore"],
+        "HTTPService": ["CoffreModel", "CoffreAPI", "Hummingbird", "HTTPTypes", "NIOCore", "Yams"],
         "Coordinator": [
             "CoffreModel", "CoffreAPI", "Placement", "ErasureCoding", "Checksum", "Metadata", "NodeClient", "NIOCore",
             "ClusterTLS", "HTTPService", "Hummingbird", "HummingbirdHTTP2", "HTTPTypes", "Logging", "Crypto", "Yams",
