@@ -61,6 +61,9 @@ public final class ObjectStore: Sendable {
     }
 
     /// Reads bytes `range` of an object, segment by segment, handing each piece to `write`.
+    ///
+    /// The next segment is fetched while the current one is written out (read-ahead of one:
+    /// at most two segments in memory).
     public func read(
         _ manifest: ObjectManifest, range: Range<Int64>? = nil, write: (ByteBuffer) async throws -> Void
     ) async throws {
@@ -68,14 +71,32 @@ public final class ObjectStore: Sendable {
         guard range.lowerBound >= 0, range.upperBound <= manifest.length else {
             throw CoordinatorError(.invalidArgument, "range \(range) outside an object of \(manifest.length) bytes")
         }
-        for segment in manifest.segments {
+        let wanted = manifest.segments.filter { segment in
+            let start = Int64(segment.index) * Int64(manifest.segmentSize)
+            return start + Int64(segment.length) > range.lowerBound && start < range.upperBound
+        }
+        func fetch(_ segment: SegmentManifest) -> Task<ByteBuffer, any Error> {
+            Task { try await self.readSegment(manifest, segment) }
+        }
+        var next = wanted.first.map(fetch)
+        for (position, segment) in wanted.enumerated() {
+            let bytes: ByteBuffer
+            do {
+                bytes = try await next!.value
+            } catch {
+                throw error
+            }
+            next = position + 1 < wanted.count ? fetch(wanted[position + 1]) : nil
             let start = Int64(segment.index) * Int64(manifest.segmentSize)
             let end = start + Int64(segment.length)
-            guard end > range.lowerBound, start < range.upperBound else { continue }
-            let bytes = try await readSegment(manifest, segment)
             let from = Int(max(range.lowerBound, start) - start)
             let to = Int(min(range.upperBound, end) - start)
-            try await write(bytes.getSlice(at: bytes.readerIndex + from, length: to - from)!)
+            do {
+                try await write(bytes.getSlice(at: bytes.readerIndex + from, length: to - from)!)
+            } catch {
+                next?.cancel()
+                throw error
+            }
         }
     }
 

@@ -285,6 +285,16 @@ func plaintextLength(forCiphertext size: Int) -> Int? {
                 "-H", "content-length: 1000", "--data-binary", "only a few bytes",
             ])
             _ = short
+            // A body longer than declared: HTTP/1.1 takes the declared bytes as the body and the
+            // rest as a malformed next request; the coordinator refuses that and keeps serving.
+            let longId = Base64URL.encode([UInt8](repeating: 9, count: 16))
+            let long = try runProcess("curl", [
+                "-s", "--http1.1", "-m", "10", "--cacert", running.profile.ca, "-X", "PUT", base + "/v1/nodes/\(longId)/content",
+                "-H", "authorization: Bearer \(session.token)", "-H", "\(ContentHeaders.parent): root",
+                "-H", "\(ContentHeaders.attributes): AAAA", "-H", "\(ContentHeaders.wrappedKey): AAAA", "-H", "\(ContentHeaders.fileKey): AAAA",
+                "-H", "content-length: 4", "--data-binary", "four bytes and then many more that nobody declared",
+            ])
+            _ = long
             let (afterStatus, _) = try await call(.GET, "/v1/nodes/\(nodeId)", token: session.token)
             #expect(afterStatus == 404, "no partial object is visible")
             let (healthStatus, _) = try await call(.GET, "/v1/whoami", token: session.token)
