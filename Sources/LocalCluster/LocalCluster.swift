@@ -136,6 +136,9 @@ public struct LocalCluster: Sendable {
             (name: "etcd-\(code.lowercased())", client: topology.basePort + 2 * index, peer: topology.basePort + 2 * index + 1, code: code)
         }
         let cluster = members.map { "\($0.name)=http://127.0.0.1:\($0.peer)" }.joined(separator: ",")
+        for port in members.flatMap({ [$0.client, $0.peer] }) where !Self.isPortFree(port) {
+            throw LocalClusterError("port \(port) for etcd is taken: change base_port in the topology (or run Cluster/down)")
+        }
         for member in members {
             try spawn("etcd \(member.code)", "/usr/bin/etcd", [
                 "--name", member.name, "--data-dir", folder + "/data/" + member.name,
@@ -237,6 +240,19 @@ public struct LocalCluster: Sendable {
             try await Task.sleep(for: .milliseconds(50))
         }
         return nil
+    }
+
+    static func isPortFree(_ port: Int) -> Bool {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard fd >= 0 else { return false }
+        defer { close(fd) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = in_port_t(UInt16(port).bigEndian)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        return withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0 }
+        }
     }
 
     func httpHealthy(_ url: String) async -> Bool {

@@ -75,3 +75,27 @@ func killAtExit(_ pid: Int32) {
     }
     processesToKill.append(pid)
 }
+
+/// The first port of `count` consecutive free loopback ports, below the kernel's ephemeral
+/// range (32768 and up), so that no outgoing connection can take one before a server binds it.
+public func freePortBlock(count: Int) -> Int {
+    for _ in 0..<200 {
+        let base = Int.random(in: 20_000..<(32_000 - count))
+        if (base..<(base + count)).allSatisfy(isPortFree) { return base }
+    }
+    preconditionFailure("no block of \(count) free ports found")
+}
+
+/// Whether a TCP port on 127.0.0.1 can be bound now.
+public func isPortFree(_ port: Int) -> Bool {
+    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    guard fd >= 0 else { return false }
+    defer { close(fd) }
+    var address = sockaddr_in()
+    address.sin_family = sa_family_t(AF_INET)
+    address.sin_port = in_port_t(UInt16(port).bigEndian)
+    address.sin_addr.s_addr = inet_addr("127.0.0.1")
+    return withUnsafePointer(to: &address) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0 }
+    }
+}

@@ -21,7 +21,7 @@ public final class EtcdProcess: Sendable {
     public static func start() async throws -> EtcdProcess {
         var lastError: (any Error)?
         for _ in 0..<5 {
-            let client = Int.random(in: 20_000..<40_000)
+            let client = freePortBlock(count: 2)
             do {
                 return try await start(clientPort: client, peerPort: client + 1)
             } catch {

@@ -27,7 +27,7 @@ struct ClusterBenchmarks {
             name: "bench",
             countries: ["FR", "DE", "CH", "NZ"].map { .init(code: $0, region: $0.lowercased() + "-1", nodes: 3, capacityBytes: 64 << 30) },
             etcdCountries: ["FR", "DE", "CH"], policy: .init(k: 6, m: 3, margin: 0), segmentSizeBytes: 16 << 20,
-            quotaBytesDefault: 1 << 40, basePort: Int.random(in: 40_000..<45_000), downAfterSeconds: 10)
+            quotaBytesDefault: 1 << 40, basePort: Int.random(in: 25_000..<32_000), downAfterSeconds: 10)
         let cluster = LocalCluster(topology: topology, runDirectory: run, binaries: binaries)
         let profile = try await cluster.up(saveProfile: false)
         defer {

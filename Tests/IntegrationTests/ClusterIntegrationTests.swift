@@ -37,7 +37,7 @@ final class RunningCluster: @unchecked Sendable {
                 .init(code: "NZ", region: "nz-auckland", nodes: 3, capacityBytes: 4 << 30),
             ],
             etcdCountries: ["FR", "DE", "CH"], policy: .init(k: 6, m: 3, margin: 0), segmentSizeBytes: Self.segmentSize,
-            quotaBytesDefault: Self.quota, basePort: Int.random(in: 30_000..<39_000), downAfterSeconds: 4)
+            quotaBytesDefault: Self.quota, basePort: freePortBlock(count: 6), downAfterSeconds: 4)
         let binaries = (builtExecutable("coffred") as NSString).deletingLastPathComponent
         cluster = LocalCluster(topology: topology, runDirectory: folder, binaries: binaries)
         profile = try await cluster.up(saveProfile: false)
