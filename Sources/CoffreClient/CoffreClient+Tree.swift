@@ -119,6 +119,9 @@ extension CoffreClient {
             let handle = FileHandle(forReadingAtPath: localPath)
         else { throw ClientError(.invalidArgument, "cannot read \(localPath)") }
         defer { try? handle.close() }
+        guard size <= Limits.formatPlaintextMax else {
+            throw ClientError(.limitExceeded, "\(localPath) is \(ByteCount(Int64(size))); one file holds at most \(ByteCount(Int64(Limits.formatPlaintextMax)))")
+        }
         var target = remotePath
         if let existing = try? await locate(remotePath, session), existing.info == nil || existing.info?.type == "folder" {
             target = (remotePath.hasSuffix("/") ? remotePath : remotePath + "/") + URL(fileURLWithPath: localPath).lastPathComponent

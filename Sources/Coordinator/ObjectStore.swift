@@ -80,12 +80,7 @@ public final class ObjectStore: Sendable {
         }
         var next = wanted.first.map(fetch)
         for (position, segment) in wanted.enumerated() {
-            let bytes: ByteBuffer
-            do {
-                bytes = try await next!.value
-            } catch {
-                throw error
-            }
+            let bytes = try await next!.value
             next = position + 1 < wanted.count ? fetch(wanted[position + 1]) : nil
             let start = Int64(segment.index) * Int64(manifest.segmentSize)
             let end = start + Int64(segment.length)

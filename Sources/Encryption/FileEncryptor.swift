@@ -1,4 +1,5 @@
 import AESGCM
+import CoffreModel
 
 /// Encrypts a file in the v1 format, chunk by chunk, in constant memory.
 ///
@@ -39,6 +40,10 @@ public struct FileEncryptor: Sendable {
             "a non-final call takes whole chunks")
         precondition(plaintext.count > 0 || !isFinal || nextChunk == 0, "empty final chunk after other chunks")
         precondition(output.count >= Self.sealedLength(plaintextCount: plaintext.count, isFinal: isFinal))
+        // Callers check sizes against the limit first (an operating error); past it is a bug.
+        precondition(
+            (nextChunk + UInt64(plaintext.count / FileFormat.chunkSize)) * UInt64(FileFormat.chunkSize) <= Limits.formatPlaintextMax,
+            "a file version holds at most \(Limits.formatPlaintextMax) bytes")
         var nonce = (0 as UInt64, 0 as UInt32)
         var read = 0
         var written = 0
