@@ -206,7 +206,7 @@ let package = Package(
         ),
 
         // Tests.
-        .target(name: "TestSupport", dependencies: ["ClusterTLS"], swiftSettings: strict),
+        .target(name: "TestSupport", dependencies: ["ClusterTLS", "LocalCluster"], swiftSettings: strict),
         .testTarget(name: "CoffreModelTests", dependencies: ["CoffreModel"]),
         .testTarget(
             name: "AESGCMTests",

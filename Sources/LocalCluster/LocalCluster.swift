@@ -242,7 +242,8 @@ public struct LocalCluster: Sendable {
         return nil
     }
 
-    static func isPortFree(_ port: Int) -> Bool {
+    /// Whether a TCP port on 127.0.0.1 can be bound now.
+    public static func isPortFree(_ port: Int) -> Bool {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         guard fd >= 0 else { return false }
         defer { close(fd) }

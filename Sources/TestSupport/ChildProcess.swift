@@ -1,4 +1,5 @@
 import Foundation
+import LocalCluster
 
 #if canImport(Glibc)
 import Glibc
@@ -86,16 +87,5 @@ public func freePortBlock(count: Int) -> Int {
     preconditionFailure("no block of \(count) free ports found")
 }
 
-/// Whether a TCP port on 127.0.0.1 can be bound now.
-public func isPortFree(_ port: Int) -> Bool {
-    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-    guard fd >= 0 else { return false }
-    defer { close(fd) }
-    var address = sockaddr_in()
-    address.sin_family = sa_family_t(AF_INET)
-    address.sin_port = in_port_t(UInt16(port).bigEndian)
-    address.sin_addr.s_addr = inet_addr("127.0.0.1")
-    return withUnsafePointer(to: &address) {
-        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0 }
-    }
-}
+/// Whether a TCP port on 127.0.0.1 can be bound now (the launcher's own check).
+public func isPortFree(_ port: Int) -> Bool { LocalCluster.isPortFree(port) }

@@ -31,7 +31,7 @@ import TestSupport
         ],
         "ClusterTLS": ["CoffreModel", "Crypto", "X509", "SwiftASN1", "NIOSSL"],
         "Metadata": ["RocksDB", "CoffreModel", "AsyncHTTPClient", "NIOCore"],
-        "TestSupport": ["ClusterTLS"],
+        "TestSupport": ["ClusterTLS", "LocalCluster"],
     ]
     static let alwaysAllowed: Set<String> = ["Foundation", "Synchronization", "Glibc", "Darwin", "Dispatch"]
 
