@@ -48,6 +48,7 @@ let package = Package(
         .target(name: "Sodium", dependencies: ["CSodium", "CoffreModel"], swiftSettings: strict),
         .target(name: "ErasureCoding", dependencies: ["CISAL", "CoffreModel"], swiftSettings: strict),
         .target(name: "Checksum", dependencies: ["CISAL"], swiftSettings: strict),
+        .target(name: "DirectIO", dependencies: ["CoffreModel"], swiftSettings: strict),
         .target(
             name: "AESGCM",
             dependencies: ["CoffreModel", .product(name: "Crypto", package: "swift-crypto")],
@@ -68,7 +69,7 @@ let package = Package(
         // Layer 3: effects.
         .target(
             name: "ShardStore",
-            dependencies: ["RocksDB", "Checksum", "CoffreModel"],
+            dependencies: ["RocksDB", "Checksum", "CoffreModel", "DirectIO"],
             swiftSettings: strict
         ),
 
@@ -154,7 +155,7 @@ let package = Package(
         .target(
             name: "CoffreClient",
             dependencies: [
-                "Encryption", "CoffreAPI", "CoffreModel", "ClusterTLS", "Sodium",
+                "Encryption", "CoffreAPI", "CoffreModel", "ClusterTLS", "Sodium", "DirectIO",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -192,7 +193,7 @@ let package = Package(
         .executableTarget(
             name: "coffre-bench",
             dependencies: [
-                "AESGCM", "CBenchBaselines", "Checksum", "CISAL", "CoffreModel", "Encryption",
+                "AESGCM", "CBenchBaselines", "Checksum", "CISAL", "CoffreModel", "Encryption", "DirectIO",
                 "ErasureCoding", "RocksDB", "ShardStore", "LocalCluster", "CoffreClient", "ClusterTLS", "Metadata",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
@@ -213,6 +214,7 @@ let package = Package(
             dependencies: ["AESGCM", "TestSupport", .product(name: "Crypto", package: "swift-crypto")]
         ),
         .testTarget(name: "ChecksumTests", dependencies: ["Checksum", "TestSupport"]),
+        .testTarget(name: "DirectIOTests", dependencies: ["DirectIO", "TestSupport"]),
         .testTarget(name: "SodiumTests", dependencies: ["Sodium", "CoffreModel"]),
         .testTarget(name: "ErasureCodingTests", dependencies: ["ErasureCoding", "CoffreModel", "TestSupport"]),
         .testTarget(name: "RocksDBTests", dependencies: ["RocksDB", "TestSupport"]),

@@ -50,6 +50,14 @@ public enum Limits {
     public static let shardKeySizeMax = 120
     /// Entries a scrub step or a list call returns at most.
     public static let shardListPageMax = 10_000
+    /// Largest piece of a body handed to TLS in one write. TLS (swift-nio-ssl) encrypts a
+    /// whole write into one output buffer before sending it, so a 16 MiB write costs a
+    /// 16 MiB buffer of fresh pages; pieces of this size stay in reused heap memory
+    /// (Docs/performance.md, "Cluster").
+    public static let networkWriteSizeMax = 256 << 10
+    /// Bytes a shard body write hands the kernel at once with direct I/O (the size of the
+    /// aligned bounce buffer per write in flight).
+    public static let shardDirectWriteBlockSize = 1 << 20
 }
 
 extension Limits {

@@ -71,6 +71,13 @@ extension Limits {
     public static let segmentSizeDefault = 16 << 20
     /// Largest segment; a coordinator holds at most two per upload in memory.
     public static let segmentSizeMax = 256 << 20
+    /// Segment buffers a coordinator keeps for reuse (each holds a segment's data and
+    /// parity shards: 24 MiB for RS(6,3) over 16 MiB segments).
+    public static let segmentBuffersPooledMax = 6
+    /// Segments a read fetches ahead of the one being sent.
+    public static let readAheadSegments = 2
+    /// Shard buffers a coordinator keeps for reuse by reads (three segments' worth for RS(6,3)).
+    public static let shardBuffersPooledMax = 27
     /// Attempts to place one shard before an upload fails (first node plus alternates).
     public static let shardWriteAttemptsMax = 3
     /// Bytes of a refused upload's body a coordinator reads and drops before answering.

@@ -249,7 +249,12 @@ extension CoordinatorServer {
         let objects = self.objects
         let wanted = range
         return Response(status: status, headers: headers, body: ResponseBody(contentLength: wanted.count) { writer in
-            try await objects.read(manifest, range: wanted) { try await writer.write($0) }
+            try await objects.read(manifest, range: wanted) { bytes in
+                var bytes = bytes
+                while let piece = bytes.readSlice(length: min(bytes.readableBytes, Limits.networkWriteSizeMax)), piece.readableBytes > 0 {
+                    try await writer.write(piece)
+                }
+            }
             try await writer.finish(nil)
         })
     }

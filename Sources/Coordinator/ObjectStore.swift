@@ -23,6 +23,10 @@ public final class ObjectStore: Sendable {
     public let hedgeAfter: Duration
     let codec: ReedSolomon
     let nodes: StorageNodeClient
+    /// Buffers of a whole segment's shards, reused by writes and reads.
+    let buffers: SegmentBufferPool
+    /// Buffers of one shard, reused by reads.
+    let shardBuffers: SegmentBufferPool
 
     public init(
         topology: ClusterTopology, metadata: any MetadataStore, policy: PlacementPolicy, segmentSize: Int = Limits.segmentSizeDefault,
@@ -36,6 +40,9 @@ public final class ObjectStore: Sendable {
         self.segmentSize = segmentSize
         self.codec = ReedSolomon(policy: policy.erasure)
         self.nodes = topology.client
+        let layout = SegmentLayout(policy: policy.erasure, segmentLength: segmentSize)
+        buffers = SegmentBufferPool(capacity: layout.totalShardBytes, keep: Limits.segmentBuffersPooledMax)
+        shardBuffers = SegmentBufferPool(capacity: layout.shardLength, keep: Limits.shardBuffersPooledMax)
     }
 
     /// Starts writing a new object.
@@ -62,8 +69,9 @@ public final class ObjectStore: Sendable {
 
     /// Reads bytes `range` of an object, segment by segment, handing each piece to `write`.
     ///
-    /// The next segment is fetched while the current one is written out (read-ahead of one:
-    /// at most two segments in memory).
+    /// The next `Limits.readAheadSegments` segments are fetched while the current one is
+    /// written out, so that node latency overlaps with sending (at most that many segments
+    /// and the current one in memory).
     public func read(
         _ manifest: ObjectManifest, range: Range<Int64>? = nil, write: (ByteBuffer) async throws -> Void
     ) async throws {
@@ -78,20 +86,18 @@ public final class ObjectStore: Sendable {
         func fetch(_ segment: SegmentManifest) -> Task<ByteBuffer, any Error> {
             Task { try await self.readSegment(manifest, segment) }
         }
-        var next = wanted.first.map(fetch)
+        var ahead = wanted.prefix(Limits.readAheadSegments + 1).map(fetch)[...]
+        defer { for task in ahead { task.cancel() } }
         for (position, segment) in wanted.enumerated() {
-            let bytes = try await next!.value
-            next = position + 1 < wanted.count ? fetch(wanted[position + 1]) : nil
+            let bytes = try await ahead.popFirst()!.value
+            let following = position + Limits.readAheadSegments + 1
+            if following < wanted.count { ahead.append(fetch(wanted[following])) }
             let start = Int64(segment.index) * Int64(manifest.segmentSize)
             let end = start + Int64(segment.length)
             let from = Int(max(range.lowerBound, start) - start)
             let to = Int(min(range.upperBound, end) - start)
-            do {
-                try await write(bytes.getSlice(at: bytes.readerIndex + from, length: to - from)!)
-            } catch {
-                next?.cancel()
-                throw error
-            }
+            try await write(bytes.getSlice(at: bytes.readerIndex + from, length: to - from)!)
+            buffers.give(bytes)
         }
     }
 
@@ -155,10 +161,11 @@ public final class ObjectStore: Sendable {
                 .unavailable,
                 "segment \(segment.index) of \(manifest.id) needs \(k) shards, \(fetched.count) readable (\(failures.joined(separator: "; ")))")
         }
-        var output = ByteBufferAllocator().buffer(capacity: length * total)
+        var output = manifest.segmentSize == segmentSize ? buffers.take() : ByteBufferAllocator().buffer(capacity: length * total)
         output.writeRepeatingByte(0, count: length * total)
         for (index, body) in fetched {
             output.setBuffer(body, at: index * length)
+            shardBuffers.give(body)
         }
         if (0..<k).contains(where: { fetched[$0] == nil }) {
             // Any k shards decode; extra ones (a raced data shard that came late) are ignored.
@@ -174,7 +181,9 @@ public final class ObjectStore: Sendable {
                 throw CoordinatorError(.storageFailure, "cannot decode segment \(segment.index) of \(manifest.id): \(error)")
             }
         }
-        return output.getSlice(at: 0, length: segment.length)!
+        // The whole buffer, so that it can go back to the pool; only the segment is readable.
+        output.moveWriterIndex(to: output.readerIndex + segment.length)
+        return output
     }
 
     /// One shard, checked against the manifest's checksum.
@@ -187,7 +196,9 @@ public final class ObjectStore: Sendable {
             return .failure(CoordinatorError(.unavailable, "node \(location.node) is down"))
         }
         do {
-            let (body, _) = try await nodes.get(base: member.url, key: ObjectManifest.shardKey(object: objectId, segment: segment.index, shard: index))
+            var body = shardBuffers.take()
+            _ = try await nodes.get(
+                base: member.url, key: ObjectManifest.shardKey(object: objectId, segment: segment.index, shard: index), into: &body)
             let actual = body.withUnsafeReadableBytes { CRC32C.checksum($0) }
             guard actual == location.checksum, body.readableBytes == segment.shardLength else {
                 return .failure(CoordinatorError(.corrupt, "shard from \(location.node) does not match the manifest"))

@@ -30,11 +30,17 @@ public final class ObjectWriter: @unchecked Sendable {
         filling = ByteBufferAllocator().buffer(capacity: 0)
     }
 
+    deinit {
+        // An upload that failed or was abandoned gives its buffer back too.
+        if filling.capacity > 0 { store.buffers.give(filling) }
+    }
+
     /// Adds ciphertext to the object.
     public func append(_ bytes: ByteBuffer) async throws {
         var bytes = bytes
         while bytes.readableBytes > 0 {
-            if filling.capacity == 0 { filling = ByteBufferAllocator().buffer(capacity: store.segmentSize) }
+            // The segment is filled in a buffer with room for its parity: encoding needs no copy.
+            if filling.capacity == 0 { filling = store.buffers.take() }
             let take = min(bytes.readableBytes, store.segmentSize - filling.readableBytes)
             var piece = bytes.readSlice(length: take)!
             filling.writeBuffer(&piece)
@@ -55,35 +61,56 @@ public final class ObjectWriter: @unchecked Sendable {
             segments: segments, createdAt: Int64(Date().timeIntervalSince1970 * 1000))
     }
 
-    /// Waits for the segment being written, then starts writing the one just filled.
+    /// Encodes the segment just filled (in place: its buffer has room for the parity), waits
+    /// for the segment being written, then starts writing this one.
     private func startSegment() async throws {
+        let encoded = try store.encodeSegment(&filling)
         if let writing { segments.append(try await writing.value) }
-        let data = filling
+        let shards = filling
         filling = ByteBufferAllocator().buffer(capacity: 0)
         let index = nextIndex
         nextIndex += 1
-        writing = Task { [store, objectId] in try await store.writeSegment(objectId: objectId, index: index, data: data) }
+        writing = Task { [store, objectId] in
+            try await store.writeSegment(objectId: objectId, index: index, shards: shards, encoded: encoded)
+        }
     }
 }
 
+/// A segment encoded in its buffer: its length, shard length and the shards' checksums.
+struct EncodedSegment: Sendable {
+    let length: Int
+    let shardLength: Int
+    let checksums: [UInt32]
+}
+
 extension ObjectStore {
-    /// Erasure-codes one segment and writes its k + m shards, replacing failed nodes by
-    /// alternates (at most `Limits.shardWriteAttemptsMax` tries per shard).
-    func writeSegment(objectId: String, index: Int, data: ByteBuffer) async throws -> SegmentManifest {
-        let layout = SegmentLayout(policy: policy.erasure, segmentLength: data.readableBytes)
+    /// Erasure-codes a segment in place: `buffer` holds the segment's ciphertext and has room
+    /// for the zero padding and the parity shards after it.
+    func encodeSegment(_ buffer: inout ByteBuffer) throws -> EncodedSegment {
+        let length = buffer.readableBytes
+        let layout = SegmentLayout(policy: policy.erasure, segmentLength: length)
         let shardLength = layout.shardLength
-        let total = policy.erasure.totalShards
-        // One buffer for all shards: data, zero padding, parity. Shards are slices of it.
-        var shards = ByteBufferAllocator().buffer(capacity: layout.totalShardBytes)
-        shards.writeImmutableBuffer(data)
-        shards.writeRepeatingByte(0, count: layout.totalShardBytes - data.readableBytes)
-        try shards.withUnsafeMutableReadableBytes { all in
+        buffer.writeRepeatingByte(0, count: layout.totalShardBytes - length)
+        try buffer.withUnsafeMutableReadableBytes { all in
             try codec.encode(
                 segment: UnsafeRawBufferPointer(rebasing: all[..<layout.paddedLength]),
                 parity: UnsafeMutableRawBufferPointer(rebasing: all[layout.paddedLength...]), shardLength: shardLength)
         }
-        let bodies = (0..<total).map { shards.getSlice(at: $0 * shardLength, length: shardLength)! }
-        let checksums = bodies.map { body in body.withUnsafeReadableBytes { CRC32C.checksum($0) } }
+        let checksums = (0..<policy.erasure.totalShards).map { shard in
+            buffer.withUnsafeReadableBytes { CRC32C.checksum(UnsafeRawBufferPointer(rebasing: $0[(shard * shardLength)..<((shard + 1) * shardLength)])) }
+        }
+        return EncodedSegment(length: length, shardLength: shardLength, checksums: checksums)
+    }
+
+    /// Writes an encoded segment's k + m shards, replacing failed nodes by alternates (at
+    /// most `Limits.shardWriteAttemptsMax` tries per shard). `shards` goes back to the buffer
+    /// pool afterwards.
+    func writeSegment(objectId: String, index: Int, shards: ByteBuffer, encoded: EncodedSegment) async throws -> SegmentManifest {
+        defer { buffers.give(shards) }
+        let shardLength = encoded.shardLength
+        let checksums = encoded.checksums
+        let total = policy.erasure.totalShards
+        let bodies = (0..<total).map { shards.getSlice(at: shards.readerIndex + $0 * shardLength, length: shardLength)! }
 
         var random = SystemRandomNumberGenerator()
         var placement = try PlacementPlanner.place(
@@ -116,7 +143,7 @@ extension ObjectStore {
         }
         let debt = !PlacementPlanner.violations(of: placement, policy: policy, nodes: topology.descriptors()).isEmpty
         return SegmentManifest(
-            index: index, length: data.readableBytes, shardLength: shardLength,
+            index: index, length: encoded.length, shardLength: shardLength,
             shards: (0..<total).map { ShardLocation(index: $0, node: placement.nodes[$0], checksum: checksums[$0]) },
             placementDebt: debt || placement.placementDebt)
     }

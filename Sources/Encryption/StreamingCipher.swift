@@ -8,7 +8,9 @@ public struct EncryptingReader: Sendable {
     private var pending: [UInt8] = []
     private var sentHeader = false
     private var finished = false
-    private let batch = 16 * FileFormat.chunkSize
+    /// Plaintext per piece: four chunks (256 KiB), small enough that TLS's output buffer for
+    /// it stays in reused memory (see `Limits.networkWriteSizeMax`).
+    private let batch = 4 * FileFormat.chunkSize
 
     public init(fileKey: FileKey, salt: [UInt8]? = nil) throws(EncryptionError) {
         encryptor = try FileEncryptor(fileKey: fileKey, salt: salt)

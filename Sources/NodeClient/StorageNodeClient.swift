@@ -37,7 +37,11 @@ public final class StorageNodeClient: Sendable {
         request.method = .PUT
         request.headers.add(name: NodeAPI.checksumHeader, value: NodeAPI.checksumText(checksum))
         request.headers.add(name: "content-length", value: String(body.readableBytes))
-        request.body = .bytes(body)
+        // In pieces: see `Limits.networkWriteSizeMax`.
+        let pieces = stride(from: 0, to: body.readableBytes, by: Limits.networkWriteSizeMax).map {
+            body.getSlice(at: body.readerIndex + $0, length: min(Limits.networkWriteSizeMax, body.readableBytes - $0))!
+        }
+        request.body = .stream(Pieces(buffers: pieces), length: .known(Int64(body.readableBytes)))
         _ = try await send(request, base: base, expect: [201])
     }
 
@@ -50,6 +54,43 @@ public final class StorageNodeClient: Sendable {
             throw NodeClientError(.storageFailure, "node \(base) sent a shard without its checksum")
         }
         return (body, checksum)
+    }
+
+    /// Reads a shard into `buffer` (cleared first; a reused buffer saves fresh memory for
+    /// every shard) and returns the checksum the node sent.
+    public func get(base: String, key: [UInt8], into buffer: inout ByteBuffer) async throws(NodeClientError) -> UInt32 {
+        var request = HTTPClientRequest(url: base + NodeAPI.shardsPath + "/" + Hex.encode(key))
+        request.method = .GET
+        buffer.clear()
+        let response: HTTPClientResponse
+        do {
+            response = try await client.execute(request, timeout: timeout)
+        } catch {
+            throw NodeClientError(.unavailable, "node \(base): \(error)")
+        }
+        guard response.status.code == 200 else {
+            let body = try? await response.body.collect(upTo: 1 << 20)
+            if let body, let answer = try? JSONDecoder().decode(APIErrorBody.self, from: Data(body.readableBytesView)) {
+                throw NodeClientError(ErrorCode(answer.error.code), "node \(base): \(answer.error.message)")
+            }
+            throw NodeClientError(.storageFailure, "node \(base) answered \(response.status.code)")
+        }
+        guard let text = response.headers.first(name: NodeAPI.checksumHeader), let checksum = NodeAPI.parseChecksum(text) else {
+            throw NodeClientError(.storageFailure, "node \(base) sent a shard without its checksum")
+        }
+        do {
+            for try await piece in response.body {
+                guard buffer.readableBytes + piece.readableBytes <= Limits.shardBodySizeMax else {
+                    throw NodeClientError(.limitExceeded, "node \(base) sent a shard over \(ByteCount(Limits.shardBodySizeMax))")
+                }
+                buffer.writeImmutableBuffer(piece)
+            }
+        } catch let error as NodeClientError {
+            throw error
+        } catch {
+            throw NodeClientError(.unavailable, "node \(base): \(error)")
+        }
+        return checksum
     }
 
     public func delete(base: String, key: [UInt8]) async throws(NodeClientError) {
@@ -105,6 +146,19 @@ public final class StorageNodeClient: Sendable {
             throw NodeClientError(.storageFailure, "node \(base) sent unreadable \(type): \(error)")
         }
     }
+}
+
+/// Buffers handed to AsyncHTTPClient one at a time, as a streamed request body.
+struct Pieces: AsyncSequence, Sendable {
+    typealias Element = ByteBuffer
+    let buffers: [ByteBuffer]
+
+    struct AsyncIterator: AsyncIteratorProtocol {
+        var rest: ArraySlice<ByteBuffer>
+        mutating func next() async -> ByteBuffer? { rest.popFirst() }
+    }
+
+    func makeAsyncIterator() -> AsyncIterator { AsyncIterator(rest: buffers[...]) }
 }
 
 /// An error talking to a storage node; `code` is the node's own when it answered.

@@ -121,7 +121,15 @@ public final class StorageNodeServer: Sendable {
         var headers = HTTPFields()
         headers[.contentType] = "application/octet-stream"
         headers[HTTPField.Name(NodeAPI.checksumHeader)!] = NodeAPI.checksumText(shard.record.checksum)
-        return Response(status: .ok, headers: headers, body: .init(byteBuffer: buffer))
+        headers[.contentLength] = String(buffer.readableBytes)
+        return Response(status: .ok, headers: headers, body: ResponseBody(contentLength: buffer.readableBytes) { writer in
+            // In pieces: see `Limits.networkWriteSizeMax`.
+            var rest = buffer
+            while let piece = rest.readSlice(length: min(rest.readableBytes, Limits.networkWriteSizeMax)), piece.readableBytes > 0 {
+                try await writer.write(piece)
+            }
+            try await writer.finish(nil)
+        })
     }
 
     private func stat(_ context: BasicRequestContext) async throws -> Response {

@@ -1,6 +1,7 @@
 import AsyncHTTPClient
 import ClusterTLS
 import CoffreClient
+import DirectIO
 import Foundation
 import HTTPTypes
 import Hummingbird
@@ -51,21 +52,13 @@ struct ClusterBenchmarks {
         let plain = HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
 
         // Upload: through France, plaintext MB/s.
-        var start = now()
-        _ = try await fr.upload(file, to: "/payload.bin", session)
-        let upload = Double(size) / (now() - start) / 1e6
-        start = now()
-        try await sink.upload(file: file, with: plain)
-        let uploadBaseline = Double(size) / (now() - start) / 1e6
+        let upload = Double(size) / (try await timed("upload") { _ = try await fr.upload(file, to: "/payload.bin", session) }) / 1e6
+        let uploadBaseline = Double(size) / (try await timed("upload.baseline") { try await sink.upload(file: file, with: plain) }) / 1e6
         report("cluster.upload", unit: "MB/s", value: upload, baseline: uploadBaseline)
 
         // Download: through New Zealand, decrypted to disk.
-        start = now()
-        try await nz.download("/payload.bin", to: run + "/download.bin", session)
-        let download = Double(size) / (now() - start) / 1e6
-        start = now()
-        try await sink.download(to: run + "/download-baseline.bin", with: plain)
-        let downloadBaseline = Double(size) / (now() - start) / 1e6
+        let download = Double(size) / (try await timed("download") { try await nz.download("/payload.bin", to: run + "/download.bin", session) }) / 1e6
+        let downloadBaseline = Double(size) / (try await timed("download.baseline") { try await sink.download(to: run + "/download-baseline.bin", with: plain) }) / 1e6
         report("cluster.download", unit: "MB/s", value: download, baseline: downloadBaseline)
         precondition(FileManager.default.contentsEqual(atPath: file, andPath: run + "/download.bin"), "download differs")
 
@@ -73,7 +66,7 @@ struct ClusterBenchmarks {
         try writeRandomFile(run + "/small.bin", size: 4096)
         var latencies: [Double] = []
         for i in 0..<smallCount {
-            start = now()
+            let start = now()
             _ = try await fr.upload(run + "/small.bin", to: "/small-\(i)", session)
             latencies.append(now() - start)
         }
@@ -81,7 +74,7 @@ struct ClusterBenchmarks {
         let value = [UInt8](repeating: 7, count: 4096)
         var etcdLatencies: [Double] = []
         for i in 0..<smallCount {
-            start = now()
+            let start = now()
             _ = try await etcd.commit(if: [.absent("bench/\(i)")], then: [.put("bench/\(i)", value)])
             etcdLatencies.append(now() - start)
         }
@@ -166,12 +159,12 @@ final class SinkServer: Sendable {
     }
 
     func download(to path: String, with client: HTTPClient) async throws {
-        _ = FileManager.default.createFile(atPath: path, contents: nil)
-        let output = FileHandle(forWritingAtPath: path)!
-        defer { try? output.close() }
+        // Written as the client library writes a download (direct I/O, synced at the end), so
+        // that the disk costs the same on both sides.
+        let output = try SequentialFileWriter(creating: path)
         let response = try await client.execute(HTTPClientRequest(url: url + "/source"), timeout: .minutes(10))
-        for try await piece in response.body { try output.write(contentsOf: Data(piece.readableBytesView)) }
-        try output.synchronize()
+        for try await piece in response.body { try piece.withUnsafeReadableBytes { try output.write($0) } }
+        try output.finish(sync: true)
     }
 
     func stop() { task.cancel() }

@@ -72,3 +72,14 @@ func filledBuffer(_ count: Int, seed: UInt8 = 1) -> UnsafeMutableRawBufferPointe
     for i in (words.count * 8)..<count { buffer[i] = UInt8(truncatingIfNeeded: i) }
     return buffer
 }
+
+/// Runs one timed phase and returns its duration in seconds. The phase's monotonic start and
+/// end go to standard error, so that a system-wide profile (`perf record -k CLOCK_MONOTONIC`)
+/// can be cut to it with `perf report --time START,END`.
+func timed(_ phase: String, _ work: () async throws -> Void) async rethrows -> Double {
+    let start = now()
+    try await work()
+    let end = now()
+    FileHandle.standardError.write(Data("phase \(phase) \(String(format: "%.6f", start)),\(String(format: "%.6f", end))\n".utf8))
+    return end - start
+}
