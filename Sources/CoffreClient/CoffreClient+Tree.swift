@@ -314,16 +314,25 @@ struct EncryptedFileStream: AsyncSequence, Sendable {
             progress = stream.progress
         }
 
+        /// The piece handed out last time: reused when the HTTP client is done with it
+        /// (`clear()` allocates anew only while it still holds it).
+        var buffer = ByteBufferAllocator().buffer(capacity: EncryptingReader.pieceSizeMax)
+
         func next() async throws -> ByteBuffer? {
             let handle = self.handle
-            guard let piece = try reader.next(read: { buffer in
-                let data = try handle.read(upToCount: buffer.count) ?? Data()
-                data.withUnsafeBytes { buffer.copyMemory(from: $0) }
-                return data.count
-            }) else { return nil }
-            sent += Int64(piece.count)
+            buffer.clear()
+            let count = try buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: EncryptingReader.pieceSizeMax) { output in
+                try reader.next(into: output) { plaintext in
+                    var count = read(handle.fileDescriptor, plaintext.baseAddress, plaintext.count)
+                    while count < 0 && errno == EINTR { count = read(handle.fileDescriptor, plaintext.baseAddress, plaintext.count) }
+                    guard count >= 0 else { throw ClientError(.invalidArgument, "cannot read the file: \(String(cString: strerror(errno)))") }
+                    return count
+                }
+            }
+            guard count > 0 else { return nil }
+            sent += Int64(count)
             progress?(sent, total)
-            return ByteBuffer(bytes: piece)
+            return buffer
         }
     }
 

@@ -55,6 +55,8 @@ public enum Limits {
     /// 16 MiB buffer of fresh pages; pieces of this size stay in reused heap memory
     /// (Docs/performance.md, "Cluster").
     public static let networkWriteSizeMax = 256 << 10
+    /// Shard body buffers a storage node keeps for reuse.
+    public static let nodeBodyBuffersPooledMax = 16
     /// Bytes a shard body write hands the kernel at once with direct I/O (the size of the
     /// aligned bounce buffer per write in flight).
     public static let shardDirectWriteBlockSize = 1 << 20

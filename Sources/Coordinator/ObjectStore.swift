@@ -2,6 +2,7 @@ import Checksum
 public import CoffreModel
 import ErasureCoding
 import Foundation
+import HTTPService
 public import Metadata
 public import NIOCore
 import NodeClient
@@ -24,9 +25,9 @@ public final class ObjectStore: Sendable {
     let codec: ReedSolomon
     let nodes: StorageNodeClient
     /// Buffers of a whole segment's shards, reused by writes and reads.
-    let buffers: SegmentBufferPool
+    let buffers: BufferPool
     /// Buffers of one shard, reused by reads.
-    let shardBuffers: SegmentBufferPool
+    let shardBuffers: BufferPool
 
     public init(
         topology: ClusterTopology, metadata: any MetadataStore, policy: PlacementPolicy, segmentSize: Int = Limits.segmentSizeDefault,
@@ -41,8 +42,8 @@ public final class ObjectStore: Sendable {
         self.codec = ReedSolomon(policy: policy.erasure)
         self.nodes = topology.client
         let layout = SegmentLayout(policy: policy.erasure, segmentLength: segmentSize)
-        buffers = SegmentBufferPool(capacity: layout.totalShardBytes, keep: Limits.segmentBuffersPooledMax)
-        shardBuffers = SegmentBufferPool(capacity: layout.shardLength, keep: Limits.shardBuffersPooledMax)
+        buffers = BufferPool(capacity: layout.totalShardBytes, keep: Limits.segmentBuffersPooledMax)
+        shardBuffers = BufferPool(capacity: layout.shardLength, keep: Limits.shardBuffersPooledMax)
     }
 
     /// Starts writing a new object.

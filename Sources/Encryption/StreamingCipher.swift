@@ -2,45 +2,63 @@
 import CoffreModel
 
 /// Produces the encrypted form of a plaintext stream piece by piece, pulling plaintext only
-/// when asked: a slow network never makes it read ahead (constant memory, about 2 MiB).
+/// when asked: a slow network never makes it read ahead (constant memory, one piece).
+///
+/// Plaintext is read into one buffer kept for the whole file and sealed straight into the
+/// caller's memory: no allocation per piece (fresh memory costs a page fault per 4 KiB on
+/// the project's machines, Docs/performance.md).
 public struct EncryptingReader: Sendable {
-    private var encryptor: FileEncryptor
-    private var pending: [UInt8] = []
-    private var sentHeader = false
-    private var finished = false
     /// Plaintext per piece: four chunks (256 KiB), small enough that TLS's output buffer for
     /// it stays in reused memory (see `Limits.networkWriteSizeMax`).
-    private let batch = 4 * FileFormat.chunkSize
+    public static let batch = 4 * FileFormat.chunkSize
+    /// Largest piece `next(into:read:)` produces: room the caller must give it.
+    public static let pieceSizeMax = max(FileFormat.headerSize, FileEncryptor.sealedLength(plaintextCount: batch, isFinal: true))
+
+    private var encryptor: FileEncryptor
+    /// Plaintext read but not sealed yet: `batch` bytes and one more, which tells whether
+    /// the batch ends the file.
+    private var plain: [UInt8]
+    private var plainCount = 0
+    private var sentHeader = false
+    private var finished = false
 
     public init(fileKey: FileKey, salt: [UInt8]? = nil) throws(EncryptionError) {
         encryptor = try FileEncryptor(fileKey: fileKey, salt: salt)
+        plain = [UInt8](repeating: 0, count: Self.batch + 1)
     }
 
-    /// The next piece of ciphertext, or nil at the end.
+    /// Writes the next piece of ciphertext into `output` (at least `pieceSizeMax` bytes) and
+    /// returns its length; 0 at the end.
     ///
     /// - Parameter read: fills a buffer with plaintext, returning the count (0 at the end).
-    public mutating func next(read: (UnsafeMutableRawBufferPointer) throws -> Int) throws -> [UInt8]? {
+    public mutating func next(
+        into output: UnsafeMutableRawBufferPointer, read: (UnsafeMutableRawBufferPointer) throws -> Int
+    ) throws -> Int {
+        precondition(output.count >= Self.pieceSizeMax, "output smaller than EncryptingReader.pieceSizeMax")
         if !sentHeader {
             sentHeader = true
-            return encryptor.header.bytes
+            let header = encryptor.header.bytes
+            output.copyBytes(from: header)
+            return header.count
         }
-        guard !finished else { return nil }
-        // Fill to one batch and one byte more: that byte tells whether the batch is the end.
-        let want = batch + 1
-        if pending.count < want {
-            var buffer = [UInt8](repeating: 0, count: want - pending.count)
-            let count = try buffer.withUnsafeMutableBytes { try readFully(read, into: $0) }
-            pending += buffer[..<count]
-        }
-        let isFinal = pending.count <= batch
-        let take = isFinal ? pending.count : batch
-        var out = [UInt8](repeating: 0, count: FileEncryptor.sealedLength(plaintextCount: take, isFinal: isFinal))
-        let count = pending.withUnsafeBytes { p in
-            out.withUnsafeMutableBytes { o in encryptor.seal(UnsafeRawBufferPointer(rebasing: p[..<take]), isFinal: isFinal, into: o) }
-        }
-        precondition(count == out.count)
-        pending.removeFirst(take)
+        guard !finished else { return 0 }
+        let filled = plainCount
+        plainCount += try plain.withUnsafeMutableBytes { try readFully(read, into: UnsafeMutableRawBufferPointer(rebasing: $0[filled...])) }
+        let isFinal = plainCount <= Self.batch
+        let take = isFinal ? plainCount : Self.batch
+        let count = plain.withUnsafeBytes { encryptor.seal(UnsafeRawBufferPointer(rebasing: $0[..<take]), isFinal: isFinal, into: output) }
+        if !isFinal { plain[0] = plain[Self.batch] }
+        plainCount -= take
         finished = isFinal
+        return count
+    }
+
+    /// The next piece of ciphertext as a new array, or nil at the end.
+    public mutating func next(read: (UnsafeMutableRawBufferPointer) throws -> Int) throws -> [UInt8]? {
+        var out = [UInt8](repeating: 0, count: Self.pieceSizeMax)
+        let count = try out.withUnsafeMutableBytes { try next(into: $0, read: read) }
+        guard count > 0 else { return nil }
+        out.removeLast(out.count - count)
         return out
     }
 }

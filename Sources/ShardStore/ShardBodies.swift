@@ -137,7 +137,7 @@ struct BodyFiles: Sendable {
     /// Reads a body of `length` bytes into the start of `buffer`. Direct I/O is used when
     /// `buffer` is aligned and long enough for the rounded-up length (reads past the end of
     /// the file come back short, which is how the exact length is checked).
-    private func read(_ key: ShardKey, into buffer: UnsafeMutableRawBufferPointer, length: Int) throws(ShardStoreError) -> Bool {
+    func read(_ key: ShardKey, into buffer: UnsafeMutableRawBufferPointer, length: Int) throws(ShardStoreError) -> Bool {
         let file = path(key)
         let aligned = DirectIO.isAligned(buffer.baseAddress) && buffer.count >= DirectIO.roundUp(length)
         var direct = aligned && length > 0

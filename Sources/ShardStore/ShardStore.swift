@@ -139,8 +139,10 @@ public final class ShardStore: Sendable {
         return Shard(key: key, record: record, bytes: bytes)
     }
 
-    /// Reads a verified shard into `buffer` (a node reuses its buffers this way); returns the
-    /// record. `buffer` must hold at least the shard's length (see `stat`).
+    /// Reads a verified shard into the start of `buffer` (a node reuses its buffers this
+    /// way); returns the record. `buffer` must hold at least the shard's length (see `stat`);
+    /// when it is aligned and holds the length rounded up to `DirectIO.alignment`, the body
+    /// is read with direct I/O.
     public func get(_ key: ShardKey, into buffer: UnsafeMutableRawBufferPointer) throws(ShardStoreError) -> ShardRecord {
         let record = try stat(key)
         guard buffer.count >= Int(record.length) else {
@@ -148,7 +150,7 @@ public final class ShardStore: Sendable {
         }
         let target = UnsafeMutableRawBufferPointer(rebasing: buffer[..<Int(record.length)])
         if let files {
-            guard try files.read(key, into: target) else {
+            guard try files.read(key, into: buffer, length: Int(record.length)) else {
                 throw ShardStoreError(.corrupt, "shard \(key): record present, body missing")
             }
             try verify(key, body: UnsafeRawBufferPointer(target), record: record)

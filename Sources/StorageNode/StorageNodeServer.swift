@@ -2,6 +2,7 @@ import Checksum
 import ClusterTLS
 import CoffreAPI
 import CoffreModel
+import DirectIO
 import Foundation
 import Hummingbird
 import HummingbirdHTTP2
@@ -25,6 +26,8 @@ public final class StorageNodeServer: Sendable {
     let store: ShardStore
     let usage: Mutex<(bytes: Int64, shards: Int)>
     let logger: Logger
+    /// Shard bodies being received or sent, reused (see `BufferPool`).
+    let bodies = BufferPool(capacity: 1 << 20, keep: Limits.nodeBodyBuffersPooledMax)
 
     public init(configuration: StorageNodeConfiguration, logger: Logger) throws {
         try configuration.validate()
@@ -94,18 +97,29 @@ public final class StorageNodeServer: Sendable {
         guard let text = request.headers[HTTPField.Name(NodeAPI.checksumHeader)!], let checksum = NodeAPI.parseChecksum(text) else {
             throw APIError(.invalidArgument, "header \(NodeAPI.checksumHeader) must hold the body's CRC-32C as 8 hex digits")
         }
-        if let length = request.headers[.contentLength].flatMap(Int.init), length > Limits.shardBodySizeMax {
-            throw APIError(.limitExceeded, "shard of \(ByteCount(length)) exceeds \(ByteCount(Limits.shardBodySizeMax))")
+        let declared = request.headers[.contentLength].flatMap(Int.init)
+        if let declared, declared > Limits.shardBodySizeMax {
+            throw APIError(.limitExceeded, "shard of \(ByteCount(declared)) exceeds \(ByteCount(Limits.shardBodySizeMax))")
         }
-        let body = try await request.body.collect(upTo: Limits.shardBodySizeMax)
+        var body = bodies.take()
+        defer { bodies.give(body) }
+        if let declared { body.reserveCapacity(declared) }
+        for try await piece in request.body {
+            guard body.readableBytes + piece.readableBytes <= Limits.shardBodySizeMax else {
+                throw APIError(.limitExceeded, "shard body exceeds \(ByteCount(Limits.shardBodySizeMax))")
+            }
+            body.writeImmutableBuffer(piece)
+        }
         let length = Int64(body.readableBytes)
         let (bytes, _) = usage.withLock { $0 }
         guard bytes + length <= configuration.capacityBytes else {
             throw APIError(.limitExceeded, "node \(configuration.node) is full: \(ByteCount(bytes)) of \(ByteCount(configuration.capacityBytes)) used")
         }
-        let previous = try? await blocking { [store] in try store.stat(key) }
-        try await blocking { [store] in
-            try body.withUnsafeReadableBytes { try store.put(key, body: $0, checksum: checksum) }
+        let received = body
+        let previous = try await blocking { [store] in
+            let previous = try? store.stat(key)
+            try received.withUnsafeReadableBytes { try store.put(key, body: $0, checksum: checksum) }
+            return previous
         }
         usage.withLock {
             $0.bytes += length - Int64(previous?.length ?? 0)
@@ -116,19 +130,35 @@ public final class StorageNodeServer: Sendable {
 
     private func get(_ context: BasicRequestContext) async throws -> Response {
         let key = try shardKey(context)
-        let shard = try await blocking { [store] in try store.get(key) }
-        let buffer = shard.withUnsafeBytes { ByteBuffer(bytes: $0) }
+        let pooled = bodies.take()
+        // Read with direct I/O into an aligned stretch of a reused buffer: no page cache, no
+        // fresh pages, no copy on the way out.
+        let (buffer, record) = try await blocking { [store] in
+            var buffer = pooled
+            let record = try store.stat(key)
+            let length = Int(record.length)
+            let room = DirectIO.roundUp(length) + DirectIO.alignment
+            let offset = try buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: room) { raw in
+                let misalignment = Int(bitPattern: raw.baseAddress) % DirectIO.alignment
+                let offset = misalignment == 0 ? 0 : DirectIO.alignment - misalignment
+                _ = try store.get(key, into: UnsafeMutableRawBufferPointer(rebasing: raw[offset..<(offset + room - DirectIO.alignment)]))
+                return offset + length
+            } - length
+            buffer.moveReaderIndex(forwardBy: offset)
+            return (buffer, record)
+        }
         var headers = HTTPFields()
         headers[.contentType] = "application/octet-stream"
-        headers[HTTPField.Name(NodeAPI.checksumHeader)!] = NodeAPI.checksumText(shard.record.checksum)
+        headers[HTTPField.Name(NodeAPI.checksumHeader)!] = NodeAPI.checksumText(record.checksum)
         headers[.contentLength] = String(buffer.readableBytes)
-        return Response(status: .ok, headers: headers, body: ResponseBody(contentLength: buffer.readableBytes) { writer in
+        return Response(status: .ok, headers: headers, body: ResponseBody(contentLength: buffer.readableBytes) { [bodies] writer in
             // In pieces: see `Limits.networkWriteSizeMax`.
             var rest = buffer
             while let piece = rest.readSlice(length: min(rest.readableBytes, Limits.networkWriteSizeMax)), piece.readableBytes > 0 {
                 try await writer.write(piece)
             }
             try await writer.finish(nil)
+            bodies.give(buffer)
         })
     }
 

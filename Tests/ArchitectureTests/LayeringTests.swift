@@ -27,7 +27,7 @@ import TestSupport
         ],
         "NodeClient": ["CoffreModel", "CoffreAPI", "AsyncHTTPClient", "NIOCore", "NIOHTTP1", "NIOSSL"],
         "StorageNode": [
-            "ShardStore", "Checksum", "CoffreModel", "CoffreAPI", "ClusterTLS", "HTTPService", "Hummingbird", "HummingbirdHTTP2",
+            "ShardStore", "Checksum", "CoffreModel", "CoffreAPI", "ClusterTLS", "HTTPService", "DirectIO", "Hummingbird", "HummingbirdHTTP2",
             "HTTPTypes", "NIOCore", "NIOPosix", "Logging", "Yams",
         ],
         "ClusterTLS": ["CoffreModel", "Crypto", "X509", "SwiftASN1", "NIOSSL"],
