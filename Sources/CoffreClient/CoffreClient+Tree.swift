@@ -91,6 +91,35 @@ extension CoffreClient {
         return (parent, name)
     }
 
+    /// Where an upload goes: `path` names a new file, or an existing folder to put
+    /// `localName` in. One listing of the folder on the way (two when `path` is a folder).
+    func uploadDestination(_ path: String, localName: String, _ session: Session) async throws -> (Located, String) {
+        var parts = Self.components(path)
+        var parent: Located
+        var name: String
+        var siblings: [Located]
+        if let last = parts.popLast() {
+            parent = try await locate("/" + parts.joined(separator: "/"), session)
+            guard parent.info == nil || parent.info?.type == "folder" else { throw ClientError(.invalidArgument, "\(parts.joined(separator: "/")) is not a folder") }
+            siblings = try await children(of: parent, session)
+            name = last
+            if let existing = siblings.first(where: { $0.attributes?.name == last }) {
+                guard existing.info?.type == "folder" else { throw ClientError(.conflict, "\(path) exists") }
+                parent = existing
+                name = localName
+                siblings = try await children(of: existing, session)
+            }
+        } else {
+            parent = try root(session)
+            name = localName
+            siblings = try await children(of: parent, session)
+        }
+        guard !siblings.contains(where: { $0.attributes?.name == name }) else {
+            throw ClientError(.conflict, "\(name) exists in \(parent.attributes?.name ?? "/")")
+        }
+        return (parent, name)
+    }
+
     // MARK: - Commands
 
     public func list(_ path: String, _ session: Session) async throws -> [Entry] {
@@ -123,11 +152,7 @@ extension CoffreClient {
         guard size <= Limits.formatPlaintextMax else {
             throw ClientError(.limitExceeded, "\(localPath) is \(ByteCount(Int64(size))); one file holds at most \(ByteCount(Int64(Limits.formatPlaintextMax)))")
         }
-        var target = remotePath
-        if let existing = try? await locate(remotePath, session), existing.info == nil || existing.info?.type == "folder" {
-            target = (remotePath.hasSuffix("/") ? remotePath : remotePath + "/") + URL(fileURLWithPath: localPath).lastPathComponent
-        }
-        let (parent, name) = try await destination(target, session)
+        let (parent, name) = try await uploadDestination(remotePath, localName: URL(fileURLWithPath: localPath).lastPathComponent, session)
         let id = Self.newNodeId()
         let nodeKey = SecretKey.random()
         let fileKey = FileKey.random()
@@ -135,10 +160,8 @@ extension CoffreClient {
         let blob = try AttributeBox.seal(NodeAttributes(name: name, size: size, modified: Int64(modified)), nodeKey: nodeKey, nodeId: id)
         let wrappedFileKey = WrappedKey.wrap(try SecretKey(bytes: fileKey.bytes), under: nodeKey, context: Self.fileKeyContext(id))
         let length = Int64(FileFormat.ciphertextLength(plaintextLength: size))
-        let me = try await whoami(session)
-        guard me.usedBytes + length <= me.quotaBytes else {
-            throw ClientError(.quotaExceeded, "\(localPath) needs \(ByteCount(length)) stored; \(ByteCount(me.quotaBytes - me.usedBytes)) left of \(ByteCount(me.quotaBytes))")
-        }
+        // No quota check here: the coordinator refuses an upload whose declared length does
+        // not fit (`quota_exceeded`) before reading its body, which saves a round trip.
         let makeBody = { () throws -> HTTPClientRequest.Body in
             try handle.seek(toOffset: 0)
             let stream = EncryptedFileStream(reader: try EncryptingReader(fileKey: fileKey), handle: handle, total: length, progress: progress)

@@ -55,6 +55,10 @@ public enum Limits {
     /// 16 MiB buffer of fresh pages; pieces of this size stay in reused heap memory
     /// (Docs/performance.md, "Cluster").
     public static let networkWriteSizeMax = 256 << 10
+    /// Largest shard body the `files` engine keeps in RocksDB next to its record instead of
+    /// in a file of its own: one synced write-ahead-log append instead of a file write, its
+    /// `fdatasync`, a rename and a folder `fsync` — small files' shards are all this small.
+    public static let shardInlineSizeMax = 64 << 10
     /// Shard body buffers a storage node keeps for reuse.
     public static let nodeBodyBuffersPooledMax = 16
     /// Bytes a shard body write hands the kernel at once with direct I/O (the size of the

@@ -11,6 +11,9 @@ extension CoordinatorServer {
     static let rootId = "root"
 
     func treeKey(_ account: String, _ node: String) -> String { "tree/\(account)/\(node)" }
+    /// The entry of a node in its parent's index. Its value is a copy of the node's record,
+    /// written in the same transaction as the record, so that a listing is one range read
+    /// rather than a read per child.
     func childKey(_ account: String, _ parent: String, _ node: String) -> String { "children/\(account)/\(parent)/\(node)" }
 
     func validNodeId(_ id: String) throws -> String {
@@ -45,7 +48,7 @@ extension CoordinatorServer {
             wrappedKey: try blob(body.wrappedKey, "wrappedKey", max: 61), fileKey: nil, length: nil, objectId: nil, createdAt: now())
         let committed = try await metadata.commit(
             if: [.absent(treeKey(account.id, id))],
-            then: [.put(treeKey(account.id, id), encode(node)), .put(childKey(account.id, body.parent, id), [])])
+            then: [.put(treeKey(account.id, id), encode(node)), .put(childKey(account.id, body.parent, id), encode(node))])
         guard committed != nil else { throw APIError(.conflict, "node \(id) exists") }
         return try jsonResponse(node, status: .created)
     }
@@ -59,8 +62,11 @@ extension CoordinatorServer {
         repeat {
             let page = try await metadata.list(prefix: "children/\(account.id)/\(parent)/", after: after, limit: Limits.metadataListPageMax)
             for entry in page {
-                let id = String(entry.key.split(separator: "/").last!)
-                if let (node, _) = try await read(TreeNodeInfo.self, treeKey(account.id, id)) { nodes.append(node) }
+                do {
+                    nodes.append(try JSONDecoder().decode(TreeNodeInfo.self, from: Data(entry.value)))
+                } catch {
+                    throw APIError(.storageFailure, "index entry \(entry.key) is unreadable: \(error)")
+                }
             }
             after = page.count == Limits.metadataListPageMax ? page.last?.key : nil
         } while after != nil
@@ -90,10 +96,8 @@ extension CoordinatorServer {
             attributes: try body.attributes.map { try blob($0, "attributes", max: Limits.attributesSizeMax + 29) } ?? node.attributes,
             wrappedKey: try body.wrappedKey.map { try blob($0, "wrappedKey", max: 61) } ?? node.wrappedKey,
             fileKey: node.fileKey, length: node.length, objectId: node.objectId, createdAt: node.createdAt)
-        var mutations: [MetadataMutation] = [.put(treeKey(account.id, id), encode(updated))]
-        if parent != node.parent {
-            mutations += [.delete(childKey(account.id, node.parent, id)), .put(childKey(account.id, parent, id), [])]
-        }
+        var mutations: [MetadataMutation] = [.put(treeKey(account.id, id), encode(updated)), .put(childKey(account.id, parent, id), encode(updated))]
+        if parent != node.parent { mutations.append(.delete(childKey(account.id, node.parent, id))) }
         guard try await metadata.commit(if: [.revision(treeKey(account.id, id), revision)], then: mutations) != nil else {
             throw APIError(.conflict, "node \(id) changed meanwhile; try again")
         }
@@ -163,7 +167,7 @@ extension CoordinatorServer {
     }
 
     func uploadBody(_ request: Request, _ context: BasicRequestContext) async throws -> Response {
-        let (account, _) = try await authenticate(request)
+        let (account, accountRevision) = try await authenticate(request)
         let id = try validNodeId(try context.parameters.require("id"))
         let headers = request.headers
         func header(_ name: String) -> String? { headers[HTTPField.Name(name)!] }
@@ -172,7 +176,8 @@ extension CoordinatorServer {
         let wrappedKey = try blob(header(ContentHeaders.wrappedKey), ContentHeaders.wrappedKey, max: 61)
         let fileKey = try blob(header(ContentHeaders.fileKey), ContentHeaders.fileKey, max: 61)
         try await checkParent(account.id, parent)
-        guard try await metadata.get(treeKey(account.id, id)) == nil else { throw APIError(.conflict, "node \(id) exists") }
+        // A taken node id is refused by the commit's transaction (ids are random: a clash is
+        // a client's bug, not worth a round trip on every upload).
         let declared = headers[.contentLength].flatMap(Int64.init)
         if let declared, account.usedBytes + declared > account.quotaBytes {
             throw APIError(.quotaExceeded, "upload of \(ByteCount(declared)) exceeds the quota: \(ByteCount(account.usedBytes)) of \(ByteCount(account.quotaBytes)) used")
@@ -194,7 +199,7 @@ extension CoordinatorServer {
             let node = TreeNodeInfo(
                 id: id, parent: parent, type: "file", attributes: attributes, wrappedKey: wrappedKey, fileKey: fileKey,
                 length: manifest.length, objectId: objectId, createdAt: now())
-            try await commitUpload(account: account.id, node: node, manifest: manifest)
+            try await commitUpload(account: (account, accountRevision), node: node, manifest: manifest)
             logger.info("object committed", metadata: ["object.id": "\(objectId)", "object.bytes": "\(manifest.length)"])
             return try jsonResponse(node, status: .created)
         } catch {
@@ -207,11 +212,18 @@ extension CoordinatorServer {
 
     /// Commits manifest, tree node and usage in one transaction, retrying when only the
     /// account record moved (another upload of the same account).
-    func commitUpload(account id: String, node: TreeNodeInfo, manifest: ObjectManifest) async throws {
+    ///
+    /// - Parameter known: the account record as read when the request was authenticated,
+    ///   tried first: when nothing changed it meanwhile, the commit costs one round trip.
+    func commitUpload(account known: (AccountRecord, Int64), node: TreeNodeInfo, manifest: ObjectManifest) async throws {
+        let id = known.0.id
+        var current: (AccountRecord, Int64)? = known
         for _ in 0..<10 {
-            guard let (account, revision) = try await read(AccountRecord.self, "accounts/" + id) else {
+            if current == nil { current = try await read(AccountRecord.self, "accounts/" + id) }
+            guard let (account, revision) = current else {
                 throw APIError(.unauthenticated, "account is gone")
             }
+            current = nil
             guard account.usedBytes + manifest.length <= account.quotaBytes else {
                 throw APIError(.quotaExceeded, "upload of \(ByteCount(manifest.length)) exceeds the quota: \(ByteCount(account.usedBytes)) of \(ByteCount(account.quotaBytes)) used")
             }
@@ -219,7 +231,7 @@ extension CoordinatorServer {
             updated.usedBytes += manifest.length
             var mutations: [MetadataMutation] = [
                 .put("accounts/" + id, encode(updated)), .put(treeKey(id, node.id), encode(node)),
-                .put(childKey(id, node.parent, node.id), []), .put(ObjectStore.manifestKey(manifest.id), encode(manifest)),
+                .put(childKey(id, node.parent, node.id), encode(node)), .put(ObjectStore.manifestKey(manifest.id), encode(manifest)),
             ]
             for nodeId in Set(manifest.segments.flatMap { $0.shards.map(\.node) }).sorted() {
                 mutations.append(.put("placements/\(nodeId)/\(manifest.id)", []))

@@ -96,12 +96,15 @@ public final class ShardStore: Sendable {
                 .checksumMismatch,
                 "shard \(key): body of \(body.count) B has CRC-32C \(hex(actual)), writer said \(hex(checksum))")
         }
-        let record = ShardRecord(length: UInt64(body.count), checksum: checksum, createdAt: createdAt)
+        let inline = files == nil || body.count <= Limits.shardInlineSizeMax
+        let previous = try? stat(key)
+        let record = ShardRecord(length: UInt64(body.count), checksum: checksum, createdAt: createdAt, inline: inline)
         let batch = RocksBatch()
-        if let files {
-            try files.write(key, body, sync: durability == .synced)
-        } else {
+        if inline {
             batch.put(key.bytes, body, family: Self.shardsFamily, database: database)
+        } else {
+            try files!.write(key, body, sync: durability == .synced)
+            if previous?.inline == true { batch.delete(key.bytes, family: Self.shardsFamily, database: database) }
         }
         batch.put(key.bytes, record.encoded(), family: Self.metaFamily, database: database)
         do {
@@ -109,6 +112,8 @@ public final class ShardStore: Sendable {
         } catch {
             throw ShardStoreError(.storageFailure, "put \(key): \(error.message)")
         }
+        // A body file this shard had before is garbage now (collectGarbage also finds it).
+        if inline, let files, let previous, !previous.inline { try? files.remove(key) }
     }
 
     /// Stores a shard held in an array.
@@ -123,7 +128,7 @@ public final class ShardStore: Sendable {
     public func get(_ key: ShardKey) throws(ShardStoreError) -> Shard {
         let record = try stat(key)
         let bytes: ShardBytes?
-        if let files {
+        if let files, !record.inline {
             bytes = try files.read(key, expectedLength: Int(record.length))
         } else {
             do {
@@ -149,7 +154,7 @@ public final class ShardStore: Sendable {
             throw ShardStoreError(.invalidArgument, "shard \(key) is \(record.length) B, buffer holds \(buffer.count) B")
         }
         let target = UnsafeMutableRawBufferPointer(rebasing: buffer[..<Int(record.length)])
-        if let files {
+        if let files, !record.inline {
             guard try files.read(key, into: buffer, length: Int(record.length)) else {
                 throw ShardStoreError(.corrupt, "shard \(key): record present, body missing")
             }
@@ -182,8 +187,9 @@ public final class ShardStore: Sendable {
     /// With `files`, the space comes back at once; with `rocksdbBlobs`, when compaction drops
     /// the body (see `compact()`).
     public func delete(_ key: ShardKey) throws(ShardStoreError) {
+        let previous = try? stat(key)
         let batch = RocksBatch()
-        if files == nil { batch.delete(key.bytes, family: Self.shardsFamily, database: database) }
+        if previous?.inline != false { batch.delete(key.bytes, family: Self.shardsFamily, database: database) }
         batch.delete(key.bytes, family: Self.metaFamily, database: database)
         do {
             try database.write(batch, sync: durability == .synced)
@@ -191,7 +197,7 @@ public final class ShardStore: Sendable {
             throw ShardStoreError(.storageFailure, "delete \(key): \(error.message)")
         }
         // The record is gone first: a crash here leaves only garbage, never a dangling record.
-        try files?.remove(key)
+        if previous?.inline != true { try files?.remove(key) }
     }
 
     /// Lists shards whose key starts with `prefix`, in key order, after `cursor`.
@@ -296,7 +302,11 @@ public final class ShardStore: Sendable {
                 continue  // not ours: leave it for a person to look at
             }
             do {
-                _ = try stat(key)
+                // A body file of a shard rewritten inline is garbage too.
+                if try stat(key).inline {
+                    files.removeFile(folder: index, name: name)
+                    removed += 1
+                }
             } catch where error.code == .notFound {
                 files.removeFile(folder: index, name: name)
                 removed += 1

@@ -34,19 +34,24 @@ public struct ShardRecord: Hashable, Sendable {
     public let length: UInt64
     public let checksum: UInt32
     public let createdAt: Date
+    /// The body is in RocksDB next to the record, not in a body file: small shards with the
+    /// `files` engine (`Limits.shardInlineSizeMax`), every shard with `rocksdbBlobs`.
+    public let inline: Bool
 
     static let encodedSize = 24
     static let version: UInt8 = 1
 
-    public init(length: UInt64, checksum: UInt32, createdAt: Date) {
+    public init(length: UInt64, checksum: UInt32, createdAt: Date, inline: Bool = false) {
         self.length = length
         self.checksum = checksum
+        self.inline = inline
         // Kept to the millisecond, as encoded.
         self.createdAt = Date(timeIntervalSince1970: (createdAt.timeIntervalSince1970 * 1000).rounded(.down) / 1000)
     }
 
     func encoded() -> [UInt8] {
-        var out = [Self.version, 0, 0, 0]
+        // Byte 1 holds flags (bit 0: inline); bytes 2 and 3 are reserved, zero.
+        var out = [Self.version, inline ? 1 : 0, 0, 0]
         append(UInt64(checksum), bytes: 4, to: &out)
         append(length, bytes: 8, to: &out)
         append(UInt64(max(0, createdAt.timeIntervalSince1970 * 1000)), bytes: 8, to: &out)
@@ -54,13 +59,13 @@ public struct ShardRecord: Hashable, Sendable {
     }
 
     init?(decoding bytes: [UInt8]) {
-        guard bytes.count == Self.encodedSize, bytes[0] == Self.version else { return nil }
+        guard bytes.count == Self.encodedSize, bytes[0] == Self.version, bytes[1] & ~1 == 0 else { return nil }
         func read(_ offset: Int, _ count: Int) -> UInt64 {
             bytes[offset..<(offset + count)].reduce(0) { $0 << 8 | UInt64($1) }
         }
         self.init(
             length: read(8, 8), checksum: UInt32(read(4, 4)),
-            createdAt: Date(timeIntervalSince1970: Double(read(16, 8)) / 1000))
+            createdAt: Date(timeIntervalSince1970: Double(read(16, 8)) / 1000), inline: bytes[1] & 1 == 1)
     }
 }
 

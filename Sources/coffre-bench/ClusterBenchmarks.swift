@@ -1,6 +1,7 @@
 import AsyncHTTPClient
 import ClusterTLS
 import CoffreClient
+import CoffreModel
 import DirectIO
 import Foundation
 import HTTPTypes
@@ -123,7 +124,9 @@ final class SinkServer: Sendable {
             for try await _ in request.body {}
             return Response(status: .noContent)
         }
-        let block = ByteBuffer(repeating: 0x42, count: 1 << 20)
+        // Pieces of the size Coffre's servers write (`Limits.networkWriteSizeMax`), so that
+        // the baseline gets the same help from it.
+        let block = ByteBuffer(repeating: 0x42, count: Limits.networkWriteSizeMax)
         router.get("/source") { _, _ -> Response in
             Response(status: .ok, body: ResponseBody(contentLength: size) { writer in
                 var sent = 0

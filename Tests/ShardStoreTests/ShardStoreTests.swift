@@ -167,8 +167,9 @@ func bodyFiles(_ path: String, _ engine: ShardStoreEngine) -> [(path: String, si
     @Test func aMissingBodyFileIsReportedCorrupt() async throws {
         try await withTemporaryDirectory { path in
             let store = try ShardStore(path: path, engine: .files)
-            try put(store, "gone", shardBody(1, 5000))
-            try put(store, "kept", shardBody(2, 5000))
+            // Over Limits.shardInlineSizeMax: these bodies get files of their own.
+            try put(store, "gone", shardBody(1, 100_000))
+            try put(store, "kept", shardBody(2, 100_000))
             let victim = try #require(bodyFiles(path, .files).first { $0.path.hasSuffix(Hex.encode(Array("gone".utf8))) })
             try FileManager.default.removeItem(atPath: victim.path)
             #expect { try store.get(ShardKey("gone")) } throws: { ($0 as? ShardStoreError)?.code == .corrupt }
@@ -181,8 +182,8 @@ func bodyFiles(_ path: String, _ engine: ShardStoreEngine) -> [(path: String, si
     @Test func garbageCollectionRemovesOrphansAndTemporaries() async throws {
         try await withTemporaryDirectory { path in
             let store = try ShardStore(path: path, engine: .files)
-            try put(store, "live", shardBody(1, 3000))
-            try put(store, "orphan", shardBody(2, 3000))
+            try put(store, "live", shardBody(1, 100_000))
+            try put(store, "orphan", shardBody(2, 100_000))
             // A crash between body and record leaves a body without a record; a crash mid-write
             // leaves a temporary file.
             let orphan = try #require(bodyFiles(path, .files).first { $0.path.hasSuffix(Hex.encode(Array("orphan".utf8))) })
@@ -192,7 +193,46 @@ func bodyFiles(_ path: String, _ engine: ShardStoreEngine) -> [(path: String, si
             try saved.write(to: URL(fileURLWithPath: orphan.path))
             #expect(try store.collectAllGarbage() == 2)
             #expect(bodyFiles(path, .files).count == 1)
-            #expect(try store.get(ShardKey("live")).count == 3000)
+            #expect(try store.get(ShardKey("live")).count == 100_000)
+        }
+    }
+
+    @Test func smallShardsLiveInRocksDBAndMoveBetweenPlacesOnOverwrite() async throws {
+        try await withTemporaryDirectory { path in
+            let store = try ShardStore(path: path, engine: .files)
+            let key = try ShardKey("moving")
+            let small = shardBody(1, Limits.shardInlineSizeMax)
+            let large = shardBody(2, Limits.shardInlineSizeMax + 1)
+            try put(store, "moving", small)
+            #expect(try store.stat(key).inline)
+            #expect(bodyFiles(path, .files).isEmpty, "a small shard has no body file")
+            #expect(try store.get(key).bytes == small)
+
+            try put(store, "moving", large)
+            #expect(try !store.stat(key).inline)
+            #expect(bodyFiles(path, .files).count == 1)
+            #expect(try store.get(key).bytes == large)
+
+            try put(store, "moving", small)
+            #expect(bodyFiles(path, .files).isEmpty, "the body file of the large version is removed")
+            var buffer = [UInt8](repeating: 0, count: small.count)
+            _ = try buffer.withUnsafeMutableBytes { try store.get(key, into: $0) }
+            #expect(buffer == small)
+            #expect(try store.scrubAll().corrupt.isEmpty)
+
+            // A crash after the inline record but before the old file's unlink leaves that
+            // file behind: garbage collection finds it.
+            try put(store, "moving", large)
+            let file = try #require(bodyFiles(path, .files).first)
+            let saved = try Data(contentsOf: URL(fileURLWithPath: file.path))
+            try put(store, "moving", small)
+            try saved.write(to: URL(fileURLWithPath: file.path))
+            #expect(try store.collectAllGarbage() == 1)
+            #expect(try store.get(key).bytes == small)
+
+            try store.delete(key)
+            #expect { try store.get(key) } throws: { ($0 as? ShardStoreError)?.code == .notFound }
+            #expect(bodyFiles(path, .files).isEmpty)
         }
     }
 
