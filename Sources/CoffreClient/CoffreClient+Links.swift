@@ -41,21 +41,36 @@ extension CoffreClient {
         }
     }
 
-    /// Downloads and decrypts the file behind a share link, with no account. The URL's
-    /// fragment (the secret) stays in this process: only the link id is sent.
-    /// - Returns: the file's name (from its decrypted attributes).
-    public func downloadLink(_ url: String, to localPath: String?, password: String? = nil, progress: TransferProgress? = nil) async throws -> String {
+    /// Opens a share link: its node record and node key, from the link id and the secret in
+    /// the URL's fragment (which stays in this process).
+    func openLink(_ url: String, password: String?) async throws -> (linkId: String, node: TreeNodeInfo, nodeKey: SecretKey) {
         let parsed = try ShareLink.parse(url)
         let link = try decode(PublicLink.self, try await send(.GET, "/v1/l/" + parsed.linkId))
         let record = try JSONDecoder().decode(LinkRecord.self, from: Data(link.link.record.utf8))
         guard record.linkId == parsed.linkId, record.nodeId == link.node.id else { throw ClientError(.decryptionFailed, "the link record does not match the link") }
-        let nodeKey = try ShareLink.open(record, secret: parsed.secret, password: password)
-        guard let blob = Base64URL.decode(link.node.attributes) else { throw ClientError(.storageFailure, "malformed attributes") }
-        let attributes = try AttributeBox.open(blob, nodeKey: nodeKey, nodeId: link.node.id)
-        let fileKey = try Self.fileKey(link.node, nodeKey: nodeKey)
+        return (parsed.linkId, link.node, try ShareLink.open(record, secret: parsed.secret, password: password))
+    }
+
+    /// Downloads and decrypts the file behind a share link, with no account. The URL's
+    /// fragment (the secret) stays in this process: only the link id is sent.
+    /// - Returns: the file's name (from its decrypted attributes).
+    public func downloadLink(_ url: String, to localPath: String?, password: String? = nil, progress: TransferProgress? = nil) async throws -> String {
+        let (linkId, node, nodeKey) = try await openLink(url, password: password)
+        guard let blob = Base64URL.decode(node.attributes) else { throw ClientError(.storageFailure, "malformed attributes") }
+        let attributes = try AttributeBox.open(blob, nodeKey: nodeKey, nodeId: node.id)
+        let fileKey = try Self.fileKey(node, nodeKey: nodeKey)
         try await fetchDecrypted(
-            path: "/v1/l/\(parsed.linkId)/content", token: nil, fileKey: fileKey, total: link.node.length,
+            path: "/v1/l/\(linkId)/content", token: nil, fileKey: fileKey, total: node.length,
             to: localPath ?? attributes.name, progress: progress)
         return attributes.name
+    }
+
+    /// Plaintext bytes `range` of the file behind a share link, with no account: only the
+    /// chunks that cover the range travel, each verified on its own.
+    public func readLink(_ url: String, range: Range<UInt64>, password: String? = nil) async throws -> [UInt8] {
+        let (linkId, node, nodeKey) = try await openLink(url, password: password)
+        guard let length = node.length else { throw ClientError(.invalidArgument, "the link is not to a file") }
+        return try await readRange(
+            path: "/v1/l/\(linkId)/content", token: nil, fileKey: try Self.fileKey(node, nodeKey: nodeKey), ciphertextLength: length, range: range)
     }
 }

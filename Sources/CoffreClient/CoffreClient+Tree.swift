@@ -254,18 +254,24 @@ extension CoffreClient {
         let node = try await locate(remotePath, session)
         guard let info = node.info, info.type == "file", let length = info.length else { throw ClientError(.invalidArgument, "\(remotePath) is not a file") }
         let fileKey = try Self.fileKey(info, nodeKey: node.key)
+        return try await readRange(path: "/v1/nodes/\(info.id)/content", token: session.token, fileKey: fileKey, ciphertextLength: length, range: range)
+    }
+
+    /// Plaintext bytes `range` of the file whose ciphertext (`ciphertextLength` bytes) is
+    /// served at `path`: the header, then only the chunks that cover the range, each
+    /// verified on its own.
+    func readRange(path: String, token: String?, fileKey: FileKey, ciphertextLength length: Int64, range: Range<UInt64>) async throws -> [UInt8] {
         guard let size = FileFormat.plaintextLength(ciphertextLength: UInt64(length)), range.upperBound <= size else {
-            throw ClientError(.invalidArgument, "range \(range) outside the file")
+            throw ClientError(.invalidArgument, "range \(range.lowerBound)-\(range.upperBound) is outside the file")
         }
         guard !range.isEmpty else { return [] }
-        let path = "/v1/nodes/\(info.id)/content"
-        let header = try await send(.GET, path, token: session.token, headers: [("range", "bytes=0-\(FileFormat.headerSize - 1)")])
+        let header = try await send(.GET, path, token: token, headers: [("range", "bytes=0-\(FileFormat.headerSize - 1)")])
         let chunk = UInt64(FileFormat.chunkSize)
         let first = range.lowerBound / chunk
         let last = (range.upperBound - 1) / chunk
         let start = UInt64(FileFormat.headerSize) + first * UInt64(FileFormat.sealedChunkSize)
         let end = min(UInt64(length), UInt64(FileFormat.headerSize) + (last + 1) * UInt64(FileFormat.sealedChunkSize))
-        let body = try await send(.GET, path, token: session.token, headers: [("range", "bytes=\(start)-\(end - 1)")])
+        let body = try await send(.GET, path, token: token, headers: [("range", "bytes=\(start)-\(end - 1)")])
         let sealed = Array(body.body.readableBytesView)
         let headerBytes = Array(header.body.readableBytesView)
         let opener = try headerBytes.withUnsafeBytes { try FileDecryptor(fileKey: fileKey, header: $0) }

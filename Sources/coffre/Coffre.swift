@@ -231,20 +231,25 @@ struct Get: AsyncParsableCommand {
         try await perform {
             let client = try options.client()
             defer { Task { try? await client.shutdown() } }
+            let wanted = try range.map { text -> Range<UInt64> in
+                let parts = text.split(separator: "-", omittingEmptySubsequences: false).map { UInt64($0) }
+                guard parts.count == 2, let start = parts[0], let end = parts[1], start <= end, end < UInt64.max else {
+                    throw ClientError(.invalidArgument, "--range is START-END, inclusive (for example 0-1023)")
+                }
+                return start..<(end + 1)
+            }
+            func output(_ bytes: [UInt8]) throws {
+                if let local { try Data(bytes).write(to: URL(fileURLWithPath: local)) } else { FileHandle.standardOutput.write(Data(bytes)) }
+            }
             if source.hasPrefix("https://") {
                 let password = linkPassword || passwordStdin ? try readPassword(stdin: passwordStdin, prompt: "Link password: ") : nil
+                if let wanted { return try output(try await client.readLink(source, range: wanted, password: password)) }
                 let name = try await client.downloadLink(source, to: local, password: password, progress: progressPrinter("get"))
                 if options.json { printJSON(["name": name, "file": local ?? name]) }
                 return
             }
             let session = try loadSession(options)
-            if let range {
-                let parts = range.split(separator: "-").compactMap { UInt64($0) }
-                guard parts.count == 2, parts[0] <= parts[1] else { throw ClientError(.invalidArgument, "--range is START-END, inclusive") }
-                let bytes = try await client.read(source, range: parts[0]..<(parts[1] + 1), session)
-                if let local { try Data(bytes).write(to: URL(fileURLWithPath: local)) } else { FileHandle.standardOutput.write(Data(bytes)) }
-                return
-            }
+            if let wanted { return try output(try await client.read(source, range: wanted, session)) }
             let target = local ?? (source as NSString).lastPathComponent
             try await client.download(source, to: target, session, progress: progressPrinter("get"))
             if options.json { printJSON(["file": target]) }

@@ -149,6 +149,14 @@ func plaintextLength(forCiphertext size: Int) -> Int? {
             let name = try await stranger.downloadLink(url, to: folder + "/via-link.bin")
             #expect(name == "Quarterly Ledger 2026.bin")
             #expect(try read(folder + "/via-link.bin") == big)
+            // Ranges through the link: the first byte, across a chunk boundary, the tail.
+            let size = UInt64(big.count)
+            for range in [0..<1, 65_530..<65_600, (size - 10)..<size] {
+                #expect(try await stranger.readLink(url, range: range) == Array(big[Int(range.lowerBound)..<Int(range.upperBound)]))
+            }
+            await #expect { _ = try await stranger.readLink(url, range: 0..<(size + 1)) } throws: {
+                ($0 as? ClientError)?.code == .invalidArgument
+            }
 
             phase("edges, placement, link")
             // Confidentiality: nothing the nodes or etcd hold contains plaintext, a name, a key,
