@@ -67,7 +67,9 @@ public final class SequentialFileWriter {
     /// Whether direct I/O is on (false on file systems that refuse it).
     public private(set) var direct: Bool
     private var fd: Int32
-    private let block: UnsafeMutableRawBufferPointer
+    /// The aligned bounce buffer, allocated on first use (an aligned body may never need it).
+    private var block = UnsafeMutableRawBufferPointer(start: nil, count: 0)
+    private let blockSize: Int
     /// Bytes gathered in `block`, and where they go in the file.
     private var filled = 0
     private var blockOffset = 0
@@ -83,7 +85,7 @@ public final class SequentialFileWriter {
         guard fd >= 0 else { throw FileIOError("create", path) }
         self.fd = fd
         self.direct = direct
-        block = .allocate(byteCount: blockSize, alignment: DirectIO.alignment)
+        self.blockSize = blockSize
     }
 
     deinit {
@@ -92,8 +94,19 @@ public final class SequentialFileWriter {
     }
 
     /// Appends bytes.
+    ///
+    /// When nothing is gathered and `bytes` starts at an aligned address, its aligned part
+    /// goes to the disk straight from the caller's memory, without the bounce buffer.
     public func write(_ bytes: UnsafeRawBufferPointer) throws(FileIOError) {
         var offset = 0
+        if direct && filled == 0 && DirectIO.isAligned(bytes.baseAddress) && bytes.count >= DirectIO.alignment {
+            offset = bytes.count / DirectIO.alignment * DirectIO.alignment
+            try writeAll(UnsafeRawBufferPointer(rebasing: bytes[..<offset]), at: blockOffset)
+            blockOffset += offset
+        }
+        if offset < bytes.count && block.baseAddress == nil {
+            block = .allocate(byteCount: blockSize, alignment: DirectIO.alignment)
+        }
         while offset < bytes.count {
             let count = min(block.count - filled, bytes.count - offset)
             UnsafeMutableRawBufferPointer(rebasing: block[filled..<(filled + count)])
@@ -109,6 +122,9 @@ public final class SequentialFileWriter {
     /// closes it.
     public func finish(sync: Bool) throws(FileIOError) {
         let padded = direct ? DirectIO.roundUp(filled) : filled
+        if padded > 0 && block.baseAddress == nil {
+            block = .allocate(byteCount: blockSize, alignment: DirectIO.alignment)
+        }
         if padded > filled {
             UnsafeMutableRawBufferPointer(rebasing: block[filled..<padded]).initializeMemory(as: UInt8.self, repeating: 0)
         }
@@ -130,10 +146,15 @@ public final class SequentialFileWriter {
 
     /// Writes the first `padded` bytes of the block at the position of its first byte.
     private func flush(padded: Int) throws(FileIOError) {
-        let start = blockOffset
+        try writeAll(UnsafeRawBufferPointer(rebasing: block[..<padded]), at: blockOffset)
+        blockOffset += filled
+        filled = 0
+    }
+
+    private func writeAll(_ bytes: UnsafeRawBufferPointer, at start: Int) throws(FileIOError) {
         var written = 0
-        while written < padded {
-            let n = pwrite(fd, block.baseAddress! + written, padded - written, off_t(start + written))
+        while written < bytes.count {
+            let n = pwrite(fd, bytes.baseAddress! + written, bytes.count - written, off_t(start + written))
             if n < 0 && errno == EINTR { continue }
             if n < 0 && errno == EINVAL && direct && start == 0 && written == 0 {
                 // Some file systems accept O_DIRECT at open and refuse it at write.
@@ -144,7 +165,5 @@ public final class SequentialFileWriter {
             guard n > 0 else { throw FileIOError("write", path) }
             written += n
         }
-        blockOffset += filled
-        filled = 0
     }
 }

@@ -93,8 +93,11 @@ struct BodyFiles: Sendable {
         let final = path(key)
         let temporary = final + ".tmp"
         do throws(FileIOError) {
-            let writer = try SequentialFileWriter(
-                creating: temporary, blockSize: min(Limits.shardDirectWriteBlockSize, DirectIO.roundUp(max(body.count, 1))))
+            // An aligned body goes to the disk from where it is; only its tail needs the
+            // bounce buffer.
+            let blockSize = DirectIO.isAligned(body.baseAddress)
+                ? DirectIO.alignment : min(Limits.shardDirectWriteBlockSize, DirectIO.roundUp(max(body.count, 1)))
+            let writer = try SequentialFileWriter(creating: temporary, blockSize: blockSize)
             do {
                 try writer.write(body)
                 try writer.finish(sync: sync)

@@ -103,7 +103,14 @@ public final class StorageNodeServer: Sendable {
         }
         var body = bodies.take()
         defer { bodies.give(body) }
-        if let declared { body.reserveCapacity(declared) }
+        // Receive at an aligned address, so that the shard store writes the body to the
+        // disk with direct I/O from here, without a bounce copy.
+        body.reserveCapacity((declared ?? 0) + DirectIO.alignment)
+        let misalignment = body.withUnsafeMutableWritableBytes { Int(bitPattern: $0.baseAddress) % DirectIO.alignment }
+        if misalignment != 0 {
+            body.moveWriterIndex(forwardBy: DirectIO.alignment - misalignment)
+            body.moveReaderIndex(forwardBy: DirectIO.alignment - misalignment)
+        }
         for try await piece in request.body {
             guard body.readableBytes + piece.readableBytes <= Limits.shardBodySizeMax else {
                 throw APIError(.limitExceeded, "shard body exceeds \(ByteCount(Limits.shardBodySizeMax))")

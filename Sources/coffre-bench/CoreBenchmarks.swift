@@ -4,6 +4,7 @@ import CISAL
 import CBenchBaselines
 import Checksum
 import CoffreModel
+import DirectIO
 import Crypto
 import Encryption
 import ErasureCoding
@@ -263,6 +264,10 @@ struct CoreBenchmarks {
         let count = quick ? 8 : 32
         let body = filledBuffer(shardSize)
         defer { body.deallocate() }
+        // The raw baselines use direct I/O as the store does (DirectIO): an aligned copy of the body.
+        let alignedBody = UnsafeMutableRawBufferPointer.allocate(byteCount: shardSize, alignment: DirectIO.alignment)
+        alignedBody.copyMemory(from: UnsafeRawBufferPointer(body))
+        defer { alignedBody.deallocate() }
         let checksum = CRC32C.checksum(UnsafeRawBufferPointer(body))
         let store = try ShardStore(path: root + "/store", durability: .synced, engine: engine)
         let filesFolder = root + "/files"
@@ -278,11 +283,11 @@ struct CoreBenchmarks {
             baseline: {
                 // Same durability: every shard is on stable storage when the call returns.
                 for i in 0..<count {
-                    let fd = open("\(filesFolder)/\(i)", O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+                    let fd = open("\(filesFolder)/\(i)", O_WRONLY | O_CREAT | O_TRUNC | DirectIO.flag, 0o644)
                     precondition(fd >= 0)
                     var written = 0
                     while written < shardSize {
-                        let n = write(fd, body.baseAddress! + written, shardSize - written)
+                        let n = write(fd, alignedBody.baseAddress! + written, shardSize - written)
                         precondition(n > 0)
                         written += n
                     }
@@ -304,7 +309,7 @@ struct CoreBenchmarks {
             },
             baseline: {
                 for i in 0..<count {
-                    let fd = open("\(filesFolder)/\(i)", O_RDONLY)
+                    let fd = open("\(filesFolder)/\(i)", O_RDONLY | DirectIO.flag)
                     precondition(fd >= 0)
                     var total = 0
                     while total < shardSize {

@@ -33,6 +33,23 @@ import TestSupport
         }
     }
 
+    /// An aligned body goes to the disk from the caller's memory; the tail through the
+    /// bounce buffer; more bytes after it go on through the bounce buffer.
+    @Test(arguments: [4096, 4097, 10_000, 1 << 20, (1 << 20) + 4095])
+    func writesAlignedBodiesWithoutTheBounceBuffer(length: Int) async throws {
+        try await withTemporaryDirectory { folder in
+            let data = Self.bytes(length, seed: UInt64(length) &* 31)
+            let aligned = UnsafeMutableRawBufferPointer.allocate(byteCount: length, alignment: DirectIO.alignment)
+            defer { aligned.deallocate() }
+            aligned.copyBytes(from: data)
+            let writer = try SequentialFileWriter(creating: folder + "/file", blockSize: DirectIO.alignment)
+            try writer.write(UnsafeRawBufferPointer(aligned))
+            try [UInt8]([1, 2, 3]).withUnsafeBytes { try writer.write($0) }
+            try writer.finish(sync: true)
+            #expect(try Data(contentsOf: URL(fileURLWithPath: folder + "/file")) == Data(data + [1, 2, 3]))
+        }
+    }
+
     /// Kernels before 6.6 refuse O_DIRECT on tmpfs (the writer then falls back to buffered
     /// I/O); newer ones accept it. Either way the bytes must come out right.
     @Test func writesOnDiskAndOnTmpfs() async throws {
