@@ -91,7 +91,13 @@ public struct TreeNodeInfo: Codable, Hashable, Sendable {
     public let length: Int64?
     public let objectId: String?
     public let createdAt: Int64
-    public init(id: String, parent: String, type: String, attributes: String, wrappedKey: String, fileKey: String?, length: Int64?, objectId: String?, createdAt: Int64) {
+    /// The node's name tag in its folder (see `CreateFolderRequest.nameTag`).
+    public let nameTag: String?
+    public init(
+        id: String, parent: String, type: String, attributes: String, wrappedKey: String, fileKey: String?, length: Int64?, objectId: String?,
+        createdAt: Int64, nameTag: String? = nil
+    ) {
+        self.nameTag = nameTag
         self.id = id
         self.parent = parent
         self.type = type
@@ -110,7 +116,12 @@ public struct CreateFolderRequest: Codable, Hashable, Sendable {
     public let parent: String
     public let attributes: String
     public let wrappedKey: String
-    public init(id: String, parent: String, attributes: String, wrappedKey: String) {
+    /// A keyed hash of the name (16 bytes, base64url), computed by the client under a key of
+    /// the folder's: the server keeps names unique per folder by it, and finds a child by
+    /// name with one read, without ever seeing the name.
+    public let nameTag: String
+    public init(id: String, parent: String, attributes: String, wrappedKey: String, nameTag: String) {
+        self.nameTag = nameTag
         self.id = id
         self.parent = parent
         self.attributes = attributes
@@ -123,7 +134,10 @@ public struct UpdateNodeRequest: Codable, Hashable, Sendable {
     public let parent: String?
     public let attributes: String?
     public let wrappedKey: String?
-    public init(parent: String?, attributes: String?, wrappedKey: String?) {
+    /// The name tag in the (new) folder; required with a new parent or new attributes.
+    public let nameTag: String?
+    public init(parent: String?, attributes: String?, wrappedKey: String?, nameTag: String?) {
+        self.nameTag = nameTag
         self.parent = parent
         self.attributes = attributes
         self.wrappedKey = wrappedKey
@@ -221,4 +235,6 @@ public enum ContentHeaders {
     public static let attributes = "x-coffre-attributes"
     public static let wrappedKey = "x-coffre-wrapped-key"
     public static let fileKey = "x-coffre-file-key"
+    /// The new file's name tag in its folder (see `CreateFolderRequest.nameTag`).
+    public static let nameTag = "x-coffre-name-tag"
 }

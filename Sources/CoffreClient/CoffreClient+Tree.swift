@@ -44,26 +44,42 @@ extension CoffreClient {
     /// The decrypted children of a folder.
     func children(of folder: Located, _ session: Session) async throws -> [Located] {
         let list = try decode(NodeList.self, try await send(.GET, "/v1/nodes?parent=" + folder.id, token: session.token))
-        return try list.nodes.map { info in
-            guard let wrapped = Base64URL.decode(info.wrappedKey), let blob = Base64URL.decode(info.attributes) else {
-                throw ClientError(.storageFailure, "node \(info.id) has malformed keys")
-            }
-            let key = try NodeKeys.unwrap(try WrappedKey(bytes: wrapped), childId: info.id, parentId: folder.id, under: folder.key)
-            let attributes = try AttributeBox.open(blob, nodeKey: key, nodeId: info.id)
-            return Located(id: info.id, key: key, info: info, attributes: attributes)
+        return try list.nodes.map { try open($0, in: folder) }
+    }
+
+    /// A tree node's key and attributes, unwrapped and decrypted under its folder's key.
+    func open(_ info: TreeNodeInfo, in folder: Located) throws -> Located {
+        guard let wrapped = Base64URL.decode(info.wrappedKey), let blob = Base64URL.decode(info.attributes) else {
+            throw ClientError(.storageFailure, "node \(info.id) has malformed keys")
         }
+        let key = try NodeKeys.unwrap(try WrappedKey(bytes: wrapped), childId: info.id, parentId: folder.id, under: folder.key)
+        let attributes = try AttributeBox.open(blob, nodeKey: key, nodeId: info.id)
+        return Located(id: info.id, key: key, info: info, attributes: attributes)
+    }
+
+    /// The child of `folder` named `name`, or nil: one lookup by name tag, no listing.
+    func child(named name: String, of folder: Located, _ session: Session) async throws -> Located? {
+        let tag = NodeKeys.nameTag(name, folderKey: folder.key)
+        let list = try decode(NodeList.self, try await send(.GET, "/v1/nodes?parent=\(folder.id)&name=\(tag)", token: session.token))
+        guard let info = list.nodes.first else { return nil }
+        let found = try open(info, in: folder)
+        // The server cannot forge a name (attributes are sealed), only answer with another node.
+        guard found.attributes?.name == name else {
+            throw ClientError(.storageFailure, "the coordinator answered a lookup of a name with another node")
+        }
+        return found
     }
 
     static func components(_ path: String) -> [String] {
         path.split(separator: "/").map(String.init).filter { $0 != "." }
     }
 
-    /// The node at `path` ("/" is the root).
+    /// The node at `path` ("/" is the root): one lookup per folder on the way.
     func locate(_ path: String, _ session: Session) async throws -> Located {
         var current = try root(session)
         for name in Self.components(path) {
             guard current.info == nil || current.info?.type == "folder" else { throw ClientError(.notFound, "\(path): not a folder on the way") }
-            guard let next = try await children(of: current, session).first(where: { $0.attributes?.name == name }) else {
+            guard let next = try await child(named: name, of: current, session) else {
                 throw ClientError(.notFound, "no such file or folder: \(path)")
             }
             current = next
@@ -79,45 +95,45 @@ extension CoffreClient {
 
     static func newNodeId() -> String { Base64URL.encode((0..<16).map { _ in UInt8.random(in: 0...255) }) }
 
-    /// The folder a new node goes into and the name it gets; refuses a taken name.
+    /// The folder a new node goes into and the name it gets. A taken name is refused by the
+    /// coordinator when the node is committed (see `nameTag`).
     func destination(_ path: String, _ session: Session) async throws -> (Located, String) {
         var parts = Self.components(path)
         guard let name = parts.popLast() else { throw ClientError(.invalidArgument, "a path to create needs a name") }
+        try Self.checkName(name)
         let parent = try await locate("/" + parts.joined(separator: "/"), session)
         guard parent.info == nil || parent.info?.type == "folder" else { throw ClientError(.invalidArgument, "\(parts.joined(separator: "/")) is not a folder") }
-        if try await children(of: parent, session).contains(where: { $0.attributes?.name == name }) {
-            throw ClientError(.conflict, "\(path) exists")
-        }
         return (parent, name)
     }
 
     /// Where an upload goes: `path` names a new file, or an existing folder to put
-    /// `localName` in. One listing of the folder on the way (two when `path` is a folder).
+    /// `localName` in. One lookup per folder on the way and one for the last name.
     func uploadDestination(_ path: String, localName: String, _ session: Session) async throws -> (Located, String) {
         var parts = Self.components(path)
-        var parent: Located
-        var name: String
-        var siblings: [Located]
-        if let last = parts.popLast() {
-            parent = try await locate("/" + parts.joined(separator: "/"), session)
-            guard parent.info == nil || parent.info?.type == "folder" else { throw ClientError(.invalidArgument, "\(parts.joined(separator: "/")) is not a folder") }
-            siblings = try await children(of: parent, session)
-            name = last
-            if let existing = siblings.first(where: { $0.attributes?.name == last }) {
-                guard existing.info?.type == "folder" else { throw ClientError(.conflict, "\(path) exists") }
-                parent = existing
-                name = localName
-                siblings = try await children(of: existing, session)
-            }
-        } else {
-            parent = try root(session)
-            name = localName
-            siblings = try await children(of: parent, session)
+        guard let last = parts.popLast() else { return (try root(session), localName) }
+        let folder = try await locate("/" + parts.joined(separator: "/"), session)
+        guard folder.info == nil || folder.info?.type == "folder" else { throw ClientError(.invalidArgument, "\(parts.joined(separator: "/")) is not a folder") }
+        if let existing = try await child(named: last, of: folder, session) {
+            guard existing.info?.type == "folder" else { throw ClientError(.conflict, "\(path) exists") }
+            return (existing, localName)
         }
-        guard !siblings.contains(where: { $0.attributes?.name == name }) else {
-            throw ClientError(.conflict, "\(name) exists in \(parent.attributes?.name ?? "/")")
+        try Self.checkName(last)
+        return (folder, last)
+    }
+
+    static func checkName(_ name: String) throws {
+        guard !name.isEmpty, name.utf8.count <= Limits.fileNameSizeMax else {
+            throw ClientError(.invalidArgument, "a name is 1...\(Limits.fileNameSizeMax) bytes of UTF-8")
         }
-        return (parent, name)
+    }
+
+    /// Turns the coordinator's "name taken" conflict into one that names the path.
+    func naming<T>(_ path: String, _ work: () async throws -> T) async throws -> T {
+        do {
+            return try await work()
+        } catch let error as ClientError where error.code == .conflict && error.message.contains("of that name") {
+            throw ClientError(.conflict, "\(path) exists")
+        }
     }
 
     // MARK: - Commands
@@ -135,8 +151,9 @@ extension CoffreClient {
         let attributes = NodeAttributes(name: name, modified: Int64(Date().timeIntervalSince1970 * 1000))
         let request = CreateFolderRequest(
             id: id, parent: parent.id, attributes: Base64URL.encode(try AttributeBox.seal(attributes, nodeKey: key, nodeId: id)),
-            wrappedKey: Base64URL.encode(NodeKeys.wrap(key, childId: id, parentId: parent.id, under: parent.key).bytes))
-        _ = try await send(.POST, "/v1/nodes", token: session.token, json: request)
+            wrappedKey: Base64URL.encode(NodeKeys.wrap(key, childId: id, parentId: parent.id, under: parent.key).bytes),
+            nameTag: NodeKeys.nameTag(name, folderKey: parent.key))
+        _ = try await naming(path) { try await send(.POST, "/v1/nodes", token: session.token, json: request) }
         return Entry(id: id, name: name, type: "folder", size: nil, modified: attributes.modified, objectId: nil)
     }
 
@@ -167,14 +184,17 @@ extension CoffreClient {
             let stream = EncryptedFileStream(reader: try EncryptingReader(fileKey: fileKey), handle: handle, total: length, progress: progress)
             return .stream(stream, length: .known(length))
         }
-        let answer = try await send(
+        let answer = try await naming(remotePath) {
+            try await send(
             .PUT, "/v1/nodes/\(id)/content", token: session.token,
             headers: [
                 (ContentHeaders.parent, parent.id), (ContentHeaders.attributes, Base64URL.encode(blob)),
                 (ContentHeaders.wrappedKey, Base64URL.encode(NodeKeys.wrap(nodeKey, childId: id, parentId: parent.id, under: parent.key).bytes)),
                 (ContentHeaders.fileKey, Base64URL.encode(wrappedFileKey.bytes)), ("content-type", "application/octet-stream"),
+                (ContentHeaders.nameTag, NodeKeys.nameTag(name, folderKey: parent.key)),
             ],
             body: makeBody)
+        }
         let info = try decode(TreeNodeInfo.self, answer)
         return Entry(id: id, name: name, type: "file", size: size, modified: Int64(modified), objectId: info.objectId)
     }
@@ -303,8 +323,9 @@ extension CoffreClient {
         let request = UpdateNodeRequest(
             parent: parent.id,
             attributes: Base64URL.encode(try AttributeBox.seal(renamed, nodeKey: node.key, nodeId: info.id)),
-            wrappedKey: Base64URL.encode(NodeKeys.wrap(node.key, childId: info.id, parentId: parent.id, under: parent.key).bytes))
-        _ = try await send(.PATCH, "/v1/nodes/" + info.id, token: session.token, json: request)
+            wrappedKey: Base64URL.encode(NodeKeys.wrap(node.key, childId: info.id, parentId: parent.id, under: parent.key).bytes),
+            nameTag: NodeKeys.nameTag(name, folderKey: parent.key))
+        _ = try await naming(target) { try await send(.PATCH, "/v1/nodes/" + info.id, token: session.token, json: request) }
         return Entry(id: info.id, name: name, type: info.type, size: renamed.size, modified: renamed.modified, objectId: info.objectId)
     }
 

@@ -6,6 +6,12 @@ import HTTPTypes
 import Hummingbird
 import Metadata
 import NIOCore
+import Synchronization
+
+/// Whether an upload's handler began reading the request body.
+final class BodyReading: Sendable {
+    let started = Atomic<Bool>(false)
+}
 
 extension CoordinatorServer {
     static let rootId = "root"
@@ -15,6 +21,27 @@ extension CoordinatorServer {
     /// written in the same transaction as the record, so that a listing is one range read
     /// rather than a read per child.
     func childKey(_ account: String, _ parent: String, _ node: String) -> String { "children/\(account)/\(parent)/\(node)" }
+
+    /// A child's name tag in its folder -> the child's id. The commit that creates, moves or
+    /// renames a node requires the tag to be absent, so names are unique per folder even when
+    /// two clients race.
+    func nameKey(_ account: String, _ parent: String, _ tag: String) -> String { "names/\(account)/\(parent)/\(tag)" }
+
+    func validNameTag(_ tag: String?) throws -> String {
+        guard let tag, let bytes = Base64URL.decode(tag), bytes.count == 16 else {
+            throw APIError(.invalidArgument, "a name tag is base64url of 16 bytes")
+        }
+        return tag
+    }
+
+    /// After a refused commit: a conflict saying which of the node id or the name is taken.
+    func creationConflict(_ account: String, id: String, parent: String, tag: String) async throws -> APIError {
+        if try await metadata.get(treeKey(account, id)) != nil { return APIError(.conflict, "node \(id) exists") }
+        if try await metadata.get(nameKey(account, parent, tag)) != nil {
+            return APIError(.conflict, "the folder already holds a node of that name")
+        }
+        return APIError(.conflict, "the tree changed meanwhile; try again")
+    }
 
     func validNodeId(_ id: String) throws -> String {
         guard id != Self.rootId, let bytes = Base64URL.decode(id), (8...32).contains(bytes.count) else {
@@ -43,13 +70,17 @@ extension CoordinatorServer {
         let body = try await decodeBody(CreateFolderRequest.self, request)
         let id = try validNodeId(body.id)
         try await checkParent(account.id, body.parent)
+        let tag = try validNameTag(body.nameTag)
         let node = TreeNodeInfo(
             id: id, parent: body.parent, type: "folder", attributes: try blob(body.attributes, "attributes", max: Limits.attributesSizeMax + 29),
-            wrappedKey: try blob(body.wrappedKey, "wrappedKey", max: 61), fileKey: nil, length: nil, objectId: nil, createdAt: now())
+            wrappedKey: try blob(body.wrappedKey, "wrappedKey", max: 61), fileKey: nil, length: nil, objectId: nil, createdAt: now(), nameTag: tag)
         let committed = try await metadata.commit(
-            if: [.absent(treeKey(account.id, id))],
-            then: [.put(treeKey(account.id, id), encode(node)), .put(childKey(account.id, body.parent, id), encode(node))])
-        guard committed != nil else { throw APIError(.conflict, "node \(id) exists") }
+            if: [.absent(treeKey(account.id, id)), .absent(nameKey(account.id, body.parent, tag))],
+            then: [
+                .put(treeKey(account.id, id), encode(node)), .put(childKey(account.id, body.parent, id), encode(node)),
+                .put(nameKey(account.id, body.parent, tag), Array(id.utf8)),
+            ])
+        guard committed != nil else { throw try await creationConflict(account.id, id: id, parent: body.parent, tag: tag) }
         return try jsonResponse(node, status: .created)
     }
 
@@ -57,6 +88,14 @@ extension CoordinatorServer {
         let (account, _) = try await authenticate(request)
         let parent = request.uri.queryParameters.get("parent") ?? Self.rootId
         try await checkParent(account.id, parent)
+        if let name = request.uri.queryParameters.get("name") {
+            // One child by its name tag: one read for the id, one for the record.
+            let tag = try validNameTag(String(name))
+            guard let entry = try await metadata.get(nameKey(account.id, parent, tag)),
+                let (node, _) = try await read(TreeNodeInfo.self, treeKey(account.id, String(decoding: entry.value, as: UTF8.self)))
+            else { return try jsonResponse(NodeList(nodes: [])) }
+            return try jsonResponse(NodeList(nodes: [node]))
+        }
         var nodes: [TreeNodeInfo] = []
         var after: String?
         repeat {
@@ -86,6 +125,10 @@ extension CoordinatorServer {
         let body = try await decodeBody(UpdateNodeRequest.self, request)
         guard let (node, revision) = try await read(TreeNodeInfo.self, treeKey(account.id, id)) else { throw APIError(.notFound, "no node \(id)") }
         let parent = body.parent ?? node.parent
+        let tag = try body.nameTag.map { try validNameTag($0) } ?? node.nameTag
+        if (parent != node.parent || body.attributes != nil) && body.nameTag == nil {
+            throw APIError(.invalidArgument, "a move or a rename needs the name tag in the (new) folder")
+        }
         if parent != node.parent {
             guard body.wrappedKey != nil else { throw APIError(.invalidArgument, "a move needs the node key wrapped for its new parent") }
             try await checkParent(account.id, parent)
@@ -95,10 +138,19 @@ extension CoordinatorServer {
             id: id, parent: parent, type: node.type,
             attributes: try body.attributes.map { try blob($0, "attributes", max: Limits.attributesSizeMax + 29) } ?? node.attributes,
             wrappedKey: try body.wrappedKey.map { try blob($0, "wrappedKey", max: 61) } ?? node.wrappedKey,
-            fileKey: node.fileKey, length: node.length, objectId: node.objectId, createdAt: node.createdAt)
+            fileKey: node.fileKey, length: node.length, objectId: node.objectId, createdAt: node.createdAt, nameTag: tag)
         var mutations: [MetadataMutation] = [.put(treeKey(account.id, id), encode(updated)), .put(childKey(account.id, parent, id), encode(updated))]
+        var conditions: [MetadataCondition] = [.revision(treeKey(account.id, id), revision)]
         if parent != node.parent { mutations.append(.delete(childKey(account.id, node.parent, id))) }
-        guard try await metadata.commit(if: [.revision(treeKey(account.id, id), revision)], then: mutations) != nil else {
+        if let tag, parent != node.parent || tag != node.nameTag {
+            if let old = node.nameTag { mutations.append(.delete(nameKey(account.id, node.parent, old))) }
+            mutations.append(.put(nameKey(account.id, parent, tag), Array(id.utf8)))
+            conditions.append(.absent(nameKey(account.id, parent, tag)))
+        }
+        guard try await metadata.commit(if: conditions, then: mutations) != nil else {
+            if let tag, try await metadata.get(nameKey(account.id, parent, tag)) != nil {
+                throw APIError(.conflict, "the folder already holds a node of that name")
+            }
             throw APIError(.conflict, "node \(id) changed meanwhile; try again")
         }
         return try jsonResponse(updated)
@@ -127,6 +179,7 @@ extension CoordinatorServer {
                 }
             }
             var mutations: [MetadataMutation] = [.delete(treeKey(account.id, id)), .delete(childKey(account.id, node.parent, id))]
+            if let tag = node.nameTag { mutations.append(.delete(nameKey(account.id, node.parent, tag))) }
             var conditions: [MetadataCondition] = [.revision(treeKey(account.id, id), revision)]
             var manifest: ObjectManifest?
             if let objectId = node.objectId {
@@ -152,9 +205,13 @@ extension CoordinatorServer {
     /// `Limits.uploadDrainMax`), so that an HTTP/2 client blocked on flow control gets the
     /// answer instead of waiting forever.
     func upload(_ request: Request, _ context: BasicRequestContext) async throws -> Response {
+        let reading = BodyReading()
         do {
-            return try await uploadBody(request, context)
+            return try await uploadBody(request, context, reading)
         } catch {
+            // A body can be read once: one refused after reading began (a name taken at the
+            // commit) has nothing left to drain.
+            guard !reading.started.load(ordering: .relaxed) else { throw error }
             var drained = 0
             do {
                 for try await piece in request.body {
@@ -166,7 +223,7 @@ extension CoordinatorServer {
         }
     }
 
-    func uploadBody(_ request: Request, _ context: BasicRequestContext) async throws -> Response {
+    func uploadBody(_ request: Request, _ context: BasicRequestContext, _ reading: BodyReading) async throws -> Response {
         let (account, accountRevision) = try await authenticate(request)
         let id = try validNodeId(try context.parameters.require("id"))
         let headers = request.headers
@@ -175,6 +232,7 @@ extension CoordinatorServer {
         let attributes = try blob(header(ContentHeaders.attributes), ContentHeaders.attributes, max: Limits.attributesSizeMax + 29)
         let wrappedKey = try blob(header(ContentHeaders.wrappedKey), ContentHeaders.wrappedKey, max: 61)
         let fileKey = try blob(header(ContentHeaders.fileKey), ContentHeaders.fileKey, max: 61)
+        let tag = try validNameTag(header(ContentHeaders.nameTag))
         try await checkParent(account.id, parent)
         // A taken node id is refused by the commit's transaction (ids are random: a clash is
         // a client's bug, not worth a round trip on every upload).
@@ -186,6 +244,7 @@ extension CoordinatorServer {
         let writer = objects.makeWriter(objectId: objectId, owner: account.id)
         let manifest: ObjectManifest
         do {
+            reading.started.store(true, ordering: .relaxed)
             for try await piece in request.body {
                 try await writer.append(piece)
                 if account.usedBytes + writer.length > account.quotaBytes {
@@ -198,7 +257,7 @@ extension CoordinatorServer {
             }
             let node = TreeNodeInfo(
                 id: id, parent: parent, type: "file", attributes: attributes, wrappedKey: wrappedKey, fileKey: fileKey,
-                length: manifest.length, objectId: objectId, createdAt: now())
+                length: manifest.length, objectId: objectId, createdAt: now(), nameTag: tag)
             try await commitUpload(account: (account, accountRevision), node: node, manifest: manifest)
             logger.info("object committed", metadata: ["object.id": "\(objectId)", "object.bytes": "\(manifest.length)"])
             return try jsonResponse(node, status: .created)
@@ -233,12 +292,17 @@ extension CoordinatorServer {
                 .put("accounts/" + id, encode(updated)), .put(treeKey(id, node.id), encode(node)),
                 .put(childKey(id, node.parent, node.id), encode(node)), .put(ObjectStore.manifestKey(manifest.id), encode(manifest)),
             ]
+            if let tag = node.nameTag { mutations.append(.put(nameKey(id, node.parent, tag), Array(node.id.utf8))) }
             for nodeId in Set(manifest.segments.flatMap { $0.shards.map(\.node) }).sorted() {
                 mutations.append(.put("placements/\(nodeId)/\(manifest.id)", []))
             }
-            let conditions: [MetadataCondition] = [.revision("accounts/" + id, revision), .absent(treeKey(id, node.id))]
+            var conditions: [MetadataCondition] = [.revision("accounts/" + id, revision), .absent(treeKey(id, node.id))]
+            if let tag = node.nameTag { conditions.append(.absent(nameKey(id, node.parent, tag))) }
             if try await metadata.commit(if: conditions, then: mutations) != nil { return }
             if try await metadata.get(treeKey(id, node.id)) != nil { throw APIError(.conflict, "node \(node.id) exists") }
+            if let tag = node.nameTag, try await metadata.get(nameKey(id, node.parent, tag)) != nil {
+                throw APIError(.conflict, "the folder already holds a node of that name")
+            }
         }
         throw APIError(.conflict, "account \(id) kept changing; try again")
     }

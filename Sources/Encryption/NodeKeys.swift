@@ -24,6 +24,21 @@ public enum NodeKeys {
     public static func unwrap(_ wrapped: WrappedKey, childId: String, parentId: String, under parentKey: SecretKey) throws(EncryptionError) -> SecretKey {
         try wrapped.unwrap(under: parentKey, context: context(child: childId, parent: parentId))
     }
+
+    /// The tag by which the server knows a child's name without seeing it:
+    /// HMAC-SHA256(HKDF(folder key, "coffre/v1/name-tags"), NFC(name)), first 16 bytes,
+    /// base64url.
+    ///
+    /// Why: names must be unique per folder and found without listing the folder, and only
+    /// the server can enforce the first against racing clients. What it reveals: whether two
+    /// children of one folder, at any two times, had the same name — nothing across folders
+    /// (each folder has its own key), nothing about the name itself without the folder key.
+    /// Names are compared after Unicode normalisation (NFC), as Swift compares strings.
+    public static func nameTag(_ name: String, folderKey: SecretKey) -> String {
+        let key = folderKey.derive(.nameTags)
+        let tag = hmacSHA256(key: key.bytes, message: Array(name.precomposedStringWithCanonicalMapping.utf8))
+        return Base64URL.encode(Array(tag.prefix(16)))
+    }
 }
 
 /// A node's attributes, which only the client sees: name, size, modification time.

@@ -40,6 +40,8 @@ public struct KeyPurpose: Hashable, Sendable {
     public static let keyWrapping = KeyPurpose("key-wrap")
     /// Node key -> the AES-GCM key of the node's attributes.
     public static let attributes = KeyPurpose("attributes")
+    /// Folder key (or the tree root key) -> the HMAC key of its children's name tags.
+    public static let nameTags = KeyPurpose("name-tags")
     /// Master key -> the key under which top-level node keys are wrapped.
     public static let treeRoot = KeyPurpose("tree-root")
     /// Master key -> the seed of the account's Ed25519 signing key.

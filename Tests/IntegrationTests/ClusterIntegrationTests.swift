@@ -65,6 +65,7 @@ final class RunningCluster: @unchecked Sendable {
             try await body(self)
         } catch {
             Issue.record("\(error)")
+            try? FileManager.default.copyItem(atPath: cluster.folder + "/logs", toPath: "/tmp/failed-logs-\(UUID().uuidString)")
         }
         let all = lock.withLock { clients }
         for client in all { try? await client.shutdown() }
@@ -256,6 +257,9 @@ func plaintextLength(forCiphertext size: Int) -> Int? {
                 (.POST, "/v1/nodes", session.token, #"{"id":"\#(nodeId)","parent":"root","attributes":"!!","wrappedKey":"AA"}"#, [], 400, "invalid_argument"),
                 (.GET, "/v1/admin/status", session.token, nil, [], 403, "forbidden"),
                 (.GET, "/v1/l/unknown-link", nil, nil, [], 404, "not_found"),
+                (.GET, "/v1/nodes?parent=root&name=short", session.token, nil, [], 400, "invalid_argument"),
+                (.PUT, "/v1/nodes/\(nodeId)/content", session.token, "x", [(ContentHeaders.parent, "root"), (ContentHeaders.attributes, "AAAA"),
+                    (ContentHeaders.wrappedKey, "AAAA"), (ContentHeaders.fileKey, "AAAA")], 400, "invalid_argument"),
             ]
             for (method, path, token, body, headers, status, code) in cases {
                 let (actual, text) = try await call(method, path, token: token, body: body, headers: headers)
@@ -264,9 +268,10 @@ func plaintextLength(forCiphertext size: Int) -> Int? {
             }
 
             // Over quota: refused before the body is read, and nothing becomes visible.
+            let tag = Base64URL.encode([UInt8](repeating: 7, count: 16))
             let upload: [(String, String)] = [
                 (ContentHeaders.parent, "root"), (ContentHeaders.attributes, "AAAA"), (ContentHeaders.wrappedKey, "AAAA"),
-                (ContentHeaders.fileKey, "AAAA"), ("content-length", String(RunningCluster.quota + 1)),
+                (ContentHeaders.fileKey, "AAAA"), (ContentHeaders.nameTag, tag), ("content-length", String(RunningCluster.quota + 1)),
             ]
             // The coordinator refuses it by its declared length (and the client checks first).
             let used = try await any.whoami(session).usedBytes
@@ -290,7 +295,7 @@ func plaintextLength(forCiphertext size: Int) -> Int? {
                 "-s", "-m", "5", "--cacert", running.profile.ca, "-X", "PUT", base + "/v1/nodes/\(nodeId)/content",
                 "-H", "authorization: Bearer \(session.token)", "-H", "\(ContentHeaders.parent): root",
                 "-H", "\(ContentHeaders.attributes): AAAA", "-H", "\(ContentHeaders.wrappedKey): AAAA", "-H", "\(ContentHeaders.fileKey): AAAA",
-                "-H", "content-length: 1000", "--data-binary", "only a few bytes",
+                "-H", "\(ContentHeaders.nameTag): \(tag)", "-H", "content-length: 1000", "--data-binary", "only a few bytes",
             ])
             _ = short
             // A body longer than declared: HTTP/1.1 takes the declared bytes as the body and the
@@ -300,7 +305,7 @@ func plaintextLength(forCiphertext size: Int) -> Int? {
                 "-s", "--http1.1", "-m", "10", "--cacert", running.profile.ca, "-X", "PUT", base + "/v1/nodes/\(longId)/content",
                 "-H", "authorization: Bearer \(session.token)", "-H", "\(ContentHeaders.parent): root",
                 "-H", "\(ContentHeaders.attributes): AAAA", "-H", "\(ContentHeaders.wrappedKey): AAAA", "-H", "\(ContentHeaders.fileKey): AAAA",
-                "-H", "content-length: 4", "--data-binary", "four bytes and then many more that nobody declared",
+                "-H", "\(ContentHeaders.nameTag): \(tag)", "-H", "content-length: 4", "--data-binary", "four bytes and then many more that nobody declared",
             ])
             _ = long
             let (afterStatus, _) = try await call(.GET, "/v1/nodes/\(nodeId)", token: session.token)
@@ -313,15 +318,21 @@ func plaintextLength(forCiphertext size: Int) -> Int? {
     }
 }
 
+/// One country of three nodes, embedded metadata (no etcd), RS(2,1), 1 MiB segments.
+func smallTopology(_ name: String, sessionLifetimeSeconds: Int? = nil) -> ClusterTopologyFile {
+    var topology = ClusterTopologyFile(
+        name: name, countries: [.init(code: "IS", region: "is-reykjavik", nodes: 3, capacityBytes: 1 << 30)],
+        etcdCountries: [], policy: .init(k: 2, m: 1, margin: 0), segmentSizeBytes: 1 << 20, quotaBytesDefault: 1 << 30,
+        basePort: 0, downAfterSeconds: 4)
+    if let sessionLifetimeSeconds { topology.sessionLifetimeSeconds = sessionLifetimeSeconds }
+    return topology
+}
+
 @Suite(.serialized, .timeLimit(.minutes(5))) struct SessionAndProtocolTests {
     @Test func expiredTokensAndOversizedHeadersAreRefused() async throws {
         try await withTemporaryDirectory { folder in
-            // One country, embedded metadata, short sessions.
-            let topology = ClusterTopologyFile(
-                name: "small", countries: [.init(code: "IS", region: "is-reykjavik", nodes: 3, capacityBytes: 1 << 30)],
-                etcdCountries: [], policy: .init(k: 2, m: 1, margin: 0), segmentSizeBytes: 1 << 20, quotaBytesDefault: 1 << 30,
-                basePort: 0, downAfterSeconds: 4, sessionLifetimeSeconds: 2)
-            let running = try await RunningCluster(folder: folder, topology: topology)
+            // Short sessions.
+            let running = try await RunningCluster(folder: folder, topology: smallTopology("small", sessionLifetimeSeconds: 2))
             await running.run { running in
             let client = try running.client()
             _ = try await client.register(username: "carol", password: "pw", parameters: .minimum)
@@ -344,6 +355,75 @@ func plaintextLength(forCiphertext size: Int) -> Int? {
             #expect(!result.output.hasPrefix("2"), "oversized headers: \(result.output)")
             let fresh = try await client.login(username: "carol", password: "pw")
             #expect(try await client.whoami(fresh).username == "carol")
+            }
+        }
+    }
+}
+
+/// Names are unique per folder, enforced by the coordinator through name tags, even when
+/// clients race; lookups by name need no listing.
+@Suite(.serialized, .timeLimit(.minutes(5))) struct TreeNameTests {
+    @Test func namesAreUniquePerFolderUnderRacesRenamesAndDeletes() async throws {
+        try await withTemporaryDirectory { folder in
+            let running = try await RunningCluster(folder: folder, topology: smallTopology("names"))
+            await running.run { running in
+                let client = try running.client()
+                _ = try await client.register(username: "dora", password: "pw", parameters: .minimum)
+                let session = try await client.login(username: "dora", password: "pw")
+                for index in 0..<8 { try write([UInt8](repeating: UInt8(index), count: 1000 + index), to: folder + "/local-\(index)") }
+
+                // Eight clients upload to one new name at once: exactly one wins. (Regression:
+                // the losers are refused at the commit, after their bodies were read, and the
+                // coordinator used to crash trying to drain a body a second time.)
+                let outcomes = await withTaskGroup(of: ErrorCode?.self) { group in
+                    for index in 0..<8 {
+                        group.addTask {
+                            do {
+                                _ = try await client.upload(folder + "/local-\(index)", to: "/report.txt", session)
+                                return nil
+                            } catch let error as ClientError {
+                                return error.code
+                            } catch {
+                                return .storageFailure
+                            }
+                        }
+                    }
+                    return await group.reduce(into: [ErrorCode?]()) { $0.append($1) }
+                }
+                #expect(outcomes.filter { $0 == nil }.count == 1, "\(outcomes)")
+                #expect(outcomes.compactMap { $0 }.allSatisfy { $0 == .conflict }, "\(outcomes)")
+                #expect(try await client.list("/", session).map(\.name) == ["report.txt"])
+
+                // The same for folders.
+                let made = await withTaskGroup(of: Bool.self) { group in
+                    for _ in 0..<4 { group.addTask { (try? await client.mkdir("/photos", session)) != nil } }
+                    return await group.reduce(0) { $0 + ($1 ? 1 : 0) }
+                }
+                #expect(made == 1)
+
+                // Names compare after Unicode normalisation: "café" twice, composed and not.
+                _ = try await client.mkdir("/caf\u{E9}", session)
+                await #expect { _ = try await client.mkdir("/cafe\u{301}", session) } throws: { ($0 as? ClientError)?.code == .conflict }
+
+                // A rename onto a taken name is refused; a free one frees the old name.
+                await #expect { _ = try await client.move("/photos", to: "/report.txt", session) } throws: {
+                    ($0 as? ClientError)?.code == .conflict
+                }
+                _ = try await client.move("/report.txt", to: "/renamed.txt", session)
+                _ = try await client.upload(folder + "/local-1", to: "/report.txt", session)
+                // Into an existing folder: the local name; moving keeps it unique there too.
+                _ = try await client.upload(folder + "/local-2", to: "/photos", session)
+                #expect(try await client.list("/photos", session).map(\.name) == ["local-2"])
+                await #expect { _ = try await client.upload(folder + "/local-2", to: "/photos/", session) } throws: {
+                    ($0 as? ClientError)?.code == .conflict
+                }
+                _ = try await client.move("/renamed.txt", to: "/photos", session)
+                #expect(try await client.list("/photos", session).map(\.name) == ["local-2", "renamed.txt"])
+                try await client.remove("/photos/renamed.txt", recursive: false, session)
+                _ = try await client.upload(folder + "/local-3", to: "/photos/renamed.txt", session)
+                #expect(try await client.list("/", session).map(\.name).sorted() == ["caf\u{E9}", "photos", "report.txt"])
+                let bytes = try await client.read("/photos/renamed.txt", range: 0..<3, session)
+                #expect(bytes == [3, 3, 3])
             }
         }
     }
