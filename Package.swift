@@ -215,12 +215,18 @@ let package = Package(
         ),
         .testTarget(name: "ChecksumTests", dependencies: ["Checksum", "TestSupport"]),
         .testTarget(name: "DirectIOTests", dependencies: ["DirectIO", "TestSupport"]),
+        .testTarget(
+            name: "HTTPServiceTests",
+            dependencies: ["HTTPService", .product(name: "NIOCore", package: "swift-nio")]
+        ),
         .testTarget(name: "SodiumTests", dependencies: ["Sodium", "CoffreModel"]),
         .testTarget(name: "ErasureCodingTests", dependencies: ["ErasureCoding", "CoffreModel", "TestSupport"]),
         .testTarget(name: "RocksDBTests", dependencies: ["RocksDB", "TestSupport"]),
         .testTarget(
             name: "EncryptionTests",
-            dependencies: ["Encryption", "AESGCM", "Sodium", "CoffreModel", "TestSupport"],
+            dependencies: [
+                "Encryption", "AESGCM", "Sodium", "CoffreModel", "TestSupport", .product(name: "Crypto", package: "swift-crypto"),
+            ],
             exclude: ["Vectors"]
         ),
         .testTarget(name: "ClusterTLSTests", dependencies: ["ClusterTLS", "TestSupport"]),

@@ -1,4 +1,5 @@
 import CoffreModel
+import Crypto
 @testable import Encryption
 import Sodium
 import Testing
@@ -51,6 +52,23 @@ import Testing
 }
 
 @Suite struct NodeKeyTests {
+    @Test func nameTagsAreKeyedPerFolderAndCompareNamesAfterNormalisation() throws {
+        let folder = SecretKey.random()
+        let tag = NodeKeys.nameTag("Quarterly Ledger.bin", folderKey: folder)
+        #expect(Base64URL.decode(tag)?.count == 16)
+        #expect(NodeKeys.nameTag("Quarterly Ledger.bin", folderKey: folder) == tag, "deterministic")
+        #expect(NodeKeys.nameTag("Quarterly Ledger.bin", folderKey: SecretKey.random()) != tag, "another folder, another tag")
+        #expect(NodeKeys.nameTag("quarterly Ledger.bin", folderKey: folder) != tag)
+        #expect(NodeKeys.nameTag("caf\u{E9}", folderKey: folder) == NodeKeys.nameTag("cafe\u{301}", folderKey: folder), "NFC")
+        // Pinned: HMAC-SHA256(HKDF-SHA256(key, info "coffre/v1/name-tags"), "a")[0..<16].
+        let fixed = try SecretKey(bytes: [UInt8](repeating: 1, count: 32))
+        let expected = Base64URL.encode(Array(HMAC<SHA256>.authenticationCode(
+            for: Array("a".utf8), using: SymmetricKey(data: HKDF<SHA256>.deriveKey(
+                inputKeyMaterial: SymmetricKey(data: fixed.bytes), salt: [UInt8](), info: Array("coffre/v1/name-tags".utf8), outputByteCount: 32)
+            )).prefix(16)))
+        #expect(NodeKeys.nameTag("a", folderKey: fixed) == expected)
+    }
+
     @Test func wrapsAreBoundToTheirPlaceInTheTree() throws {
         let parent = SecretKey.random()
         let child = SecretKey.random()
