@@ -74,6 +74,8 @@ extension Limits {
     /// Segment buffers a coordinator keeps for reuse (each holds a segment's data and
     /// parity shards: 24 MiB for RS(6,3) over 16 MiB segments).
     public static let segmentBuffersPooledMax = 6
+    /// Session records a coordinator keeps in memory.
+    public static let sessionCacheMax = 100_000
     /// Segments a read fetches ahead of the one being sent.
     public static let readAheadSegments = 2
     /// Shard buffers a coordinator keeps for reuse by reads (three segments' worth for RS(6,3)).

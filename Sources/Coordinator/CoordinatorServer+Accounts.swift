@@ -78,13 +78,28 @@ extension CoordinatorServer {
             throw APIError(.unauthenticated, "missing bearer token")
         }
         let token = String(header.dropFirst("Bearer ".count))
-        guard token.utf8.count <= 128, let (session, _) = try await read(SessionRecord.self, "sessions/" + sha256Hex(Array(token.utf8))),
-            session.expiresAt > now()
+        guard token.utf8.count <= 128, let session = try await session(sha256Hex(Array(token.utf8))), session.expiresAt > now()
         else { throw APIError(.unauthenticated, "unknown or expired token") }
         guard let account = try await read(AccountRecord.self, "accounts/" + session.accountId) else {
             throw APIError(.unauthenticated, "account is gone")
         }
         return account
+    }
+
+    /// A session record, from the cache or the metadata store (see `sessions`).
+    func session(_ hash: String) async throws -> SessionRecord? {
+        if let cached = sessions.withLock({ $0[hash] }) { return cached }
+        guard let (session, _) = try await read(SessionRecord.self, "sessions/" + hash) else { return nil }
+        sessions.withLock { cache in
+            if cache.count >= Limits.sessionCacheMax {
+                // Expired ones first; when all are live, start over (bounded, and rare).
+                let time = now()
+                cache = cache.filter { $0.value.expiresAt > time }
+                if cache.count >= Limits.sessionCacheMax { cache.removeAll() }
+            }
+            cache[hash] = session
+        }
+        return session
     }
 
     func whoami(_ request: Request) async throws -> Response {

@@ -12,6 +12,7 @@ import Metadata
 import NIOCore
 import NodeClient
 import Placement
+import Synchronization
 
 /// A coordinator: the client API over TLS (HTTP/1.1 and HTTP/2 by ALPN) in front of the
 /// object store, the account and tree records, and share links.
@@ -24,6 +25,11 @@ public final class CoordinatorServer: Sendable {
     let metadata: any MetadataStore
     let logger: Logger
     let nodeClient: StorageNodeClient
+    /// Session records already read, by the token's hash. A session record never changes
+    /// once written (sessions expire; there is no revocation yet — when there is, this cache
+    /// needs invalidating through a watch on `sessions/`), so a cached one is as good as a
+    /// read and saves an etcd round trip on every request.
+    let sessions = Mutex<[String: SessionRecord]>([:])
 
     public init(configuration: CoordinatorConfiguration, logger: Logger) throws {
         try configuration.validate(file: "configuration")
@@ -120,7 +126,7 @@ public final class CoordinatorServer: Sendable {
         var createdAt: Int64
     }
 
-    struct SessionRecord: Codable {
+    struct SessionRecord: Codable, Sendable {
         var accountId: String
         var expiresAt: Int64
     }
