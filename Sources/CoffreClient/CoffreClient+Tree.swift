@@ -110,11 +110,19 @@ extension CoffreClient {
     /// `localName` in. One lookup per folder on the way and one for the last name.
     func uploadDestination(_ path: String, localName: String, _ session: Session) async throws -> (Located, String) {
         var parts = Self.components(path)
-        guard let last = parts.popLast() else { return (try root(session), localName) }
+        guard let last = parts.popLast() else {
+            try Self.checkName(localName)
+            return (try root(session), localName)
+        }
         let folder = try await locate("/" + parts.joined(separator: "/"), session)
         guard folder.info == nil || folder.info?.type == "folder" else { throw ClientError(.invalidArgument, "\(parts.joined(separator: "/")) is not a folder") }
         if let existing = try await child(named: last, of: folder, session) {
             guard existing.info?.type == "folder" else { throw ClientError(.conflict, "\(path) exists") }
+            // Checked here too (the commit would refuse it), so as not to send the file first.
+            try Self.checkName(localName)
+            guard try await child(named: localName, of: existing, session) == nil else {
+                throw ClientError(.conflict, "\(path.hasSuffix("/") ? path : path + "/")\(localName) exists")
+            }
             return (existing, localName)
         }
         try Self.checkName(last)

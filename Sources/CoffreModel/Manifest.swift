@@ -77,9 +77,9 @@ extension Limits {
     /// Session records a coordinator keeps in memory.
     public static let sessionCacheMax = 100_000
     /// Segments a read fetches ahead of the one being sent.
-    public static let readAheadSegments = 2
-    /// Shard buffers a coordinator keeps for reuse by reads (three segments' worth for RS(6,3)).
-    public static let shardBuffersPooledMax = 27
+    public static let readAheadSegments = 3
+    /// Shard buffers a coordinator keeps for reuse by reads (four segments' worth for RS(6,3)).
+    public static let shardBuffersPooledMax = 36
     /// Attempts to place one shard before an upload fails (first node plus alternates).
     public static let shardWriteAttemptsMax = 3
     /// Bytes of a refused upload's body a coordinator reads and drops before answering.

@@ -101,6 +101,12 @@ extension CoordinatorServer {
         repeat {
             let page = try await metadata.list(prefix: "children/\(account.id)/\(parent)/", after: after, limit: Limits.metadataListPageMax)
             for entry in page {
+                // An entry from before the index carried records: read the record itself.
+                if entry.value.isEmpty {
+                    let id = String(entry.key.split(separator: "/").last ?? "")
+                    if let (node, _) = try await read(TreeNodeInfo.self, treeKey(account.id, id)) { nodes.append(node) }
+                    continue
+                }
                 do {
                     nodes.append(try JSONDecoder().decode(TreeNodeInfo.self, from: Data(entry.value)))
                 } catch {
@@ -209,8 +215,8 @@ extension CoordinatorServer {
         do {
             return try await uploadBody(request, context, reading)
         } catch {
-            // A body can be read once: one refused after reading began (a name taken at the
-            // commit) has nothing left to drain.
+            // A body can be read once: one refused after reading began was drained where it
+            // was refused, or was read whole (a name taken at the commit).
             guard !reading.started.load(ordering: .relaxed) else { throw error }
             var drained = 0
             do {
@@ -245,10 +251,19 @@ extension CoordinatorServer {
         let manifest: ObjectManifest
         do {
             reading.started.store(true, ordering: .relaxed)
-            for try await piece in request.body {
-                try await writer.append(piece)
-                if account.usedBytes + writer.length > account.quotaBytes {
-                    throw APIError(.quotaExceeded, "upload exceeds the quota of \(ByteCount(account.quotaBytes))")
+            var body = request.body.makeAsyncIterator()
+            while let piece = try await body.next() {
+                do {
+                    try await writer.append(piece)
+                    if account.usedBytes + writer.length > account.quotaBytes {
+                        throw APIError(.quotaExceeded, "upload exceeds the quota of \(ByteCount(account.quotaBytes))")
+                    }
+                } catch {
+                    // Refused mid-body: read the rest (bounded) and drop it, so that the
+                    // client gets the answer rather than a stalled upload.
+                    var drained = 0
+                    while drained <= Limits.uploadDrainMax, let rest = try? await body.next() { drained += rest.readableBytes }
+                    throw error
                 }
             }
             manifest = try await writer.finish()

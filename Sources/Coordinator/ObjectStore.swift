@@ -71,8 +71,8 @@ public final class ObjectStore: Sendable {
     /// Reads bytes `range` of an object, segment by segment, handing each piece to `write`.
     ///
     /// The next `Limits.readAheadSegments` segments are fetched while the current one is
-    /// written out, so that node latency overlaps with sending (at most that many segments
-    /// and the current one in memory).
+    /// written out, so that node latency overlaps with sending (at most that many and the
+    /// current one in memory: 96 MiB for RS(6,3) over 16 MiB segments).
     public func read(
         _ manifest: ObjectManifest, range: Range<Int64>? = nil, write: (ByteBuffer) async throws -> Void
     ) async throws {
@@ -87,11 +87,11 @@ public final class ObjectStore: Sendable {
         func fetch(_ segment: SegmentManifest) -> Task<ByteBuffer, any Error> {
             Task { try await self.readSegment(manifest, segment) }
         }
-        var ahead = wanted.prefix(Limits.readAheadSegments + 1).map(fetch)[...]
+        var ahead = wanted.prefix(Limits.readAheadSegments).map(fetch)[...]
         defer { for task in ahead { task.cancel() } }
         for (position, segment) in wanted.enumerated() {
             let bytes = try await ahead.popFirst()!.value
-            let following = position + Limits.readAheadSegments + 1
+            let following = position + Limits.readAheadSegments
             if following < wanted.count { ahead.append(fetch(wanted[following])) }
             let start = Int64(segment.index) * Int64(manifest.segmentSize)
             let end = start + Int64(segment.length)

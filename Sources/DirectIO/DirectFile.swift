@@ -79,6 +79,7 @@ public final class SequentialFileWriter {
     /// Creates (or truncates) `path`.
     /// - Parameter blockSize: bytes per write to the kernel; a multiple of the alignment.
     public init(creating path: String, blockSize: Int = 4 << 20) throws(FileIOError) {
+        precondition(blockSize >= DirectIO.alignment)
         precondition(blockSize > 0 && blockSize % DirectIO.alignment == 0)
         self.path = path
         let (fd, direct) = DirectIO.open(path, O_WRONLY | O_CREAT | O_TRUNC)
@@ -128,8 +129,11 @@ public final class SequentialFileWriter {
         if padded > filled {
             UnsafeMutableRawBufferPointer(rebasing: block[filled..<padded]).initializeMemory(as: UInt8.self, repeating: 0)
         }
+        let padding = padded - filled
         if padded > 0 { try flush(padded: padded) }
-        if direct && DirectIO.roundUp(length) != length && ftruncate(fd, off_t(length)) != 0 {
+        // Decided before the flush, which may turn direct I/O off (refused at the first
+        // write) after the padding went out.
+        if padding > 0 && ftruncate(fd, off_t(length)) != 0 {
             throw FileIOError("truncate", path)
         }
         if sync && fdatasync(fd) != 0 { throw FileIOError("fdatasync", path) }

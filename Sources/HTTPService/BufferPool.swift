@@ -17,6 +17,7 @@ public final class BufferPool: Sendable {
     private let free: Mutex<[ByteBuffer]>
 
     public init(capacity: Int, keep: Int) {
+        precondition(capacity > 0 && keep > 0)
         self.capacity = capacity
         self.keep = keep
         free = Mutex([])

@@ -162,6 +162,7 @@ struct BodyFiles: Sendable {
         while total < length {
             let n = pread(fd, buffer.baseAddress! + total, wanted - total, off_t(total))
             if n < 0 && errno == EINTR { continue }
+            if n == 0 { throw ShardStoreError(.corrupt, "shard \(key): body file shrank to \(total) B while read, record says \(length) B") }
             guard n > 0 else { throw failure("read \(file)") }
             total += n
         }

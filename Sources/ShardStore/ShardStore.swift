@@ -160,8 +160,13 @@ public final class ShardStore: Sendable {
             }
             try verify(key, body: UnsafeRawBufferPointer(target), record: record)
         } else {
+            // Read again with its own record: the shard may have been rewritten since `stat`.
             let shard = try get(key)
-            shard.withUnsafeBytes { target.copyMemory(from: $0) }
+            guard shard.count <= buffer.count else {
+                throw ShardStoreError(.invalidArgument, "shard \(key) is \(shard.count) B, buffer holds \(buffer.count) B")
+            }
+            shard.withUnsafeBytes { UnsafeMutableRawBufferPointer(rebasing: buffer[..<$0.count]).copyMemory(from: $0) }
+            return shard.record
         }
         return record
     }
@@ -189,7 +194,9 @@ public final class ShardStore: Sendable {
     public func delete(_ key: ShardKey) throws(ShardStoreError) {
         let previous = try? stat(key)
         let batch = RocksBatch()
-        if previous?.inline != false { batch.delete(key.bytes, family: Self.shardsFamily, database: database) }
+        // Bodies in RocksDB: inline ones, and every one of the `rocksdbBlobs` engine (whose
+        // records from before the inline flag say false).
+        if files == nil || previous?.inline != false { batch.delete(key.bytes, family: Self.shardsFamily, database: database) }
         batch.delete(key.bytes, family: Self.metaFamily, database: database)
         do {
             try database.write(batch, sync: durability == .synced)
@@ -197,7 +204,7 @@ public final class ShardStore: Sendable {
             throw ShardStoreError(.storageFailure, "delete \(key): \(error.message)")
         }
         // The record is gone first: a crash here leaves only garbage, never a dangling record.
-        if previous?.inline != true { try files?.remove(key) }
+        if let files, previous?.inline != true { try files.remove(key) }
     }
 
     /// Lists shards whose key starts with `prefix`, in key order, after `cursor`.

@@ -137,20 +137,22 @@ public final class StorageNodeServer: Sendable {
 
     private func get(_ context: BasicRequestContext) async throws -> Response {
         let key = try shardKey(context)
-        let pooled = bodies.take()
         // Read with direct I/O into an aligned stretch of a reused buffer: no page cache, no
-        // fresh pages, no copy on the way out.
-        let (buffer, record) = try await blocking { [store] in
-            var buffer = pooled
-            let record = try store.stat(key)
-            let length = Int(record.length)
-            let room = DirectIO.roundUp(length) + DirectIO.alignment
-            let offset = try buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: room) { raw in
+        // fresh pages, no copy on the way out. (Taken inside the closure, so that this buffer
+        // is its only reference and writing into it copies nothing.)
+        let (buffer, record) = try await blocking { [store, bodies] in
+            var buffer = bodies.take()
+            let sized = try store.stat(key)
+            let room = DirectIO.roundUp(Int(sized.length)) + DirectIO.alignment
+            var record = sized
+            var offset = 0
+            _ = try buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: room) { raw in
                 let misalignment = Int(bitPattern: raw.baseAddress) % DirectIO.alignment
-                let offset = misalignment == 0 ? 0 : DirectIO.alignment - misalignment
-                _ = try store.get(key, into: UnsafeMutableRawBufferPointer(rebasing: raw[offset..<(offset + room - DirectIO.alignment)]))
-                return offset + length
-            } - length
+                offset = misalignment == 0 ? 0 : DirectIO.alignment - misalignment
+                // Its own record: the shard may have been rewritten since `stat`.
+                record = try store.get(key, into: UnsafeMutableRawBufferPointer(rebasing: raw[offset..<(offset + room - DirectIO.alignment)]))
+                return offset + Int(record.length)
+            }
             buffer.moveReaderIndex(forwardBy: offset)
             return (buffer, record)
         }

@@ -290,6 +290,17 @@ func plaintextLength(forCiphertext size: Int) -> Int? {
             }
             #expect(try await any.whoami(session).usedBytes == used, "usage unchanged")
             #expect(try await any.list("/", session).map(\.name) == ["file"], "no partial file is visible")
+            // No declared length (chunked) and over quota: refused part-way through the body,
+            // which is drained so that the client gets the answer, not a stalled upload.
+            try write([UInt8](repeating: 0x33, count: Int(RunningCluster.quota - used) + (1 << 20)), to: folder + "/chunked")
+            let chunked = try runProcess("curl", [
+                "-s", "-m", "60", "--http1.1", "--cacert", running.profile.ca, "-X", "PUT", base + "/v1/nodes/\(nodeId)/content",
+                "-H", "authorization: Bearer \(session.token)", "-H", "\(ContentHeaders.parent): root",
+                "-H", "\(ContentHeaders.attributes): AAAA", "-H", "\(ContentHeaders.wrappedKey): AAAA", "-H", "\(ContentHeaders.fileKey): AAAA",
+                "-H", "\(ContentHeaders.nameTag): \(tag)", "-H", "transfer-encoding: chunked", "--data-binary", "@" + folder + "/chunked",
+            ])
+            #expect(chunked.output.contains("quota_exceeded"), "chunked over quota: \(chunked.output)")
+            #expect(try await any.whoami(session).usedBytes == used, "usage unchanged")
             // A body shorter than declared: the upload fails, nothing is committed.
             let short = try runProcess("curl", [
                 "-s", "-m", "5", "--cacert", running.profile.ca, "-X", "PUT", base + "/v1/nodes/\(nodeId)/content",
