@@ -74,6 +74,9 @@ extension Limits {
     /// Segment buffers a coordinator keeps for reuse (each holds a segment's data and
     /// parity shards: 24 MiB for RS(6,3) over 16 MiB segments).
     public static let segmentBuffersPooledMax = 6
+    /// Tries of a commit that adds to the tree when other commits moved what it depends on
+    /// (the account's usage, the folder) before a conflict is answered.
+    public static let treeCommitAttemptsMax = 10
     /// Session records a coordinator keeps in memory.
     public static let sessionCacheMax = 100_000
     /// Segments a read fetches ahead of the one being sent.

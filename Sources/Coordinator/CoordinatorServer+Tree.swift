@@ -34,13 +34,14 @@ extension CoordinatorServer {
         return tag
     }
 
-    /// After a refused commit: a conflict saying which of the node id or the name is taken.
-    func creationConflict(_ account: String, id: String, parent: String, tag: String) async throws -> APIError {
+    /// After a refused commit: a conflict saying which of the node id or the name is taken,
+    /// or nil when neither is (something else changed: worth another try).
+    func takenConflict(_ account: String, id: String, parent: String, tag: String?) async throws -> APIError? {
         if try await metadata.get(treeKey(account, id)) != nil { return APIError(.conflict, "node \(id) exists") }
-        if try await metadata.get(nameKey(account, parent, tag)) != nil {
+        if let tag, try await metadata.get(nameKey(account, parent, tag)) != nil {
             return APIError(.conflict, "the folder already holds a node of that name")
         }
-        return APIError(.conflict, "the tree changed meanwhile; try again")
+        return nil
     }
 
     func validNodeId(_ id: String) throws -> String {
@@ -50,12 +51,24 @@ extension CoordinatorServer {
         return id
     }
 
-    /// The parent must be the root or one of the account's folders.
-    func checkParent(_ account: String, _ parent: String) async throws {
-        guard parent != Self.rootId else { return }
-        guard let (node, _) = try await read(TreeNodeInfo.self, treeKey(account, parent)), node.type == "folder" else {
+    /// The parent must be the root or one of the account's folders; returns the folder's
+    /// record and revision (nil for the root), for `childGuard`.
+    @discardableResult
+    func checkParent(_ account: String, _ parent: String) async throws -> (TreeNodeInfo, Int64)? {
+        guard parent != Self.rootId else { return nil }
+        guard let (node, revision) = try await read(TreeNodeInfo.self, treeKey(account, parent)), node.type == "folder" else {
             throw APIError(.notFound, "no folder \(parent)")
         }
+        return (node, revision)
+    }
+
+    /// What a commit that puts a child into a folder adds, so that it cannot race a delete of
+    /// that folder: the condition that the folder is unchanged since `checkParent`, and a
+    /// rewrite of its record (a new revision), so that a delete that found the folder empty
+    /// before this commit fails its own condition and looks again. The root cannot be deleted.
+    func childGuard(_ account: String, _ parent: (TreeNodeInfo, Int64)?) -> ([MetadataCondition], [MetadataMutation]) {
+        guard let (folder, revision) = parent else { return ([], []) }
+        return ([.revision(treeKey(account, folder.id), revision)], [.put(treeKey(account, folder.id), encode(folder))])
     }
 
     func blob(_ text: String?, _ what: String, max: Int = 4096) throws -> String {
@@ -69,18 +82,23 @@ extension CoordinatorServer {
         let (account, _) = try await authenticate(request)
         let body = try await decodeBody(CreateFolderRequest.self, request)
         let id = try validNodeId(body.id)
-        try await checkParent(account.id, body.parent)
         let tag = try validNameTag(body.nameTag)
         let node = TreeNodeInfo(
             id: id, parent: body.parent, type: "folder", attributes: try blob(body.attributes, "attributes", max: Limits.attributesSizeMax + 29),
             wrappedKey: try blob(body.wrappedKey, "wrappedKey", max: 61), fileKey: nil, length: nil, objectId: nil, createdAt: now(), nameTag: tag)
-        let committed = try await metadata.commit(
-            if: [.absent(treeKey(account.id, id)), .absent(nameKey(account.id, body.parent, tag))],
-            then: [
-                .put(treeKey(account.id, id), encode(node)), .put(childKey(account.id, body.parent, id), encode(node)),
-                .put(nameKey(account.id, body.parent, tag), Array(id.utf8)),
-            ])
-        guard committed != nil else { throw try await creationConflict(account.id, id: id, parent: body.parent, tag: tag) }
+        var created = false
+        for _ in 0..<Limits.treeCommitAttemptsMax where !created {
+            let (guardConditions, guardMutations) = childGuard(account.id, try await checkParent(account.id, body.parent))
+            created = try await metadata.commit(
+                if: [.absent(treeKey(account.id, id)), .absent(nameKey(account.id, body.parent, tag))] + guardConditions,
+                then: [
+                    .put(treeKey(account.id, id), encode(node)), .put(childKey(account.id, body.parent, id), encode(node)),
+                    .put(nameKey(account.id, body.parent, tag), Array(id.utf8)),
+                ] + guardMutations) != nil
+            // Refused: a taken id or name ends it; a folder that changed is read again.
+            if !created, let conflict = try await takenConflict(account.id, id: id, parent: body.parent, tag: tag) { throw conflict }
+        }
+        guard created else { throw APIError(.conflict, "folder \(body.parent) kept changing; try again") }
         return try jsonResponse(node, status: .created)
     }
 
@@ -135,9 +153,10 @@ extension CoordinatorServer {
         if (parent != node.parent || body.attributes != nil) && body.nameTag == nil {
             throw APIError(.invalidArgument, "a move or a rename needs the name tag in the (new) folder")
         }
+        var destination: (TreeNodeInfo, Int64)?
         if parent != node.parent {
             guard body.wrappedKey != nil else { throw APIError(.invalidArgument, "a move needs the node key wrapped for its new parent") }
-            try await checkParent(account.id, parent)
+            destination = try await checkParent(account.id, parent)
             try await checkNotInside(account.id, moving: id, into: parent)
         }
         let updated = TreeNodeInfo(
@@ -147,7 +166,12 @@ extension CoordinatorServer {
             fileKey: node.fileKey, length: node.length, objectId: node.objectId, createdAt: node.createdAt, nameTag: tag)
         var mutations: [MetadataMutation] = [.put(treeKey(account.id, id), encode(updated)), .put(childKey(account.id, parent, id), encode(updated))]
         var conditions: [MetadataCondition] = [.revision(treeKey(account.id, id), revision)]
-        if parent != node.parent { mutations.append(.delete(childKey(account.id, node.parent, id))) }
+        if parent != node.parent {
+            mutations.append(.delete(childKey(account.id, node.parent, id)))
+            let (guardConditions, guardMutations) = childGuard(account.id, destination)
+            conditions += guardConditions
+            mutations += guardMutations
+        }
         if let tag, parent != node.parent || tag != node.nameTag {
             if let old = node.nameTag { mutations.append(.delete(nameKey(account.id, node.parent, old))) }
             mutations.append(.put(nameKey(account.id, parent, tag), Array(id.utf8)))
@@ -239,7 +263,7 @@ extension CoordinatorServer {
         let wrappedKey = try blob(header(ContentHeaders.wrappedKey), ContentHeaders.wrappedKey, max: 61)
         let fileKey = try blob(header(ContentHeaders.fileKey), ContentHeaders.fileKey, max: 61)
         let tag = try validNameTag(header(ContentHeaders.nameTag))
-        try await checkParent(account.id, parent)
+        let folder = try await checkParent(account.id, parent)
         // A taken node id is refused by the commit's transaction (ids are random: a clash is
         // a client's bug, not worth a round trip on every upload).
         let declared = headers[.contentLength].flatMap(Int64.init)
@@ -273,7 +297,7 @@ extension CoordinatorServer {
             let node = TreeNodeInfo(
                 id: id, parent: parent, type: "file", attributes: attributes, wrappedKey: wrappedKey, fileKey: fileKey,
                 length: manifest.length, objectId: objectId, createdAt: now(), nameTag: tag)
-            try await commitUpload(account: (account, accountRevision), node: node, manifest: manifest)
+            try await commitUpload(account: (account, accountRevision), folder: folder, node: node, manifest: manifest)
             logger.info("object committed", metadata: ["object.id": "\(objectId)", "object.bytes": "\(manifest.length)"])
             return try jsonResponse(node, status: .created)
         } catch {
@@ -285,19 +309,24 @@ extension CoordinatorServer {
     }
 
     /// Commits manifest, tree node and usage in one transaction, retrying when only the
-    /// account record moved (another upload of the same account).
+    /// account record or the folder moved (another upload of the same account).
     ///
-    /// - Parameter known: the account record as read when the request was authenticated,
-    ///   tried first: when nothing changed it meanwhile, the commit costs one round trip.
-    func commitUpload(account known: (AccountRecord, Int64), node: TreeNodeInfo, manifest: ObjectManifest) async throws {
+    /// - Parameters:
+    ///   - known: the account record as read when the request was authenticated, tried
+    ///     first: when nothing changed it meanwhile, the commit costs one round trip.
+    ///   - folder: the folder as `checkParent` read it (nil for the root), for `childGuard`.
+    func commitUpload(account known: (AccountRecord, Int64), folder: (TreeNodeInfo, Int64)?, node: TreeNodeInfo, manifest: ObjectManifest) async throws {
         let id = known.0.id
         var current: (AccountRecord, Int64)? = known
-        for _ in 0..<10 {
-            if current == nil { current = try await read(AccountRecord.self, "accounts/" + id) }
+        var parent = folder
+        for attempt in 0..<Limits.treeCommitAttemptsMax {
+            if attempt > 0 {
+                current = try await read(AccountRecord.self, "accounts/" + id)
+                parent = try await checkParent(id, node.parent)
+            }
             guard let (account, revision) = current else {
                 throw APIError(.unauthenticated, "account is gone")
             }
-            current = nil
             guard account.usedBytes + manifest.length <= account.quotaBytes else {
                 throw APIError(.quotaExceeded, "upload of \(ByteCount(manifest.length)) exceeds the quota: \(ByteCount(account.usedBytes)) of \(ByteCount(account.quotaBytes)) used")
             }
@@ -313,11 +342,9 @@ extension CoordinatorServer {
             }
             var conditions: [MetadataCondition] = [.revision("accounts/" + id, revision), .absent(treeKey(id, node.id))]
             if let tag = node.nameTag { conditions.append(.absent(nameKey(id, node.parent, tag))) }
-            if try await metadata.commit(if: conditions, then: mutations) != nil { return }
-            if try await metadata.get(treeKey(id, node.id)) != nil { throw APIError(.conflict, "node \(node.id) exists") }
-            if let tag = node.nameTag, try await metadata.get(nameKey(id, node.parent, tag)) != nil {
-                throw APIError(.conflict, "the folder already holds a node of that name")
-            }
+            let (guardConditions, guardMutations) = childGuard(id, parent)
+            if try await metadata.commit(if: conditions + guardConditions, then: mutations + guardMutations) != nil { return }
+            if let conflict = try await takenConflict(id, id: node.id, parent: node.parent, tag: node.nameTag) { throw conflict }
         }
         throw APIError(.conflict, "account \(id) kept changing; try again")
     }
