@@ -29,6 +29,12 @@ public enum DirectIO {
     /// `count` rounded up to the alignment.
     public static func roundUp(_ count: Int) -> Int { (count + alignment - 1) / alignment * alignment }
 
+    /// Bytes from `pointer` to the next aligned address (0 when it is aligned).
+    public static func padding(_ pointer: UnsafeRawPointer?) -> Int {
+        let misalignment = Int(bitPattern: pointer) % alignment
+        return misalignment == 0 ? 0 : alignment - misalignment
+    }
+
     /// Whether `pointer` is aligned for direct I/O.
     public static func isAligned(_ pointer: UnsafeRawPointer?) -> Bool {
         Int(bitPattern: pointer) % alignment == 0

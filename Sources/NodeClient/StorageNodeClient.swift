@@ -45,14 +45,10 @@ public final class StorageNodeClient: Sendable {
         _ = try await send(request, base: base, expect: [201])
     }
 
-    /// Reads a shard; the node verified its checksum, and so does this call.
+    /// Reads a shard and the checksum the node verified it against (check it against yours).
     public func get(base: String, key: [UInt8]) async throws(NodeClientError) -> (body: ByteBuffer, checksum: UInt32) {
-        var request = HTTPClientRequest(url: base + NodeAPI.shardsPath + "/" + Hex.encode(key))
-        request.method = .GET
-        let (headers, body) = try await send(request, base: base, expect: [200])
-        guard let text = headers.first(name: NodeAPI.checksumHeader), let checksum = NodeAPI.parseChecksum(text) else {
-            throw NodeClientError(.storageFailure, "node \(base) sent a shard without its checksum")
-        }
+        var body = ByteBuffer()
+        let checksum = try await get(base: base, key: key, into: &body)
         return (body, checksum)
     }
 

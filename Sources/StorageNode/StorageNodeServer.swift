@@ -106,11 +106,9 @@ public final class StorageNodeServer: Sendable {
         // Receive at an aligned address, so that the shard store writes the body to the
         // disk with direct I/O from here, without a bounce copy.
         body.reserveCapacity((declared ?? 0) + DirectIO.alignment)
-        let misalignment = body.withUnsafeMutableWritableBytes { Int(bitPattern: $0.baseAddress) % DirectIO.alignment }
-        if misalignment != 0 {
-            body.moveWriterIndex(forwardBy: DirectIO.alignment - misalignment)
-            body.moveReaderIndex(forwardBy: DirectIO.alignment - misalignment)
-        }
+        let padding = body.withUnsafeMutableWritableBytes { DirectIO.padding($0.baseAddress) }
+        body.moveWriterIndex(forwardBy: padding)
+        body.moveReaderIndex(forwardBy: padding)
         for try await piece in request.body {
             guard body.readableBytes + piece.readableBytes <= Limits.shardBodySizeMax else {
                 throw APIError(.limitExceeded, "shard body exceeds \(ByteCount(Limits.shardBodySizeMax))")
@@ -147,8 +145,7 @@ public final class StorageNodeServer: Sendable {
             var record = sized
             var offset = 0
             _ = try buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: room) { raw in
-                let misalignment = Int(bitPattern: raw.baseAddress) % DirectIO.alignment
-                offset = misalignment == 0 ? 0 : DirectIO.alignment - misalignment
+                offset = DirectIO.padding(raw.baseAddress)
                 // Its own record: the shard may have been rewritten since `stat`.
                 record = try store.get(key, into: UnsafeMutableRawBufferPointer(rebasing: raw[offset..<(offset + room - DirectIO.alignment)]))
                 return offset + Int(record.length)

@@ -175,3 +175,44 @@ let header = FileFormat.headerSize
         #expect(released == Array(plaintext.prefix(released.count)))
     }
 }
+
+/// The streaming reader and writer the client uploads and downloads with: byte-identical to
+/// the one-shot encryptor (same salt), whatever the read sizes, at the batch boundaries where
+/// the one-byte look-ahead decides which piece is final.
+@Suite struct StreamingCipherTests {
+    static let batch = EncryptingReader.batch
+
+    @Test(arguments: [0, 1, chunk, batch - 1, batch, batch + 1, 2 * batch, 3 * batch + 5])
+    func streamsTheSameBytesAsTheOneShotEncryptor(length: Int) throws {
+        let key = FileKey.random()
+        let salt = [UInt8](repeating: 9, count: FileFormat.saltSize)
+        let plaintext = pattern(length)
+        var reader = try EncryptingReader(fileKey: key, salt: salt)
+        var offset = 0
+        var readSize = 1
+        var streamed: [UInt8] = []
+        var pieces = 0
+        while let piece = try reader.next(read: { buffer in
+            // Short reads of varying size, as a file or a pipe gives them.
+            let count = min(buffer.count, readSize, plaintext.count - offset)
+            buffer.copyBytes(from: plaintext[offset..<(offset + count)])
+            offset += count
+            readSize = readSize * 7 % 100_003 + 1
+            return count
+        }) {
+            #expect(piece.count <= EncryptingReader.pieceSizeMax)
+            streamed += piece
+            pieces += 1
+        }
+        #expect(streamed == (try FileEncryptor.encrypt(plaintext, fileKey: key, salt: salt)))
+        #expect(pieces == 1 + max(1, (length + Self.batch - 1) / Self.batch), "a header, then one piece per batch")
+
+        var writer = DecryptingWriter(fileKey: key)
+        var decrypted: [UInt8] = []
+        for start in stride(from: 0, to: streamed.count, by: 10_007) {
+            decrypted += try writer.feed(streamed[start..<min(streamed.count, start + 10_007)])
+        }
+        decrypted += try writer.finish()
+        #expect(decrypted == plaintext)
+    }
+}
