@@ -6,7 +6,7 @@ public import NIOCore
 import NIOHTTP1
 public import NIOSSL
 
-/// A client of one or many storage nodes, over HTTP/2 with the coordinator's cluster
+/// A client of one or many storage nodes, over HTTP/1.1 (see `init`) with the coordinator's cluster
 /// certificate (mutual TLS).
 ///
 /// One `HTTPClient` (one connection pool) serves every node; call `shutdown()` when done.

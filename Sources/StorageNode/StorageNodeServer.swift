@@ -14,13 +14,14 @@ import NIOPosix
 import ShardStore
 import Synchronization
 
-/// A storage node: serves put, get, stat, delete, list and scrub of shards over HTTP/2 with
-/// mutual TLS, from a `ShardStore`; reports its capacity and health.
+/// A storage node: serves put, get, stat, delete, list and scrub of shards over HTTP/1.1 or
+/// HTTP/2 (by ALPN) with mutual TLS, from a `ShardStore`; reports its capacity and health.
 ///
 /// Only clients with a certificate signed by the cluster CA get past the TLS handshake. Disk
-/// work runs on NIO's blocking thread pool, never on an event loop. A request body is read
-/// whole (at most `Limits.shardBodySizeMax`) before its checksum is checked and it is stored,
-/// so memory per transfer is bounded by the shard size.
+/// work runs on NIO's blocking thread pool, never on an event loop. A request body is received
+/// whole into a pooled buffer (at most `Limits.shardBodySizeMax`) before its checksum is
+/// checked and it is stored, so memory per transfer is bounded by the shard size and nothing
+/// unverified reaches the disk.
 public final class StorageNodeServer: Sendable {
     public let configuration: StorageNodeConfiguration
     let store: ShardStore
