@@ -163,7 +163,10 @@ public final class ObjectStore: Sendable {
                 "segment \(segment.index) of \(manifest.id) needs \(k) shards, \(fetched.count) readable (\(failures.joined(separator: "; ")))")
         }
         var output = manifest.segmentSize == segmentSize ? buffers.take() : ByteBufferAllocator().buffer(capacity: length * total)
-        output.writeRepeatingByte(0, count: length * total)
+        // No zero fill: every shard slot read below is either copied in here or rebuilt by
+        // `reconstruct`, which overwrites the missing ones whole.
+        output.reserveCapacity(length * total)
+        output.moveWriterIndex(to: output.readerIndex + length * total)
         for (index, body) in fetched {
             output.setBuffer(body, at: index * length)
             shardBuffers.give(body)
