@@ -26,16 +26,18 @@ public final class ClusterTopology: Sendable {
 
     struct Observation {
         var lastSeen: ContinuousClock.Instant?
+        /// The same moment in milliseconds since 1970: what is shared with other coordinators.
+        var lastSeenWall: Int64?
         var capacityBytes: Int64 = 0
         var usedBytes: Int64 = 0
     }
 
     public let members: [Member]
     public let downAfter: Duration
-    let client: StorageNodeClient
+    let client: any ShardTransport
     private let observations: Mutex<[NodeID: Observation]>
 
-    public init(members: [Member], client: StorageNodeClient, downAfter: Duration = .seconds(10)) {
+    public init(members: [Member], client: any ShardTransport, downAfter: Duration = .seconds(10)) {
         self.members = members
         self.client = client
         self.downAfter = downAfter
@@ -60,12 +62,19 @@ public final class ClusterTopology: Sendable {
                 answered += 1
                 observations.withLock {
                     $0[id]?.lastSeen = .now
+                    $0[id]?.lastSeenWall = Int64(Date().timeIntervalSince1970 * 1000)
                     $0[id]?.capacityBytes = health.capacity
                     $0[id]?.usedBytes = health.used
                 }
             }
             return answered
         }
+    }
+
+    /// When this coordinator last heard from each node (milliseconds since 1970): what it
+    /// publishes for the others (`Keyspace.observations`).
+    public func lastSeen() -> [NodeID: Int64] {
+        observations.withLock { $0.compactMapValues(\.lastSeenWall) }
     }
 
     /// Marks a node as not answering now (a failed write or read says so before the poll).

@@ -23,8 +23,8 @@ extension CoordinatorServer {
 
     func prelogin(_ context: BasicRequestContext) async throws -> Response {
         let username = try validUsername(try context.parameters.require("username"))
-        if let id = try await metadata.get("usernames/" + username).map({ String(decoding: $0.value, as: UTF8.self) }),
-            let (account, _) = try await read(AccountRecord.self, "accounts/" + id)
+        if let id = try await metadata.get(Keyspace.username(username)).map({ String(decoding: $0.value, as: UTF8.self) }),
+            let (account, _) = try await read(AccountRecord.self, Keyspace.account(id))
         {
             return try jsonResponse(PreloginResponse(passwordSalt: account.passwordSalt, passwordParameters: account.passwordParameters))
         }
@@ -49,8 +49,8 @@ extension CoordinatorServer {
             passwordSalt: body.passwordSalt, passwordParameters: body.passwordParameters, keyRecord: body.keyRecord,
             quotaBytes: configuration.quotaBytesDefault, usedBytes: 0, createdAt: now())
         let committed = try await metadata.commit(
-            if: [.absent("usernames/" + username)],
-            then: [.put("usernames/" + username, Array(id.utf8)), .put("accounts/" + id, encode(account))])
+            if: [.absent(Keyspace.username(username))],
+            then: [.put(Keyspace.username(username), Array(id.utf8)), .put(Keyspace.account(id), encode(account))])
         guard committed != nil else { throw APIError(.conflict, "username \(username) is taken") }
         logger.info("account registered", metadata: ["account.id": "\(id)"])
         return try jsonResponse(WhoAmIResponse(accountId: id, username: username, quotaBytes: account.quotaBytes, usedBytes: 0), status: .created)
@@ -61,14 +61,14 @@ extension CoordinatorServer {
         let username = try validUsername(body.username)
         let authKey = try decodeBinary(body.authKey, "authKey", size: 32...32)
         let denied = APIError(.unauthenticated, "wrong username or password")
-        guard let id = try await metadata.get("usernames/" + username).map({ String(decoding: $0.value, as: UTF8.self) }),
-            let (account, _) = try await read(AccountRecord.self, "accounts/" + id)
+        guard let id = try await metadata.get(Keyspace.username(username)).map({ String(decoding: $0.value, as: UTF8.self) }),
+            let (account, _) = try await read(AccountRecord.self, Keyspace.account(id))
         else { throw denied }
         let hash = sha256Hex(Array(account.authSalt.utf8) + authKey)
         guard constantTimeEqual(Array(hash.utf8), Array(account.authHash.utf8)) else { throw denied }
         let token = randomToken()
         let expiresAt = now() + Int64(configuration.sessionLifetimeSeconds) * 1000
-        try await metadata.put("sessions/" + sha256Hex(Array(token.utf8)), encode(SessionRecord(accountId: id, expiresAt: expiresAt)))
+        try await metadata.put(Keyspace.session(tokenHash: sha256Hex(Array(token.utf8))), encode(SessionRecord(accountId: id, expiresAt: expiresAt)))
         return try jsonResponse(LoginResponse(token: token, accountId: id, keyRecord: account.keyRecord, expiresAt: expiresAt), status: .created)
     }
 
@@ -80,7 +80,7 @@ extension CoordinatorServer {
         let token = String(header.dropFirst("Bearer ".count))
         guard token.utf8.count <= 128, let session = try await session(sha256Hex(Array(token.utf8))), session.expiresAt > now()
         else { throw APIError(.unauthenticated, "unknown or expired token") }
-        guard let account = try await read(AccountRecord.self, "accounts/" + session.accountId) else {
+        guard let account = try await read(AccountRecord.self, Keyspace.account(session.accountId)) else {
             throw APIError(.unauthenticated, "account is gone")
         }
         return account
@@ -89,7 +89,7 @@ extension CoordinatorServer {
     /// A session record, from the cache or the metadata store (see `sessions`).
     func session(_ hash: String) async throws -> SessionRecord? {
         if let cached = sessions.withLock({ $0[hash] }) { return cached }
-        guard let (session, _) = try await read(SessionRecord.self, "sessions/" + hash) else { return nil }
+        guard let (session, _) = try await read(SessionRecord.self, Keyspace.session(tokenHash: hash)) else { return nil }
         sessions.withLock { cache in
             if cache.count >= Limits.sessionCacheMax {
                 // Expired ones first; when all are live, start over (bounded, and rare).

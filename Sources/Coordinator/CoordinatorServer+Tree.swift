@@ -16,16 +16,16 @@ final class BodyReading: Sendable {
 extension CoordinatorServer {
     static let rootId = "root"
 
-    func treeKey(_ account: String, _ node: String) -> String { "tree/\(account)/\(node)" }
+    func treeKey(_ account: String, _ node: String) -> String { Keyspace.treeNode(account, node) }
     /// The entry of a node in its parent's index. Its value is a copy of the node's record,
     /// written in the same transaction as the record, so that a listing is one range read
     /// rather than a read per child.
-    func childKey(_ account: String, _ parent: String, _ node: String) -> String { "children/\(account)/\(parent)/\(node)" }
+    func childKey(_ account: String, _ parent: String, _ node: String) -> String { Keyspace.child(account, parent, node) }
 
     /// A child's name tag in its folder -> the child's id. The commit that creates, moves or
     /// renames a node requires the tag to be absent, so names are unique per folder even when
     /// two clients race.
-    func nameKey(_ account: String, _ parent: String, _ tag: String) -> String { "names/\(account)/\(parent)/\(tag)" }
+    func nameKey(_ account: String, _ parent: String, _ tag: String) -> String { Keyspace.name(account, parent, tag) }
 
     func validNameTag(_ tag: String?) throws -> String {
         guard let tag, let bytes = Base64URL.decode(tag), bytes.count == 16 else {
@@ -117,7 +117,7 @@ extension CoordinatorServer {
         var nodes: [TreeNodeInfo] = []
         var after: String?
         repeat {
-            let page = try await metadata.list(prefix: "children/\(account.id)/\(parent)/", after: after, limit: Limits.metadataListPageMax)
+            let page = try await metadata.list(prefix: Keyspace.children(account.id, parent), after: after, limit: Limits.metadataListPageMax)
             for entry in page {
                 // An entry from before the index carried records: read the record itself.
                 if entry.value.isEmpty {
@@ -204,7 +204,7 @@ extension CoordinatorServer {
             let (account, accountRevision) = try await authenticate(request)
             guard let (node, revision) = try await read(TreeNodeInfo.self, treeKey(account.id, id)) else { throw APIError(.notFound, "no node \(id)") }
             if node.type == "folder" {
-                guard try await metadata.list(prefix: "children/\(account.id)/\(id)/", after: nil, limit: 1).isEmpty else {
+                guard try await metadata.list(prefix: Keyspace.children(account.id, id), after: nil, limit: 1).isEmpty else {
                     throw APIError(.conflict, "folder \(id) is not empty")
                 }
             }
@@ -216,10 +216,10 @@ extension CoordinatorServer {
                 manifest = try? await objects.manifest(objectId)
                 var updated = account
                 updated.usedBytes = max(0, account.usedBytes - (node.length ?? 0))
-                conditions.append(.revision("accounts/" + account.id, accountRevision))
-                mutations += [.put("accounts/" + account.id, encode(updated)), .delete(ObjectStore.manifestKey(objectId))]
+                conditions.append(.revision(Keyspace.account(account.id), accountRevision))
+                mutations += [.put(Keyspace.account(account.id), encode(updated)), .delete(ObjectStore.manifestKey(objectId))]
                 for nodeId in Set(manifest?.segments.flatMap { $0.shards.map(\.node) } ?? []) {
-                    mutations.append(.delete("placements/\(nodeId)/\(objectId)"))
+                    mutations.append(.delete(Keyspace.placement(nodeId, objectId)))
                 }
             }
             guard try await metadata.commit(if: conditions, then: mutations) != nil else { continue }
@@ -321,7 +321,7 @@ extension CoordinatorServer {
         var parent = folder
         for attempt in 0..<Limits.treeCommitAttemptsMax {
             if attempt > 0 {
-                current = try await read(AccountRecord.self, "accounts/" + id)
+                current = try await read(AccountRecord.self, Keyspace.account(id))
                 parent = try await checkParent(id, node.parent)
             }
             guard let (account, revision) = current else {
@@ -333,14 +333,14 @@ extension CoordinatorServer {
             var updated = account
             updated.usedBytes += manifest.length
             var mutations: [MetadataMutation] = [
-                .put("accounts/" + id, encode(updated)), .put(treeKey(id, node.id), encode(node)),
+                .put(Keyspace.account(id), encode(updated)), .put(treeKey(id, node.id), encode(node)),
                 .put(childKey(id, node.parent, node.id), encode(node)), .put(ObjectStore.manifestKey(manifest.id), encode(manifest)),
             ]
             if let tag = node.nameTag { mutations.append(.put(nameKey(id, node.parent, tag), Array(node.id.utf8))) }
             for nodeId in Set(manifest.segments.flatMap { $0.shards.map(\.node) }).sorted() {
-                mutations.append(.put("placements/\(nodeId)/\(manifest.id)", []))
+                mutations.append(.put(Keyspace.placement(nodeId, manifest.id), []))
             }
-            var conditions: [MetadataCondition] = [.revision("accounts/" + id, revision), .absent(treeKey(id, node.id))]
+            var conditions: [MetadataCondition] = [.revision(Keyspace.account(id), revision), .absent(treeKey(id, node.id))]
             if let tag = node.nameTag { conditions.append(.absent(nameKey(id, node.parent, tag))) }
             let (guardConditions, guardMutations) = childGuard(id, parent)
             if try await metadata.commit(if: conditions + guardConditions, then: mutations + guardMutations) != nil { return }
@@ -405,8 +405,8 @@ extension CoordinatorServer {
         if let expiry = body.expiresAt, expiry <= now() { throw APIError(.invalidArgument, "expiresAt is in the past") }
         let info = LinkInfo(linkId: body.linkId, nodeId: nodeId, record: body.record, expiresAt: body.expiresAt, createdAt: now())
         let committed = try await metadata.commit(
-            if: [.absent("links/" + body.linkId)],
-            then: [.put("links/" + body.linkId, encode(StoredLink(owner: account.id, info: info))), .put("linksby/\(account.id)/\(body.linkId)", [])])
+            if: [.absent(Keyspace.link(body.linkId))],
+            then: [.put(Keyspace.link(body.linkId), encode(StoredLink(owner: account.id, info: info))), .put(Keyspace.linkByOwner(account.id, body.linkId), [])])
         guard committed != nil else { throw APIError(.conflict, "link \(body.linkId) exists") }
         return try jsonResponse(info, status: .created)
     }
@@ -414,9 +414,9 @@ extension CoordinatorServer {
     func listLinks(_ request: Request) async throws -> Response {
         let (account, _) = try await authenticate(request)
         var links: [LinkInfo] = []
-        for entry in try await metadata.list(prefix: "linksby/\(account.id)/", after: nil, limit: Limits.metadataListPageMax) {
+        for entry in try await metadata.list(prefix: Keyspace.linksByOwner(account.id), after: nil, limit: Limits.metadataListPageMax) {
             let id = String(entry.key.split(separator: "/").last!)
-            if let (link, _) = try await read(StoredLink.self, "links/" + id) { links.append(link.info) }
+            if let (link, _) = try await read(StoredLink.self, Keyspace.link(id)) { links.append(link.info) }
         }
         return try jsonResponse(LinkList(links: links))
     }
@@ -424,17 +424,17 @@ extension CoordinatorServer {
     func revokeLink(_ request: Request, _ context: BasicRequestContext) async throws -> Response {
         let (account, _) = try await authenticate(request)
         let id = try context.parameters.require("id")
-        guard let (link, revision) = try await read(StoredLink.self, "links/" + id), link.owner == account.id else {
+        guard let (link, revision) = try await read(StoredLink.self, Keyspace.link(id)), link.owner == account.id else {
             throw APIError(.notFound, "no link \(id)")
         }
-        _ = try await metadata.commit(if: [.revision("links/" + id, revision)], then: [.delete("links/" + id), .delete("linksby/\(account.id)/\(id)")])
+        _ = try await metadata.commit(if: [.revision(Keyspace.link(id), revision)], then: [.delete(Keyspace.link(id)), .delete(Keyspace.linkByOwner(account.id, id))])
         return Response(status: .noContent)
     }
 
     /// A link as anyone holding it sees it: no account, never the fragment.
     func publicLink(_ context: BasicRequestContext) async throws -> PublicLink {
         let id = try context.parameters.require("id")
-        guard let (link, _) = try await read(StoredLink.self, "links/" + id) else { throw APIError(.notFound, "no link \(id)") }
+        guard let (link, _) = try await read(StoredLink.self, Keyspace.link(id)) else { throw APIError(.notFound, "no link \(id)") }
         if let expiry = link.info.expiresAt, expiry <= now() { throw APIError(.notFound, "link \(id) has expired") }
         guard let (node, _) = try await read(TreeNodeInfo.self, treeKey(link.owner, link.info.nodeId)) else {
             throw APIError(.notFound, "the linked file is gone")

@@ -23,7 +23,7 @@ public final class ObjectStore: Sendable {
     /// How long a read waits for a data shard before racing it with parity.
     public let hedgeAfter: Duration
     let codec: ReedSolomon
-    let nodes: StorageNodeClient
+    let nodes: any ShardTransport
     /// Buffers of a whole segment's shards, reused by writes and reads.
     let buffers: BufferPool
     /// Buffers of one shard, reused by reads.
@@ -52,7 +52,7 @@ public final class ObjectStore: Sendable {
     }
 
     /// The manifest key of an object in the metadata store.
-    public static func manifestKey(_ objectId: String) -> String { "objects/" + objectId }
+    public static func manifestKey(_ objectId: String) -> String { Keyspace.manifest(objectId) }
 
     /// Reads a committed manifest.
     public func manifest(_ objectId: String) async throws(CoordinatorError) -> ObjectManifest {
@@ -103,116 +103,36 @@ public final class ObjectStore: Sendable {
     }
 
     /// One segment's ciphertext: the k data shards when they answer in time; otherwise any k
-    /// shards, decoded.
-    ///
-    /// A shard that fails (node down, error, checksum mismatch) is replaced by the next parity
-    /// shard at once. A shard that is merely slow is raced: after `hedgeAfter`, parity shards
-    /// are requested for every data shard still missing, and the first k to arrive win — a
-    /// slow node never sets the pace of a read.
+    /// shards (see `gatherShards`), decoded.
     func readSegment(_ manifest: ObjectManifest, _ segment: SegmentManifest) async throws(CoordinatorError) -> ByteBuffer {
         let k = manifest.policy.dataShards
         let total = manifest.policy.totalShards
         let length = segment.shardLength
-        enum Event: Sendable {
-            case shard(Int, Result<ByteBuffer, CoordinatorError>)
-            case hedge
-        }
-        var fetched: [Int: ByteBuffer] = [:]
-        var failures: [String] = []
-        await withTaskGroup(of: Event.self) { group in
-            var nextParity = k
-            var inFlight = 0
-            for index in 0..<k {
-                group.addTask { .shard(index, await self.fetchShard(manifest.id, segment, index)) }
-                inFlight += 1
-            }
-            group.addTask { [hedgeAfter] in
-                try? await Task.sleep(for: hedgeAfter)
-                return .hedge
-            }
-            while fetched.count < k, let event = await group.next() {
-                switch event {
-                case .hedge:
-                    let wanted = min(total - nextParity, k - fetched.count)
-                    for _ in 0..<max(0, wanted) {
-                        let index = nextParity
-                        nextParity += 1
-                        group.addTask { .shard(index, await self.fetchShard(manifest.id, segment, index)) }
-                        inFlight += 1
-                    }
-                case .shard(let index, .success(let body)):
-                    inFlight -= 1
-                    fetched[index] = body
-                case .shard(let index, .failure(let error)):
-                    inFlight -= 1
-                    failures.append("shard \(index): \(error.message)")
-                    if nextParity < total {
-                        let parity = nextParity
-                        nextParity += 1
-                        group.addTask { .shard(parity, await self.fetchShard(manifest.id, segment, parity)) }
-                        inFlight += 1
-                    }
-                }
-                if inFlight == 0 && fetched.count < k && nextParity >= total { break }
-            }
-            group.cancelAll()
-        }
-        guard fetched.count >= k else {
+        let gathered = await gatherShards(objectId: manifest.id, segment: segment, count: k, candidates: Array(0..<total))
+        guard gathered.bodies.count >= k else {
+            for body in gathered.bodies.values { shardBuffers.give(body) }
             throw CoordinatorError(
                 .unavailable,
-                "segment \(segment.index) of \(manifest.id) needs \(k) shards, \(fetched.count) readable (\(failures.joined(separator: "; ")))")
+                "segment \(segment.index) of \(manifest.id) needs \(k) shards, \(gathered.bodies.count) readable (\(gathered.failureSummary()))")
         }
         var output = manifest.segmentSize == segmentSize ? buffers.take() : ByteBufferAllocator().buffer(capacity: length * total)
         // No zero fill: every shard slot read below is either copied in here or rebuilt by
-        // `reconstruct`, which overwrites the missing ones whole.
+        // `rebuild`, which overwrites the missing ones whole.
         output.reserveCapacity(length * total)
         output.moveWriterIndex(to: output.readerIndex + length * total)
-        for (index, body) in fetched {
-            output.setBuffer(body, at: index * length)
+        for (index, body) in gathered.bodies {
+            output.setBuffer(body, at: output.readerIndex + index * length)
             shardBuffers.give(body)
         }
-        if (0..<k).contains(where: { fetched[$0] == nil }) {
+        let missingData = Set((0..<k).filter { gathered.bodies[$0] == nil })
+        if !missingData.isEmpty {
             // Any k shards decode; extra ones (a raced data shard that came late) are ignored.
-            let present = Set(fetched.keys.sorted().prefix(k))
-            do {
-                try output.withUnsafeMutableReadableBytes { all in
-                    let buffers = (0..<total).map {
-                        UnsafeMutableRawBufferPointer(rebasing: all[($0 * length)..<(($0 + 1) * length)])
-                    }
-                    try codec.reconstruct(shards: buffers, present: present)
-                }
-            } catch {
-                throw CoordinatorError(.storageFailure, "cannot decode segment \(segment.index) of \(manifest.id): \(error)")
-            }
+            let present = Set(gathered.bodies.keys.sorted().prefix(k))
+            try rebuild(&output, policy: manifest.policy, shardLength: length, present: present, wanted: missingData)
         }
         // The whole buffer, so that it can go back to the pool; only the segment is readable.
         output.moveWriterIndex(to: output.readerIndex + segment.length)
         return output
-    }
-
-    /// One shard, checked against the manifest's checksum.
-    private func fetchShard(_ objectId: String, _ segment: SegmentManifest, _ index: Int) async -> Result<ByteBuffer, CoordinatorError> {
-        let location = segment.shards[index]
-        guard let member = topology.member(location.node) else {
-            return .failure(CoordinatorError(.notFound, "unknown node \(location.node)"))
-        }
-        guard topology.isUp(location.node) else {
-            return .failure(CoordinatorError(.unavailable, "node \(location.node) is down"))
-        }
-        do {
-            var body = shardBuffers.take()
-            _ = try await nodes.get(
-                base: member.url, key: ObjectManifest.shardKey(object: objectId, segment: segment.index, shard: index), into: &body)
-            let actual = body.withUnsafeReadableBytes { CRC32C.checksum($0) }
-            guard actual == location.checksum, body.readableBytes == segment.shardLength else {
-                return .failure(CoordinatorError(.corrupt, "shard from \(location.node) does not match the manifest"))
-            }
-            return .success(body)
-        } catch {
-            // A fetch cancelled because others won the race says nothing about the node.
-            if error.code == .unavailable && !Task.isCancelled { topology.reportFailure(location.node) }
-            return .failure(CoordinatorError(error.code, error.message))
-        }
     }
 }
 

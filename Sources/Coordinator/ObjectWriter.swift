@@ -102,76 +102,23 @@ extension ObjectStore {
         return EncodedSegment(length: length, shardLength: shardLength, checksums: checksums)
     }
 
-    /// Writes an encoded segment's k + m shards, replacing failed nodes by alternates (at
-    /// most `Limits.shardWriteAttemptsMax` tries per shard). `shards` goes back to the buffer
-    /// pool afterwards.
+    /// Writes an encoded segment's k + m shards (see `writeShards`). `shards` goes back to
+    /// the buffer pool afterwards.
     func writeSegment(objectId: String, index: Int, shards: ByteBuffer, encoded: EncodedSegment) async throws -> SegmentManifest {
         defer { buffers.give(shards) }
         let shardLength = encoded.shardLength
-        let checksums = encoded.checksums
         let total = policy.erasure.totalShards
-        let bodies = (0..<total).map { shards.getSlice(at: shards.readerIndex + $0 * shardLength, length: shardLength)! }
-
-        var random = SystemRandomNumberGenerator()
-        var placement = try PlacementPlanner.place(
-            policy: policy, nodes: topology.descriptors(), shardBytes: Int64(shardLength), using: &random)
-        var pending = Array(0..<total)
-        var avoid = Set<NodeID>()
-        var failures: [String] = []
-        for attempt in 1...Limits.shardWriteAttemptsMax {
-            let results = await writeShards(objectId: objectId, segment: index, placement: placement, indices: pending, bodies: bodies, checksums: checksums)
-            let failed = results.filter { $0.value != nil }
-            for (shard, error) in failed {
-                avoid.insert(placement.nodes[shard])
-                topology.reportFailure(placement.nodes[shard])
-                failures.append("shard \(shard) on \(placement.nodes[shard]): \(error!)")
-            }
-            pending = failed.keys.sorted()
-            guard !pending.isEmpty else { break }
-            guard attempt < Limits.shardWriteAttemptsMax else { break }
-            var fixed: [Int: NodeID] = [:]
-            for shard in 0..<total where !pending.contains(shard) { fixed[shard] = placement.nodes[shard] }
-            placement = try PlacementPlanner.complete(
-                policy: policy, nodes: topology.descriptors(), fixed: fixed, shardBytes: Int64(shardLength),
-                avoiding: avoid, using: &random)
+        var bodies: [Int: ByteBuffer] = [:]
+        var checksums: [Int: UInt32] = [:]
+        for shard in 0..<total {
+            bodies[shard] = shards.getSlice(at: shards.readerIndex + shard * shardLength, length: shardLength)!
+            checksums[shard] = encoded.checksums[shard]
         }
-        guard pending.isEmpty else {
-            throw CoordinatorError(
-                .unavailable,
-                "segment \(index) needs \(total) shards: \(total - pending.count) written, \(pending.count) failed "
-                    + "(\(failures.joined(separator: "; ")))")
-        }
-        let debt = !PlacementPlanner.violations(of: placement, policy: policy, nodes: topology.descriptors()).isEmpty
+        let (nodes, debt) = try await writeShards(
+            objectId: objectId, segment: index, shardLength: shardLength, bodies: bodies, checksums: checksums, fixed: [:])
         return SegmentManifest(
             index: index, length: encoded.length, shardLength: shardLength,
-            shards: (0..<total).map { ShardLocation(index: $0, node: placement.nodes[$0], checksum: checksums[$0]) },
-            placementDebt: debt || placement.placementDebt)
-    }
-
-    /// Writes the given shards in parallel; returns each shard's error, nil when written.
-    private func writeShards(
-        objectId: String, segment: Int, placement: Placement, indices: [Int], bodies: [ByteBuffer], checksums: [UInt32]
-    ) async -> [Int: String?] {
-        await withTaskGroup(of: (Int, String?).self) { group in
-            for shard in indices {
-                let node = placement.nodes[shard]
-                group.addTask { [nodes, topology] in
-                    guard let member = topology.member(node) else { return (shard, "unknown node") }
-                    do {
-                        try await nodes.put(
-                            base: member.url, key: ObjectManifest.shardKey(object: objectId, segment: segment, shard: shard),
-                            body: bodies[shard], checksum: checksums[shard])
-                        return (shard, nil)
-                    } catch let error as NodeClientError {
-                        return (shard, error.message)
-                    } catch {
-                        return (shard, "\(error)")
-                    }
-                }
-            }
-            var results: [Int: String?] = [:]
-            for await (shard, error) in group { results[shard] = error }
-            return results
-        }
+            shards: (0..<total).map { ShardLocation(index: $0, node: nodes[$0]!, checksum: encoded.checksums[$0]) },
+            placementDebt: debt)
     }
 }

@@ -107,9 +107,11 @@ public final class ReedSolomon: Sendable {
     ///     parity). Buffers of present shards are read; buffers of missing shards are
     ///     overwritten with their rebuilt content.
     ///   - present: which shard numbers hold valid data. At least k must be present.
+    ///   - wanted: the missing shards to rebuild (nil: every missing one). Repair asks for
+    ///     only the shards it lost, so the others cost nothing; their buffers are untouched.
     /// - Throws: `tooFewShards` with fewer than k present shards; nothing is written then.
     public func reconstruct(
-        shards: [UnsafeMutableRawBufferPointer], present: Set<Int>
+        shards: [UnsafeMutableRawBufferPointer], present: Set<Int>, wanted: Set<Int>? = nil
     ) throws(ErasureCodingError) {
         let length = try checkedShardLength(shards.map(\.count))
         let k = policy.dataShards
@@ -127,7 +129,10 @@ public final class ReedSolomon: Sendable {
                 "\(policy) needs \(k) shards to reconstruct, only \(present.count) present "
                     + "(\(present.sorted()))")
         }
-        let missing = (0..<policy.totalShards).filter { !present.contains($0) }
+        if let wanted, !wanted.allSatisfy({ (0..<policy.totalShards).contains($0) }) {
+            throw ErasureCodingError(.invalidArgument, "wanted shard numbers must be 0..<\(policy.totalShards)")
+        }
+        let missing = (0..<policy.totalShards).filter { !present.contains($0) && (wanted?.contains($0) ?? true) }
         guard !missing.isEmpty, length > 0 else { return }
         // Lowest-numbered present shards first: data shards when they are there, so the
         // submatrix is mostly identity.

@@ -95,7 +95,7 @@ public final class StorageNodeClient: Sendable {
         _ = try await send(request, base: base, expect: [204])
     }
 
-    public func list(base: String, prefix: [UInt8] = [], after: String? = nil, limit: Int = 1000) async throws(NodeClientError) -> ShardPage {
+    public func list(base: String, prefix: [UInt8], after: String?, limit: Int) async throws(NodeClientError) -> ShardPage {
         var url = base + NodeAPI.shardsPath + "?limit=\(limit)"
         if !prefix.isEmpty { url += "&prefix=" + Hex.encode(prefix) }
         if let after { url += "&after=" + after }
@@ -108,7 +108,7 @@ public final class StorageNodeClient: Sendable {
         return try decode(NodeHealth.self, body, base: base)
     }
 
-    public func scrub(base: String, after: String? = nil, limit: Int = 100) async throws(NodeClientError) -> ScrubStep {
+    public func scrub(base: String, after: String?, limit: Int) async throws(NodeClientError) -> ScrubStep {
         var request = HTTPClientRequest(url: base + NodeAPI.scrubPath + "?limit=\(limit)" + (after.map { "&after=\($0)" } ?? ""))
         request.method = .POST
         let (_, body) = try await send(request, base: base, expect: [200])

@@ -24,6 +24,7 @@ import TestSupport
         "Coordinator": [
             "CoffreModel", "CoffreAPI", "Placement", "ErasureCoding", "Checksum", "Metadata", "NodeClient", "NIOCore",
             "ClusterTLS", "HTTPService", "Hummingbird", "HummingbirdHTTP2", "HTTPTypes", "Logging", "Crypto", "Yams",
+            "ServiceLifecycle",
         ],
         "NodeClient": ["CoffreModel", "CoffreAPI", "AsyncHTTPClient", "NIOCore", "NIOHTTP1", "NIOSSL"],
         "StorageNode": [
@@ -32,7 +33,7 @@ import TestSupport
         ],
         "ClusterTLS": ["CoffreModel", "Crypto", "X509", "SwiftASN1", "NIOSSL"],
         "Metadata": ["RocksDB", "CoffreModel", "AsyncHTTPClient", "NIOCore"],
-        "TestSupport": ["ClusterTLS", "LocalCluster"],
+        "TestSupport": ["ClusterTLS", "LocalCluster", "NodeClient", "CoffreAPI", "CoffreModel", "Checksum", "NIOCore"],
     ]
     static let alwaysAllowed: Set<String> = ["Foundation", "Synchronization", "Glibc", "Darwin", "Dispatch"]
 

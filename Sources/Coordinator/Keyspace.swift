@@ -1,0 +1,69 @@
+public import CoffreModel
+
+/// Every key the coordinators keep in the metadata store, in one place.
+///
+/// Why one place: a key built in two files drifts (a prefix one way, a separator the other),
+/// and the prefixes are the store's schema: what a listing, a watch or a repair scan depends
+/// on. `Docs/architecture.md` ("Metadata") describes each one.
+public enum Keyspace {
+    // MARK: Accounts and sessions
+
+    public static func account(_ id: String) -> String { Keyspace.account(id) }
+    public static func username(_ name: String) -> String { "usernames/" + name }
+    /// A session by the SHA-256 (hex) of its bearer token: the token itself is never stored.
+    public static func session(tokenHash: String) -> String { "sessions/" + tokenHash }
+
+    // MARK: The tree
+
+    public static func treeNode(_ account: String, _ node: String) -> String { "tree/\(account)/\(node)" }
+    /// A node's entry in its parent's index; its value is a copy of the node's record.
+    public static func child(_ account: String, _ parent: String, _ node: String) -> String {
+        "children/\(account)/\(parent)/\(node)"
+    }
+    public static func children(_ account: String, _ parent: String) -> String { "children/\(account)/\(parent)/" }
+    /// A child's name tag in its folder -> the child's id.
+    public static func name(_ account: String, _ parent: String, _ tag: String) -> String { "names/\(account)/\(parent)/\(tag)" }
+
+    // MARK: Objects
+
+    /// An object's manifest: changed only by compare-and-swap on its revision.
+    public static func manifest(_ objectId: String) -> String { "objects/" + objectId }
+    public static let manifests = "objects/"
+    /// The index repair and drain walk: an entry per (node, object) with a shard there.
+    public static func placement(_ node: NodeID, _ objectId: String) -> String { "placements/\(node)/\(objectId)" }
+    public static func placements(_ node: NodeID) -> String { "placements/\(node)/" }
+    public static let placementsAll = "placements/"
+
+    // MARK: Links
+
+    public static func link(_ id: String) -> String { Keyspace.link(id) }
+    public static func linkByOwner(_ account: String, _ id: String) -> String { "linksby/\(account)/\(id)" }
+    public static func linksByOwner(_ account: String) -> String { "linksby/\(account)/" }
+
+    // MARK: The cluster
+
+    /// A storage node's registration (address, labels), written when it announces itself.
+    public static func member(_ node: NodeID) -> String { "members/\(node)" }
+    public static let members = "members/"
+    /// One coordinator's view of the nodes (when it last heard from each), under its lease:
+    /// the leader merges them, so no single coordinator's view condemns a node.
+    public static func observations(_ coordinator: String) -> String { "observations/" + coordinator }
+    public static let observationsAll = "observations/"
+    /// The leader's record, under its lease; its revision fences every decision it makes.
+    public static let leader = "cluster/leader"
+    /// The last epoch handed out; a new leader takes the next one.
+    public static let leaderEpoch = "cluster/epoch"
+    /// Repair's budget in bytes per second, set at run time by an operator.
+    public static let repairBudget = "cluster/repair-budget"
+    /// The leader's last published repair status, read by any coordinator.
+    public static let repairStatus = "cluster/repair-status"
+    /// The leader's last published garbage-collection status.
+    public static let collectorStatus = "cluster/gc-status"
+    /// Country states, as the leader last decided them.
+    public static let countryStates = "cluster/countries"
+    /// Shards that a read or a scrub found corrupt or missing: `suspects/NODE/OBJECT/SEG/SHARD`.
+    public static func suspect(_ node: NodeID, _ objectId: String, segment: Int, shard: Int) -> String {
+        "suspects/\(node)/\(objectId)/\(segment)/\(shard)"
+    }
+    public static let suspects = "suspects/"
+}

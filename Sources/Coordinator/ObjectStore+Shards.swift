@@ -1,0 +1,210 @@
+import Checksum
+public import CoffreModel
+import ErasureCoding
+import Foundation
+import Metadata
+public import NIOCore
+import NodeClient
+import Placement
+
+/// The three steps every path over shards is made of — reads, repair and (later) the
+/// rebalancer call the same ones:
+/// 1. `gatherShards`: any `count` healthy shards of a segment, raced against slow nodes;
+/// 2. `rebuild`: the shards asked for, from k present ones (ISA-L computes only those rows);
+/// 3. `writeShards`: shards to nodes the placement policy chooses, a failed node replaced by
+///    an alternate.
+///
+/// None of them changes a manifest: the caller commits, by compare-and-swap.
+extension ObjectStore {
+    /// Shards gathered for one segment, and why the others were not.
+    struct GatheredShards: Sendable {
+        var bodies: [Int: ByteBuffer] = [:]
+        /// Shard number -> what went wrong, for the error message and for heal on read.
+        var failures: [Int: CoordinatorError] = [:]
+
+        func failureSummary() -> String {
+            failures.sorted { $0.key < $1.key }.map { "shard \($0.key): \($0.value.message)" }.joined(separator: "; ")
+        }
+    }
+
+    /// Fetches `count` shards of a segment from `candidates` (shard numbers, in order of
+    /// preference), each checked against the manifest's CRC-32C.
+    ///
+    /// The first `count` candidates are asked at once. A shard that fails (node down, error,
+    /// checksum mismatch) is replaced by the next candidate at once. A shard that is merely
+    /// slow is raced: after `hedgeAfter`, the next candidates are asked for every shard
+    /// still missing, and the first `count` to arrive win — a slow node never sets the pace.
+    /// A shard that a node reports corrupt or missing, or that fails the manifest's
+    /// checksum, is recorded as a suspect for repair (heal on read).
+    func gatherShards(
+        objectId: String, segment: SegmentManifest, count: Int, candidates: [Int]
+    ) async -> GatheredShards {
+        enum Event: Sendable {
+            case shard(Int, Result<ByteBuffer, CoordinatorError>)
+            case hedge
+        }
+        var gathered = GatheredShards()
+        await withTaskGroup(of: Event.self) { group in
+            var next = candidates[...]
+            var inFlight = 0
+            func ask(_ shard: Int) {
+                inFlight += 1
+                group.addTask { .shard(shard, await self.fetchShard(objectId, segment, shard)) }
+            }
+            for _ in 0..<min(count, next.count) { ask(next.popFirst()!) }
+            group.addTask { [hedgeAfter] in
+                try? await Task.sleep(for: hedgeAfter)
+                return .hedge
+            }
+            while gathered.bodies.count < count, let event = await group.next() {
+                switch event {
+                case .hedge:
+                    for _ in 0..<max(0, min(next.count, count - gathered.bodies.count)) { ask(next.popFirst()!) }
+                case .shard(let index, .success(let body)):
+                    inFlight -= 1
+                    gathered.bodies[index] = body
+                case .shard(let index, .failure(let error)):
+                    inFlight -= 1
+                    gathered.failures[index] = error
+                    if let shard = next.popFirst() { ask(shard) }
+                }
+                if inFlight == 0 && gathered.bodies.count < count && next.isEmpty { break }
+            }
+            group.cancelAll()
+        }
+        return gathered
+    }
+
+    /// Rebuilds `wanted` shards in `buffer` (k + m shards of `shardLength`, laid out one
+    /// after the other) from the shards in `present`.
+    func rebuild(
+        _ buffer: inout ByteBuffer, policy: ErasurePolicy, shardLength: Int, present: Set<Int>, wanted: Set<Int>?
+    ) throws(CoordinatorError) {
+        let total = policy.totalShards
+        let codec = policy == self.policy.erasure ? self.codec : ReedSolomon(policy: policy)
+        do {
+            try buffer.withUnsafeMutableReadableBytes { all throws(ErasureCodingError) in
+                let shards = (0..<total).map {
+                    UnsafeMutableRawBufferPointer(rebasing: all[($0 * shardLength)..<(($0 + 1) * shardLength)])
+                }
+                try codec.reconstruct(shards: shards, present: present, wanted: wanted)
+            }
+        } catch {
+            throw CoordinatorError(.storageFailure, "cannot rebuild shards \(wanted.map { $0.sorted() } ?? []): \(error.message)")
+        }
+    }
+
+    /// Writes `bodies` (shard number -> body) to nodes chosen under the placement policy,
+    /// keeping `fixed` (the segment's other shards: shard number -> node) where they are and
+    /// never using a node in `avoiding`. A shard whose write fails goes to an alternate, at
+    /// most `Limits.shardWriteAttemptsMax` tries.
+    ///
+    /// - Returns: the node of every shard written, and whether the segment's placement (with
+    ///   `fixed`) breaks the country rule (placement debt).
+    func writeShards(
+        objectId: String, segment: Int, shardLength: Int, bodies: [Int: ByteBuffer], checksums: [Int: UInt32],
+        fixed: [Int: NodeID], avoiding: Set<NodeID> = []
+    ) async throws -> (nodes: [Int: NodeID], placementDebt: Bool) {
+        var random = SystemRandomNumberGenerator()
+        var avoid = avoiding
+        var kept = fixed
+        var written: [Int: NodeID] = [:]
+        var pending = bodies.keys.sorted()
+        var failures: [String] = []
+        for attempt in 1...Limits.shardWriteAttemptsMax {
+            let placement = try PlacementPlanner.complete(
+                policy: policy, nodes: topology.descriptors(), fixed: kept.merging(written) { a, _ in a },
+                shardBytes: Int64(shardLength), avoiding: avoid, using: &random)
+            let results = await putShards(
+                objectId: objectId, segment: segment, targets: pending.map { ($0, placement.nodes[$0]) }, bodies: bodies,
+                checksums: checksums)
+            var failed: [Int] = []
+            for shard in pending {
+                let node = placement.nodes[shard]
+                if let error = results[shard] {
+                    avoid.insert(node)
+                    topology.reportFailure(node)
+                    failures.append("shard \(shard) on \(node): \(error)")
+                    failed.append(shard)
+                } else {
+                    written[shard] = node
+                }
+            }
+            pending = failed
+            if pending.isEmpty || attempt == Limits.shardWriteAttemptsMax { break }
+        }
+        guard pending.isEmpty else {
+            throw CoordinatorError(
+                .unavailable,
+                "segment \(segment) needs \(bodies.count) shards written: \(bodies.count - pending.count) written, "
+                    + "\(pending.count) failed (\(failures.joined(separator: "; ")))")
+        }
+        kept.merge(written) { a, _ in a }
+        let total = policy.erasure.totalShards
+        let final = Placement(nodes: (0..<total).map { kept[$0]! }, placementDebt: false)
+        let debt = !PlacementPlanner.violations(of: final, policy: policy, nodes: topology.descriptors()).isEmpty
+        return (written, debt)
+    }
+
+    /// Writes shards in parallel; returns each failed shard's error (absent: written).
+    private func putShards(
+        objectId: String, segment: Int, targets: [(Int, NodeID)], bodies: [Int: ByteBuffer], checksums: [Int: UInt32]
+    ) async -> [Int: String] {
+        await withTaskGroup(of: (Int, String?).self) { group in
+            for (shard, node) in targets {
+                group.addTask { [nodes, topology] in
+                    guard let member = topology.member(node) else { return (shard, "unknown node") }
+                    do {
+                        try await nodes.put(
+                            base: member.url, key: ObjectManifest.shardKey(object: objectId, segment: segment, shard: shard),
+                            body: bodies[shard]!, checksum: checksums[shard]!)
+                        return (shard, nil)
+                    } catch {
+                        return (shard, "\(error)")
+                    }
+                }
+            }
+            var results: [Int: String] = [:]
+            for await (shard, error) in group { if let error { results[shard] = error } }
+            return results
+        }
+    }
+
+    /// One shard, checked against the manifest's checksum.
+    private func fetchShard(_ objectId: String, _ segment: SegmentManifest, _ index: Int) async -> Result<ByteBuffer, CoordinatorError> {
+        let location = segment.shards[index]
+        guard let member = topology.member(location.node) else {
+            return .failure(CoordinatorError(.notFound, "unknown node \(location.node)"))
+        }
+        guard topology.isUp(location.node) else {
+            return .failure(CoordinatorError(.unavailable, "node \(location.node) is down"))
+        }
+        var body = shardBuffers.take()
+        do {
+            _ = try await nodes.get(
+                base: member.url, key: ObjectManifest.shardKey(object: objectId, segment: segment.index, shard: index), into: &body)
+        } catch {
+            shardBuffers.give(body)
+            // A fetch cancelled because others won the race says nothing about the node.
+            if error.code == .unavailable && !Task.isCancelled { topology.reportFailure(location.node) }
+            if error.code == .corrupt || error.code == .notFound || error.code == .checksumMismatch {
+                await reportSuspect(objectId, segment: segment.index, shard: index, node: location.node)
+            }
+            return .failure(CoordinatorError(error.code, error.message))
+        }
+        let actual = body.withUnsafeReadableBytes { CRC32C.checksum($0) }
+        guard actual == location.checksum, body.readableBytes == segment.shardLength else {
+            shardBuffers.give(body)
+            await reportSuspect(objectId, segment: segment.index, shard: index, node: location.node)
+            return .failure(CoordinatorError(.corrupt, "shard from \(location.node) does not match the manifest"))
+        }
+        return .success(body)
+    }
+
+    /// Records a shard found corrupt or missing, for the leader's repair to rebuild. Best
+    /// effort: a lost report is found again by the next read or the node's scrub.
+    func reportSuspect(_ objectId: String, segment: Int, shard: Int, node: NodeID) async {
+        guard !Task.isCancelled else { return }
+        _ = try? await metadata.put(Keyspace.suspect(node, objectId, segment: segment, shard: shard), [])
+    }
+}
