@@ -7,6 +7,11 @@ public struct Placement: Hashable, Sendable, Codable {
     /// True when the topology could not satisfy the country rule and some country holds more
     /// than `shardsPerCountryMax` shards: the rebalancer pays this back later.
     public let placementDebt: Bool
+
+    public init(nodes: [NodeID], placementDebt: Bool) {
+        self.nodes = nodes
+        self.placementDebt = placementDebt
+    }
 }
 
 /// Chooses nodes for shards: the pure decision, with randomness passed in.
