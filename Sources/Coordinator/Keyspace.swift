@@ -8,7 +8,7 @@ public import CoffreModel
 public enum Keyspace {
     // MARK: Accounts and sessions
 
-    public static func account(_ id: String) -> String { Keyspace.account(id) }
+    public static func account(_ id: String) -> String { "accounts/" + id }
     public static func username(_ name: String) -> String { "usernames/" + name }
     /// A session by the SHA-256 (hex) of its bearer token: the token itself is never stored.
     public static func session(tokenHash: String) -> String { "sessions/" + tokenHash }
@@ -36,7 +36,7 @@ public enum Keyspace {
 
     // MARK: Links
 
-    public static func link(_ id: String) -> String { Keyspace.link(id) }
+    public static func link(_ id: String) -> String { "links/" + id }
     public static func linkByOwner(_ account: String, _ id: String) -> String { "linksby/\(account)/\(id)" }
     public static func linksByOwner(_ account: String) -> String { "linksby/\(account)/" }
 
