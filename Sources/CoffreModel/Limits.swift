@@ -79,6 +79,9 @@ extension Limits {
     public static let metadataValueSizeMax = 1 << 20
     /// Most conditions plus mutations in one transaction (etcd's default is 128).
     public static let metadataTransactionOperationsMax = 64
+    /// Seconds a metadata call keeps retrying while etcd has no leader or no member answers
+    /// (an election after a member's death takes about 3 s here).
+    public static let metadataUnavailableRetrySeconds: Int64 = 8
     /// Most entries one list call returns.
     public static let metadataListPageMax = 1000
     /// Watch events the embedded store keeps for watches that start in the past.

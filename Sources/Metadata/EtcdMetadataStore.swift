@@ -2,6 +2,7 @@ import AsyncHTTPClient
 import CoffreModel
 import Foundation
 import NIOCore
+import Synchronization
 
 /// The metadata store in a real etcd cluster (3.4+), through etcd's v3 JSON gateway.
 ///
@@ -25,8 +26,30 @@ public final class EtcdMetadataStore: MetadataStore {
             throw MetadataError(.invalidArgument, "etcd endpoints must be http(s) URLs, got \(endpoints)")
         }
         self.endpoints = endpoints.map { $0.hasSuffix("/") ? String($0.dropLast()) : $0 }
-        self.client = HTTPClient.shared
+        self.client = Self.sharedClient
         self.timeout = .nanoseconds(Int64(timeout.components.seconds) * 1_000_000_000 + timeout.components.attoseconds / 1_000_000_000)
+    }
+
+    /// One connection pool for every store in the process (never shut down, like
+    /// `HTTPClient.shared`), that gives up on a member that refuses connections at once
+    /// rather than retrying it until the request's deadline: a dead member must cost a
+    /// refused connect, not seconds, or a lease granted just before can expire before the
+    /// transaction that uses it.
+    static let sharedClient: HTTPClient = {
+        var configuration = HTTPClient.Configuration()
+        configuration.connectionPool.retryConnectionEstablishment = false
+        configuration.timeout.connect = .seconds(1)
+        return HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
+    }()
+
+    /// The endpoint that answered last: tried first, so that a dead member is tried only
+    /// after the live ones have failed.
+    private let preferred = Atomic<Int>(0)
+
+    /// Endpoint indices starting with the preferred one.
+    private var order: [Int] {
+        let first = preferred.load(ordering: .relaxed) % endpoints.count
+        return (0..<endpoints.count).map { (first + $0) % endpoints.count }
     }
 
     public func get(_ key: String) async throws(MetadataError) -> MetadataEntry? {
@@ -162,10 +185,29 @@ public final class EtcdMetadataStore: MetadataStore {
     }
 
     /// POSTs a JSON body to the first endpoint that answers; returns the JSON answer.
+    /// A call, retried while etcd is between leaders ("leader changed", no leader, every
+    /// member unreachable) for up to `Limits.metadataUnavailableRetrySeconds`: a member's
+    /// death costs an election of a few seconds, which requests ride through rather than
+    /// failing. Retrying is safe: reads are reads, every write Coffre makes is either
+    /// conditional (a second application fails its condition) or an idempotent put.
     private func call(_ path: String, _ body: [String: Any]) async throws(MetadataError) -> [String: Any] {
+        let deadline = ContinuousClock.now + .seconds(Limits.metadataUnavailableRetrySeconds)
+        var pause = Duration.milliseconds(100)
+        while true {
+            do {
+                return try await callOnce(path, body)
+            } catch where error.code == .unavailable && ContinuousClock.now + pause < deadline {
+                try? await Task.sleep(for: pause)
+                pause = min(pause * 2, .seconds(1))
+            }
+        }
+    }
+
+    private func callOnce(_ path: String, _ body: [String: Any]) async throws(MetadataError) -> [String: Any] {
         let data = try! JSONSerialization.data(withJSONObject: body)
         var failures: [String] = []
-        for endpoint in endpoints {
+        for index in order {
+            let endpoint = endpoints[index]
             var request = HTTPClientRequest(url: endpoint + path)
             request.method = .POST
             request.body = .bytes(ByteBuffer(bytes: data))
@@ -180,6 +222,7 @@ public final class EtcdMetadataStore: MetadataStore {
             guard let object = try? JSONSerialization.jsonObject(with: Data(bytes.readableBytesView)) as? [String: Any] else {
                 throw MetadataError(.storageFailure, "etcd at \(endpoint) answered \(path) with something other than JSON")
             }
+            preferred.store(index, ordering: .relaxed)
             try Self.checkError(object, path: path)
             return object
         }
@@ -190,7 +233,8 @@ public final class EtcdMetadataStore: MetadataStore {
     private func callStreamingFirstLine(_ path: String, _ body: [String: Any]) async throws(MetadataError) -> [String: Any] {
         let data = try! JSONSerialization.data(withJSONObject: body)
         var failures: [String] = []
-        for endpoint in endpoints {
+        for index in order {
+            let endpoint = endpoints[index]
             var request = HTTPClientRequest(url: endpoint + path)
             request.method = .POST
             request.body = .bytes(ByteBuffer(bytes: data))
@@ -211,6 +255,7 @@ public final class EtcdMetadataStore: MetadataStore {
             guard let object = try? JSONSerialization.jsonObject(with: Data(line)) as? [String: Any] else {
                 throw MetadataError(.storageFailure, "etcd at \(endpoint) answered \(path) with something other than JSON")
             }
+            preferred.store(index, ordering: .relaxed)
             try Self.checkError(object, path: path)
             return object
         }
