@@ -141,12 +141,25 @@ public final class CoffreClient: Sendable {
     }
 
     public func adminStatus() async throws -> ClusterStatus {
-        guard let token = profile.adminToken else { throw ClientError(.forbidden, "profile \(profile.name) has no admin token") }
-        return try decode(ClusterStatus.self, try await send(.GET, "/v1/admin/status", token: token))
+        try decode(ClusterStatus.self, try await send(.GET, "/v1/admin/status", token: try adminToken()))
     }
 
     public func adminObject(_ objectId: String) async throws -> ObjectManifest {
+        try decode(ObjectManifest.self, try await send(.GET, "/v1/admin/objects/" + objectId, token: try adminToken()))
+    }
+
+    /// The leader's repair status (any coordinator answers).
+    public func adminRepairStatus() async throws -> RepairStatus {
+        try decode(RepairStatus.self, try await send(.GET, "/v1/admin/repair", token: try adminToken()))
+    }
+
+    /// Sets repair's budget for the whole cluster; 0 pauses repair.
+    public func adminSetRepairBudget(bytesPerSecond: Int64) async throws {
+        _ = try await send(.PUT, "/v1/admin/repair/budget", token: try adminToken(), json: RepairBudgetRequest(bytesPerSecond: bytesPerSecond))
+    }
+
+    private func adminToken() throws -> String {
         guard let token = profile.adminToken else { throw ClientError(.forbidden, "profile \(profile.name) has no admin token") }
-        return try decode(ObjectManifest.self, try await send(.GET, "/v1/admin/objects/" + objectId, token: token))
+        return token
     }
 }

@@ -51,6 +51,12 @@ public struct CoordinatorConfiguration: Codable, Sendable {
     public var segmentSizeBytes: Int
     public var quotaBytesDefault: Int64
     public var downAfterSeconds: Int
+    /// A node down for this long has its shards rebuilt elsewhere.
+    public var repairAfterSeconds: Int
+    /// Repair's budget until an operator sets one at run time.
+    public var repairBudgetBytesPerSecond: Int64
+    /// The leader's lease: a dead leader is replaced within about this long.
+    public var leaderLeaseSeconds: Int
     /// How long a login lasts.
     public var sessionLifetimeSeconds: Int
     /// Bearer token for `/v1/admin/...`.
@@ -62,7 +68,9 @@ public struct CoordinatorConfiguration: Codable, Sendable {
     enum CodingKeys: String, CodingKey {
         case id, country, region, host, port, tls, metadataDirectory = "metadata_directory", etcd, nodes, policy
         case segmentSizeBytes = "segment_size_bytes", quotaBytesDefault = "quota_bytes_default"
-        case downAfterSeconds = "down_after_seconds", sessionLifetimeSeconds = "session_lifetime_seconds", adminToken = "admin_token", publicURL = "public_url", portFile = "port_file"
+        case downAfterSeconds = "down_after_seconds", repairAfterSeconds = "repair_after_seconds"
+        case repairBudgetBytesPerSecond = "repair_budget_bytes_per_second", leaderLeaseSeconds = "leader_lease_seconds"
+        case sessionLifetimeSeconds = "session_lifetime_seconds", adminToken = "admin_token", publicURL = "public_url", portFile = "port_file"
     }
 
     public init(from decoder: any Decoder) throws {
@@ -80,6 +88,9 @@ public struct CoordinatorConfiguration: Codable, Sendable {
         segmentSizeBytes = try c.decodeIfPresent(Int.self, forKey: .segmentSizeBytes) ?? Limits.segmentSizeDefault
         quotaBytesDefault = try c.decodeIfPresent(Int64.self, forKey: .quotaBytesDefault) ?? 50_000_000_000
         downAfterSeconds = try c.decodeIfPresent(Int.self, forKey: .downAfterSeconds) ?? 10
+        repairAfterSeconds = try c.decodeIfPresent(Int.self, forKey: .repairAfterSeconds) ?? 300
+        repairBudgetBytesPerSecond = try c.decodeIfPresent(Int64.self, forKey: .repairBudgetBytesPerSecond) ?? 100_000_000
+        leaderLeaseSeconds = try c.decodeIfPresent(Int.self, forKey: .leaderLeaseSeconds) ?? 5
         sessionLifetimeSeconds = try c.decodeIfPresent(Int.self, forKey: .sessionLifetimeSeconds) ?? 86_400
         adminToken = try c.decode(String.self, forKey: .adminToken)
         publicURL = try c.decodeIfPresent(String.self, forKey: .publicURL)
@@ -109,6 +120,9 @@ public struct CoordinatorConfiguration: Codable, Sendable {
         }
         guard quotaBytesDefault > 0 else { throw fail("quota_bytes_default", "must be positive") }
         guard downAfterSeconds >= 1 else { throw fail("down_after_seconds", "must be at least 1") }
+        guard (0...(30 * 86_400)).contains(repairAfterSeconds) else { throw fail("repair_after_seconds", "must be 0...2592000") }
+        guard repairBudgetBytesPerSecond >= 0 else { throw fail("repair_budget_bytes_per_second", "must be 0 (paused) or more") }
+        guard (1...3600).contains(leaderLeaseSeconds) else { throw fail("leader_lease_seconds", "must be 1...3600") }
         guard (1...(30 * 86_400)).contains(sessionLifetimeSeconds) else { throw fail("session_lifetime_seconds", "must be 1...2592000") }
         guard adminToken.utf8.count >= 16 else { throw fail("admin_token", "must be at least 16 characters") }
         for (key, path) in [("tls.certificate", tls.certificate), ("tls.key", tls.key), ("tls.cluster_ca", tls.clusterCA)] {

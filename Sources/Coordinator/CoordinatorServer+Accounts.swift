@@ -133,6 +133,35 @@ extension CoordinatorServer {
     }
 }
 
+extension CoordinatorServer {
+    /// The leader's repair status as last published; on the leader itself, its live one.
+    func adminRepairStatus(_ request: Request) async throws -> Response {
+        try requireAdmin(request)
+        if election.current != nil { return try jsonResponse(repair.status()) }
+        let leader = try await election.leader()
+        if let (status, _) = try await read(RepairStatus.self, Keyspace.repairStatus), status.leader == leader?.coordinator,
+            status.epoch == leader?.epoch
+        {
+            return try jsonResponse(status)
+        }
+        // A new leader that has not published yet, or nobody leads.
+        return try jsonResponse(RepairStatus(
+            leader: leader?.coordinator, epoch: leader?.epoch ?? 0, budgetBytesPerSecond: configuration.repairBudgetBytesPerSecond,
+            updatedAt: 0))
+    }
+
+    /// Sets repair's budget for the whole cluster (the leader reads it at its next scan).
+    func adminRepairBudget(_ request: Request) async throws -> Response {
+        try requireAdmin(request)
+        let body = try await decodeBody(RepairBudgetRequest.self, request)
+        guard body.bytesPerSecond >= 0, body.bytesPerSecond <= 1 << 40 else {
+            throw APIError(.invalidArgument, "bytesPerSecond must be 0 (paused) ... 1 TiB/s, got \(body.bytesPerSecond)")
+        }
+        try await metadata.put(Keyspace.repairBudget, Array(String(body.bytesPerSecond).utf8))
+        return try jsonResponse(body)
+    }
+}
+
 func constantTimeEqual(_ a: [UInt8], _ b: [UInt8]) -> Bool {
     guard a.count == b.count else { return false }
     var difference: UInt8 = 0

@@ -30,6 +30,10 @@ public final class CoordinatorServer: Sendable {
     /// needs invalidating through a watch on `sessions/`), so a cached one is as good as a
     /// read and saves an etcd round trip on every request.
     let sessions = Mutex<[String: SessionRecord]>([:])
+    /// Background services: node health, leadership, repair.
+    public let health: HealthMonitor
+    public let election: LeaderElection
+    public let repair: RepairWorker
 
     public init(configuration: CoordinatorConfiguration, logger: Logger) throws {
         try configuration.validate(file: "configuration")
@@ -50,12 +54,22 @@ public final class CoordinatorServer: Sendable {
         let values = try configuration.placementPolicy()
         let policy = try PlacementPolicy(erasure: values.erasure, margin: values.margin, excludedCountries: values.excluded)
         objects = ObjectStore(topology: topology, metadata: metadata, policy: policy, segmentSize: configuration.segmentSizeBytes)
+        health = HealthMonitor(coordinator: configuration.id, topology: topology, metadata: metadata, logger: logger)
+        election = LeaderElection(coordinator: configuration.id, metadata: metadata, ttlSeconds: configuration.leaderLeaseSeconds, logger: logger)
+        repair = RepairWorker(
+            objects: objects, election: election,
+            settings: .init(
+                downAfterMilliseconds: Int64(configuration.downAfterSeconds) * 1000,
+                repairAfterMilliseconds: Int64(configuration.repairAfterSeconds) * 1000,
+                budgetBytesPerSecond: configuration.repairBudgetBytesPerSecond),
+            logger: logger)
     }
 
-    /// Serves until cancelled or SIGTERM/SIGINT; polls node health in the background.
+    /// Serves until cancelled or SIGTERM/SIGINT, with the background services (node health,
+    /// leadership, repair) in the same service group.
     public func run(onListening: @escaping @Sendable (Int) async -> Void = { _ in }) async throws {
         let tls = try TLSSetup.server(certificate: configuration.tls.certificate, key: configuration.tls.key, clientCA: nil)
-        let app = Application(
+        var app = Application(
             router: makeRouter(),
             server: try .http2Upgrade(tlsConfiguration: tls),
             configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "coffre-coordinator"),
@@ -66,17 +80,13 @@ public final class CoordinatorServer: Sendable {
                 await onListening(port)
             },
             logger: logger)
-        await objects.topology.refresh()
-        try await withThrowingTaskGroup(of: Void.self) { group in
-            group.addTask { [objects, configuration] in
-                while !Task.isCancelled {
-                    try await Task.sleep(for: .seconds(max(1, configuration.downAfterSeconds / 3)))
-                    await objects.topology.refresh()
-                }
-            }
-            group.addTask { try await app.runService() }
-            try await group.next()
-            group.cancelAll()
+        await health.step()
+        app.addServices(health, election, repair)
+        do {
+            try await app.runService()
+        } catch {
+            try? await nodeClient.shutdown()
+            throw error
         }
         try await nodeClient.shutdown()
     }
@@ -108,6 +118,8 @@ public final class CoordinatorServer: Sendable {
         }
         router.get("/v1/admin/status") { [self] request, _ in try await adminStatus(request) }
         router.get("/v1/admin/objects/:id") { [self] request, context in try await adminObject(request, context) }
+        router.get("/v1/admin/repair") { [self] request, _ in try await adminRepairStatus(request) }
+        router.put("/v1/admin/repair/budget") { [self] request, _ in try await adminRepairBudget(request) }
         return router
     }
 

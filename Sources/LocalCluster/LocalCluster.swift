@@ -205,6 +205,9 @@ public struct LocalCluster: Sendable {
             "admin_token": token, "port_file": portFile,
         ]
         if let lifetime = topology.sessionLifetimeSeconds { config["session_lifetime_seconds"] = lifetime }
+        if let seconds = topology.repairAfterSeconds { config["repair_after_seconds"] = seconds }
+        if let budget = topology.repairBudgetBytesPerSecond { config["repair_budget_bytes_per_second"] = budget }
+        if let seconds = topology.leaderLeaseSeconds { config["leader_lease_seconds"] = seconds }
         if etcd.isEmpty {
             config["metadata_directory"] = folder + "/data/\(id)-metadata"
         } else {

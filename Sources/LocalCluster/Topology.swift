@@ -41,14 +41,24 @@ public struct ClusterTopologyFile: Codable, Sendable {
     public var basePort: Int
     public var downAfterSeconds: Int?
     public var sessionLifetimeSeconds: Int?
+    /// A node down this long has its shards rebuilt elsewhere (the coordinators' default when nil).
+    public var repairAfterSeconds: Int?
+    public var repairBudgetBytesPerSecond: Int64?
+    public var leaderLeaseSeconds: Int?
 
     enum CodingKeys: String, CodingKey {
         case name, countries, etcdCountries = "etcd_countries", policy, segmentSizeBytes = "segment_size_bytes"
         case quotaBytesDefault = "quota_bytes_default", basePort = "base_port", downAfterSeconds = "down_after_seconds"
-        case sessionLifetimeSeconds = "session_lifetime_seconds"
+        case sessionLifetimeSeconds = "session_lifetime_seconds", repairAfterSeconds = "repair_after_seconds"
+        case repairBudgetBytesPerSecond = "repair_budget_bytes_per_second", leaderLeaseSeconds = "leader_lease_seconds"
     }
 
-    public init(name: String, countries: [CountryEntry], etcdCountries: [String], policy: PolicyEntry, segmentSizeBytes: Int?, quotaBytesDefault: Int64?, basePort: Int, downAfterSeconds: Int?, sessionLifetimeSeconds: Int? = nil) {
+    public init(name: String, countries: [CountryEntry], etcdCountries: [String], policy: PolicyEntry, segmentSizeBytes: Int?, quotaBytesDefault: Int64?, basePort: Int, downAfterSeconds: Int?, sessionLifetimeSeconds: Int? = nil,
+        repairAfterSeconds: Int? = nil, repairBudgetBytesPerSecond: Int64? = nil, leaderLeaseSeconds: Int? = nil
+    ) {
+        self.repairAfterSeconds = repairAfterSeconds
+        self.repairBudgetBytesPerSecond = repairBudgetBytesPerSecond
+        self.leaderLeaseSeconds = leaderLeaseSeconds
         self.name = name
         self.countries = countries
         self.etcdCountries = etcdCountries

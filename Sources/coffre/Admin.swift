@@ -9,7 +9,7 @@ import LocalCluster
 struct Admin: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Operate a cluster: status, nodes, objects, certificates, the local cluster.",
-        subcommands: [Status.self, Nodes.self, Object.self, Certs.self, ClusterCommand.self])
+        subcommands: [Status.self, Nodes.self, Object.self, Repair.self, Certs.self, ClusterCommand.self])
 
     struct Status: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "The coordinator's view: metadata, policy, nodes up and down.")
@@ -71,6 +71,60 @@ struct Admin: AsyncParsableCommand {
                     for segment in manifest.segments {
                         let countries = Dictionary(grouping: segment.shards, by: { String($0.node.value.prefix(2)).uppercased() }).mapValues(\.count)
                         print("  segment \(segment.index): \(ByteCount(segment.length)); shards per country \(countries.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " "))\(segment.placementDebt ? " (placement debt)" : "")")
+                    }
+                }
+            }
+        }
+    }
+
+    struct Repair: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Repair: what the leader is rebuilding, and its budget.",
+            subcommands: [RepairStatusCommand.self, Budget.self], defaultSubcommand: RepairStatusCommand.self)
+
+        struct RepairStatusCommand: AsyncParsableCommand {
+            static let configuration = CommandConfiguration(
+                commandName: "status",
+                abstract: "The leader, segments queued, bytes done and left, rate, ETA, the most at-risk segment.")
+            @OptionGroup var options: GlobalOptions
+
+            func run() async throws {
+                try await perform {
+                    let client = try options.client()
+                    defer { Task { try? await client.shutdown() } }
+                    let status = try await client.adminRepairStatus()
+                    if options.json { printJSON(status) } else { print(Self.text(status)) }
+                }
+            }
+
+            static func text(_ status: RepairStatus) -> String {
+                var lines = ["leader: \(status.leader.map { "\($0) (epoch \(status.epoch))" } ?? "none")"]
+                lines.append("budget: \(ByteCount(status.budgetBytesPerSecond))/s; rate: \(ByteCount(Int64(status.rateBytesPerSecond)))/s")
+                let eta = status.etaSeconds.map { String(format: "%.0f s", $0) } ?? "-"
+                lines.append("queued: \(status.queuedSegments) segments, \(ByteCount(status.bytesLeft)) left, ETA \(eta); done: \(ByteCount(status.bytesDone))")
+                lines.append("repaired: \(status.segmentsRepaired) segments; failed: \(status.segmentsFailed); unrepairable now: \(status.segmentsUnrepairable); placement debt created: \(status.placementDebtCreated)")
+                if let healthy = status.mostAtRiskHealthyShards { lines.append("most at risk: a segment with \(healthy) healthy shards") }
+                lines.append("nodes down: \(status.downNodes.isEmpty ? "none" : status.downNodes.joined(separator: ", ")); lost (being rebuilt elsewhere): \(status.lostNodes.isEmpty ? "none" : status.lostNodes.joined(separator: ", "))")
+                if let error = status.lastError { lines.append("last error: \(error)") }
+                return lines.joined(separator: "\n")
+            }
+        }
+
+        struct Budget: AsyncParsableCommand {
+            static let configuration = CommandConfiguration(
+                abstract: "Set repair's budget for the whole cluster, at once (0 pauses repair).",
+                discussion: "Example: coffre admin repair budget 300MB/s")
+            @OptionGroup var options: GlobalOptions
+            @Argument(help: "Bytes per second: 300MB/s, 1GiB/s, 0.") var rate: String
+
+            func run() async throws {
+                try await perform {
+                    let bytes = try ByteCount(parsing: rate).bytes
+                    let client = try options.client()
+                    defer { Task { try? await client.shutdown() } }
+                    try await client.adminSetRepairBudget(bytesPerSecond: bytes)
+                    if options.json { printJSON(RepairBudgetRequest(bytesPerSecond: bytes)) } else {
+                        print(bytes == 0 ? "repair paused" : "repair budget: \(ByteCount(bytes))/s")
                     }
                 }
             }

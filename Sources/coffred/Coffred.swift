@@ -104,6 +104,9 @@ struct CoordinatorCommand: AsyncParsableCommand {
     @Option(help: "Ciphertext bytes per segment.") var segmentSizeBytes: Int?
     @Option(help: "Quota of new accounts, in bytes.") var quotaBytesDefault: Int64?
     @Option(help: "Seconds without news before a node is down.") var downAfterSeconds: Int?
+    @Option(help: "Seconds a node stays down before its shards are rebuilt elsewhere.") var repairAfterSeconds: Int?
+    @Option(help: "Repair budget in bytes per second (until changed at run time).") var repairBudgetBytesPerSecond: Int64?
+    @Option(help: "Seconds of the leader's lease.") var leaderLeaseSeconds: Int?
     @Option(help: "Session lifetime in seconds.") var sessionLifetimeSeconds: Int?
     @Option(help: "Bearer token of the admin API.") var adminToken: String?
     @Option(help: "Coordinator certificate (PEM).") var tlsCertificate: String?
@@ -128,6 +131,9 @@ struct CoordinatorCommand: AsyncParsableCommand {
             if let segmentSizeBytes { configuration.segmentSizeBytes = segmentSizeBytes }
             if let quotaBytesDefault { configuration.quotaBytesDefault = quotaBytesDefault }
             if let downAfterSeconds { configuration.downAfterSeconds = downAfterSeconds }
+            if let repairAfterSeconds { configuration.repairAfterSeconds = repairAfterSeconds }
+            if let repairBudgetBytesPerSecond { configuration.repairBudgetBytesPerSecond = repairBudgetBytesPerSecond }
+            if let leaderLeaseSeconds { configuration.leaderLeaseSeconds = leaderLeaseSeconds }
             if let sessionLifetimeSeconds { configuration.sessionLifetimeSeconds = sessionLifetimeSeconds }
             if let adminToken { configuration.adminToken = adminToken }
             if let tlsCertificate { configuration.tls.certificate = tlsCertificate }

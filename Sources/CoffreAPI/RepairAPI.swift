@@ -1,0 +1,59 @@
+/// `GET /v1/admin/repair`: the leader's repair worker as it last published itself.
+///
+/// The key names are part of the API (`coffre admin repair status --json` prints this).
+public struct RepairStatus: Codable, Hashable, Sendable {
+    /// The coordinator that leads (runs repair), nil while nobody does.
+    public var leader: String?
+    public var epoch: Int64
+    /// Segments waiting for repair.
+    public var queuedSegments: Int
+    /// Bytes moved by repair (read from healthy shards plus written) in this term.
+    public var bytesDone: Int64
+    /// Bytes the queued segments will move.
+    public var bytesLeft: Int64
+    /// Over the last ten seconds.
+    public var rateBytesPerSecond: Double
+    /// `bytesLeft` at the current rate (at the budget when idle); nil when nothing is left.
+    public var etaSeconds: Double?
+    /// Healthy shards of the most at-risk queued segment; nil when the queue is empty.
+    public var mostAtRiskHealthyShards: Int?
+    public var budgetBytesPerSecond: Int64
+    public var segmentsRepaired: Int
+    public var segmentsFailed: Int
+    /// Segments that cannot be rebuilt now (fewer than k healthy shards reachable).
+    public var segmentsUnrepairable: Int
+    /// Nodes down, and those down past `repair_after` whose shards are rebuilt elsewhere.
+    public var downNodes: [String]
+    public var lostNodes: [String]
+    /// Segments repaired onto a topology that could not honour the country rule.
+    public var placementDebtCreated: Int
+    public var lastError: String?
+    /// Milliseconds since 1970 when published.
+    public var updatedAt: Int64
+
+    public init(leader: String?, epoch: Int64, budgetBytesPerSecond: Int64, updatedAt: Int64) {
+        self.leader = leader
+        self.epoch = epoch
+        queuedSegments = 0
+        bytesDone = 0
+        bytesLeft = 0
+        rateBytesPerSecond = 0
+        etaSeconds = nil
+        mostAtRiskHealthyShards = nil
+        self.budgetBytesPerSecond = budgetBytesPerSecond
+        segmentsRepaired = 0
+        segmentsFailed = 0
+        segmentsUnrepairable = 0
+        downNodes = []
+        lostNodes = []
+        placementDebtCreated = 0
+        lastError = nil
+        self.updatedAt = updatedAt
+    }
+}
+
+/// `PUT /v1/admin/repair/budget`.
+public struct RepairBudgetRequest: Codable, Hashable, Sendable {
+    public let bytesPerSecond: Int64
+    public init(bytesPerSecond: Int64) { self.bytesPerSecond = bytesPerSecond }
+}

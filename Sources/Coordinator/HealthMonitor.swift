@@ -1,0 +1,68 @@
+public import CoffreModel
+import Foundation
+public import Logging
+public import Metadata
+public import ServiceLifecycle
+
+/// One coordinator's view of the storage nodes, as it publishes it for the others.
+public struct NodeObservations: Codable, Hashable, Sendable {
+    public let coordinator: String
+    /// Milliseconds since 1970 when written.
+    public let writtenAt: Int64
+    /// When this coordinator last heard from each node.
+    public let lastSeen: [String: Int64]
+}
+
+/// Polls every storage node's health every `down_after / 3` and publishes what it saw under
+/// `Keyspace.observations(id)`, so that the leader decides liveness from every
+/// coordinator's view merged: a node is down only when no coordinator has heard from it
+/// for `down_after`. A coordinator that dies or is cut off stops publishing, and its old
+/// view counts for nothing once it is older than `down_after`; one flaky link does not
+/// condemn a node that others still reach.
+public final class HealthMonitor: Service, Sendable {
+    let coordinator: String
+    let topology: ClusterTopology
+    let metadata: any MetadataStore
+    let logger: Logger
+
+    public init(coordinator: String, topology: ClusterTopology, metadata: any MetadataStore, logger: Logger) {
+        self.coordinator = coordinator
+        self.topology = topology
+        self.metadata = metadata
+        self.logger = logger
+    }
+
+    public func run() async throws {
+        let interval = Duration.milliseconds(max(300, Int(topology.downAfter.components.seconds) * 1000 / 3))
+        while !Task.isCancelled && !Task.isShuttingDownGracefully {
+            await step()
+            try? await Task.sleep(for: interval)
+        }
+    }
+
+    /// One poll and one publication.
+    public func step() async {
+        await topology.refresh()
+        let view = NodeObservations(
+            coordinator: coordinator, writtenAt: Int64(Date().timeIntervalSince1970 * 1000),
+            lastSeen: Dictionary(uniqueKeysWithValues: topology.lastSeen().map { ($0.key.value, $0.value) }))
+        do {
+            try await metadata.put(Keyspace.observations(coordinator), Array(try JSONEncoder().encode(view)))
+        } catch {
+            logger.warning("cannot publish node observations", metadata: ["error": "\(error)"])
+        }
+    }
+
+    /// Every coordinator's view merged: the latest time any coordinator heard from each node.
+    public static func merged(_ metadata: any MetadataStore) async throws(MetadataError) -> [NodeID: Int64] {
+        var latest: [NodeID: Int64] = [:]
+        for entry in try await metadata.list(prefix: Keyspace.observationsAll) {
+            guard let view = try? JSONDecoder().decode(NodeObservations.self, from: Data(entry.value)) else { continue }
+            for (node, seen) in view.lastSeen {
+                guard let id = try? NodeID(node) else { continue }
+                latest[id] = max(latest[id] ?? 0, seen)
+            }
+        }
+        return latest
+    }
+}

@@ -1,0 +1,269 @@
+public import CoffreAPI
+public import CoffreModel
+import Foundation
+public import Logging
+public import Metadata
+import Placement
+public import ServiceLifecycle
+import Synchronization
+
+/// The leader's repair loop: the shell around `RepairPlanner`.
+///
+/// Each step is bounded: when a scan is due it merges the coordinators' observations,
+/// tells the planner, and queues the segments with a shard on a lost node (found through
+/// `Keyspace.placements`, never by scanning every manifest) or reported suspect; then it
+/// repairs at most one segment, riskiest first, paced by the byte budget. It does nothing
+/// on a coordinator that does not lead, and starts afresh in every new term.
+///
+/// Shape from Garage's `Worker` (a step, a status, a tranquilizer), run as a
+/// swift-service-lifecycle `Service`.
+public final class RepairWorker: Service, Sendable {
+    public struct Settings: Sendable {
+        /// A node is down when no coordinator heard from it for this long.
+        public var downAfterMilliseconds: Int64
+        /// A down node's shards are rebuilt elsewhere after this long.
+        public var repairAfterMilliseconds: Int64
+        /// Used until an operator sets one (`Keyspace.repairBudget`).
+        public var budgetBytesPerSecond: Int64
+        /// How often an idle leader scans again.
+        public var scanInterval: Duration
+
+        public init(downAfterMilliseconds: Int64, repairAfterMilliseconds: Int64, budgetBytesPerSecond: Int64, scanInterval: Duration = .seconds(1)) {
+            self.downAfterMilliseconds = downAfterMilliseconds
+            self.repairAfterMilliseconds = repairAfterMilliseconds
+            self.budgetBytesPerSecond = budgetBytesPerSecond
+            self.scanInterval = scanInterval
+        }
+    }
+
+    struct State {
+        var planner: RepairPlanner?
+        var queue = RepairQueue()
+        var pacer: Pacer
+        var meter = RateMeter()
+        var suspects: Set<ShardRef> = []
+        var status: RepairStatus
+        var lastScan: ContinuousClock.Instant?
+        var lastPublished: ContinuousClock.Instant?
+    }
+
+    let objects: ObjectStore
+    let election: LeaderElection
+    let settings: Settings
+    let logger: Logger
+    private let state: Mutex<State>
+    private let started = ContinuousClock.now
+
+    public init(objects: ObjectStore, election: LeaderElection, settings: Settings, logger: Logger) {
+        self.objects = objects
+        self.election = election
+        self.settings = settings
+        self.logger = logger
+        state = Mutex(State(
+            pacer: Pacer(bytesPerSecond: settings.budgetBytesPerSecond),
+            status: RepairStatus(leader: nil, epoch: 0, budgetBytesPerSecond: settings.budgetBytesPerSecond, updatedAt: 0)))
+    }
+
+    var metadata: any MetadataStore { objects.metadata }
+
+    /// What this worker last did (meaningful on the leader).
+    public func status() -> RepairStatus { state.withLock { $0.status } }
+
+    public func run() async throws {
+        while !Task.isCancelled && !Task.isShuttingDownGracefully {
+            if await step() == false { try? await Task.sleep(for: settings.scanInterval) }
+        }
+    }
+
+    /// One bounded step; false when there was nothing to do.
+    @discardableResult
+    public func step() async -> Bool {
+        guard let term = election.current else {
+            state.withLock { $0.planner = nil; $0.queue.removeAll() }
+            return false
+        }
+        let fresh = state.withLock { state in
+            guard state.planner?.epoch != term.epoch else { return false }
+            state.planner = RepairPlanner(policy: objects.policy, repairAfter: settings.repairAfterMilliseconds, epoch: term.epoch)
+            state.queue.removeAll()
+            state.status = RepairStatus(
+                leader: term.coordinator, epoch: term.epoch, budgetBytesPerSecond: state.pacer.bytesPerSecond, updatedAt: 0)
+            state.lastScan = nil
+            return true
+        }
+        if fresh { logger.notice("repair starts", metadata: ["leader.epoch": "\(term.epoch)"]) }
+        let now = ContinuousClock.now
+        let due = state.withLock { state in state.lastScan.map { now - $0 >= settings.scanInterval } ?? true }
+        if due {
+            do { try await scan(term) } catch {
+                state.withLock { $0.status.lastError = error.message }
+                logger.warning("repair scan failed", metadata: ["error": "\(error.message)"])
+            }
+            state.withLock { $0.lastScan = now }
+        }
+        let directive = state.withLock { $0.queue.popRepairable() }
+        if let directive, directive.epoch == term.epoch {
+            await carryOut(directive, term)
+        }
+        await publish(term, force: directive == nil)
+        return directive != nil
+    }
+
+    // MARK: - Scan
+
+    /// Merges liveness, tells the planner, and queues every segment with a lost shard.
+    private func scan(_ term: LeaderTerm) async throws(CoordinatorError) {
+        let nowMs = Int64(Date().timeIntervalSince1970 * 1000)
+        let seen: [NodeID: Int64]
+        do { seen = try await HealthMonitor.merged(metadata) } catch { throw CoordinatorError(error.code, error.message) }
+        var up: [NodeID: Bool] = [:]
+        for member in objects.topology.members { up[member.id] = seen[member.id].map { nowMs - $0 < settings.downAfterMilliseconds } ?? false }
+        await readBudget()
+        let suspects = try await readSuspects()
+        let (events, planner) = state.withLock { state in
+            let events = state.planner!.observe(up: up, now: nowMs)
+            state.suspects = suspects
+            return (events, state.planner!)
+        }
+        for event in events {
+            switch event {
+            case .down(let node): logger.warning("node down", metadata: ["node.id": "\(node)"])
+            case .condemned(let node): logger.warning("node lost: its shards are rebuilt elsewhere", metadata: ["node.id": "\(node)"])
+            case .returned(let node): logger.notice("node back", metadata: ["node.id": "\(node)"])
+            }
+        }
+        let queueEmpty = state.withLock { $0.queue.isEmpty }
+        let newlyLost = events.contains { if case .condemned = $0 { true } else { false } }
+        guard queueEmpty || newlyLost else { return }
+        var objectIds = Set(suspects.map(\.objectId))
+        for node in planner.condemned.sorted() {
+            objectIds.formUnion(try await objectsPlaced(on: node, limit: Limits.repairQueueMax - objectIds.count))
+        }
+        let descriptors = objects.topology.descriptors().map { node in
+            var node = node
+            node.isUp = up[node.id] ?? false
+            return node
+        }
+        for objectId in objectIds.sorted() {
+            guard let manifest = try? await objects.manifest(objectId) else {
+                await clearSuspects(of: objectId, suspects)
+                continue
+            }
+            let directives = planner.plan(manifest, nodes: descriptors, suspects: suspects)
+            state.withLock { state in for directive in directives { state.queue.insert(directive) } }
+        }
+        state.withLock { state in
+            state.status.downNodes = planner.downSince.keys.map(\.value).sorted()
+            state.status.lostNodes = planner.condemned.map(\.value).sorted()
+        }
+    }
+
+    private func objectsPlaced(on node: NodeID, limit: Int) async throws(CoordinatorError) -> Set<String> {
+        var found = Set<String>()
+        var after: String?
+        repeat {
+            let page: [MetadataEntry]
+            do { page = try await metadata.list(prefix: Keyspace.placements(node), after: after, limit: Limits.metadataListPageMax) } catch {
+                throw CoordinatorError(error.code, error.message)
+            }
+            for entry in page { found.insert(String(entry.key.dropFirst(Keyspace.placements(node).count))) }
+            after = page.count == Limits.metadataListPageMax ? page.last?.key : nil
+        } while after != nil && found.count < limit
+        return found
+    }
+
+    private func readSuspects() async throws(CoordinatorError) -> Set<ShardRef> {
+        let page: [MetadataEntry]
+        do { page = try await metadata.list(prefix: Keyspace.suspects, after: nil, limit: Limits.metadataListPageMax) } catch {
+            throw CoordinatorError(error.code, error.message)
+        }
+        var refs = Set<ShardRef>()
+        for entry in page {
+            let parts = entry.key.dropFirst(Keyspace.suspects.count).split(separator: "/")
+            guard parts.count == 4, let segment = Int(parts[2]), let shard = Int(parts[3]) else { continue }
+            refs.insert(ShardRef(objectId: String(parts[1]), segment: segment, shard: shard))
+        }
+        return refs
+    }
+
+    /// Suspect reports of an object that is gone are dropped.
+    private func clearSuspects(of objectId: String, _ suspects: Set<ShardRef>) async {
+        guard suspects.contains(where: { $0.objectId == objectId }) else { return }
+        guard let page = try? await metadata.list(prefix: Keyspace.suspects, after: nil, limit: Limits.metadataListPageMax) else { return }
+        for entry in page where entry.key.split(separator: "/").dropFirst(2).first.map(String.init) == objectId {
+            try? await metadata.delete(entry.key)
+        }
+    }
+
+    private func readBudget() async {
+        guard let entry = try? await metadata.get(Keyspace.repairBudget),
+            let budget = Int64(String(decoding: entry.value, as: UTF8.self))
+        else { return }
+        let now = Int64((ContinuousClock.now - started) / .nanoseconds(1))
+        state.withLock { state in
+            if state.pacer.bytesPerSecond != budget { state.pacer.setBudget(budget, now: now) }
+            state.status.budgetBytesPerSecond = budget
+        }
+    }
+
+    // MARK: - Repair
+
+    private func carryOut(_ directive: RepairDirective, _ term: LeaderTerm) async {
+        let wait = state.withLock { $0.pacer.spend(directive.bytes, now: Int64((ContinuousClock.now - started) / .nanoseconds(1))) }
+        if wait > 0 { try? await Task.sleep(for: .nanoseconds(wait)) }
+        let (lost, suspects) = state.withLock { ($0.planner?.condemned ?? [], $0.suspects) }
+        do {
+            let outcome = try await objects.repairSegment(
+                objectId: directive.objectId, segment: directive.segment, lostNodes: lost, suspects: suspects, fence: term.fence)
+            state.withLock { state in
+                switch outcome {
+                case .repaired(let read, let written, _, let debt):
+                    state.status.bytesDone += read + written
+                    state.meter.record(read + written, now: Int64((ContinuousClock.now - started) / .nanoseconds(1)))
+                    state.status.segmentsRepaired += 1
+                    if debt { state.status.placementDebtCreated += 1 }
+                case .skipped, .conflict:
+                    break
+                }
+            }
+            if case .repaired(_, _, let nodes, _) = outcome {
+                logger.info("segment repaired", metadata: [
+                    "object.id": "\(directive.objectId)", "segment.index": "\(directive.segment)",
+                    "shards.rebuilt": "\(nodes.keys.sorted())", "segment.healthy": "\(directive.healthy)",
+                ])
+            }
+        } catch {
+            state.withLock { state in
+                state.status.segmentsFailed += 1
+                state.status.lastError = "\(directive.objectId)/\(directive.segment): \(error.message)"
+            }
+            logger.warning("segment repair failed", metadata: ["object.id": "\(directive.objectId)", "error": "\(error.message)"])
+        }
+    }
+
+    // MARK: - Status
+
+    /// Publishes the status for every coordinator to read, at most once a second (and
+    /// whenever the queue drains).
+    private func publish(_ term: LeaderTerm, force: Bool) async {
+        let now = ContinuousClock.now
+        let status: RepairStatus? = state.withLock { state in
+            if !force, let last = state.lastPublished, now - last < .seconds(1) { return nil }
+            if force, let last = state.lastPublished, now - last < .milliseconds(250) { return nil }
+            state.lastPublished = now
+            let nanos = Int64((now - started) / .nanoseconds(1))
+            state.status.queuedSegments = state.queue.count
+            state.status.bytesLeft = state.queue.bytes
+            state.status.segmentsUnrepairable = state.queue.entries.filter { !$0.isRepairable }.count
+            state.status.mostAtRiskHealthyShards = state.queue.entries.first?.healthy
+            state.status.rateBytesPerSecond = state.meter.rate(now: nanos)
+            let rate = state.status.rateBytesPerSecond > 0 ? state.status.rateBytesPerSecond : Double(max(1, state.pacer.bytesPerSecond))
+            state.status.etaSeconds = state.status.bytesLeft > 0 ? Double(state.status.bytesLeft) / rate : nil
+            state.status.updatedAt = Int64(Date().timeIntervalSince1970 * 1000)
+            return state.status
+        }
+        guard let status else { return }
+        try? await metadata.commit(
+            if: [term.fence], then: [.put(Keyspace.repairStatus, Array(try! JSONEncoder().encode(status)))])
+    }
+}

@@ -1,0 +1,144 @@
+import CoffreAPI
+import CoffreClient
+import CoffreModel
+import Foundation
+import LocalCluster
+import Testing
+import TestSupport
+
+/// Self-healing on a real cluster (3 etcd members, 4 coordinators, 12 nodes in 4 countries,
+/// RS(6,3)), with real faults: processes killed with SIGKILL. Short timings: a node is down
+/// after 3 s without news and lost after 2 s more; a dead leader is replaced within ~2 s.
+func healingTopology(_ name: String) -> ClusterTopologyFile {
+    ClusterTopologyFile(
+        name: name,
+        countries: [
+            .init(code: "FR", region: "fr-paris", nodes: 3, capacityBytes: 4 << 30),
+            .init(code: "DE", region: "de-frankfurt", nodes: 3, capacityBytes: 4 << 30),
+            .init(code: "CH", region: "ch-zurich", nodes: 3, capacityBytes: 4 << 30),
+            .init(code: "NZ", region: "nz-auckland", nodes: 3, capacityBytes: 4 << 30),
+        ],
+        etcdCountries: ["FR", "DE", "CH"], policy: .init(k: 6, m: 3, margin: 0), segmentSizeBytes: 2 << 20,
+        quotaBytesDefault: 1 << 30, basePort: freePortBlock(count: 6), downAfterSeconds: 3,
+        repairAfterSeconds: 2, repairBudgetBytesPerSecond: 500_000_000, leaderLeaseSeconds: 2)
+}
+
+/// Files uploaded through one client, to check after the faults.
+struct StoredFiles {
+    var files: [(path: String, bytes: [UInt8])] = []
+
+    mutating func upload(_ client: CoffreClient, _ session: Session, folder: String, sizes: [Int], seed: UInt64, prefix: String) async throws {
+        var random = SeededGenerator(seed: seed)
+        for (i, size) in sizes.enumerated() {
+            let bytes = random.bytes(size)
+            let local = folder + "/\(prefix)-\(i)"
+            try Data(bytes).write(to: URL(fileURLWithPath: local))
+            _ = try await client.upload(local, to: "/\(prefix)-\(i)", session)
+            files.append(("/\(prefix)-\(i)", bytes))
+        }
+    }
+
+    /// Every file reads back bit-exact through `client`.
+    func verify(_ client: CoffreClient, _ session: Session, folder: String) async throws {
+        for (path, bytes) in files {
+            let local = folder + "/check" + path.replacingOccurrences(of: "/", with: "-")
+            try await client.download(path, to: local, session)
+            #expect(Array(try Data(contentsOf: URL(fileURLWithPath: local))) == bytes, "\(path)")
+        }
+    }
+
+    /// The manifest of every file.
+    func manifests(_ client: CoffreClient, _ session: Session) async throws -> [ObjectManifest] {
+        var manifests: [ObjectManifest] = []
+        for (path, _) in files {
+            let objectId = try #require(try await client.list(path, session).first?.objectId)
+            manifests.append(try await client.adminObject(objectId))
+        }
+        return manifests
+    }
+}
+
+/// Waits until `condition` holds, polling every 250 ms, for at most `seconds`.
+func awaitCondition(_ what: String, seconds: Int, _ condition: () async throws -> Bool) async throws {
+    let deadline = ContinuousClock.now + .seconds(seconds)
+    while ContinuousClock.now < deadline {
+        if try await condition() { return }
+        try await Task.sleep(for: .milliseconds(250))
+    }
+    throw LocalClusterError("timed out after \(seconds) s waiting for: \(what)")
+}
+
+/// Every segment has k + m shards on distinct nodes that are up and outside `gone`.
+func fullyRedundant(_ manifests: [ObjectManifest], up: Set<String>, gone: Set<String>) -> Bool {
+    manifests.allSatisfy { manifest in
+        manifest.segments.allSatisfy { segment in
+            let nodes = segment.shards.map(\.node.value)
+            return Set(nodes).count == manifest.policy.totalShards && nodes.allSatisfy { up.contains($0) && !gone.contains($0) }
+        }
+    }
+}
+
+@Suite(.serialized, .timeLimit(.minutes(6))) struct SelfHealingTests {
+    @Test func aKilledNodesShardsAreRebuiltElsewhereWithNobodyActing() async throws {
+        try await withTemporaryDirectory { folder in
+            let running = try await RunningCluster(folder: folder, topology: healingTopology("heal-node"))
+            await running.run { running in
+                let fr = try running.client(via: "FR")
+                _ = try await fr.register(username: "carol", password: "pw for carol", parameters: .minimum)
+                let session = try await fr.login(username: "carol", password: "pw for carol")
+                var stored = StoredFiles()
+                try await stored.upload(fr, session, folder: folder, sizes: [9 << 20, 1 << 20, 100, 0], seed: 7, prefix: "before")
+                let victim = try #require(try await stored.manifests(fr, session).first?.segments.first?.shards.first?.node.value)
+                try running.cluster.kill9("node \(victim)")
+                let started = ContinuousClock.now
+
+                // Writes go on during the outage (to other nodes) and are healed with the rest.
+                let nz = try running.client(via: "NZ")
+                try await stored.upload(nz, session, folder: folder, sizes: [3 << 20], seed: 8, prefix: "during")
+
+                let up = Set(try await fr.adminStatus().nodes.filter { $0.id != victim }.map(\.id))
+                try await awaitCondition("every segment has 9 shards on up nodes", seconds: 90) {
+                    fullyRedundant(try await stored.manifests(fr, session), up: up, gone: [victim])
+                }
+                print("[self-healing] node \(victim) killed; full redundancy after \(ContinuousClock.now - started)")
+                let status = try await nz.adminRepairStatus()
+                #expect(status.leader != nil)
+                #expect(status.segmentsRepaired > 0)
+                #expect(status.lostNodes.contains(victim), "\(status)")
+                try await awaitCondition("the repair queue drains", seconds: 30) { try await nz.adminRepairStatus().queuedSegments == 0 }
+                try await stored.verify(try running.client(via: "CH"), session, folder: folder)
+            }
+        }
+    }
+
+    @Test func aKilledCountryIsRebuiltInTheOthers() async throws {
+        try await withTemporaryDirectory { folder in
+            let running = try await RunningCluster(folder: folder, topology: healingTopology("heal-country"))
+            await running.run { running in
+                let de = try running.client(via: "DE")
+                _ = try await de.register(username: "dave", password: "pw for dave", parameters: .minimum)
+                let session = try await de.login(username: "dave", password: "pw for dave")
+                var stored = StoredFiles()
+                try await stored.upload(de, session, folder: folder, sizes: [7 << 20, 200_000, 1], seed: 9, prefix: "before")
+                // France goes: its coordinator, its etcd member and its three nodes.
+                for name in ["coordinator FR", "etcd FR", "node fr-1", "node fr-2", "node fr-3"] { try running.cluster.kill9(name) }
+                let started = ContinuousClock.now
+                try await stored.upload(de, session, folder: folder, sizes: [2 << 20], seed: 10, prefix: "during")
+                let france: Set = ["fr-1", "fr-2", "fr-3"]
+                let up = Set(try await de.adminStatus().nodes.map(\.id)).subtracting(france)
+                try await awaitCondition("every segment has 9 shards in the three countries left", seconds: 120) {
+                    fullyRedundant(try await stored.manifests(de, session), up: up, gone: france)
+                }
+                print("[self-healing] France killed; full redundancy after \(ContinuousClock.now - started)")
+                // Nine nodes in three countries: three shards in each, within the rule.
+                for manifest in try await stored.manifests(de, session) {
+                    for segment in manifest.segments {
+                        let perCountry = Dictionary(grouping: segment.shards, by: { $0.node.value.prefix(2) }).mapValues(\.count)
+                        #expect(perCountry.values.allSatisfy { $0 <= 3 } && !segment.placementDebt, "\(perCountry)")
+                    }
+                }
+                try await stored.verify(try running.client(via: "NZ"), session, folder: folder)
+            }
+        }
+    }
+}
