@@ -41,6 +41,8 @@ public enum NodeAPI {
     public static let shardsPath = "/v1/shards"
     public static let healthPath = "/v1/health"
     public static let scrubPath = "/v1/scrub"
+    /// Query parameter of a conditional shard delete: the record's creation time (ms).
+    public static let createdAtParameter = "created-at"
 
     public static func checksumText(_ value: UInt32) -> String {
         let digits = String(value, radix: 16)

@@ -57,3 +57,36 @@ public struct RepairBudgetRequest: Codable, Hashable, Sendable {
     public let bytesPerSecond: Int64
     public init(bytesPerSecond: Int64) { self.bytesPerSecond = bytesPerSecond }
 }
+
+/// `GET /v1/admin/gc`: the leader's garbage collector as it last published itself.
+public struct CollectorStatus: Codable, Hashable, Sendable {
+    public var leader: String?
+    public var epoch: Int64
+    /// Unreferenced shards younger than this are left alone.
+    public var graceSeconds: Int64
+    public var shardsScanned: Int64
+    public var shardsDeleted: Int64
+    public var bytesReclaimed: Int64
+    /// Shards a compare-and-delete refused (written again after the collector decided).
+    public var deletesRefused: Int64
+    /// Full rounds over every node.
+    public var passesCompleted: Int
+    /// The node being walked now.
+    public var currentNode: String?
+    public var lastError: String?
+    public var updatedAt: Int64
+
+    public init(leader: String?, epoch: Int64, graceSeconds: Int64, updatedAt: Int64) {
+        self.leader = leader
+        self.epoch = epoch
+        self.graceSeconds = graceSeconds
+        shardsScanned = 0
+        shardsDeleted = 0
+        bytesReclaimed = 0
+        deletesRefused = 0
+        passesCompleted = 0
+        currentNode = nil
+        lastError = nil
+        self.updatedAt = updatedAt
+    }
+}

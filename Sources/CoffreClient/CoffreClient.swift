@@ -158,6 +158,11 @@ public final class CoffreClient: Sendable {
         _ = try await send(.PUT, "/v1/admin/repair/budget", token: try adminToken(), json: RepairBudgetRequest(bytesPerSecond: bytesPerSecond))
     }
 
+    /// The leader's garbage collector (any coordinator answers).
+    public func adminCollectorStatus() async throws -> CollectorStatus {
+        try decode(CollectorStatus.self, try await send(.GET, "/v1/admin/gc", token: try adminToken()))
+    }
+
     private func adminToken() throws -> String {
         guard let token = profile.adminToken else { throw ClientError(.forbidden, "profile \(profile.name) has no admin token") }
         return token

@@ -59,6 +59,8 @@ public enum Limits {
     /// in a file of its own: one synced write-ahead-log append instead of a file write, its
     /// `fdatasync`, a rename and a folder `fsync` — small files' shards are all this small.
     public static let shardInlineSizeMax = 64 << 10
+    /// Locks a shard store stripes its keys over (put and conditional delete of one key).
+    public static let shardKeyLockStripes = 256
     /// Shard body buffers a storage node keeps for reuse.
     public static let nodeBodyBuffersPooledMax = 16
     /// Bytes a shard body write hands the kernel at once with direct I/O (the size of the
@@ -82,6 +84,8 @@ extension Limits {
     /// Seconds a metadata call keeps retrying while etcd has no leader or no member answers
     /// (an election after a member's death takes about 3 s here).
     public static let metadataUnavailableRetrySeconds: Int64 = 8
+    /// Default age an unreferenced shard must reach before the collector deletes it.
+    public static let collectorGraceSecondsDefault: Int64 = 3600
     /// Most entries one list call returns.
     public static let metadataListPageMax = 1000
     /// Watch events the embedded store keeps for watches that start in the past.

@@ -150,6 +150,18 @@ extension CoordinatorServer {
             updatedAt: 0))
     }
 
+    /// The leader's garbage collector as last published; on the leader itself, its live one.
+    func adminCollectorStatus(_ request: Request) async throws -> Response {
+        try requireAdmin(request)
+        if election.current != nil { return try jsonResponse(collector.status()) }
+        let leader = try await election.leader()
+        if let (status, _) = try await read(CollectorStatus.self, Keyspace.collectorStatus), status.epoch == leader?.epoch {
+            return try jsonResponse(status)
+        }
+        return try jsonResponse(CollectorStatus(
+            leader: leader?.coordinator, epoch: leader?.epoch ?? 0, graceSeconds: Int64(configuration.gcGraceSeconds), updatedAt: 0))
+    }
+
     /// Sets repair's budget for the whole cluster (the leader reads it at its next scan).
     func adminRepairBudget(_ request: Request) async throws -> Response {
         try requireAdmin(request)

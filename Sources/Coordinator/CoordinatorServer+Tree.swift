@@ -297,7 +297,7 @@ extension CoordinatorServer {
             let node = TreeNodeInfo(
                 id: id, parent: parent, type: "file", attributes: attributes, wrappedKey: wrappedKey, fileKey: fileKey,
                 length: manifest.length, objectId: objectId, createdAt: now(), nameTag: tag)
-            try await commitUpload(account: (account, accountRevision), folder: folder, node: node, manifest: manifest)
+            try await commitUpload(account: (account, accountRevision), folder: folder, node: node, manifest: manifest, guard: try writer.commitGuard())
             logger.info("object committed", metadata: ["object.id": "\(objectId)", "object.bytes": "\(manifest.length)"])
             return try jsonResponse(node, status: .created)
         } catch {
@@ -315,7 +315,11 @@ extension CoordinatorServer {
     ///   - known: the account record as read when the request was authenticated, tried
     ///     first: when nothing changed it meanwhile, the commit costs one round trip.
     ///   - folder: the folder as `checkParent` read it (nil for the root), for `childGuard`.
-    func commitUpload(account known: (AccountRecord, Int64), folder: (TreeNodeInfo, Int64)?, node: TreeNodeInfo, manifest: ObjectManifest) async throws {
+    ///   - guard: the upload's own conditions (`ObjectWriter.commitGuard`).
+    func commitUpload(
+        account known: (AccountRecord, Int64), folder: (TreeNodeInfo, Int64)?, node: TreeNodeInfo, manifest: ObjectManifest,
+        guard upload: (conditions: [MetadataCondition], mutations: [MetadataMutation])
+    ) async throws {
         let id = known.0.id
         var current: (AccountRecord, Int64)? = known
         var parent = folder
@@ -343,7 +347,14 @@ extension CoordinatorServer {
             var conditions: [MetadataCondition] = [.revision(Keyspace.account(id), revision), .absent(treeKey(id, node.id))]
             if let tag = node.nameTag { conditions.append(.absent(nameKey(id, node.parent, tag))) }
             let (guardConditions, guardMutations) = childGuard(id, parent)
-            if try await metadata.commit(if: conditions + guardConditions, then: mutations + guardMutations) != nil { return }
+            if try await metadata.commit(if: conditions + guardConditions + upload.conditions, then: mutations + guardMutations + upload.mutations) != nil {
+                return
+            }
+            if let intent = upload.conditions.first, case .revision(let key, let revision) = intent,
+                try await metadata.get(key)?.modRevision != revision
+            {
+                throw APIError(.conflict, "upload outlived the collector's grace and its shards were collected; upload again")
+            }
             if let conflict = try await takenConflict(id, id: node.id, parent: node.parent, tag: node.nameTag) { throw conflict }
         }
         throw APIError(.conflict, "account \(id) kept changing; try again")

@@ -34,6 +34,7 @@ public final class CoordinatorServer: Sendable {
     public let health: HealthMonitor
     public let election: LeaderElection
     public let repair: RepairWorker
+    public let collector: GarbageCollector
 
     public init(configuration: CoordinatorConfiguration, logger: Logger) throws {
         try configuration.validate(file: "configuration")
@@ -53,7 +54,9 @@ public final class CoordinatorServer: Sendable {
         let topology = ClusterTopology(members: members, client: nodeClient, downAfter: .seconds(configuration.downAfterSeconds))
         let values = try configuration.placementPolicy()
         let policy = try PlacementPolicy(erasure: values.erasure, margin: values.margin, excludedCountries: values.excluded)
-        objects = ObjectStore(topology: topology, metadata: metadata, policy: policy, segmentSize: configuration.segmentSizeBytes)
+        objects = ObjectStore(
+            topology: topology, metadata: metadata, policy: policy, segmentSize: configuration.segmentSizeBytes,
+            collectorGrace: .seconds(configuration.gcGraceSeconds))
         health = HealthMonitor(coordinator: configuration.id, topology: topology, metadata: metadata, logger: logger)
         election = LeaderElection(coordinator: configuration.id, metadata: metadata, ttlSeconds: configuration.leaderLeaseSeconds, logger: logger)
         repair = RepairWorker(
@@ -63,6 +66,8 @@ public final class CoordinatorServer: Sendable {
                 repairAfterMilliseconds: Int64(configuration.repairAfterSeconds) * 1000,
                 budgetBytesPerSecond: configuration.repairBudgetBytesPerSecond),
             logger: logger)
+        collector = GarbageCollector(
+            objects: objects, election: election, settings: .init(grace: .seconds(configuration.gcGraceSeconds)), logger: logger)
     }
 
     /// Serves until cancelled or SIGTERM/SIGINT, with the background services (node health,
@@ -81,7 +86,7 @@ public final class CoordinatorServer: Sendable {
             },
             logger: logger)
         await health.step()
-        app.addServices(health, election, repair)
+        app.addServices(health, election, repair, collector)
         do {
             try await app.runService()
         } catch {
@@ -120,6 +125,7 @@ public final class CoordinatorServer: Sendable {
         router.get("/v1/admin/objects/:id") { [self] request, context in try await adminObject(request, context) }
         router.get("/v1/admin/repair") { [self] request, _ in try await adminRepairStatus(request) }
         router.put("/v1/admin/repair/budget") { [self] request, _ in try await adminRepairBudget(request) }
+        router.get("/v1/admin/gc") { [self] request, _ in try await adminCollectorStatus(request) }
         return router
     }
 

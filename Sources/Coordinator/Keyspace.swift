@@ -33,6 +33,9 @@ public enum Keyspace {
     public static func placement(_ node: NodeID, _ objectId: String) -> String { "placements/\(node)/\(objectId)" }
     public static func placements(_ node: NodeID) -> String { "placements/\(node)/" }
     public static let placementsAll = "placements/"
+    /// An upload still running after a quarter of the collector's grace: its shards are not
+    /// garbage while this is fresh (milliseconds since 1970 of the last refresh).
+    public static func upload(_ objectId: String) -> String { "uploads/" + objectId }
 
     // MARK: Links
 

@@ -22,6 +22,10 @@ public final class ObjectStore: Sendable {
     public let segmentSize: Int
     /// How long a read waits for a data shard before racing it with parity.
     public let hedgeAfter: Duration
+    /// How old an unreferenced shard must be before the collector deletes it. An upload
+    /// whose first shards are older than half of it must have kept an upload intent
+    /// (`Keyspace.upload`) fresh, or its commit is refused.
+    public let collectorGrace: Duration
     let codec: ReedSolomon
     let nodes: any ShardTransport
     /// Buffers of a whole segment's shards, reused by writes and reads.
@@ -31,9 +35,10 @@ public final class ObjectStore: Sendable {
 
     public init(
         topology: ClusterTopology, metadata: any MetadataStore, policy: PlacementPolicy, segmentSize: Int = Limits.segmentSizeDefault,
-        hedgeAfter: Duration = .seconds(1)
+        hedgeAfter: Duration = .seconds(1), collectorGrace: Duration = .seconds(Limits.collectorGraceSecondsDefault)
     ) {
         self.hedgeAfter = hedgeAfter
+        self.collectorGrace = collectorGrace
         precondition(segmentSize > 0 && segmentSize <= Limits.segmentSizeMax)
         self.topology = topology
         self.metadata = metadata

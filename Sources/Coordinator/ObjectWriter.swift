@@ -5,6 +5,7 @@ import Foundation
 public import NIOCore
 import NodeClient
 import Placement
+public import Metadata
 
 /// Writes one object: takes ciphertext in pieces of any size, cuts it into segments, and
 /// writes each segment's shards while the next segment arrives. At most two segments are in
@@ -22,6 +23,10 @@ public final class ObjectWriter: @unchecked Sendable {
     private var writing: Task<SegmentManifest, any Error>?
     private var nextIndex = 0
     public private(set) var length: Int64 = 0
+    /// When the first shards went to nodes: from then on the collector's clock runs.
+    private var firstShardsAt: ContinuousClock.Instant?
+    /// The revision of this upload's intent, once the upload has run long enough to need one.
+    private var intentRevision: Int64?
 
     init(store: ObjectStore, objectId: String, owner: String) {
         self.store = store
@@ -64,6 +69,7 @@ public final class ObjectWriter: @unchecked Sendable {
     /// Encodes the segment just filled (in place: its buffer has room for the parity), waits
     /// for the segment being written, then starts writing this one.
     private func startSegment() async throws {
+        try await keepIntentFresh()
         let encoded = try store.encodeSegment(&filling)
         if let writing { segments.append(try await writing.value) }
         let shards = filling
@@ -73,6 +79,44 @@ public final class ObjectWriter: @unchecked Sendable {
         writing = Task { [store, objectId] in
             try await store.writeSegment(objectId: objectId, index: index, shards: shards, encoded: encoded)
         }
+    }
+}
+
+extension ObjectWriter {
+    /// Keeps the collector off this upload's shards while it runs: an upload that has been
+    /// writing shards for more than a quarter of the collector's grace writes (then
+    /// refreshes, by compare-and-swap) an intent record that the collector respects.
+    func keepIntentFresh() async throws {
+        let now = ContinuousClock.now
+        guard let first = firstShardsAt else {
+            firstShardsAt = now
+            return
+        }
+        guard now - first > store.collectorGrace / 4 else { return }
+        let record = Array(String(Int64(Date().timeIntervalSince1970 * 1000)).utf8)
+        let key = Keyspace.upload(objectId)
+        let revision: Int64?
+        if let intentRevision {
+            revision = try await store.metadata.compareAndSwap(key, revision: intentRevision, record)
+        } else {
+            revision = try await store.metadata.create(key, record)
+        }
+        guard let revision else {
+            throw CoordinatorError(.conflict, "upload \(objectId) outlived the collector's grace and its shards were collected; upload again")
+        }
+        intentRevision = revision
+    }
+
+    /// What the commit of this upload must add: its intent unchanged (and deleted), or,
+    /// without one, proof that its shards are too young for the collector.
+    public func commitGuard() throws(CoordinatorError) -> (conditions: [MetadataCondition], mutations: [MetadataMutation]) {
+        if let intentRevision {
+            return ([.revision(Keyspace.upload(objectId), intentRevision)], [.delete(Keyspace.upload(objectId))])
+        }
+        if let first = firstShardsAt, ContinuousClock.now - first > store.collectorGrace / 2 {
+            throw CoordinatorError(.conflict, "upload \(objectId) took longer than half the collector's grace without an intent; upload again")
+        }
+        return ([], [])
     }
 }
 

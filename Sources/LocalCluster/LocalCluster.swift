@@ -208,6 +208,7 @@ public struct LocalCluster: Sendable {
         if let seconds = topology.repairAfterSeconds { config["repair_after_seconds"] = seconds }
         if let budget = topology.repairBudgetBytesPerSecond { config["repair_budget_bytes_per_second"] = budget }
         if let seconds = topology.leaderLeaseSeconds { config["leader_lease_seconds"] = seconds }
+        if let seconds = topology.gcGraceSeconds { config["gc_grace_seconds"] = seconds }
         if etcd.isEmpty {
             config["metadata_directory"] = folder + "/data/\(id)-metadata"
         } else {

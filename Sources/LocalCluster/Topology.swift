@@ -45,17 +45,21 @@ public struct ClusterTopologyFile: Codable, Sendable {
     public var repairAfterSeconds: Int?
     public var repairBudgetBytesPerSecond: Int64?
     public var leaderLeaseSeconds: Int?
+    public var gcGraceSeconds: Int?
 
     enum CodingKeys: String, CodingKey {
         case name, countries, etcdCountries = "etcd_countries", policy, segmentSizeBytes = "segment_size_bytes"
         case quotaBytesDefault = "quota_bytes_default", basePort = "base_port", downAfterSeconds = "down_after_seconds"
         case sessionLifetimeSeconds = "session_lifetime_seconds", repairAfterSeconds = "repair_after_seconds"
         case repairBudgetBytesPerSecond = "repair_budget_bytes_per_second", leaderLeaseSeconds = "leader_lease_seconds"
+        case gcGraceSeconds = "gc_grace_seconds"
     }
 
     public init(name: String, countries: [CountryEntry], etcdCountries: [String], policy: PolicyEntry, segmentSizeBytes: Int?, quotaBytesDefault: Int64?, basePort: Int, downAfterSeconds: Int?, sessionLifetimeSeconds: Int? = nil,
-        repairAfterSeconds: Int? = nil, repairBudgetBytesPerSecond: Int64? = nil, leaderLeaseSeconds: Int? = nil
+        repairAfterSeconds: Int? = nil, repairBudgetBytesPerSecond: Int64? = nil, leaderLeaseSeconds: Int? = nil,
+        gcGraceSeconds: Int? = nil
     ) {
+        self.gcGraceSeconds = gcGraceSeconds
         self.repairAfterSeconds = repairAfterSeconds
         self.repairBudgetBytesPerSecond = repairBudgetBytesPerSecond
         self.leaderLeaseSeconds = leaderLeaseSeconds

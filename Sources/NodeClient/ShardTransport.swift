@@ -14,8 +14,9 @@ public protocol ShardTransport: Sendable {
     /// Reads a shard into `buffer` (cleared first) and returns the checksum the node sent.
     func get(base: String, key: [UInt8], into buffer: inout ByteBuffer) async throws(NodeClientError) -> UInt32
 
-    /// Deletes a shard; deleting a missing shard is not an error.
-    func delete(base: String, key: [UInt8]) async throws(NodeClientError)
+    /// Deletes a shard; deleting a missing shard is not an error. With `ifCreatedAt`
+    /// (milliseconds since 1970), only the shard created then: `conflict` otherwise.
+    func delete(base: String, key: [UInt8], ifCreatedAt: Int64?) async throws(NodeClientError)
 
     /// A page of the node's shards whose key starts with `prefix`, after the cursor `after`.
     func list(base: String, prefix: [UInt8], after: String?, limit: Int) async throws(NodeClientError) -> ShardPage
@@ -30,6 +31,10 @@ public protocol ShardTransport: Sendable {
 extension StorageNodeClient: ShardTransport {}
 
 extension ShardTransport {
+    public func delete(base: String, key: [UInt8]) async throws(NodeClientError) {
+        try await delete(base: base, key: key, ifCreatedAt: nil)
+    }
+
     public func list(base: String, prefix: [UInt8] = [], after: String? = nil) async throws(NodeClientError) -> ShardPage {
         try await list(base: base, prefix: prefix, after: after, limit: 1000)
     }

@@ -89,8 +89,10 @@ public final class StorageNodeClient: Sendable {
         return checksum
     }
 
-    public func delete(base: String, key: [UInt8]) async throws(NodeClientError) {
-        var request = HTTPClientRequest(url: base + NodeAPI.shardsPath + "/" + Hex.encode(key))
+    public func delete(base: String, key: [UInt8], ifCreatedAt createdAt: Int64?) async throws(NodeClientError) {
+        var url = base + NodeAPI.shardsPath + "/" + Hex.encode(key)
+        if let createdAt { url += "?\(NodeAPI.createdAtParameter)=\(createdAt)" }
+        var request = HTTPClientRequest(url: url)
         request.method = .DELETE
         _ = try await send(request, base: base, expect: [204])
     }

@@ -38,6 +38,18 @@ public final class ShardStore: Sendable {
     public let engine: ShardStoreEngine
     private let database: RocksDatabase
     private let files: BodyFiles?
+    /// Locks striped by key: a put and a conditional delete of one key do not interleave
+    /// (the collector's delete must see the record it decided on, or nothing).
+    private let keyLocks = (0..<Limits.shardKeyLockStripes).map { _ in NSLock() }
+
+    private func withKeyLock<T, E: Error>(_ key: ShardKey, _ body: () throws(E) -> T) throws(E) -> T {
+        var hasher = Hasher()
+        hasher.combine(key.bytes)
+        let lock = keyLocks[Int(UInt(bitPattern: hasher.finalize()) % UInt(keyLocks.count))]
+        lock.lock()
+        defer { lock.unlock() }
+        return try body()
+    }
 
     /// Opens (or creates) a store in the folder `path`.
     ///
@@ -85,6 +97,10 @@ public final class ShardStore: Sendable {
     /// Overwrites a shard with the same key. Nothing is written when the check fails.
     /// - Throws: `checksumMismatch`, `invalidArgument`, `limitExceeded`, `storageFailure`.
     public func put(_ key: ShardKey, body: UnsafeRawBufferPointer, checksum: UInt32, createdAt: Date = Date()) throws(ShardStoreError) {
+        try withKeyLock(key) { () throws(ShardStoreError) in try putUnlocked(key, body: body, checksum: checksum, createdAt: createdAt) }
+    }
+
+    private func putUnlocked(_ key: ShardKey, body: UnsafeRawBufferPointer, checksum: UInt32, createdAt: Date) throws(ShardStoreError) {
         guard body.count <= Limits.shardBodySizeMax else {
             throw ShardStoreError(
                 .limitExceeded,
@@ -192,7 +208,25 @@ public final class ShardStore: Sendable {
     /// With `files`, the space comes back at once; with `rocksdbBlobs`, when compaction drops
     /// the body (see `compact()`).
     public func delete(_ key: ShardKey) throws(ShardStoreError) {
-        let previous = try? stat(key)
+        try withKeyLock(key) { () throws(ShardStoreError) in try deleteUnlocked(key, previous: try? stat(key)) }
+    }
+
+    /// Deletes a shard only if its record was created at `createdAt` (to the millisecond):
+    /// the collector's compare-and-delete, so that a shard written again after the collector
+    /// decided (a repair that put it back here) is never removed.
+    /// - Returns: the deleted record, or nil when the shard is absent or was created at
+    ///   another time (nothing is deleted then).
+    public func delete(_ key: ShardKey, ifCreatedAt createdAt: Date) throws(ShardStoreError) -> ShardRecord? {
+        try withKeyLock(key) { () throws(ShardStoreError) -> ShardRecord? in
+            guard let previous = try? stat(key),
+                Int64((previous.createdAt.timeIntervalSince1970 * 1000).rounded()) == Int64((createdAt.timeIntervalSince1970 * 1000).rounded())
+            else { return nil }
+            try deleteUnlocked(key, previous: previous)
+            return previous
+        }
+    }
+
+    private func deleteUnlocked(_ key: ShardKey, previous: ShardRecord?) throws(ShardStoreError) {
         let batch = RocksBatch()
         // Bodies in RocksDB: inline ones, and every one of the `rocksdbBlobs` engine (whose
         // records from before the inline flag say false).

@@ -78,7 +78,7 @@ public final class StorageNodeServer: Sendable {
         router.put(RouterPath(NodeAPI.shardsPath + "/:key")) { [self] request, context in try await put(request, context) }
         router.get(RouterPath(NodeAPI.shardsPath + "/:key")) { [self] _, context in try await get(context) }
         router.head(RouterPath(NodeAPI.shardsPath + "/:key")) { [self] _, context in try await stat(context) }
-        router.delete(RouterPath(NodeAPI.shardsPath + "/:key")) { [self] _, context in try await delete(context) }
+        router.delete(RouterPath(NodeAPI.shardsPath + "/:key")) { [self] request, context in try await delete(request, context) }
         router.get(RouterPath(NodeAPI.shardsPath)) { [self] request, _ in try await list(request) }
         router.post(RouterPath(NodeAPI.scrubPath)) { [self] request, _ in try await scrub(request) }
         return router
@@ -178,10 +178,25 @@ public final class StorageNodeServer: Sendable {
         return Response(status: .ok, headers: headers)
     }
 
-    private func delete(_ context: BasicRequestContext) async throws -> Response {
+    /// `DELETE /v1/shards/KEY`, or with `?created-at=MS` only the shard created at that
+    /// millisecond (409 `conflict` otherwise, nothing deleted): the collector's
+    /// compare-and-delete.
+    private func delete(_ request: Request, _ context: BasicRequestContext) async throws -> Response {
         let key = try shardKey(context)
-        let previous = try? await blocking { [store] in try store.stat(key) }
-        try await blocking { [store] in try store.delete(key) }
+        let previous: ShardRecord?
+        if let text = request.uri.queryParameters.get(NodeAPI.createdAtParameter) {
+            guard let millis = Int64(text), millis >= 0 else {
+                throw APIError(.invalidArgument, "\(NodeAPI.createdAtParameter) is milliseconds since 1970, got \(text)")
+            }
+            let when = Date(timeIntervalSince1970: Double(millis) / 1000)
+            previous = try await blocking { [store] in try store.delete(key, ifCreatedAt: when) }
+            guard previous != nil else {
+                throw APIError(.conflict, "shard \(Hex.encode(key.bytes)) is absent or was not created at \(millis)")
+            }
+        } else {
+            previous = try? await blocking { [store] in try store.stat(key) }
+            try await blocking { [store] in try store.delete(key) }
+        }
         if let previous {
             usage.withLock {
                 $0.bytes -= Int64(previous.length)

@@ -106,9 +106,19 @@ public final class InMemoryShardTransport: ShardTransport {
         return shard.checksum
     }
 
-    public func delete(base: String, key: [UInt8]) async throws(NodeClientError) {
+    public func delete(base: String, key: [UInt8], ifCreatedAt: Int64?) async throws(NodeClientError) {
         try await reach(base)
-        _ = nodes.withLock { $0[base]?.shards.removeValue(forKey: key) }
+        try nodes.withLock { nodes throws(NodeClientError) in
+            if let ifCreatedAt, nodes[base]?.shards[key]?.createdAt != ifCreatedAt {
+                throw NodeClientError(.conflict, "\(base): shard absent or not created at \(ifCreatedAt)")
+            }
+            nodes[base]?.shards.removeValue(forKey: key)
+        }
+    }
+
+    /// Sets a stored shard's creation time (to age it past a grace period in tests).
+    public func setCreatedAt(_ id: String, key: [UInt8], _ createdAt: Int64) {
+        nodes.withLock { $0[base(of: id)]?.shards[key]?.createdAt = createdAt }
     }
 
     public func list(base: String, prefix: [UInt8], after: String?, limit: Int) async throws(NodeClientError) -> ShardPage {

@@ -9,7 +9,7 @@ import LocalCluster
 struct Admin: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Operate a cluster: status, nodes, objects, certificates, the local cluster.",
-        subcommands: [Status.self, Nodes.self, Object.self, Repair.self, Certs.self, ClusterCommand.self])
+        subcommands: [Status.self, Nodes.self, Object.self, Repair.self, GC.self, Certs.self, ClusterCommand.self])
 
     struct Status: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "The coordinator's view: metadata, policy, nodes up and down.")
@@ -125,6 +125,32 @@ struct Admin: AsyncParsableCommand {
                     try await client.adminSetRepairBudget(bytesPerSecond: bytes)
                     if options.json { printJSON(RepairBudgetRequest(bytesPerSecond: bytes)) } else {
                         print(bytes == 0 ? "repair paused" : "repair budget: \(ByteCount(bytes))/s")
+                    }
+                }
+            }
+        }
+    }
+
+    struct GC: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "gc",
+            abstract: "Garbage collection: unreferenced shards scanned, deleted and bytes reclaimed by the leader.",
+            subcommands: [GCStatus.self], defaultSubcommand: GCStatus.self)
+
+        struct GCStatus: AsyncParsableCommand {
+            static let configuration = CommandConfiguration(commandName: "status", abstract: "The collector's counters and where it is.")
+            @OptionGroup var options: GlobalOptions
+
+            func run() async throws {
+                try await perform {
+                    let client = try options.client()
+                    defer { Task { try? await client.shutdown() } }
+                    let status = try await client.adminCollectorStatus()
+                    if options.json { printJSON(status) } else {
+                        print("leader: \(status.leader.map { "\($0) (epoch \(status.epoch))" } ?? "none"); grace: \(status.graceSeconds) s")
+                        print("scanned: \(status.shardsScanned) shards in \(status.passesCompleted) full passes; now at: \(status.currentNode ?? "-")")
+                        print("deleted: \(status.shardsDeleted) shards, \(ByteCount(status.bytesReclaimed)) reclaimed; refused (written again meanwhile): \(status.deletesRefused)")
+                        if let error = status.lastError { print("last error: \(error)") }
                     }
                 }
             }

@@ -107,6 +107,7 @@ struct CoordinatorCommand: AsyncParsableCommand {
     @Option(help: "Seconds a node stays down before its shards are rebuilt elsewhere.") var repairAfterSeconds: Int?
     @Option(help: "Repair budget in bytes per second (until changed at run time).") var repairBudgetBytesPerSecond: Int64?
     @Option(help: "Seconds of the leader's lease.") var leaderLeaseSeconds: Int?
+    @Option(help: "Seconds before an unreferenced shard is collected.") var gcGraceSeconds: Int?
     @Option(help: "Session lifetime in seconds.") var sessionLifetimeSeconds: Int?
     @Option(help: "Bearer token of the admin API.") var adminToken: String?
     @Option(help: "Coordinator certificate (PEM).") var tlsCertificate: String?
@@ -134,6 +135,7 @@ struct CoordinatorCommand: AsyncParsableCommand {
             if let repairAfterSeconds { configuration.repairAfterSeconds = repairAfterSeconds }
             if let repairBudgetBytesPerSecond { configuration.repairBudgetBytesPerSecond = repairBudgetBytesPerSecond }
             if let leaderLeaseSeconds { configuration.leaderLeaseSeconds = leaderLeaseSeconds }
+            if let gcGraceSeconds { configuration.gcGraceSeconds = gcGraceSeconds }
             if let sessionLifetimeSeconds { configuration.sessionLifetimeSeconds = sessionLifetimeSeconds }
             if let adminToken { configuration.adminToken = adminToken }
             if let tlsCertificate { configuration.tls.certificate = tlsCertificate }

@@ -1,0 +1,193 @@
+public import CoffreAPI
+public import CoffreModel
+import Foundation
+public import Logging
+import Metadata
+import NodeClient
+public import ServiceLifecycle
+import Synchronization
+
+/// The leader's garbage collector: walks every node's shards, a page per step, and deletes
+/// those no committed manifest references once they are older than the grace period —
+/// shards of uploads that never committed (a coordinator killed mid-upload), of deleted
+/// files whose deletes failed, replaced by repair, or left on a node that came back.
+///
+/// Never a referenced shard: the manifest is read after the shard was listed, and the
+/// delete is a compare-and-delete on the shard's creation time, so a shard written again
+/// after the decision (a repair that put it back on this node) stays. An upload's commit is
+/// refused when its shards could have been judged garbage (`ObjectWriter.commitGuard`).
+public final class GarbageCollector: Service, Sendable {
+    public struct Settings: Sendable {
+        public var grace: Duration
+        /// Shards listed per step (one page of one node).
+        public var pageSize: Int
+        /// Pause between steps: the collector's budget.
+        public var pause: Duration
+
+        public init(grace: Duration, pageSize: Int = 500, pause: Duration = .milliseconds(200)) {
+            self.grace = grace
+            self.pageSize = pageSize
+            self.pause = pause
+        }
+    }
+
+    struct State {
+        var epoch: Int64?
+        var nodeIndex = 0
+        var cursor: String?
+        var status: CollectorStatus
+        var lastPublished: ContinuousClock.Instant?
+    }
+
+    let objects: ObjectStore
+    let election: LeaderElection
+    let settings: Settings
+    let logger: Logger
+    private let state: Mutex<State>
+
+    public init(objects: ObjectStore, election: LeaderElection, settings: Settings, logger: Logger) {
+        self.objects = objects
+        self.election = election
+        self.settings = settings
+        self.logger = logger
+        state = Mutex(State(status: CollectorStatus(
+            leader: nil, epoch: 0, graceSeconds: settings.grace.components.seconds, updatedAt: 0)))
+    }
+
+    var metadata: any MetadataStore { objects.metadata }
+
+    public func status() -> CollectorStatus { state.withLock { $0.status } }
+
+    public func run() async throws {
+        while !Task.isCancelled && !Task.isShuttingDownGracefully {
+            await step()
+            try? await Task.sleep(for: settings.pause)
+        }
+    }
+
+    /// One page of one node; false when not leading or the node did not answer.
+    @discardableResult
+    public func step(now: Int64? = nil) async -> Bool {
+        let now = now ?? Int64(Date().timeIntervalSince1970 * 1000)
+        guard let term = election.current else { return false }
+        let members = objects.topology.members
+        guard !members.isEmpty else { return false }
+        let (member, cursor) = state.withLock { state -> (ClusterTopology.Member, String?) in
+            if state.epoch != term.epoch {
+                state = State(epoch: term.epoch, status: CollectorStatus(
+                    leader: term.coordinator, epoch: term.epoch, graceSeconds: settings.grace.components.seconds, updatedAt: 0))
+            }
+            let member = members[state.nodeIndex % members.count]
+            state.status.currentNode = member.id.value
+            return (member, state.cursor)
+        }
+        guard objects.topology.isUp(member.id) else {
+            advance(members.count)
+            return false
+        }
+        do {
+            let page = try await objects.nodes.list(base: member.url, prefix: [], after: cursor, limit: settings.pageSize)
+            var manifests: [String: ObjectManifest?] = [:]
+            for shard in page.shards {
+                try await collect(shard, on: member, now: now, manifests: &manifests)
+            }
+            state.withLock { $0.status.shardsScanned += Int64(page.shards.count) }
+            if let next = page.next {
+                state.withLock { $0.cursor = next }
+            } else {
+                advance(members.count)
+            }
+        } catch {
+            state.withLock { $0.status.lastError = "\(member.id): \(error)" }
+            advance(members.count)
+        }
+        await publish(term)
+        return true
+    }
+
+    private func advance(_ count: Int) {
+        state.withLock { state in
+            state.cursor = nil
+            state.nodeIndex += 1
+            if state.nodeIndex % count == 0 { state.status.passesCompleted += 1 }
+        }
+    }
+
+    /// Judges one listed shard, and deletes it when it is garbage.
+    private func collect(_ shard: ShardInfo, on member: ClusterTopology.Member, now: Int64, manifests: inout [String: ObjectManifest?]) async throws {
+        let graceMs = Int64(settings.grace.components.seconds) * 1000 + settings.grace.components.attoseconds / 1_000_000_000_000_000
+        guard now - shard.createdAt >= graceMs else { return }
+        guard let bytes = Hex.decode(shard.key), let place = ShardPlace(String(decoding: bytes, as: UTF8.self)) else { return }
+        if manifests[place.objectId] == nil {
+            manifests[place.objectId] = .some(try await manifestIfAny(place.objectId))
+        }
+        if let manifest = manifests[place.objectId]! {
+            let owner = manifest.segments.first { $0.index == place.segment }?.shards.first { $0.index == place.shard }?.node
+            guard owner != member.id else { return }
+        } else {
+            guard try await intentExpired(place.objectId, now: now, graceMs: graceMs) else { return }
+        }
+        var refused = false
+        do {
+            try await objects.nodes.delete(base: member.url, key: bytes, ifCreatedAt: shard.createdAt)
+        } catch {
+            guard error.code == .conflict else { throw error }
+            refused = true
+        }
+        state.withLock { state in
+            if refused {
+                state.status.deletesRefused += 1
+            } else {
+                state.status.shardsDeleted += 1
+                state.status.bytesReclaimed += shard.length
+            }
+        }
+    }
+
+    private func manifestIfAny(_ objectId: String) async throws -> ObjectManifest? {
+        do {
+            return try await objects.manifest(objectId)
+        } catch {
+            guard error.code == .notFound else { throw error }
+            return nil
+        }
+    }
+
+    /// True when no upload of this object is running: no intent, or one left to go stale
+    /// (then removed, by compare-and-swap, so that the upload's commit fails).
+    private func intentExpired(_ objectId: String, now: Int64, graceMs: Int64) async throws -> Bool {
+        guard let entry = try await metadata.get(Keyspace.upload(objectId)) else { return true }
+        let refreshed = Int64(String(decoding: entry.value, as: UTF8.self)) ?? 0
+        guard now - refreshed >= graceMs else { return false }
+        return try await metadata.commit(if: [.revision(entry.key, entry.modRevision)], then: [.delete(entry.key)]) != nil
+    }
+
+    private func publish(_ term: LeaderTerm) async {
+        let now = ContinuousClock.now
+        let status: CollectorStatus? = state.withLock { state in
+            if let last = state.lastPublished, now - last < .seconds(1) { return nil }
+            state.lastPublished = now
+            state.status.updatedAt = Int64(Date().timeIntervalSince1970 * 1000)
+            return state.status
+        }
+        guard let status else { return }
+        _ = try? await metadata.commit(if: [term.fence], then: [.put(Keyspace.collectorStatus, Array(try! JSONEncoder().encode(status)))])
+    }
+}
+
+/// Where a shard belongs, parsed from its key `<object>/<segment>/<shard>`.
+struct ShardPlace {
+    let objectId: String
+    let segment: Int
+    let shard: Int
+
+    init?(_ key: String) {
+        let parts = key.split(separator: "/", omittingEmptySubsequences: false)
+        guard parts.count == 3, !parts[0].isEmpty, let segment = Int(parts[1]), let shard = Int(parts[2]), segment >= 0, shard >= 0 else {
+            return nil
+        }
+        objectId = String(parts[0])
+        self.segment = segment
+        self.shard = shard
+    }
+}
