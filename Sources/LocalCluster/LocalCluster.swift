@@ -34,7 +34,20 @@ public struct LocalCluster: Sendable {
         var processes: [String: Int32] = [:]
     }
 
+    /// How each process was started, with its port fixed once known, so that `start` brings
+    /// it back at the same address (`launch.json` in the run folder).
+    struct Launches: Codable {
+        struct Launch: Codable {
+            var executable: String
+            var arguments: [String]
+            /// Written by the process once it listens (nodes, coordinators).
+            var portFile: String?
+        }
+        var processes: [String: Launch] = [:]
+    }
+
     var pidsFile: String { folder + "/pids.json" }
+    var launchFile: String { folder + "/launch.json" }
 
     /// Starts everything and waits until every coordinator sees every node; returns the
     /// client profile (also saved when `saveProfile`).
@@ -97,6 +110,70 @@ public struct LocalCluster: Sendable {
         return pids.processes.sorted { $0.key < $1.key }.map { ($0.key, $0.value, kill($0.value, 0) == 0) }
     }
 
+    /// The processes a selector names: `node ID`, every process of a country (its
+    /// coordinator, etcd member and nodes), or a country's coordinator.
+    public enum Part: Sendable {
+        case node(String)
+        case country(String)
+        case coordinator(String)
+    }
+
+    public func names(_ part: Part) throws -> [String] {
+        let all = try loadLaunches().processes.keys.sorted()
+        let names: [String]
+        switch part {
+        case .node(let id): names = all.filter { $0 == "node \(id)" }
+        case .coordinator(let code): names = all.filter { $0 == "coordinator \(code.uppercased())" }
+        case .country(let code):
+            let upper = code.uppercased()
+            names = all.filter { $0 == "coordinator \(upper)" || $0 == "etcd \(upper)" || $0.hasPrefix("node \(upper.lowercased())-") }
+        }
+        guard !names.isEmpty else { throw LocalClusterError("no process of \(part) in cluster \(topology.name)") }
+        return names
+    }
+
+    /// Stops processes (SIGTERM and a wait, or SIGKILL with `kill`); they keep their data,
+    /// their address and their entry in pids.json, so `start` brings them back.
+    @discardableResult
+    public func stop(_ names: [String], kill hard: Bool = false) throws -> [String] {
+        let pids = try loadPids()
+        var stopped: [String] = []
+        for name in names {
+            guard let pid = pids.processes[name], kill(pid, 0) == 0 else { continue }
+            kill(pid, hard ? SIGKILL : SIGTERM)
+            let deadline = Date().addingTimeInterval(hard ? 5 : 15)
+            var status: Int32 = 0
+            while kill(pid, 0) == 0, waitpid(pid, &status, WNOHANG) == 0, Date() < deadline { usleep(20_000) }
+            if kill(pid, 0) == 0 { kill(pid, SIGKILL); waitpid(pid, &status, 0) }
+            stopped.append(name)
+        }
+        return stopped
+    }
+
+    /// Starts stopped processes again as they were launched (same ports, same data) and
+    /// waits until each listens; pids.json is rewritten.
+    @discardableResult
+    public func start(_ names: [String]) async throws -> [String] {
+        var pids = try loadPids()
+        let launches = try loadLaunches()
+        var started: [String] = []
+        for name in names {
+            if let pid = pids.processes[name], kill(pid, 0) == 0 { continue }
+            guard let launch = launches.processes[name] else { throw LocalClusterError("no launch recorded for \(name)") }
+            if let portFile = launch.portFile { try? FileManager.default.removeItem(atPath: portFile) }
+            try spawn(name, launch.executable, launch.arguments, portFile: launch.portFile, pids: &pids)
+            try savePids(pids)
+            started.append(name)
+        }
+        for name in started {
+            guard let portFile = launches.processes[name]?.portFile else { continue }
+            guard try await waitForFile(portFile) != nil else {
+                throw LocalClusterError("\(name) did not start again in 30 s (see \(folder)/logs)")
+            }
+        }
+        return started
+    }
+
     /// Kills one process by name (`node de-1`, `coordinator FR`, `etcd CH`): for drills and tests.
     public func kill9(_ name: String) throws {
         guard let pid = try loadPids().processes[name] else { throw LocalClusterError("no process \(name)") }
@@ -107,6 +184,29 @@ public struct LocalCluster: Sendable {
 
     // MARK: - Private
 
+    func loadLaunches() throws -> Launches {
+        try JSONDecoder().decode(Launches.self, from: Data(contentsOf: URL(fileURLWithPath: launchFile)))
+    }
+
+    func saveLaunches(_ launches: Launches) throws {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+        try encoder.encode(launches).write(to: URL(fileURLWithPath: launchFile))
+    }
+
+    /// Once a process listens, its port goes into its launch, so a restart reuses it.
+    func fixPort(_ name: String, port: String) throws {
+        var launches = try loadLaunches()
+        guard var launch = launches.processes[name] else { return }
+        if let index = launch.arguments.firstIndex(of: "--port"), index + 1 < launch.arguments.count {
+            launch.arguments[index + 1] = port
+        } else {
+            launch.arguments += ["--port", port]
+        }
+        launches.processes[name] = launch
+        try saveLaunches(launches)
+    }
+
     func loadPids() throws -> Pids {
         try JSONDecoder().decode(Pids.self, from: Data(contentsOf: URL(fileURLWithPath: pidsFile)))
     }
@@ -115,7 +215,10 @@ public struct LocalCluster: Sendable {
         try JSONEncoder().encode(pids).write(to: URL(fileURLWithPath: pidsFile))
     }
 
-    func spawn(_ name: String, _ executable: String, _ arguments: [String], pids: inout Pids) throws {
+    func spawn(_ name: String, _ executable: String, _ arguments: [String], portFile: String? = nil, pids: inout Pids) throws {
+        var launches = (try? loadLaunches()) ?? Launches()
+        launches.processes[name] = Launches.Launch(executable: executable, arguments: arguments, portFile: portFile)
+        try saveLaunches(launches)
         let logPath = folder + "/logs/" + name.replacingOccurrences(of: " ", with: "-") + ".log"
         _ = FileManager.default.createFile(atPath: logPath, contents: nil)
         let process = Process()
@@ -146,6 +249,10 @@ public struct LocalCluster: Sendable {
                 "--listen-peer-urls", "http://127.0.0.1:\(member.peer)", "--initial-advertise-peer-urls", "http://127.0.0.1:\(member.peer)",
                 "--initial-cluster", cluster, "--initial-cluster-state", "new", "--initial-cluster-token", "coffre-" + topology.name,
                 "--log-level", "error",
+                // Keep an hour of history, not every revision ever (etcd keeps all until
+                // compacted), and a backend quota that raises NOSPACE before the disk fills.
+                "--auto-compaction-mode", "periodic", "--auto-compaction-retention", "1h",
+                "--quota-backend-bytes", String(topology.etcdQuotaBytes ?? (2 << 30)),
             ], pids: &pids)
         }
         let endpoints = members.map { "http://127.0.0.1:\($0.client)" }
@@ -177,7 +284,7 @@ public struct LocalCluster: Sendable {
                     "--data-directory", folder + "/data/" + id, "--capacity-bytes", String(country.capacityBytes),
                     "--tls-certificate", folder + "/certs/server.pem", "--tls-key", folder + "/certs/server-key.pem",
                     "--tls-cluster-ca", folder + "/certs/ca.pem", "--port", "0", "--port-file", portFile, "--log-level", "warning",
-                ], pids: &pids)
+                ], portFile: portFile, pids: &pids)
                 pending.append((id, country.code, country.region, portFile))
             }
         }
@@ -186,6 +293,7 @@ public struct LocalCluster: Sendable {
             guard let port = try await waitForFile(portFile) else {
                 throw LocalClusterError("node \(id) did not start in 30 s (see \(folder)/logs/node-\(id).log)")
             }
+            try fixPort("node \(id)", port: port)
             nodes.append(StartedNode(id: id, country: country, region: region, url: "https://127.0.0.1:\(port)"))
         }
         return nodes
@@ -216,10 +324,13 @@ public struct LocalCluster: Sendable {
         }
         let file = folder + "/config/\(id).yaml"
         try Yams.dump(object: config).write(toFile: file, atomically: true, encoding: .utf8)
-        try spawn("coordinator \(country.code)", binaries + "/coffred", ["coordinator", "--config", file, "--log-level", "warning"], pids: &pids)
+        try spawn(
+            "coordinator \(country.code)", binaries + "/coffred", ["coordinator", "--config", file, "--log-level", "warning"], portFile: portFile,
+            pids: &pids)
         guard let port = try await waitForFile(portFile).flatMap({ Int($0) }) else {
             throw LocalClusterError("coordinator \(country.code) did not start in 30 s (see \(folder)/logs/coordinator-\(country.code).log)")
         }
+        try fixPort("coordinator \(country.code)", port: String(port))
         return port
     }
 
@@ -251,6 +362,10 @@ public struct LocalCluster: Sendable {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         guard fd >= 0 else { return false }
         defer { close(fd) }
+        // As etcd itself does: a port held only by a socket in TIME_WAIT (after Cluster/down)
+        // can be bound again, so it counts as free.
+        var one: Int32 = 1
+        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size))
         var address = sockaddr_in()
         address.sin_family = sa_family_t(AF_INET)
         address.sin_port = in_port_t(UInt16(port).bigEndian)

@@ -46,13 +46,15 @@ public struct ClusterTopologyFile: Codable, Sendable {
     public var repairBudgetBytesPerSecond: Int64?
     public var leaderLeaseSeconds: Int?
     public var gcGraceSeconds: Int?
+    /// etcd's backend quota (`--quota-backend-bytes`); 2 GiB when nil.
+    public var etcdQuotaBytes: Int64?
 
     enum CodingKeys: String, CodingKey {
         case name, countries, etcdCountries = "etcd_countries", policy, segmentSizeBytes = "segment_size_bytes"
         case quotaBytesDefault = "quota_bytes_default", basePort = "base_port", downAfterSeconds = "down_after_seconds"
         case sessionLifetimeSeconds = "session_lifetime_seconds", repairAfterSeconds = "repair_after_seconds"
         case repairBudgetBytesPerSecond = "repair_budget_bytes_per_second", leaderLeaseSeconds = "leader_lease_seconds"
-        case gcGraceSeconds = "gc_grace_seconds"
+        case gcGraceSeconds = "gc_grace_seconds", etcdQuotaBytes = "etcd_quota_bytes"
     }
 
     public init(name: String, countries: [CountryEntry], etcdCountries: [String], policy: PolicyEntry, segmentSizeBytes: Int?, quotaBytesDefault: Int64?, basePort: Int, downAfterSeconds: Int?, sessionLifetimeSeconds: Int? = nil,

@@ -187,7 +187,55 @@ struct Admin: AsyncParsableCommand {
     struct ClusterCommand: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             commandName: "cluster", abstract: "The local multi-region cluster (what Cluster/up, down and status run).",
-            subcommands: [Up.self, Down.self, ClusterStatus.self])
+            subcommands: [Up.self, Down.self, ClusterStatus.self, Stop.self, Start.self])
+
+        struct Selection: ParsableArguments {
+            @Option(help: "A storage node, by id (fr-1).") var node: String?
+            @Option(help: "A whole country: its coordinator, etcd member and nodes (FR).") var country: String?
+            @Option(help: "A country's coordinator (FR).") var coordinator: String?
+
+            func part() throws -> LocalCluster.Part {
+                switch (node, country, coordinator) {
+                case (let node?, nil, nil): .node(node)
+                case (nil, let country?, nil): .country(country)
+                case (nil, nil, let coordinator?): .coordinator(coordinator)
+                default: throw ClientError(.invalidArgument, "give exactly one of --node, --country, --coordinator")
+                }
+            }
+        }
+
+        struct Stop: AsyncParsableCommand {
+            static let configuration = CommandConfiguration(
+                abstract: "Stop part of the local cluster (it keeps its data and address; start brings it back).",
+                discussion: "Examples: coffre admin cluster stop --node fr-1 --kill; coffre admin cluster stop --country FR")
+            @OptionGroup var place: Where
+            @OptionGroup var selection: Selection
+            @Flag(help: "SIGKILL instead of SIGTERM (a crash, not a shutdown).") var kill = false
+
+            func run() async throws {
+                try await perform {
+                    let cluster = try place.cluster()
+                    let stopped = try cluster.stop(try cluster.names(try selection.part()), kill: kill)
+                    print(stopped.isEmpty ? "nothing was running" : "stopped (\(kill ? "SIGKILL" : "SIGTERM")): \(stopped.joined(separator: ", "))")
+                }
+            }
+        }
+
+        struct Start: AsyncParsableCommand {
+            static let configuration = CommandConfiguration(
+                abstract: "Start stopped parts of the local cluster again, at the same addresses.",
+                discussion: "Example: coffre admin cluster start --country FR")
+            @OptionGroup var place: Where
+            @OptionGroup var selection: Selection
+
+            func run() async throws {
+                try await perform {
+                    let cluster = try place.cluster()
+                    let started = try await cluster.start(try cluster.names(try selection.part()))
+                    print(started.isEmpty ? "everything was running" : "started: \(started.joined(separator: ", "))")
+                }
+            }
+        }
 
         struct Where: ParsableArguments {
             @Option(help: "Topology YAML.") var topology: String = "Cluster/topologies/dev.yaml"

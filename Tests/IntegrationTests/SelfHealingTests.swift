@@ -6,6 +6,13 @@ import LocalCluster
 import Testing
 import TestSupport
 
+extension SeededGenerator {
+    func bytesOnce(_ count: Int) -> [UInt8] {
+        var copy = self
+        return copy.bytes(count)
+    }
+}
+
 /// Self-healing on a real cluster (3 etcd members, 4 coordinators, 12 nodes in 4 countries,
 /// RS(6,3)), with real faults: processes killed with SIGKILL. Short timings: a node is down
 /// after 3 s without news and lost after 2 s more; a dead leader is replaced within ~2 s.
@@ -20,7 +27,17 @@ func healingTopology(_ name: String) -> ClusterTopologyFile {
         ],
         etcdCountries: ["FR", "DE", "CH"], policy: .init(k: 6, m: 3, margin: 0), segmentSizeBytes: 2 << 20,
         quotaBytesDefault: 1 << 30, basePort: freePortBlock(count: 6), downAfterSeconds: 3,
-        repairAfterSeconds: 2, repairBudgetBytesPerSecond: 500_000_000, leaderLeaseSeconds: 2)
+        repairAfterSeconds: 2, repairBudgetBytesPerSecond: 500_000_000, leaderLeaseSeconds: 2, gcGraceSeconds: 3)
+}
+
+/// Bytes the manifests reference, against bytes the nodes hold (as the coordinator last
+/// heard): equal once nothing unreferenced is left.
+func storedAndReferenced(_ client: CoffreClient, _ manifests: [ObjectManifest]) async throws -> (stored: Int64, referenced: Int64) {
+    let stored = try await client.adminStatus().nodes.filter(\.up).reduce(0) { $0 + $1.usedBytes }
+    let referenced = manifests.reduce(Int64(0)) { total, manifest in
+        total + manifest.segments.reduce(0) { $0 + Int64($1.shardLength * $1.shards.count) }
+    }
+    return (stored, referenced)
 }
 
 /// Files uploaded through one client, to check after the faults.
@@ -138,6 +155,50 @@ func fullyRedundant(_ manifests: [ObjectManifest], up: Set<String>, gone: Set<St
                     }
                 }
                 try await stored.verify(try running.client(via: "NZ"), session, folder: folder)
+
+                // France comes back at the same addresses: its stale shards are garbage now.
+                try await running.cluster.start(try running.cluster.names(.country("FR")))
+                try await awaitCondition("France's nodes are up again", seconds: 60) {
+                    try await de.adminStatus().nodes.filter(\.up).count == 12
+                }
+                let manifests = try await stored.manifests(de, session)
+                try await awaitCondition("the collector leaves only referenced shards", seconds: 90) {
+                    let (held, referenced) = try await storedAndReferenced(de, manifests)
+                    return held == referenced
+                }
+                #expect(try await de.adminCollectorStatus().shardsDeleted > 0)
+                try await stored.verify(try running.client(via: "FR"), session, folder: folder)
+            }
+        }
+    }
+
+    @Test func aCoordinatorKilledMidUploadLeavesNothingVisibleAndItsShardsAreCollected() async throws {
+        try await withTemporaryDirectory { folder in
+            let running = try await RunningCluster(folder: folder, topology: healingTopology("heal-upload"))
+            await running.run { running in
+                let ch = try running.client(via: "CH")
+                _ = try await ch.register(username: "erin", password: "pw for erin", parameters: .minimum)
+                let session = try await ch.login(username: "erin", password: "pw for erin")
+                var stored = StoredFiles()
+                try await stored.upload(ch, session, folder: folder, sizes: [3 << 20], seed: 11, prefix: "kept")
+                let big = SeededGenerator(seed: 12).bytesOnce(96 << 20)
+                try Data(big).write(to: URL(fileURLWithPath: folder + "/big"))
+                let fr = try running.client(via: "FR")
+                let upload = Task { try await fr.upload(folder + "/big", to: "/big", session) }
+                let baseline = try await ch.adminStatus().nodes.reduce(0) { $0 + $1.usedBytes }
+                try await awaitCondition("the upload has put shards on nodes", seconds: 60) {
+                    try await ch.adminStatus().nodes.reduce(0) { $0 + $1.usedBytes } > baseline + (8 << 20)
+                }
+                try running.cluster.kill9("coordinator FR")
+                await #expect(throws: (any Error).self) { _ = try await upload.value }
+                #expect(try await ch.list("/", session).map(\.name).sorted() == ["kept-0"], "nothing unacknowledged is visible")
+                let manifests = try await stored.manifests(ch, session)
+                try await awaitCondition("the dead upload's shards are collected", seconds: 90) {
+                    let (held, referenced) = try await storedAndReferenced(ch, manifests)
+                    return held == referenced
+                }
+                #expect(try await ch.adminCollectorStatus().shardsDeleted > 0)
+                try await stored.verify(ch, session, folder: folder)
             }
         }
     }
