@@ -252,7 +252,7 @@ let package = Package(
         .testTarget(
             name: "CoordinatorTests",
             dependencies: [
-                "Coordinator", "NodeClient", "Metadata", "Placement", "ClusterTLS", "CoffreModel", "TestSupport",
+                "Coordinator", "NodeClient", "Metadata", "Placement", "ClusterTLS", "CoffreModel", "TestSupport", "Checksum",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
             ]

@@ -90,3 +90,43 @@ public struct CollectorStatus: Codable, Hashable, Sendable {
         self.updatedAt = updatedAt
     }
 }
+
+/// `GET /v1/admin/scrub`: the leader's scrub schedule as it last published itself.
+public struct ScrubStatus: Codable, Hashable, Sendable {
+    public var leader: String?
+    public var epoch: Int64
+    public var shardsScanned: Int64 = 0
+    public var bytesVerified: Int64 = 0
+    /// Shards the nodes found corrupt or missing.
+    public var corruptFound: Int64 = 0
+    /// Of those, the ones a manifest references: queued for repair.
+    public var suspectsRecorded: Int64 = 0
+    public var passesCompleted: Int = 0
+    public var currentNode: String?
+    public var lastError: String?
+    public var updatedAt: Int64 = 0
+
+    public init(leader: String?, epoch: Int64) {
+        self.leader = leader
+        self.epoch = epoch
+    }
+}
+
+/// `POST /v1/admin/scrub/{node}`: one whole pass over a node, run now.
+public struct ScrubReport: Codable, Hashable, Sendable {
+    public var node: String
+    public var shardsScanned: Int64 = 0
+    public var bytesVerified: Int64 = 0
+    public var corrupt: [ScrubStep.Finding] = []
+    /// Corrupt shards a manifest references, recorded for repair.
+    public var suspectsRecorded: Int = 0
+
+    public init(node: String) { self.node = node }
+
+    public mutating func add(_ step: ScrubStep, suspects: Int) {
+        shardsScanned += Int64(step.scanned)
+        bytesVerified += Int64(step.bytesVerified)
+        corrupt += step.corrupt
+        suspectsRecorded += suspects
+    }
+}

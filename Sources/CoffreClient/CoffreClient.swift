@@ -163,6 +163,17 @@ public final class CoffreClient: Sendable {
         try decode(CollectorStatus.self, try await send(.GET, "/v1/admin/gc", token: try adminToken()))
     }
 
+    /// The leader's scrub schedule.
+    public func adminScrubStatus() async throws -> ScrubStatus {
+        try decode(ScrubStatus.self, try await send(.GET, "/v1/admin/scrub", token: try adminToken()))
+    }
+
+    /// Scrubs a node: with `wait`, a whole pass now and its findings; otherwise the leader's
+    /// schedule takes the node next.
+    public func adminScrub(node: String, wait: Bool) async throws -> ScrubReport {
+        try decode(ScrubReport.self, try await send(.POST, "/v1/admin/scrub/\(node)" + (wait ? "?wait=true" : ""), token: try adminToken()))
+    }
+
     private func adminToken() throws -> String {
         guard let token = profile.adminToken else { throw ClientError(.forbidden, "profile \(profile.name) has no admin token") }
         return token

@@ -59,6 +59,8 @@ public struct CoordinatorConfiguration: Codable, Sendable {
     public var leaderLeaseSeconds: Int
     /// Unreferenced shards younger than this are not collected.
     public var gcGraceSeconds: Int
+    /// Bytes per second the scrub schedule has nodes re-read; 0 turns it off.
+    public var scrubBudgetBytesPerSecond: Int64
     /// How long a login lasts.
     public var sessionLifetimeSeconds: Int
     /// Bearer token for `/v1/admin/...`.
@@ -72,7 +74,7 @@ public struct CoordinatorConfiguration: Codable, Sendable {
         case segmentSizeBytes = "segment_size_bytes", quotaBytesDefault = "quota_bytes_default"
         case downAfterSeconds = "down_after_seconds", repairAfterSeconds = "repair_after_seconds"
         case repairBudgetBytesPerSecond = "repair_budget_bytes_per_second", leaderLeaseSeconds = "leader_lease_seconds"
-        case gcGraceSeconds = "gc_grace_seconds"
+        case gcGraceSeconds = "gc_grace_seconds", scrubBudgetBytesPerSecond = "scrub_budget_bytes_per_second"
         case sessionLifetimeSeconds = "session_lifetime_seconds", adminToken = "admin_token", publicURL = "public_url", portFile = "port_file"
     }
 
@@ -95,6 +97,7 @@ public struct CoordinatorConfiguration: Codable, Sendable {
         repairBudgetBytesPerSecond = try c.decodeIfPresent(Int64.self, forKey: .repairBudgetBytesPerSecond) ?? 100_000_000
         leaderLeaseSeconds = try c.decodeIfPresent(Int.self, forKey: .leaderLeaseSeconds) ?? 5
         gcGraceSeconds = try c.decodeIfPresent(Int.self, forKey: .gcGraceSeconds) ?? Int(Limits.collectorGraceSecondsDefault)
+        scrubBudgetBytesPerSecond = try c.decodeIfPresent(Int64.self, forKey: .scrubBudgetBytesPerSecond) ?? 20_000_000
         sessionLifetimeSeconds = try c.decodeIfPresent(Int.self, forKey: .sessionLifetimeSeconds) ?? 86_400
         adminToken = try c.decode(String.self, forKey: .adminToken)
         publicURL = try c.decodeIfPresent(String.self, forKey: .publicURL)
@@ -128,6 +131,7 @@ public struct CoordinatorConfiguration: Codable, Sendable {
         guard repairBudgetBytesPerSecond >= 0 else { throw fail("repair_budget_bytes_per_second", "must be 0 (paused) or more") }
         guard (1...3600).contains(leaderLeaseSeconds) else { throw fail("leader_lease_seconds", "must be 1...3600") }
         guard (1...(30 * 86_400)).contains(gcGraceSeconds) else { throw fail("gc_grace_seconds", "must be 1...2592000") }
+        guard scrubBudgetBytesPerSecond >= 0 else { throw fail("scrub_budget_bytes_per_second", "must be 0 (off) or more") }
         guard (1...(30 * 86_400)).contains(sessionLifetimeSeconds) else { throw fail("session_lifetime_seconds", "must be 1...2592000") }
         guard adminToken.utf8.count >= 16 else { throw fail("admin_token", "must be at least 16 characters") }
         for (key, path) in [("tls.certificate", tls.certificate), ("tls.key", tls.key), ("tls.cluster_ca", tls.clusterCA)] {

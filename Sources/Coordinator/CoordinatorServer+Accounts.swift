@@ -4,6 +4,8 @@ import Foundation
 import HTTPService
 import HTTPTypes
 import Hummingbird
+import Metadata
+import NodeClient
 
 extension CoordinatorServer {
     func validUsername(_ name: String) throws -> String {
@@ -160,6 +162,35 @@ extension CoordinatorServer {
         }
         return try jsonResponse(CollectorStatus(
             leader: leader?.coordinator, epoch: leader?.epoch ?? 0, graceSeconds: Int64(configuration.gcGraceSeconds), updatedAt: 0))
+    }
+
+    /// The leader's scrub schedule as last published; on the leader itself, its live one.
+    func adminScrubStatus(_ request: Request) async throws -> Response {
+        try requireAdmin(request)
+        if election.current != nil { return try jsonResponse(scrub.status()) }
+        let leader = try await election.leader()
+        if let (status, _) = try await read(ScrubStatus.self, Keyspace.scrubStatus), status.epoch == leader?.epoch {
+            return try jsonResponse(status)
+        }
+        return try jsonResponse(ScrubStatus(leader: leader?.coordinator, epoch: leader?.epoch ?? 0))
+    }
+
+    /// `?wait=true`: one whole pass over the node now, answered with what it found;
+    /// otherwise the leader's schedule takes that node next (202).
+    func adminScrubNode(_ request: Request, _ context: BasicRequestContext) async throws -> Response {
+        try requireAdmin(request)
+        let text = try context.parameters.require("node")
+        guard let id = try? NodeID(text), let member = objects.topology.member(id) else { throw APIError(.notFound, "no node \(text)") }
+        guard request.uri.queryParameters.get("wait") == "true" else {
+            try await metadata.put(Keyspace.scrubRequest, Array(id.value.utf8))
+            return try jsonResponse(ScrubReport(node: id.value), status: .accepted)
+        }
+        guard objects.topology.isUp(id) else { throw APIError(.unavailable, "node \(id) is down") }
+        do {
+            return try jsonResponse(try await objects.scrubNode(member))
+        } catch let error as NodeClientError {
+            throw APIError(error.code, error.message)
+        }
     }
 
     /// Sets repair's budget for the whole cluster (the leader reads it at its next scan).

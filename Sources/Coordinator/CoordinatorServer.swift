@@ -35,6 +35,7 @@ public final class CoordinatorServer: Sendable {
     public let election: LeaderElection
     public let repair: RepairWorker
     public let collector: GarbageCollector
+    public let scrub: ScrubScheduler
 
     public init(configuration: CoordinatorConfiguration, logger: Logger) throws {
         try configuration.validate(file: "configuration")
@@ -68,6 +69,9 @@ public final class CoordinatorServer: Sendable {
             logger: logger)
         collector = GarbageCollector(
             objects: objects, election: election, settings: .init(grace: .seconds(configuration.gcGraceSeconds)), logger: logger)
+        scrub = ScrubScheduler(
+            objects: objects, election: election, settings: .init(budgetBytesPerSecond: configuration.scrubBudgetBytesPerSecond),
+            logger: logger)
     }
 
     /// Serves until cancelled or SIGTERM/SIGINT, with the background services (node health,
@@ -86,7 +90,7 @@ public final class CoordinatorServer: Sendable {
             },
             logger: logger)
         await health.step()
-        app.addServices(health, election, repair, collector)
+        app.addServices(health, election, repair, collector, scrub)
         do {
             try await app.runService()
         } catch {
@@ -126,6 +130,8 @@ public final class CoordinatorServer: Sendable {
         router.get("/v1/admin/repair") { [self] request, _ in try await adminRepairStatus(request) }
         router.put("/v1/admin/repair/budget") { [self] request, _ in try await adminRepairBudget(request) }
         router.get("/v1/admin/gc") { [self] request, _ in try await adminCollectorStatus(request) }
+        router.get("/v1/admin/scrub") { [self] request, _ in try await adminScrubStatus(request) }
+        router.post("/v1/admin/scrub/:node") { [self] request, context in try await adminScrubNode(request, context) }
         return router
     }
 

@@ -62,6 +62,10 @@ public enum Keyspace {
     public static let repairStatus = "cluster/repair-status"
     /// The leader's last published garbage-collection status.
     public static let collectorStatus = "cluster/gc-status"
+    /// The leader's last published scrub status.
+    public static let scrubStatus = "cluster/scrub-status"
+    /// A node an operator asked the scrub schedule to take next.
+    public static let scrubRequest = "cluster/scrub-request"
     /// Country states, as the leader last decided them.
     public static let countryStates = "cluster/countries"
     /// Shards that a read or a scrub found corrupt or missing: `suspects/NODE/OBJECT/SEG/SHARD`.

@@ -9,7 +9,7 @@ import LocalCluster
 struct Admin: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Operate a cluster: status, nodes, objects, certificates, the local cluster.",
-        subcommands: [Status.self, Nodes.self, Object.self, Repair.self, GC.self, Certs.self, ClusterCommand.self])
+        subcommands: [Status.self, Nodes.self, Object.self, Repair.self, Scrub.self, GC.self, Certs.self, ClusterCommand.self])
 
     struct Status: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "The coordinator's view: metadata, policy, nodes up and down.")
@@ -127,6 +127,39 @@ struct Admin: AsyncParsableCommand {
                         print(bytes == 0 ? "repair paused" : "repair budget: \(ByteCount(bytes))/s")
                     }
                 }
+            }
+        }
+    }
+
+    struct Scrub: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Scrub: nodes re-read their shards against their checksums; what is corrupt is rebuilt by repair.",
+            discussion: """
+                coffre admin scrub --node ID          the leader's schedule takes this node next
+                coffre admin scrub --node ID --wait   one whole pass now; prints what it found
+                coffre admin scrub                    the schedule's counters
+                """)
+        @OptionGroup var options: GlobalOptions
+        @Option(help: "The node to scrub.") var node: String?
+        @Flag(help: "Run the pass now and wait for its findings.") var wait = false
+
+        func run() async throws {
+            try await perform {
+                let client = try options.client()
+                defer { Task { try? await client.shutdown() } }
+                guard let node else {
+                    let status = try await client.adminScrubStatus()
+                    if options.json { return printJSON(status) }
+                    print("leader: \(status.leader ?? "none"); now at: \(status.currentNode ?? "-"); passes: \(status.passesCompleted)")
+                    print("scanned: \(status.shardsScanned) shards, \(ByteCount(status.bytesVerified)); corrupt: \(status.corruptFound); queued for repair: \(status.suspectsRecorded)")
+                    if let error = status.lastError { print("last error: \(error)") }
+                    return
+                }
+                let report = try await client.adminScrub(node: node, wait: wait)
+                if options.json { return printJSON(report) }
+                guard wait else { return print("node \(node) is next in the leader's scrub schedule") }
+                print("node \(node): \(report.shardsScanned) shards, \(ByteCount(report.bytesVerified)) verified; \(report.corrupt.count) corrupt, \(report.suspectsRecorded) queued for repair")
+                for finding in report.corrupt { print("  \(finding.key): \(finding.reason)") }
             }
         }
     }

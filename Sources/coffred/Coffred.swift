@@ -108,6 +108,7 @@ struct CoordinatorCommand: AsyncParsableCommand {
     @Option(help: "Repair budget in bytes per second (until changed at run time).") var repairBudgetBytesPerSecond: Int64?
     @Option(help: "Seconds of the leader's lease.") var leaderLeaseSeconds: Int?
     @Option(help: "Seconds before an unreferenced shard is collected.") var gcGraceSeconds: Int?
+    @Option(help: "Bytes per second of background scrub (0: off).") var scrubBudgetBytesPerSecond: Int64?
     @Option(help: "Session lifetime in seconds.") var sessionLifetimeSeconds: Int?
     @Option(help: "Bearer token of the admin API.") var adminToken: String?
     @Option(help: "Coordinator certificate (PEM).") var tlsCertificate: String?
@@ -136,6 +137,7 @@ struct CoordinatorCommand: AsyncParsableCommand {
             if let repairBudgetBytesPerSecond { configuration.repairBudgetBytesPerSecond = repairBudgetBytesPerSecond }
             if let leaderLeaseSeconds { configuration.leaderLeaseSeconds = leaderLeaseSeconds }
             if let gcGraceSeconds { configuration.gcGraceSeconds = gcGraceSeconds }
+            if let scrubBudgetBytesPerSecond { configuration.scrubBudgetBytesPerSecond = scrubBudgetBytesPerSecond }
             if let sessionLifetimeSeconds { configuration.sessionLifetimeSeconds = sessionLifetimeSeconds }
             if let adminToken { configuration.adminToken = adminToken }
             if let tlsCertificate { configuration.tls.certificate = tlsCertificate }

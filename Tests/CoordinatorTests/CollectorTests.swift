@@ -1,3 +1,4 @@
+import Checksum
 import CoffreModel
 import Coordinator
 import Foundation
@@ -120,6 +121,33 @@ import TestSupport
             _ = try await late.finish()
             try await Task.sleep(for: .milliseconds(250))
             #expect(throws: CoordinatorError.self) { _ = try late.commitGuard() }
+        }
+    }
+}
+
+@Suite(.serialized, .timeLimit(.minutes(2))) struct ScrubScheduleTests {
+    @Test func theScheduleWalksEveryNodeAndQueuesWhatIsCorrupt() async throws {
+        try await withTemporaryDirectory { folder in
+            let cluster = try await MemoryCluster(folder: folder)
+            let election = LeaderElection(coordinator: "c", metadata: cluster.metadata, ttlSeconds: 30, logger: Logger(label: "test"))
+            await election.step()
+            let manifest = try await cluster.upload(SeededGenerator(seed: 41).bytesOnce(1 << 20), id: "scrubbed")
+            let location = manifest.segments[0].shards[8]
+            #expect(cluster.transport.corrupt(location.node.value, key: ObjectManifest.shardKey(object: "scrubbed", segment: 0, shard: 8)))
+            // Garbage that is corrupt too is not repair's business.
+            let stray = try #require(cluster.nodes.first { node in !manifest.segments[0].shards.contains { $0.node == node } })
+            let strayKey = ObjectManifest.shardKey(object: "gone", segment: 0, shard: 0)
+            let body: [UInt8] = Array(repeating: 7, count: 100)
+            try await cluster.transport.put(
+                base: cluster.transport.base(of: stray.value), key: strayKey, body: ByteBuffer(bytes: body),
+                checksum: body.withUnsafeBytes { CRC32C.checksum($0) })
+            #expect(cluster.transport.corrupt(stray.value, key: strayKey))
+            let schedule = ScrubScheduler(objects: cluster.store, election: election, settings: .init(budgetBytesPerSecond: 1 << 40, pageSize: 3), logger: Logger(label: "test"))
+            for _ in 0..<200 where schedule.status().passesCompleted == 0 { _ = await schedule.step() }
+            let status = schedule.status()
+            #expect(status.passesCompleted == 1 && status.corruptFound == 2 && status.suspectsRecorded == 1, "\(status)")
+            #expect(try await cluster.metadata.list(prefix: Keyspace.suspects).map(\.key) == [Keyspace.suspect(location.node, "scrubbed", segment: 0, shard: 8)])
+            #expect(status.shardsScanned == Int64(cluster.nodes.reduce(0) { $0 + cluster.transport.keys($1.value).count }))
         }
     }
 }

@@ -202,4 +202,44 @@ func fullyRedundant(_ manifests: [ObjectManifest], up: Set<String>, gone: Set<St
             }
         }
     }
+
+    @Test func bytesFlippedOnDiskAreCaughtByReadsAndScrubAndRebuilt() async throws {
+        try await withTemporaryDirectory { folder in
+            let running = try await RunningCluster(folder: folder, topology: healingTopology("heal-rot"))
+            await running.run { running in
+                let nz = try running.client(via: "NZ")
+                _ = try await nz.register(username: "frank", password: "pw for frank", parameters: .minimum)
+                let session = try await nz.login(username: "frank", password: "pw for frank")
+                var stored = StoredFiles()
+                try await stored.upload(nz, session, folder: folder, sizes: [5 << 20], seed: 13, prefix: "rot")
+                let manifest = try #require(try await stored.manifests(nz, session).first)
+                let segment = manifest.segments[0]
+                // A data shard (every read asks for it) and a parity shard (no read needs it):
+                // one byte flipped in each body file, on disk, behind Coffre's back.
+                let read = segment.shards[1]
+                let parity = segment.shards[7]
+                for location in [read, parity] {
+                    let key = Hex.encode(ObjectManifest.shardKey(object: manifest.id, segment: 0, shard: location.index))
+                    let bodies = running.cluster.folder + "/data/\(location.node)/bodies"
+                    let file = try #require(FileManager.default.subpaths(atPath: bodies)?.first { $0.hasSuffix("/" + key) })
+                    let handle = try FileHandle(forUpdating: URL(fileURLWithPath: bodies + "/" + file))
+                    try handle.seek(toOffset: 1000)
+                    let byte = try #require(try handle.read(upToCount: 1)).first!
+                    try handle.seek(toOffset: 1000)
+                    try handle.write(contentsOf: [byte ^ 0x40])
+                    try handle.close()
+                }
+                // Reads stay right (parity stands in) and report the data shard.
+                try await stored.verify(try running.client(via: "DE"), session, folder: folder)
+                // The scrub of the parity shard's node finds the other.
+                let report = try await nz.adminScrub(node: parity.node.value, wait: true)
+                #expect(report.corrupt.count >= 1 && report.suspectsRecorded >= 1, "\(report)")
+                try await awaitCondition("both damaged shards are rebuilt elsewhere", seconds: 60) {
+                    let now = try await stored.manifests(nz, session)[0].segments[0]
+                    return now.shards[1].node != read.node && now.shards[7].node != parity.node
+                }
+                try await stored.verify(try running.client(via: "CH"), session, folder: folder)
+            }
+        }
+    }
 }
