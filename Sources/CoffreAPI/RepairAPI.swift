@@ -20,6 +20,8 @@ public struct RepairStatus: Codable, Hashable, Sendable {
     public var budgetBytesPerSecond: Int64
     public var segmentsRepaired: Int
     public var segmentsFailed: Int
+    /// Repairs whose commit was refused: the manifest or the leadership changed meanwhile.
+    public var decisionsRefused: Int
     /// Segments that cannot be rebuilt now (fewer than k healthy shards reachable).
     public var segmentsUnrepairable: Int
     /// Nodes down, and those down past `repair_after` whose shards are rebuilt elsewhere.
@@ -43,6 +45,7 @@ public struct RepairStatus: Codable, Hashable, Sendable {
         self.budgetBytesPerSecond = budgetBytesPerSecond
         segmentsRepaired = 0
         segmentsFailed = 0
+        decisionsRefused = 0
         segmentsUnrepairable = 0
         downNodes = []
         lostNodes = []

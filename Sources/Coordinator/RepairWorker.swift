@@ -222,9 +222,14 @@ public final class RepairWorker: Service, Sendable {
                     state.meter.record(read + written, now: Int64((ContinuousClock.now - started) / .nanoseconds(1)))
                     state.status.segmentsRepaired += 1
                     if debt { state.status.placementDebtCreated += 1 }
-                case .skipped, .conflict:
+                case .skipped:
                     break
+                case .conflict:
+                    state.status.decisionsRefused += 1
                 }
+            }
+            if case .conflict(let why) = outcome {
+                logger.warning("repair decision refused", metadata: ["object.id": "\(directive.objectId)", "leader.epoch": "\(term.epoch)", "reason": "\(why)"])
             }
             if case .repaired(_, _, let nodes, _) = outcome {
                 logger.info("segment repaired", metadata: [

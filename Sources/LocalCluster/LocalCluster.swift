@@ -174,6 +174,12 @@ public struct LocalCluster: Sendable {
         return started
     }
 
+    /// Sends a signal to one process (SIGSTOP freezes it, SIGCONT thaws it: for drills and tests).
+    public func signal(_ name: String, _ signal: Int32) throws {
+        guard let pid = try loadPids().processes[name] else { throw LocalClusterError("no process \(name)") }
+        kill(pid, signal)
+    }
+
     /// Kills one process by name (`node de-1`, `coordinator FR`, `etcd CH`): for drills and tests.
     public func kill9(_ name: String) throws {
         guard let pid = try loadPids().processes[name] else { throw LocalClusterError("no process \(name)") }

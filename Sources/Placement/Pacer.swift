@@ -7,21 +7,32 @@ public struct Pacer: Sendable {
     /// The budget; zero or less pauses the work (every spend waits a second and re-checks).
     public private(set) var bytesPerSecond: Int64
     /// Bytes that may go at once after a quiet spell.
-    public let burstBytes: Int64
+    public private(set) var burstBytes: Int64
     private var available: Double
     private var last: Int64?
 
-    public init(bytesPerSecond: Int64, burstBytes: Int64 = 64 << 20) {
-        precondition(burstBytes > 0)
+    /// - Parameter burstBytes: nil for one second's worth of the budget (at least 1 MiB, at
+    ///   most 64 MiB), so that a low budget is not spent in one burst.
+    public init(bytesPerSecond: Int64, burstBytes: Int64? = nil) {
         self.bytesPerSecond = bytesPerSecond
-        self.burstBytes = burstBytes
-        available = Double(burstBytes)
+        self.burstBytes = burstBytes ?? Self.burst(for: bytesPerSecond)
+        fixedBurst = burstBytes != nil
+        precondition(self.burstBytes > 0)
+        available = Double(self.burstBytes)
     }
+
+    private let fixedBurst: Bool
+
+    static func burst(for bytesPerSecond: Int64) -> Int64 { min(64 << 20, max(1 << 20, bytesPerSecond)) }
 
     /// Changes the budget from now on.
     public mutating func setBudget(_ bytesPerSecond: Int64, now: Int64) {
         refill(now: now)
         self.bytesPerSecond = bytesPerSecond
+        if !fixedBurst {
+            burstBytes = Self.burst(for: bytesPerSecond)
+            available = min(available, Double(burstBytes))
+        }
     }
 
     /// Takes `bytes` from the budget; returns the nanoseconds to wait before going on (zero

@@ -2,6 +2,9 @@ import CoffreAPI
 import CoffreClient
 import CoffreModel
 import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
 import LocalCluster
 import Testing
 import TestSupport
@@ -239,6 +242,85 @@ func fullyRedundant(_ manifests: [ObjectManifest], up: Set<String>, gone: Set<St
                     return now.shards[1].node != read.node && now.shards[7].node != parity.node
                 }
                 try await stored.verify(try running.client(via: "CH"), session, folder: folder)
+            }
+        }
+    }
+}
+
+/// Leadership under real faults: the leader killed, or frozen and thawed, in the middle of a
+/// repair slowed down on purpose (2 MB/s).
+@Suite(.serialized, .timeLimit(.minutes(6))) struct LeaderFailoverTests {
+    /// Uploads, slows repair, kills a node, and waits until repair is under way; returns the
+    /// files, the victim and the leader's status then.
+    func repairUnderWay(_ running: RunningCluster, _ folder: String, user: String) async throws -> (StoredFiles, Session, String, RepairStatus) {
+        let client = try running.client(via: "NZ")
+        _ = try await client.register(username: user, password: "pw for \(user)", parameters: .minimum)
+        let session = try await client.login(username: user, password: "pw for \(user)")
+        var stored = StoredFiles()
+        try await stored.upload(client, session, folder: folder, sizes: [24 << 20, 3 << 20], seed: 17, prefix: "big")
+        try await client.adminSetRepairBudget(bytesPerSecond: 2_000_000)
+        let victim = try #require(try await stored.manifests(client, session)[0].segments[0].shards[0].node.value)
+        try running.cluster.kill9("node \(victim)")
+        var status = try await client.adminRepairStatus()
+        try await awaitCondition("repair is under way", seconds: 60) {
+            status = try await client.adminRepairStatus()
+            return status.segmentsRepaired >= 1 && status.queuedSegments >= 1
+        }
+        return (stored, session, victim, status)
+    }
+
+    func country(of coordinator: String) -> String { String(coordinator.suffix(2)).uppercased() }
+
+    @Test func anotherCoordinatorFinishesTheQueueWhenTheLeaderIsKilled() async throws {
+        try await withTemporaryDirectory { folder in
+            let running = try await RunningCluster(folder: folder, topology: healingTopology("leader-kill"))
+            await running.run { running in
+                let (stored, session, victim, before) = try await repairUnderWay(running, folder, user: "gina")
+                let old = try #require(before.leader)
+                try running.cluster.kill9("coordinator \(country(of: old))")
+                let other = try running.client(via: ["FR", "DE", "CH", "NZ"].first { $0 != country(of: old) }!)
+                try await other.adminSetRepairBudget(bytesPerSecond: 500_000_000)
+                let up = Set(try await other.adminStatus().nodes.filter { $0.id != victim }.map(\.id))
+                try await awaitCondition("a new leader finishes the repair", seconds: 90) {
+                    fullyRedundant(try await stored.manifests(other, session), up: up, gone: [victim])
+                }
+                let after = try await other.adminRepairStatus()
+                #expect(after.leader != nil && after.leader != old && after.epoch > before.epoch, "\(after)")
+                try await stored.verify(other, session, folder: folder)
+            }
+        }
+    }
+
+    @Test func aFrozenLeaderThawedAppliesNoStaleDecision() async throws {
+        try await withTemporaryDirectory { folder in
+            let running = try await RunningCluster(folder: folder, topology: healingTopology("leader-freeze"))
+            await running.run { running in
+                let (stored, session, victim, before) = try await repairUnderWay(running, folder, user: "hugo")
+                let old = try #require(before.leader)
+                let frozen = "coordinator \(country(of: old))"
+                try running.cluster.signal(frozen, SIGSTOP)
+                let other = try running.client(via: ["FR", "DE", "CH", "NZ"].first { $0 != country(of: old) }!)
+                try await awaitCondition("another coordinator leads", seconds: 30) {
+                    let status = try await other.adminRepairStatus()
+                    return status.leader != old && status.epoch > before.epoch
+                }
+                try await other.adminSetRepairBudget(bytesPerSecond: 500_000_000)
+                let up = Set(try await other.adminStatus().nodes.filter { $0.id != victim }.map(\.id))
+                try await awaitCondition("the new leader finishes the repair", seconds: 90) {
+                    fullyRedundant(try await stored.manifests(other, session), up: up, gone: [victim])
+                }
+                let settled = try await stored.manifests(other, session)
+                try running.cluster.signal(frozen, SIGCONT)
+                let log = running.cluster.folder + "/logs/" + frozen.replacingOccurrences(of: " ", with: "-") + ".log"
+                try await awaitCondition("the thawed leader sees it lost the lead", seconds: 30) {
+                    (try? String(contentsOfFile: log, encoding: .utf8))?.contains("no longer leading") ?? false
+                }
+                // Whatever it had in hand was refused or found done: nothing moved.
+                try await Task.sleep(for: .seconds(2))
+                #expect(try await stored.manifests(other, session) == settled)
+                let now = try await other.adminRepairStatus()
+                #expect(now.leader != old && now.epoch > before.epoch, "epochs only grow: \(now)")
+                try await stored.verify(other, session, folder: folder)
             }
         }
     }
