@@ -133,3 +133,34 @@ public struct ScrubReport: Codable, Hashable, Sendable {
         suspectsRecorded += suspects
     }
 }
+
+/// `GET /v1/admin/countries`: each country's state as the leader decided it.
+public struct CountryReport: Codable, Hashable, Sendable {
+    public var country: String
+    /// `up`, `down`, `quarantined` or `evacuated` (Docs/operations.md, "Countries").
+    public var state: String
+    /// Milliseconds since 1970 when it entered that state.
+    public var since: Int64
+    public var nodesUp: Int
+    public var nodesDown: Int
+    /// Queued segments with a lost shard in this country.
+    public var segmentsAtRisk: Int
+
+    public init(country: String, state: String, since: Int64, nodesUp: Int, nodesDown: Int, segmentsAtRisk: Int) {
+        self.country = country
+        self.state = state
+        self.since = since
+        self.nodesUp = nodesUp
+        self.nodesDown = nodesDown
+        self.segmentsAtRisk = segmentsAtRisk
+    }
+}
+
+public struct CountryList: Codable, Hashable, Sendable {
+    public var leader: String?
+    public var countries: [CountryReport]
+    public init(leader: String?, countries: [CountryReport]) {
+        self.leader = leader
+        self.countries = countries
+    }
+}

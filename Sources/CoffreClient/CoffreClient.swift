@@ -174,6 +174,11 @@ public final class CoffreClient: Sendable {
         try decode(ScrubReport.self, try await send(.POST, "/v1/admin/scrub/\(node)" + (wait ? "?wait=true" : ""), token: try adminToken()))
     }
 
+    /// Each country's state as the leader decided it.
+    public func adminCountries() async throws -> CountryList {
+        try decode(CountryList.self, try await send(.GET, "/v1/admin/countries", token: try adminToken()))
+    }
+
     private func adminToken() throws -> String {
         guard let token = profile.adminToken else { throw ClientError(.forbidden, "profile \(profile.name) has no admin token") }
         return token

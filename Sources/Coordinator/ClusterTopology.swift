@@ -36,6 +36,8 @@ public final class ClusterTopology: Sendable {
     public let downAfter: Duration
     let client: any ShardTransport
     private let observations: Mutex<[NodeID: Observation]>
+    /// Countries the leader quarantined: nothing new is placed there.
+    private let quarantine = Mutex<Set<Country>>([])
 
     public init(members: [Member], client: any ShardTransport, downAfter: Duration = .seconds(10)) {
         self.members = members
@@ -85,6 +87,22 @@ public final class ClusterTopology: Sendable {
     /// Whether a node answered within `downAfter` and has not failed since.
     public func isUp(_ id: NodeID, now: ContinuousClock.Instant = .now) -> Bool {
         observations.withLock { $0[id]?.lastSeen.map { now - $0 < downAfter } ?? false }
+    }
+
+    /// Sets the countries where nothing new may be placed (from the leader's decisions).
+    public func setQuarantined(_ countries: Set<Country>) { quarantine.withLock { $0 = countries } }
+
+    public var quarantined: Set<Country> { quarantine.withLock { $0 } }
+
+    /// What placement of new shards may use: as `descriptors`, with the nodes of
+    /// quarantined countries counted as down.
+    public func placementDescriptors(now: ContinuousClock.Instant = .now) -> [NodeDescriptor] {
+        let excluded = quarantined
+        return descriptors(now: now).map { node in
+            var node = node
+            if excluded.contains(node.country) { node.isUp = false }
+            return node
+        }
     }
 
     /// What placement needs: every member, with up/down and space as last seen.

@@ -193,6 +193,26 @@ extension CoordinatorServer {
         }
     }
 
+    /// Each country's state, nodes and segments at risk, as the leader decided them.
+    func adminCountries(_ request: Request) async throws -> Response {
+        try requireAdmin(request)
+        if let term = election.current { return try jsonResponse(CountryList(leader: term.coordinator, countries: repair.countryReports())) }
+        let leader = try await election.leader()
+        if let (list, _) = try await read(CountryList.self, Keyspace.countryStates), list.leader == leader?.coordinator {
+            return try jsonResponse(list)
+        }
+        // No leader has decided yet: this coordinator's own view, without history.
+        let byCountry = Dictionary(grouping: objects.topology.descriptors(), by: \.country)
+        let reports = byCountry.keys.sorted().map { country in
+            let nodes = byCountry[country]!
+            let up = nodes.filter(\.isUp).count
+            return CountryReport(
+                country: country.code, state: Double(nodes.count - up) >= 0.5 * Double(nodes.count) ? "down" : "up", since: 0,
+                nodesUp: up, nodesDown: nodes.count - up, segmentsAtRisk: 0)
+        }
+        return try jsonResponse(CountryList(leader: leader?.coordinator, countries: reports))
+    }
+
     /// Sets repair's budget for the whole cluster (the leader reads it at its next scan).
     func adminRepairBudget(_ request: Request) async throws -> Response {
         try requireAdmin(request)

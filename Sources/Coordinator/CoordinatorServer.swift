@@ -130,6 +130,7 @@ public final class CoordinatorServer: Sendable {
         router.get("/v1/admin/repair") { [self] request, _ in try await adminRepairStatus(request) }
         router.put("/v1/admin/repair/budget") { [self] request, _ in try await adminRepairBudget(request) }
         router.get("/v1/admin/gc") { [self] request, _ in try await adminCollectorStatus(request) }
+        router.get("/v1/admin/countries") { [self] request, _ in try await adminCountries(request) }
         router.get("/v1/admin/scrub") { [self] request, _ in try await adminScrubStatus(request) }
         router.post("/v1/admin/scrub/:node") { [self] request, context in try await adminScrubNode(request, context) }
         return router

@@ -1,3 +1,4 @@
+import CoffreAPI
 public import CoffreModel
 import Foundation
 public import Logging
@@ -48,6 +49,13 @@ public final class HealthMonitor: Service, Sendable {
             lastSeen: Dictionary(uniqueKeysWithValues: topology.lastSeen().map { ($0.key.value, $0.value) }))
         do {
             try await metadata.put(Keyspace.observations(coordinator), Array(try JSONEncoder().encode(view)))
+            // The leader's country decisions: quarantined countries get no new shards.
+            if let entry = try await metadata.get(Keyspace.countryStates),
+                let list = try? JSONDecoder().decode(CountryList.self, from: Data(entry.value))
+            {
+                let quarantined = list.countries.filter { $0.state == "quarantined" || $0.state == "evacuated" }
+                topology.setQuarantined(Set(quarantined.compactMap { try? Country($0.country) }))
+            }
         } catch {
             logger.warning("cannot publish node observations", metadata: ["error": "\(error)"])
         }

@@ -113,7 +113,7 @@ extension ObjectStore {
         var failures: [String] = []
         for attempt in 1...Limits.shardWriteAttemptsMax {
             let placement = try PlacementPlanner.complete(
-                policy: policy, nodes: topology.descriptors(), fixed: kept.merging(written) { a, _ in a },
+                policy: policy, nodes: topology.placementDescriptors(), fixed: kept.merging(written) { a, _ in a },
                 shardBytes: Int64(shardLength), avoiding: avoid, using: &random)
             let results = await putShards(
                 objectId: objectId, segment: segment, targets: pending.map { ($0, placement.nodes[$0]) }, bodies: bodies,

@@ -27,8 +27,17 @@ public final class RepairWorker: Service, Sendable {
         public var budgetBytesPerSecond: Int64
         /// How often an idle leader scans again.
         public var scanInterval: Duration
+        /// A country is down when this fraction of its nodes is, and quarantined after
+        /// `quarantineAfterMilliseconds` down.
+        public var countryDownFraction: Double
+        public var quarantineAfterMilliseconds: Int64
 
-        public init(downAfterMilliseconds: Int64, repairAfterMilliseconds: Int64, budgetBytesPerSecond: Int64, scanInterval: Duration = .seconds(1)) {
+        public init(
+            downAfterMilliseconds: Int64, repairAfterMilliseconds: Int64, budgetBytesPerSecond: Int64, scanInterval: Duration = .seconds(1),
+            countryDownFraction: Double = 0.5, quarantineAfterMilliseconds: Int64? = nil
+        ) {
+            self.countryDownFraction = countryDownFraction
+            self.quarantineAfterMilliseconds = quarantineAfterMilliseconds ?? repairAfterMilliseconds
             self.downAfterMilliseconds = downAfterMilliseconds
             self.repairAfterMilliseconds = repairAfterMilliseconds
             self.budgetBytesPerSecond = budgetBytesPerSecond
@@ -45,6 +54,8 @@ public final class RepairWorker: Service, Sendable {
         var status: RepairStatus
         var lastScan: ContinuousClock.Instant?
         var lastPublished: ContinuousClock.Instant?
+        var countries: CountryStates
+        var countryCounts: [Country: (up: Int, total: Int)] = [:]
     }
 
     let objects: ObjectStore
@@ -61,7 +72,8 @@ public final class RepairWorker: Service, Sendable {
         self.logger = logger
         state = Mutex(State(
             pacer: Pacer(bytesPerSecond: settings.budgetBytesPerSecond),
-            status: RepairStatus(leader: nil, epoch: 0, budgetBytesPerSecond: settings.budgetBytesPerSecond, updatedAt: 0)))
+            status: RepairStatus(leader: nil, epoch: 0, budgetBytesPerSecond: settings.budgetBytesPerSecond, updatedAt: 0),
+            countries: CountryStates(downFraction: settings.countryDownFraction, quarantineAfter: settings.quarantineAfterMilliseconds)))
     }
 
     var metadata: any MetadataStore { objects.metadata }
@@ -86,6 +98,7 @@ public final class RepairWorker: Service, Sendable {
             guard state.planner?.epoch != term.epoch else { return false }
             state.planner = RepairPlanner(policy: objects.policy, repairAfter: settings.repairAfterMilliseconds, epoch: term.epoch)
             state.queue.removeAll()
+            state.countries = CountryStates(downFraction: settings.countryDownFraction, quarantineAfter: settings.quarantineAfterMilliseconds)
             state.status = RepairStatus(
                 leader: term.coordinator, epoch: term.epoch, budgetBytesPerSecond: state.pacer.bytesPerSecond, updatedAt: 0)
             state.lastScan = nil
@@ -125,6 +138,7 @@ public final class RepairWorker: Service, Sendable {
             state.suspects = suspects
             return (events, state.planner!)
         }
+        try await observeCountries(up: up, planner: planner, now: nowMs)
         for event in events {
             switch event {
             case .down(let node): logger.warning("node down", metadata: ["node.id": "\(node)"])
@@ -157,6 +171,56 @@ public final class RepairWorker: Service, Sendable {
             state.status.lostNodes = planner.condemned.map(\.value).sorted()
         }
     }
+
+    /// Feeds the country state machine: node counts per country, and which quarantined
+    /// countries' down nodes hold no shard any more.
+    private func observeCountries(up: [NodeID: Bool], planner: RepairPlanner, now: Int64) async throws(CoordinatorError) {
+        var counts: [Country: (up: Int, total: Int)] = [:]
+        for member in objects.topology.members {
+            let current = counts[member.country] ?? (0, 0)
+            counts[member.country] = (current.up + (up[member.id] == true ? 1 : 0), current.total + 1)
+        }
+        var emptied = Set<Country>()
+        let quarantined = state.withLock { $0.countries.quarantined }
+        for country in quarantined {
+            var empty = true
+            for member in objects.topology.members where member.country == country && up[member.id] != true {
+                let placed: [MetadataEntry]
+                do { placed = try await metadata.list(prefix: Keyspace.placements(member.id), after: nil, limit: 1) } catch {
+                    throw CoordinatorError(error.code, error.message)
+                }
+                if !placed.isEmpty { empty = false }
+            }
+            if empty { emptied.insert(country) }
+        }
+        let transitions = state.withLock { state in
+            state.countryCounts = counts
+            return state.countries.observe(nodes: counts, emptied: emptied, now: now)
+        }
+        for transition in transitions {
+            logger.warning("country \(transition.to.rawValue)", metadata: [
+                "node.country": "\(transition.country)", "country.from": "\(transition.from.rawValue)",
+            ])
+        }
+    }
+
+    /// Each country's state, nodes and queued segments at risk (a lost shard there).
+    public func countryReports() -> [CountryReport] {
+        state.withLock { state in
+            let countryOf = Dictionary(uniqueKeysWithValues: objects.topology.members.map { ($0.id, $0.country) })
+            return state.countryCounts.keys.sorted().map { country in
+                let entry = state.countries.entries[country]
+                let counts = state.countryCounts[country] ?? (0, 0)
+                let atRisk = state.queue.entries.filter { $0.lostNodes.contains { countryOf[$0] == country } }.count
+                return CountryReport(
+                    country: country.code, state: (entry?.state ?? .up).rawValue, since: entry?.since ?? 0, nodesUp: counts.up,
+                    nodesDown: counts.total - counts.up, segmentsAtRisk: atRisk)
+            }
+        }
+    }
+
+    /// Countries where nothing new may be placed, as this leader decided.
+    public var quarantinedCountries: Set<Country> { state.withLock { $0.countries.quarantined } }
 
     private func objectsPlaced(on node: NodeID, limit: Int) async throws(CoordinatorError) -> Set<String> {
         var found = Set<String>()
@@ -268,7 +332,12 @@ public final class RepairWorker: Service, Sendable {
             return state.status
         }
         guard let status else { return }
-        try? await metadata.commit(
-            if: [term.fence], then: [.put(Keyspace.repairStatus, Array(try! JSONEncoder().encode(status)))])
+        let countries = CountryList(leader: term.coordinator, countries: countryReports())
+        _ = try? await metadata.commit(
+            if: [term.fence],
+            then: [
+                .put(Keyspace.repairStatus, Array(try! JSONEncoder().encode(status))),
+                .put(Keyspace.countryStates, Array(try! JSONEncoder().encode(countries))),
+            ])
     }
 }

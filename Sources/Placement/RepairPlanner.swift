@@ -22,6 +22,8 @@ public struct RepairDirective: Hashable, Sendable, Codable {
     public let segment: Int
     /// Shard numbers to rebuild: on condemned or unknown nodes, or found corrupt or missing.
     public let lost: [Int]
+    /// Where the lost shards were, by shard (for per-country risk).
+    public let lostNodes: [NodeID]
     /// Shards on nodes that are up and not suspect: the segment's margin right now.
     public let healthy: Int
     /// Placement violations of the segment as it stands (a second key of risk).
@@ -33,10 +35,14 @@ public struct RepairDirective: Hashable, Sendable, Codable {
     /// never carried out (and the manifest swap is fenced on the leader's record anyway).
     public let epoch: Int64
 
-    public init(objectId: String, segment: Int, lost: [Int], healthy: Int, violations: Int, shardLength: Int, dataShards: Int, epoch: Int64) {
+    public init(
+        objectId: String, segment: Int, lost: [Int], lostNodes: [NodeID] = [], healthy: Int, violations: Int, shardLength: Int,
+        dataShards: Int, epoch: Int64
+    ) {
         self.objectId = objectId
         self.segment = segment
         self.lost = lost
+        self.lostNodes = lostNodes
         self.healthy = healthy
         self.violations = violations
         self.shardLength = shardLength
@@ -127,11 +133,13 @@ public struct RepairPlanner: Sendable {
     ) -> RepairDirective? {
         let byID = Dictionary(nodes.map { ($0.id, $0) }, uniquingKeysWith: { first, _ in first })
         var lost: [Int] = []
+        var lostNodes: [NodeID] = []
         var healthy = 0
         for location in segment.shards {
             let suspect = suspects.contains(ShardRef(objectId: objectId, segment: segment.index, shard: location.index))
             guard let node = byID[location.node], !condemned.contains(location.node), !suspect else {
                 lost.append(location.index)
+                lostNodes.append(location.node)
                 continue
             }
             if node.isUp && downSince[location.node] == nil { healthy += 1 }
@@ -140,7 +148,7 @@ public struct RepairPlanner: Sendable {
         let placement = Placement(nodes: segment.shards.map(\.node), placementDebt: segment.placementDebt)
         let violations = PlacementPlanner.violations(of: placement, policy: policy, nodes: nodes).count
         return RepairDirective(
-            objectId: objectId, segment: segment.index, lost: lost, healthy: healthy, violations: violations,
+            objectId: objectId, segment: segment.index, lost: lost, lostNodes: lostNodes, healthy: healthy, violations: violations,
             shardLength: segment.shardLength, dataShards: erasure.dataShards, epoch: epoch)
     }
 

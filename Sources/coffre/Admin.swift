@@ -9,7 +9,7 @@ import LocalCluster
 struct Admin: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Operate a cluster: status, nodes, objects, certificates, the local cluster.",
-        subcommands: [Status.self, Nodes.self, Object.self, Repair.self, Scrub.self, GC.self, Certs.self, ClusterCommand.self])
+        subcommands: [Status.self, Nodes.self, Object.self, Repair.self, Countries.self, Scrub.self, GC.self, Certs.self, ClusterCommand.self])
 
     struct Status: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "The coordinator's view: metadata, policy, nodes up and down.")
@@ -127,6 +127,31 @@ struct Admin: AsyncParsableCommand {
                         print(bytes == 0 ? "repair paused" : "repair budget: \(ByteCount(bytes))/s")
                     }
                 }
+            }
+        }
+    }
+
+    struct Countries: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Each country's state (up, down, quarantined, evacuated), since when, its nodes and its segments at risk.")
+        @OptionGroup var options: GlobalOptions
+
+        func run() async throws {
+            try await perform {
+                let client = try options.client()
+                defer { Task { try? await client.shutdown() } }
+                let list = try await client.adminCountries()
+                if options.json { return printJSON(list) }
+                print("COUNTRY  STATE        SINCE                 NODES UP/DOWN  SEGMENTS AT RISK")
+                let format = ISO8601DateFormatter()
+                for country in list.countries {
+                    let since = country.since > 0 ? format.string(from: Date(timeIntervalSince1970: Double(country.since) / 1000)) : "-"
+                    print(
+                        country.country.padding(toLength: 9, withPad: " ", startingAt: 0) + country.state.padding(toLength: 13, withPad: " ", startingAt: 0)
+                            + since.padding(toLength: 22, withPad: " ", startingAt: 0) + "\(country.nodesUp)/\(country.nodesDown)".padding(toLength: 15, withPad: " ", startingAt: 0)
+                            + "\(country.segmentsAtRisk)")
+                }
+                if list.leader == nil { print("(no leader: states are this coordinator's own view)") }
             }
         }
     }

@@ -158,6 +158,11 @@ func fullyRedundant(_ manifests: [ObjectManifest], up: Set<String>, gone: Set<St
                     }
                 }
                 try await stored.verify(try running.client(via: "NZ"), session, folder: folder)
+                try await awaitCondition("France is evacuated", seconds: 30) {
+                    try await de.adminCountries().countries.first { $0.country == "FR" }?.state == "evacuated"
+                }
+                let others = try await de.adminCountries().countries.filter { $0.country != "FR" }
+                #expect(others.allSatisfy { $0.state == "up" && $0.nodesDown == 0 }, "\(others)")
 
                 // France comes back at the same addresses: its stale shards are garbage now.
                 try await running.cluster.start(try running.cluster.names(.country("FR")))
@@ -170,6 +175,9 @@ func fullyRedundant(_ manifests: [ObjectManifest], up: Set<String>, gone: Set<St
                     return held == referenced
                 }
                 #expect(try await de.adminCollectorStatus().shardsDeleted > 0)
+                try await awaitCondition("France is up again", seconds: 30) {
+                    try await de.adminCountries().countries.first { $0.country == "FR" }?.state == "up"
+                }
                 try await stored.verify(try running.client(via: "FR"), session, folder: folder)
             }
         }

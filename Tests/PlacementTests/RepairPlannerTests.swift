@@ -159,3 +159,25 @@ func placedSegment(index: Int, policy: PlacementPolicy, nodes: [NodeDescriptor],
         #expect(meter.rate(now: 12_000_000_000) == 100)
     }
 }
+
+@Suite struct CountryStateTests {
+    @Test func aCountryGoesDownThenQuarantinedThenEvacuatedAndComesBack() throws {
+        let fr = try Country("FR")
+        let de = try Country("DE")
+        var states = CountryStates(downFraction: 0.5, quarantineAfter: 10_000)
+        func step(_ frUp: Int, emptied: Set<Country> = [], at now: Int64) -> [CountryState] {
+            states.observe(nodes: [fr: (frUp, 3), de: (3, 3)], emptied: emptied, now: now).filter { $0.country == fr }.map(\.to)
+        }
+        #expect(step(3, at: 0).isEmpty)
+        #expect(step(2, at: 1_000).isEmpty, "one node of three is not the country")
+        #expect(step(1, at: 2_000) == [.down])
+        #expect(step(0, at: 11_999).isEmpty)
+        #expect(step(0, at: 12_000) == [.quarantined])
+        #expect(states.quarantined == [fr])
+        #expect(step(0, at: 13_000).isEmpty, "not evacuated while its nodes still hold shards")
+        #expect(step(0, emptied: [fr], at: 14_000) == [.evacuated])
+        #expect(states.entries[fr]?.downSince == 2_000)
+        #expect(step(3, at: 20_000) == [.up])
+        #expect(states.quarantined.isEmpty && states.entries[de]?.state == .up)
+    }
+}
