@@ -220,12 +220,19 @@ public struct ClusterStatus: Codable, Hashable, Sendable {
     public let metadata: String
     public let policy: String
     public let nodes: [Node]
-    public init(coordinator: String, country: String, metadata: String, policy: String, nodes: [Node]) {
+    /// Alarms of the metadata store (etcd's NOSPACE: writes are refused until an operator
+    /// acts, Docs/operations.md); absent when none.
+    public let metadataAlarms: [String]?
+    /// The coordinator that leads the background work, when known.
+    public let leader: String?
+    public init(coordinator: String, country: String, metadata: String, policy: String, nodes: [Node], metadataAlarms: [String]? = nil, leader: String? = nil) {
         self.coordinator = coordinator
         self.country = country
         self.metadata = metadata
         self.policy = policy
         self.nodes = nodes
+        self.metadataAlarms = metadataAlarms
+        self.leader = leader
     }
 }
 

@@ -39,6 +39,8 @@ public struct ErrorCode: Hashable, Sendable, CustomStringConvertible {
     public static let storageFailure = ErrorCode("storage_failure")
     public static let unavailable = ErrorCode("unavailable")
     public static let compacted = ErrorCode("compacted")
+    /// The metadata store refuses writes: etcd raised its NOSPACE alarm (Docs/operations.md).
+    public static let metadataFull = ErrorCode("metadata_full")
 }
 
 /// Every module's error: a stable code and a message for people (with the numbers).

@@ -123,10 +123,14 @@ extension CoordinatorServer {
                 id: member.id.value, country: member.country.code, region: member.region, url: member.url, up: node.isUp,
                 capacityBytes: node.capacityBytes, usedBytes: node.usedBytes)
         }
+        var alarms: [String]
+        do { alarms = try await metadata.alarms() } catch { alarms = ["cannot read the metadata store's alarms: \(error.message)"] }
+        let leader = try? await election.leader()
         return try jsonResponse(ClusterStatus(
             coordinator: configuration.id, country: configuration.country,
             metadata: configuration.etcd.isEmpty ? "embedded" : "etcd (\(configuration.etcd.count) endpoints)",
-            policy: "\(objects.policy.erasure), at most \(objects.policy.shardsPerCountryMax) shards per country", nodes: nodes))
+            policy: "\(objects.policy.erasure), at most \(objects.policy.shardsPerCountryMax) shards per country", nodes: nodes,
+            metadataAlarms: alarms.isEmpty ? nil : alarms, leader: leader?.coordinator))
     }
 
     func adminObject(_ request: Request, _ context: BasicRequestContext) async throws -> Response {

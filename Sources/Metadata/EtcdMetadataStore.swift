@@ -97,6 +97,14 @@ public final class EtcdMetadataStore: MetadataStore {
         return Self.revision(response)
     }
 
+    /// etcd's raised alarms (`NOSPACE`, `CORRUPT`), one entry per member and alarm.
+    public func alarms() async throws(MetadataError) -> [String] {
+        let response = try await call("/v3/maintenance/alarm", ["action": "GET"])
+        return (response["alarms"] as? [[String: Any]] ?? []).map { alarm in
+            "\(alarm["alarm"] as? String ?? "?") on member \(alarm["memberID"] as? String ?? "?")"
+        }
+    }
+
     public func grantLease(ttlSeconds: Int) async throws(MetadataError) -> LeaseID {
         guard ttlSeconds >= 1, ttlSeconds <= 86_400 else {
             throw MetadataError(.invalidArgument, "lease TTL must be 1...86400 seconds, got \(ttlSeconds)")
@@ -271,6 +279,8 @@ public final class EtcdMetadataStore: MetadataStore {
             switch error["code"] as? Int {
             case 5: .notFound
             case 4, 14: .unavailable
+            // ResourceExhausted: "mvcc: database space exceeded", the NOSPACE alarm.
+            case 8: .metadataFull
             case 3: .invalidArgument
             default: .storageFailure
             }

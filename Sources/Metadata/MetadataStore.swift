@@ -31,6 +31,10 @@ public protocol MetadataStore: Sendable {
     ///
     /// Ends with `compacted` when `revision` is older than the history the store keeps.
     func watch(prefix: String, fromRevision revision: Int64?) -> AsyncThrowingStream<MetadataEvent, any Error>
+
+    /// Alarms the store raised that an operator must act on (etcd's NOSPACE); empty when
+    /// healthy.
+    func alarms() async throws(MetadataError) -> [String]
 }
 
 /// A stored value with its revisions.
@@ -86,6 +90,8 @@ public struct LeaseID: Hashable, Sendable, CustomStringConvertible {
 }
 
 extension MetadataStore {
+    public func alarms() async throws(MetadataError) -> [String] { [] }
+
     /// Puts unconditionally; returns the new revision.
     @discardableResult
     public func put(_ key: String, _ value: [UInt8], lease: LeaseID? = nil) async throws(MetadataError) -> Int64 {

@@ -18,12 +18,12 @@ public final class EtcdProcess: Sendable {
     }
 
     /// Starts etcd on free loopback ports and waits until it answers `/health`.
-    public static func start() async throws -> EtcdProcess {
+    public static func start(extra: [String] = []) async throws -> EtcdProcess {
         var lastError: (any Error)?
         for _ in 0..<5 {
             let client = freePortBlock(count: 2)
             do {
-                return try await start(clientPort: client, peerPort: client + 1)
+                return try await start(clientPort: client, peerPort: client + 1, extra: extra)
             } catch {
                 lastError = error
             }
@@ -31,7 +31,7 @@ public final class EtcdProcess: Sendable {
         throw lastError!
     }
 
-    static func start(clientPort: Int, peerPort: Int) async throws -> EtcdProcess {
+    static func start(clientPort: Int, peerPort: Int, extra: [String] = []) async throws -> EtcdProcess {
         let folder = FileManager.default.temporaryDirectory.appendingPathComponent("coffre-etcd-\(UUID().uuidString)").path
         try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
         let client = "http://127.0.0.1:\(clientPort)"
@@ -43,7 +43,7 @@ public final class EtcdProcess: Sendable {
             "--listen-client-urls", client, "--advertise-client-urls", client,
             "--listen-peer-urls", peer, "--initial-advertise-peer-urls", peer,
             "--initial-cluster", "test=\(peer)", "--log-level", "error",
-        ]
+        ] + extra
         _ = FileManager.default.createFile(atPath: folder + "/etcd.log", contents: nil)
         let log = FileHandle(forWritingAtPath: folder + "/etcd.log")!
         process.standardOutput = log

@@ -23,7 +23,10 @@ struct Admin: AsyncParsableCommand {
                 if options.json { printJSON(status) } else {
                     let up = status.nodes.filter(\.up).count
                     print("coordinator \(status.coordinator) (\(status.country)); metadata: \(status.metadata); policy: \(status.policy)")
-                    print("nodes: \(up) of \(status.nodes.count) up in \(Set(status.nodes.map(\.country)).count) countries")
+                    print("nodes: \(up) of \(status.nodes.count) up in \(Set(status.nodes.map(\.country)).count) countries; leader: \(status.leader ?? "none")")
+                    for alarm in status.metadataAlarms ?? [] {
+                        print("ALARM: metadata store: \(alarm): writes are refused (see Docs/operations.md, \"etcd\")")
+                    }
                 }
             }
         }

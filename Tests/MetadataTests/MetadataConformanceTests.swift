@@ -199,6 +199,23 @@ enum Backend: String, CaseIterable, Sendable, CustomTestStringConvertible {
         #expect(throws: MetadataError.self) { try EtcdMetadataStore(endpoints: ["127.0.0.1:2379"]) }
     }
 
+    /// At its backend quota etcd raises NOSPACE: writes fail with `metadata_full`, reads go on,
+    /// and the alarm is visible.
+    @Test func aFullEtcdRefusesWritesWithAClearCodeAndKeepsReading() async throws {
+        let etcd = try await EtcdProcess.start(extra: ["--quota-backend-bytes", String(1 << 20)])
+        defer { etcd.stop() }
+        let store = try EtcdMetadataStore(endpoints: [etcd.clientURL])
+        try await store.put("kept", [7])
+        #expect(try await store.alarms().isEmpty)
+        var refused: MetadataError?
+        for i in 0..<400 where refused == nil {
+            do { try await store.put("filler/\(i)", [UInt8](repeating: UInt8(i % 251), count: 60_000)) } catch { refused = error }
+        }
+        #expect(refused?.code == .metadataFull, "\(String(describing: refused))")
+        #expect(try await store.get("kept")?.value == [7])
+        #expect(try await store.alarms().contains { $0.hasPrefix("NOSPACE") })
+    }
+
     @Test func prefixEndFollowsEtcd() {
         #expect(EtcdMetadataStore.prefixEnd(Array("ab".utf8)) == Array("ac".utf8))
         #expect(EtcdMetadataStore.prefixEnd([0x61, 0xFF]) == [0x62])
