@@ -196,7 +196,7 @@ let package = Package(
             name: "coffre-bench",
             dependencies: [
                 "AESGCM", "CBenchBaselines", "Checksum", "CISAL", "CoffreModel", "Encryption", "DirectIO",
-                "ErasureCoding", "RocksDB", "ShardStore", "LocalCluster", "CoffreClient", "ClusterTLS", "Metadata",
+                "ErasureCoding", "RocksDB", "ShardStore", "LocalCluster", "CoffreClient", "ClusterTLS", "Metadata", "NodeClient", "CoffreAPI",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Hummingbird", package: "hummingbird"),

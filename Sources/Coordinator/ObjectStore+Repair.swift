@@ -6,9 +6,10 @@ import NIOCore
 import NodeClient
 public import Placement
 
-/// What repairing one segment did.
+/// What repairing segments of one object did.
 public enum SegmentRepairOutcome: Hashable, Sendable {
-    /// Rebuilt and committed: bytes read from healthy shards, bytes written, new homes.
+    /// Rebuilt and committed: bytes read from healthy shards, bytes written, new homes
+    /// (shard number -> node, over every segment repaired; see `segments` for which).
     case repaired(bytesRead: Int64, bytesWritten: Int64, nodes: [Int: NodeID], placementDebt: Bool)
     /// Nothing to do any more (object deleted, shards already moved).
     case skipped(String)
@@ -16,19 +17,39 @@ public enum SegmentRepairOutcome: Hashable, Sendable {
     case conflict(String)
 }
 
+/// One segment rebuilt and written, not yet committed.
+struct RebuiltSegment {
+    let index: Int
+    let lost: [Int]
+    let nodes: [Int: NodeID]
+    let placementDebt: Bool
+    let bytesRead: Int64
+    let bytesWritten: Int64
+}
+
 extension ObjectStore {
-    /// Rebuilds a segment's lost shards and swaps its manifest: gather k healthy shards,
-    /// rebuild only the lost ones, check each against the manifest's CRC-32C (a forged or
-    /// rotten source cannot slip through), write them where the placement policy says
-    /// (never on a node already holding a shard of the segment, never on an avoided node),
-    /// then commit by compare-and-swap on the manifest's revision and on `fence`.
-    ///
-    /// The shards to rebuild are worked out again from the manifest as read now: those on a
-    /// node in `lostNodes` or unknown to the topology, and those in `suspects`.
-    ///
-    /// - Parameter fence: the leader's condition (`LeaderTerm.fence`); nil only in tests.
+    /// Rebuilds a segment's lost shards and swaps its manifest (see `repairSegments`).
     public func repairSegment(
         objectId: String, segment index: Int, lostNodes: Set<NodeID>, suspects: Set<ShardRef>, fence: MetadataCondition?
+    ) async throws(CoordinatorError) -> SegmentRepairOutcome {
+        try await repairSegments(objectId: objectId, segments: [index], lostNodes: lostNodes, suspects: suspects, fence: fence)
+    }
+
+    /// Rebuilds the lost shards of some segments of one object, at most
+    /// `Limits.repairSegmentsInFlightMax` at once, and swaps its manifest once: for each
+    /// segment, gather k healthy shards, rebuild only the lost ones, check each against the
+    /// manifest's CRC-32C (a forged or rotten source cannot slip through), write them where
+    /// the placement policy says (never on a node already holding a shard of the segment,
+    /// never on an avoided node); then commit by compare-and-swap on the manifest's revision
+    /// and on `fence`. One swap per object, so segments of one object do not race each other.
+    ///
+    /// The shards to rebuild are worked out again from the manifest as read now: those on a
+    /// node in `lostNodes` or unknown to the topology, and those in `suspects`. A segment
+    /// that cannot be rebuilt fails the whole call (nothing is committed).
+    ///
+    /// - Parameter fence: the leader's condition (`LeaderTerm.fence`); nil only in tests.
+    public func repairSegments(
+        objectId: String, segments indices: [Int], lostNodes: Set<NodeID>, suspects: Set<ShardRef>, fence: MetadataCondition?
     ) async throws(CoordinatorError) -> SegmentRepairOutcome {
         let key = Keyspace.manifest(objectId)
         let entry: MetadataEntry?
@@ -38,20 +59,87 @@ extension ObjectStore {
         do { manifest = try JSONDecoder().decode(ObjectManifest.self, from: Data(entry.value)) } catch {
             throw CoordinatorError(.storageFailure, "manifest of \(objectId) is unreadable: \(error)")
         }
-        guard let segment = manifest.segments.first(where: { $0.index == index }) else {
-            return .skipped("object \(objectId) has no segment \(index)")
-        }
         guard manifest.policy == policy.erasure else {
-            return .skipped("segment is \(manifest.policy), the cluster writes \(policy.erasure): a policy change is the rebalancer's")
+            return .skipped("object is \(manifest.policy), the cluster writes \(policy.erasure): a policy change is the rebalancer's")
         }
-        let lost = segment.shards.filter {
-            lostNodes.contains($0.node) || topology.member($0.node) == nil
-                || suspects.contains(ShardRef(objectId: objectId, segment: index, shard: $0.index))
-        }.map(\.index)
-        guard !lost.isEmpty else { return .skipped("no shard of \(objectId)/\(index) is lost any more") }
+        var work: [(SegmentManifest, [Int])] = []
+        for index in Set(indices).sorted() {
+            guard let segment = manifest.segments.first(where: { $0.index == index }) else { continue }
+            let lost = segment.shards.filter {
+                lostNodes.contains($0.node) || topology.member($0.node) == nil
+                    || suspects.contains(ShardRef(objectId: objectId, segment: index, shard: $0.index))
+            }.map(\.index)
+            if !lost.isEmpty { work.append((segment, lost)) }
+        }
+        guard !work.isEmpty else { return .skipped("no shard of \(objectId) segments \(indices) is lost any more") }
 
-        let k = manifest.policy.dataShards
-        let total = manifest.policy.totalShards
+        let rebuilt = try await rebuildAll(objectId: objectId, policy: manifest.policy, work: work, lostNodes: lostNodes)
+        var updated = manifest
+        var moved: [Int: NodeID] = [:]
+        for segment in rebuilt {
+            updated = updated.replacing(segment: segment.index, nodes: segment.nodes, placementDebt: segment.placementDebt)
+            moved.merge(segment.nodes) { _, new in new }
+        }
+        let repaired = rebuilt.flatMap { segment in segment.lost.map { ShardRef(objectId: objectId, segment: segment.index, shard: $0) } }
+        let mutations = Self.repairMutations(old: manifest, new: updated, repaired: repaired)
+        let conditions = [MetadataCondition.revision(key, entry.modRevision)] + (fence.map { [$0] } ?? [])
+        let committed: Int64?
+        do { committed = try await metadata.commit(if: conditions, then: mutations) } catch {
+            throw CoordinatorError(error.code, error.message)
+        }
+        // Neither the copies just written (on a conflict) nor the replaced ones are deleted
+        // here: the collector removes unreferenced shards after a grace period, checking the
+        // manifest when it deletes. A delete from here could race a newer leader's repair
+        // that put the same shard on the same node.
+        guard committed != nil else {
+            return .conflict("manifest of \(objectId) or the leadership changed during the repair")
+        }
+        return .repaired(
+            bytesRead: rebuilt.reduce(0) { $0 + $1.bytesRead }, bytesWritten: rebuilt.reduce(0) { $0 + $1.bytesWritten }, nodes: moved,
+            placementDebt: rebuilt.contains { $0.placementDebt })
+    }
+
+    /// Rebuilds segments in parallel, at most `Limits.repairSegmentsInFlightMax` at once.
+    private func rebuildAll(
+        objectId: String, policy erasure: ErasurePolicy, work: [(SegmentManifest, [Int])], lostNodes: Set<NodeID>
+    ) async throws(CoordinatorError) -> [RebuiltSegment] {
+        let results = await withTaskGroup(of: Result<RebuiltSegment, CoordinatorError>.self) { group in
+            var pending = work[...]
+            var results: [Result<RebuiltSegment, CoordinatorError>] = []
+            func start() {
+                guard let (segment, lost) = pending.popFirst() else { return }
+                group.addTask {
+                    do throws(CoordinatorError) {
+                        return .success(try await self.rebuildSegment(objectId: objectId, policy: erasure, segment: segment, lost: lost, lostNodes: lostNodes))
+                    } catch {
+                        return .failure(error)
+                    }
+                }
+            }
+            for _ in 0..<Limits.repairSegmentsInFlightMax { start() }
+            while let result = await group.next() {
+                results.append(result)
+                start()
+            }
+            return results
+        }
+        var rebuilt: [RebuiltSegment] = []
+        for result in results {
+            switch result {
+            case .success(let segment): rebuilt.append(segment)
+            case .failure(let error): throw error
+            }
+        }
+        return rebuilt.sorted { $0.index < $1.index }
+    }
+
+    /// One segment: gather k healthy shards, rebuild the lost ones, check them, write them.
+    private func rebuildSegment(
+        objectId: String, policy erasure: ErasurePolicy, segment: SegmentManifest, lost: [Int], lostNodes: Set<NodeID>
+    ) async throws(CoordinatorError) -> RebuiltSegment {
+        let index = segment.index
+        let k = erasure.dataShards
+        let total = erasure.totalShards
         let length = segment.shardLength
         let candidates = segment.shards.filter { !lost.contains($0.index) }.map(\.index)
         let gathered = await gatherShards(objectId: objectId, segment: segment, count: k, candidates: candidates)
@@ -66,7 +154,7 @@ extension ObjectStore {
         buffer.writeRepeatingByte(0, count: length * total)
         for (shard, body) in gathered.bodies { buffer.setBuffer(body, at: buffer.readerIndex + shard * length) }
         let present = Set(gathered.bodies.keys.sorted().prefix(k))
-        try rebuild(&buffer, policy: manifest.policy, shardLength: length, present: present, wanted: Set(lost))
+        try rebuild(&buffer, policy: erasure, shardLength: length, present: present, wanted: Set(lost))
 
         var bodies: [Int: ByteBuffer] = [:]
         var checksums: [Int: UInt32] = [:]
@@ -94,27 +182,13 @@ extension ObjectStore {
         } catch {
             throw CoordinatorError(.storageFailure, "\(error)")
         }
-        let updated = manifest.replacing(segment: index, nodes: written.nodes, placementDebt: written.placementDebt)
-        let mutations = Self.repairMutations(old: manifest, new: updated, repaired: lost.map { ShardRef(objectId: objectId, segment: index, shard: $0) }, suspectNodes: segment.shards)
-        let conditions = [MetadataCondition.revision(key, entry.modRevision)] + (fence.map { [$0] } ?? [])
-        let committed: Int64?
-        do { committed = try await metadata.commit(if: conditions, then: mutations) } catch {
-            throw CoordinatorError(error.code, error.message)
-        }
-        // Neither the copies just written (on a conflict) nor the replaced ones are deleted
-        // here: the collector removes unreferenced shards after a grace period, checking the
-        // manifest when it deletes. A delete from here could race a newer leader's repair
-        // that put the same shard on the same node.
-        guard committed != nil else {
-            return .conflict("manifest of \(objectId) or the leadership changed during the repair")
-        }
-        return .repaired(
-            bytesRead: Int64(k * length), bytesWritten: Int64(lost.count * length), nodes: written.nodes,
-            placementDebt: written.placementDebt)
+        return RebuiltSegment(
+            index: index, lost: lost, nodes: written.nodes, placementDebt: written.placementDebt, bytesRead: Int64(k * length),
+            bytesWritten: Int64(lost.count * length))
     }
 
     /// The manifest swap, the placement index kept in step, and the repaired suspects cleared.
-    static func repairMutations(old: ObjectManifest, new: ObjectManifest, repaired: [ShardRef], suspectNodes: [ShardLocation]) -> [MetadataMutation] {
+    static func repairMutations(old: ObjectManifest, new: ObjectManifest, repaired: [ShardRef]) -> [MetadataMutation] {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys]
         var mutations: [MetadataMutation] = [.put(Keyspace.manifest(new.id), Array(try! encoder.encode(new)))]
@@ -123,7 +197,8 @@ extension ObjectStore {
         for node in after.subtracting(before).sorted() { mutations.append(.put(Keyspace.placement(node, new.id), [])) }
         for node in before.subtracting(after).sorted() { mutations.append(.delete(Keyspace.placement(node, new.id))) }
         for ref in repaired {
-            mutations.append(.delete(Keyspace.suspect(suspectNodes[ref.shard].node, ref.objectId, segment: ref.segment, shard: ref.shard)))
+            guard let segment = old.segments.first(where: { $0.index == ref.segment }) else { continue }
+            mutations.append(.delete(Keyspace.suspect(segment.shards[ref.shard].node, ref.objectId, segment: ref.segment, shard: ref.shard)))
         }
         return mutations
     }

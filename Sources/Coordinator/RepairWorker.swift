@@ -114,12 +114,20 @@ public final class RepairWorker: Service, Sendable {
             }
             state.withLock { $0.lastScan = now }
         }
-        let directive = state.withLock { $0.queue.popRepairable() }
-        if let directive, directive.epoch == term.epoch {
-            await carryOut(directive, term)
+        // Up to `Limits.repairSegmentsInFlightMax` segments at once: one segment's reads and
+        // writes leave the nodes idle between round trips.
+        let directives = state.withLock { state in
+            var taken: [RepairDirective] = []
+            while taken.count < Limits.repairSegmentsInFlightMax, let next = state.queue.popRepairable() { taken.append(next) }
+            return taken.filter { $0.epoch == term.epoch }
         }
-        await publish(term, force: directive == nil)
-        return directive != nil
+        // Segments of one object share a manifest: they are repaired together, one swap.
+        let byObject = Dictionary(grouping: directives, by: \.objectId)
+        await withTaskGroup(of: Void.self) { group in
+            for objectId in byObject.keys.sorted() { group.addTask { await self.carryOut(byObject[objectId]!, term) } }
+        }
+        await publish(term, force: directives.isEmpty)
+        return !directives.isEmpty
     }
 
     // MARK: - Scan
@@ -130,11 +138,18 @@ public final class RepairWorker: Service, Sendable {
         let seen: [NodeID: Int64]
         do { seen = try await HealthMonitor.merged(metadata) } catch { throw CoordinatorError(error.code, error.message) }
         var up: [NodeID: Bool] = [:]
-        for member in objects.topology.members { up[member.id] = seen[member.id].map { nowMs - $0 < settings.downAfterMilliseconds } ?? false }
+        var down: [NodeID: Int64?] = [:]
+        for member in objects.topology.members {
+            let last = seen[member.id]
+            let isUp = last.map { nowMs - $0 < settings.downAfterMilliseconds } ?? false
+            up[member.id] = isUp
+            // Down since its last news plus down_after (never heard of: since now).
+            down[member.id] = isUp ? Int64?.none : (last.map { $0 + settings.downAfterMilliseconds } ?? nowMs)
+        }
         await readBudget()
         let suspects = try await readSuspects()
         let (events, planner) = state.withLock { state in
-            let events = state.planner!.observe(up: up, now: nowMs)
+            let events = state.planner!.observe(down: down, now: nowMs)
             state.suspects = suspects
             return (events, state.planner!)
         }
@@ -272,41 +287,49 @@ public final class RepairWorker: Service, Sendable {
 
     // MARK: - Repair
 
-    private func carryOut(_ directive: RepairDirective, _ term: LeaderTerm) async {
-        let wait = state.withLock { $0.pacer.spend(directive.bytes, now: Int64((ContinuousClock.now - started) / .nanoseconds(1))) }
+    /// Repairs segments of one object, paced by the budget.
+    private func carryOut(_ directives: [RepairDirective], _ term: LeaderTerm) async {
+        let objectId = directives[0].objectId
+        let bytes = directives.reduce(0) { $0 + $1.bytes }
+        let wait = state.withLock { $0.pacer.spend(bytes, now: Int64((ContinuousClock.now - started) / .nanoseconds(1))) }
         if wait > 0 { try? await Task.sleep(for: .nanoseconds(wait)) }
         let (lost, suspects) = state.withLock { ($0.planner?.condemned ?? [], $0.suspects) }
         do {
-            let outcome = try await objects.repairSegment(
-                objectId: directive.objectId, segment: directive.segment, lostNodes: lost, suspects: suspects, fence: term.fence)
+            let outcome = try await objects.repairSegments(
+                objectId: objectId, segments: directives.map(\.segment), lostNodes: lost, suspects: suspects, fence: term.fence)
             state.withLock { state in
                 switch outcome {
                 case .repaired(let read, let written, _, let debt):
                     state.status.bytesDone += read + written
                     state.meter.record(read + written, now: Int64((ContinuousClock.now - started) / .nanoseconds(1)))
-                    state.status.segmentsRepaired += 1
+                    state.status.segmentsRepaired += directives.count
                     if debt { state.status.placementDebtCreated += 1 }
                 case .skipped:
                     break
                 case .conflict:
+                    // Planned again from the manifest as it is now (the queue is cleared if
+                    // the leadership is what changed).
                     state.status.decisionsRefused += 1
+                    for directive in directives { state.queue.insert(directive) }
                 }
             }
-            if case .conflict(let why) = outcome {
-                logger.warning("repair decision refused", metadata: ["object.id": "\(directive.objectId)", "leader.epoch": "\(term.epoch)", "reason": "\(why)"])
-            }
-            if case .repaired(_, _, let nodes, _) = outcome {
-                logger.info("segment repaired", metadata: [
-                    "object.id": "\(directive.objectId)", "segment.index": "\(directive.segment)",
-                    "shards.rebuilt": "\(nodes.keys.sorted())", "segment.healthy": "\(directive.healthy)",
+            switch outcome {
+            case .conflict(let why):
+                logger.warning("repair decision refused", metadata: ["object.id": "\(objectId)", "leader.epoch": "\(term.epoch)", "reason": "\(why)"])
+            case .repaired(let read, let written, _, _):
+                logger.info("segments repaired", metadata: [
+                    "object.id": "\(objectId)", "segment.indices": "\(directives.map(\.segment))", "bytes.read": "\(read)",
+                    "bytes.written": "\(written)", "segment.healthy": "\(directives.map(\.healthy).min() ?? 0)",
                 ])
+            case .skipped:
+                break
             }
         } catch {
             state.withLock { state in
-                state.status.segmentsFailed += 1
-                state.status.lastError = "\(directive.objectId)/\(directive.segment): \(error.message)"
+                state.status.segmentsFailed += directives.count
+                state.status.lastError = "\(objectId) segments \(directives.map(\.segment)): \(error.message)"
             }
-            logger.warning("segment repair failed", metadata: ["object.id": "\(directive.objectId)", "error": "\(error.message)"])
+            logger.warning("segment repair failed", metadata: ["object.id": "\(objectId)", "error": "\(error.message)"])
         }
     }
 

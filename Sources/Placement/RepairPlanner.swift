@@ -94,33 +94,40 @@ public struct RepairPlanner: Sendable {
 
     /// Takes the current liveness of every known node; returns what changed.
     ///
-    /// A node absent from `up` is forgotten (it left the membership). Events come sorted by
-    /// node id, so the same inputs give the same outputs.
-    public mutating func observe(up: [NodeID: Bool], now: Int64) -> [NodeEvent] {
+    /// - Parameter down: for each node, nil when it is up, or when it went down
+    ///   (milliseconds since 1970: its last news plus `down_after`, so that the delay before
+    ///   repair runs from the node's silence, not from when this leader first looked). A node
+    ///   absent from `down` is forgotten (it left the membership). Events come sorted by node
+    ///   id, so the same inputs give the same outputs.
+    public mutating func observe(down: [NodeID: Int64?], now: Int64) -> [NodeEvent] {
         var events: [NodeEvent] = []
-        for (node, isUp) in up.sorted(by: { $0.key < $1.key }) {
-            if isUp {
+        for (node, wentDown) in down.sorted(by: { $0.key < $1.key }) {
+            guard let wentDown else {
                 if downSince.removeValue(forKey: node) != nil {
                     condemned.remove(node)
                     events.append(.returned(node))
                 }
                 continue
             }
-            let since = downSince[node] ?? now
             if downSince[node] == nil {
-                downSince[node] = now
+                downSince[node] = min(wentDown, now)
                 events.append(.down(node))
             }
-            if !condemned.contains(node), now - since >= repairAfter {
+            if !condemned.contains(node), now - downSince[node]! >= repairAfter {
                 condemned.insert(node)
                 events.append(.condemned(node))
             }
         }
-        for node in downSince.keys where up[node] == nil {
+        for node in downSince.keys where down[node] == nil {
             downSince[node] = nil
             condemned.remove(node)
         }
         return events
+    }
+
+    /// `observe(down:now:)` for callers that know only up or down: a down node went down now.
+    public mutating func observe(up: [NodeID: Bool], now: Int64) -> [NodeEvent] {
+        observe(down: up.mapValues { $0 ? nil : now }, now: now)
     }
 
     /// The directive for one segment, or nil when none of its shards is lost.
@@ -211,4 +218,6 @@ public struct RepairQueue: Sendable {
 extension Limits {
     /// Segments the leader keeps queued for repair; the rest is found again by the next scan.
     public static let repairQueueMax = 100_000
+    /// Segments the leader repairs at once.
+    public static let repairSegmentsInFlightMax = 4
 }

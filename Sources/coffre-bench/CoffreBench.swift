@@ -11,7 +11,7 @@ struct CoffreBench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "coffre-bench",
         abstract: "Coffre benchmarks: each figure next to a raw baseline from the same run.",
-        subcommands: [Core.self, Cluster.self])
+        subcommands: [Core.self, Cluster.self, Repair.self])
 }
 
 struct Core: ParsableCommand {
@@ -53,5 +53,22 @@ struct Cluster: AsyncParsableCommand {
         FileHandle.standardError.write(Data("warning: debug build; use `swift run -c release coffre-bench cluster`\n".utf8))
         #endif
         try await ClusterBenchmarks(sizeMiB: quick ? 64 : sizeMib, smallCount: quick ? 50 : smallCount, keep: keep).run()
+    }
+}
+
+struct Repair: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Kill a node of a local cluster holding data: rebuild rate and time to full redundancy, against reading the same shards.")
+
+    @Option(help: "MiB stored before the node is killed.") var sizeMib: Int = 2048
+    @Option(help: "Repair budget, bytes per second.") var budget: Int64 = 1_000_000_000
+    @Flag(help: "Keep the cluster's run folder.") var keep = false
+    @Flag(help: "256 MiB, to check that it runs.") var quick = false
+
+    func run() async throws {
+        #if DEBUG
+        FileHandle.standardError.write(Data("warning: debug build; use `swift run -c release coffre-bench repair`\n".utf8))
+        #endif
+        try await RepairBenchmark(sizeMiB: quick ? 256 : sizeMib, budgetBytesPerSecond: budget, keep: keep).run()
     }
 }
