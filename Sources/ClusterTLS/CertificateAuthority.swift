@@ -78,7 +78,9 @@ public struct CertificateAuthority: Sendable {
     /// Issues a certificate for `commonName`, valid for the given host names and IP addresses.
     ///
     /// - Parameter hosts: DNS names ("node-1.fr.coffre") and IPv4/IPv6 literals ("127.0.0.1").
-    public func issue(commonName: String, hosts: [String], days: Int = 397) throws(ClusterTLSError) -> Issued {
+    ///   - identity: the cluster role and id the certificate names (a URI SAN
+    ///     `coffre://ROLE/ID`): a node may announce itself only under its own id.
+    public func issue(commonName: String, hosts: [String], identity: ClusterIdentity? = nil, days: Int = 397) throws(ClusterTLSError) -> Issued {
         guard !hosts.isEmpty else {
             throw ClusterTLSError(.invalidArgument, "a certificate for \(commonName) needs at least one host name or address")
         }
@@ -90,7 +92,7 @@ public struct CertificateAuthority: Sendable {
                     throw ClusterTLSError(.invalidArgument, "\"\(host)\" is neither a host name nor an IP address")
                 }
                 return .dnsName(host)
-            }
+            } + (identity.map { [GeneralName.uniformResourceIdentifier($0.uri)] } ?? [])
             let subject = try DistinguishedName {
                 OrganizationName("Coffre")
                 CommonName(commonName)
@@ -155,4 +157,42 @@ public struct ClusterTLSError: CodedError {
     }
 
     public var description: String { "\(code): \(message)" }
+}
+
+/// Who a cluster certificate says its holder is: a role and an id, as the URI
+/// `coffre://ROLE/ID` in its subject alternative names.
+public struct ClusterIdentity: Hashable, Sendable, CustomStringConvertible {
+    public enum Role: String, Sendable, Hashable {
+        case node, coordinator
+    }
+
+    public let role: Role
+    public let id: String
+
+    public init(role: Role, id: String) {
+        self.role = role
+        self.id = id
+    }
+
+    public var uri: String { "coffre://\(role.rawValue)/\(id)" }
+    public var description: String { uri }
+
+    public init?(uri: String) {
+        guard uri.hasPrefix("coffre://") else { return nil }
+        let parts = uri.dropFirst("coffre://".count).split(separator: "/", omittingEmptySubsequences: false)
+        guard parts.count == 2, let role = Role(rawValue: String(parts[0])), !parts[1].isEmpty else { return nil }
+        self.init(role: role, id: String(parts[1]))
+    }
+
+    /// The identity a DER certificate names, or nil when it names none (or several).
+    public static func of(certificateDER der: [UInt8]) -> ClusterIdentity? {
+        guard let certificate = try? Certificate(derEncoded: der),
+            let names = try? certificate.extensions.subjectAlternativeNames
+        else { return nil }
+        let identities = names.compactMap { name -> ClusterIdentity? in
+            if case .uniformResourceIdentifier(let uri) = name { return ClusterIdentity(uri: uri) }
+            return nil
+        }
+        return identities.count == 1 ? identities[0] : nil
+    }
 }

@@ -164,3 +164,20 @@ public struct CountryList: Codable, Hashable, Sendable {
         self.countries = countries
     }
 }
+
+/// `POST /v1/cluster/announce` on a coordinator's cluster listener (mutual TLS): a storage
+/// node says where it is. The node id must be the one its certificate names.
+public struct NodeAnnouncement: Codable, Hashable, Sendable {
+    public let node: String
+    public let country: String
+    public let region: String
+    /// Where coordinators reach it: `https://HOST:PORT`.
+    public let url: String
+
+    public init(node: String, country: String, region: String, url: String) {
+        self.node = node
+        self.country = country
+        self.region = region
+        self.url = url
+    }
+}

@@ -59,6 +59,8 @@ public enum Limits {
     /// in a file of its own: one synced write-ahead-log append instead of a file write, its
     /// `fdatasync`, a rename and a folder `fsync` — small files' shards are all this small.
     public static let shardInlineSizeMax = 64 << 10
+    /// Seconds between a node's announcements once one was accepted.
+    public static let nodeAnnounceIntervalSeconds: Int64 = 30
     /// Locks a shard store stripes its keys over (put and conditional delete of one key).
     public static let shardKeyLockStripes = 256
     /// Shard body buffers a storage node keeps for reuse.

@@ -32,7 +32,9 @@ public final class ClusterTopology: Sendable {
         var usedBytes: Int64 = 0
     }
 
-    public let members: [Member]
+    /// Every node known: from the configuration, and announced since (`update`).
+    public var members: [Member] { memberList.withLock { $0 } }
+    private let memberList: Mutex<[Member]>
     public let downAfter: Duration
     let client: any ShardTransport
     private let observations: Mutex<[NodeID: Observation]>
@@ -40,18 +42,36 @@ public final class ClusterTopology: Sendable {
     private let quarantine = Mutex<Set<Country>>([])
 
     public init(members: [Member], client: any ShardTransport, downAfter: Duration = .seconds(10)) {
-        self.members = members
+        memberList = Mutex(members)
         self.client = client
         self.downAfter = downAfter
         observations = Mutex(Dictionary(uniqueKeysWithValues: members.map { ($0.id, Observation()) }))
     }
 
-    public func member(_ id: NodeID) -> Member? { members.first { $0.id == id } }
+    public func member(_ id: NodeID) -> Member? { memberList.withLock { list in list.first { $0.id == id } } }
+
+    /// Adds new members and updates known ones (a node that moved to a new address); never
+    /// removes one (a node leaves by being drained, not by being forgotten).
+    public func update(_ members: [Member]) {
+        memberList.withLock { list in
+            for member in members {
+                if let index = list.firstIndex(where: { $0.id == member.id }) {
+                    list[index] = member
+                } else {
+                    list.append(member)
+                }
+            }
+        }
+        observations.withLock { observations in
+            for member in members where observations[member.id] == nil { observations[member.id] = Observation() }
+        }
+    }
 
     /// Polls every node's health at once; returns how many answered.
     @discardableResult
     public func refresh() async -> Int {
-        await withTaskGroup(of: (NodeID, NodeHealthSnapshot?).self) { group in
+        let members = self.members
+        return await withTaskGroup(of: (NodeID, NodeHealthSnapshot?).self) { group in
             for member in members {
                 group.addTask { [client] in
                     let health = try? await client.health(base: member.url)
@@ -107,7 +127,8 @@ public final class ClusterTopology: Sendable {
 
     /// What placement needs: every member, with up/down and space as last seen.
     public func descriptors(now: ContinuousClock.Instant = .now) -> [NodeDescriptor] {
-        observations.withLock { observations in
+        let members = self.members
+        return observations.withLock { observations in
             members.map { member in
                 let seen = observations[member.id] ?? Observation()
                 let up = seen.lastSeen.map { now - $0 < downAfter } ?? false

@@ -68,6 +68,10 @@ public struct CoordinatorConfiguration: Codable, Sendable {
     /// Public URL clients use (for share links), e.g. "https://127.0.0.1:8443".
     public var publicURL: String?
     public var portFile: String?
+    /// The cluster listener (mutual TLS, cluster certificates only) where storage nodes
+    /// announce themselves; nil: none, the membership is `nodes` only.
+    public var clusterPort: Int?
+    public var clusterPortFile: String?
 
     enum CodingKeys: String, CodingKey {
         case id, country, region, host, port, tls, metadataDirectory = "metadata_directory", etcd, nodes, policy
@@ -76,6 +80,7 @@ public struct CoordinatorConfiguration: Codable, Sendable {
         case repairBudgetBytesPerSecond = "repair_budget_bytes_per_second", leaderLeaseSeconds = "leader_lease_seconds"
         case gcGraceSeconds = "gc_grace_seconds", scrubBudgetBytesPerSecond = "scrub_budget_bytes_per_second"
         case sessionLifetimeSeconds = "session_lifetime_seconds", adminToken = "admin_token", publicURL = "public_url", portFile = "port_file"
+        case clusterPort = "cluster_port", clusterPortFile = "cluster_port_file"
     }
 
     public init(from decoder: any Decoder) throws {
@@ -88,7 +93,7 @@ public struct CoordinatorConfiguration: Codable, Sendable {
         tls = try c.decode(TLSFiles.self, forKey: .tls)
         metadataDirectory = try c.decodeIfPresent(String.self, forKey: .metadataDirectory)
         etcd = try c.decodeIfPresent([String].self, forKey: .etcd) ?? []
-        nodes = try c.decode([NodeEntry].self, forKey: .nodes)
+        nodes = try c.decodeIfPresent([NodeEntry].self, forKey: .nodes) ?? []
         policy = try c.decodeIfPresent(PolicyEntry.self, forKey: .policy) ?? PolicyEntry()
         segmentSizeBytes = try c.decodeIfPresent(Int.self, forKey: .segmentSizeBytes) ?? Limits.segmentSizeDefault
         quotaBytesDefault = try c.decodeIfPresent(Int64.self, forKey: .quotaBytesDefault) ?? 50_000_000_000
@@ -102,6 +107,8 @@ public struct CoordinatorConfiguration: Codable, Sendable {
         adminToken = try c.decode(String.self, forKey: .adminToken)
         publicURL = try c.decodeIfPresent(String.self, forKey: .publicURL)
         portFile = try c.decodeIfPresent(String.self, forKey: .portFile)
+        clusterPort = try c.decodeIfPresent(Int.self, forKey: .clusterPort)
+        clusterPortFile = try c.decodeIfPresent(String.self, forKey: .clusterPortFile)
     }
 
     public static func load(file: String) throws(ConfigurationError) -> CoordinatorConfiguration {
@@ -115,7 +122,10 @@ public struct CoordinatorConfiguration: Codable, Sendable {
         do { _ = try Country(country) } catch { throw fail("country", error.message) }
         guard (0...65_535).contains(port) else { throw fail("port", "must be 0...65535, got \(port)") }
         guard !etcd.isEmpty || metadataDirectory != nil else { throw fail("etcd", "set etcd endpoints or metadata_directory") }
-        guard !nodes.isEmpty else { throw fail("nodes", "at least one storage node is needed") }
+        guard !nodes.isEmpty || clusterPort != nil else {
+            throw fail("nodes", "list storage nodes, or set cluster_port so that they can announce themselves")
+        }
+        if let clusterPort, !(0...65_535).contains(clusterPort) { throw fail("cluster_port", "must be 0...65535, got \(clusterPort)") }
         for (i, node) in nodes.enumerated() {
             do { _ = try NodeID(node.id) } catch { throw fail("nodes[\(i)].id", error.message) }
             do { _ = try Country(node.country) } catch { throw fail("nodes[\(i)].country", error.message) }

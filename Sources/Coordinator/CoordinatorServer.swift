@@ -89,6 +89,21 @@ public final class CoordinatorServer: Sendable {
                 await onListening(port)
             },
             logger: logger)
+        if let clusterPort = configuration.clusterPort {
+            let mutual = try TLSSetup.server(
+                certificate: configuration.tls.certificate, key: configuration.tls.key, clientCA: configuration.tls.clusterCA, alpn: ["http/1.1"])
+            let cluster = Application(
+                router: makeClusterRouter(),
+                server: try .http2Upgrade(tlsConfiguration: mutual),
+                configuration: .init(address: .hostname(configuration.host, port: clusterPort), serverName: "coffre-coordinator-cluster"),
+                onServerRunning: { [configuration] channel in
+                    if let file = configuration.clusterPortFile {
+                        try? String(channel.localAddress?.port ?? 0).write(toFile: file, atomically: true, encoding: .utf8)
+                    }
+                },
+                logger: logger)
+            app.addServices(cluster)
+        }
         await health.step()
         app.addServices(health, election, repair, collector, scrub)
         do {

@@ -43,6 +43,7 @@ public final class HealthMonitor: Service, Sendable {
 
     /// One poll and one publication.
     public func step() async {
+        do { try await loadMembers() } catch { logger.warning("cannot read the membership", metadata: ["error": "\(error)"]) }
         await topology.refresh()
         let view = NodeObservations(
             coordinator: coordinator, writtenAt: Int64(Date().timeIntervalSince1970 * 1000),

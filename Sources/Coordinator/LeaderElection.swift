@@ -76,6 +76,13 @@ public final class LeaderElection: Service, Sendable {
         }
     }
 
+    /// Steps down now: the lease is revoked, so another coordinator can take over at once.
+    public func resign() async {
+        guard let ended = term.withLock({ current in defer { current = nil }; return current }) else { return }
+        try? await metadata.revokeLease(ended.lease)
+        logger.notice("resigned", metadata: ["leader.epoch": "\(ended.epoch)"])
+    }
+
     /// One round: renew when leading, otherwise campaign if nobody leads.
     public func step() async {
         if let held = current {

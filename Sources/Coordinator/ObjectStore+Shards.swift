@@ -6,6 +6,7 @@ import Metadata
 public import NIOCore
 import NodeClient
 import Placement
+import Synchronization
 
 /// The three steps every path over shards is made of — reads, repair and (later) the
 /// rebalancer call the same ones:
@@ -105,7 +106,7 @@ extension ObjectStore {
         objectId: String, segment: Int, shardLength: Int, bodies: [Int: ByteBuffer], checksums: [Int: UInt32],
         fixed: [Int: NodeID], avoiding: Set<NodeID> = []
     ) async throws -> (nodes: [Int: NodeID], placementDebt: Bool) {
-        var random = SystemRandomNumberGenerator()
+        var random = PlacementRandom(source: placementRandom)
         var avoid = avoiding
         var kept = fixed
         var written: [Int: NodeID] = [:]
@@ -207,4 +208,35 @@ extension ObjectStore {
         guard !Task.isCancelled else { return }
         _ = try? await metadata.put(Keyspace.suspect(node, objectId, segment: segment, shard: shard), [])
     }
+}
+
+/// Where placement's randomness comes from: the system's generator, or a seeded one so that
+/// a simulation replays the same choices.
+public final class RandomSource: Sendable {
+    private let state: Mutex<UInt64?>
+
+    /// The system's generator.
+    public init() { state = Mutex(nil) }
+
+    /// SplitMix64 from `seed`.
+    public init(seed: UInt64) { state = Mutex(seed) }
+
+    public func next() -> UInt64 {
+        state.withLock { state in
+            guard var z = state else {
+                var system = SystemRandomNumberGenerator()
+                return system.next()
+            }
+            z &+= 0x9E37_79B9_7F4A_7C15
+            state = z
+            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+            return z ^ (z >> 31)
+        }
+    }
+}
+
+struct PlacementRandom: RandomNumberGenerator {
+    let source: RandomSource
+    mutating func next() -> UInt64 { source.next() }
 }

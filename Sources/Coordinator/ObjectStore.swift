@@ -26,6 +26,8 @@ public final class ObjectStore: Sendable {
     /// whose first shards are older than half of it must have kept an upload intent
     /// (`Keyspace.upload`) fresh, or its commit is refused.
     public let collectorGrace: Duration
+    /// Placement's randomness (seeded in simulations).
+    public let placementRandom: RandomSource
     let codec: ReedSolomon
     let nodes: any ShardTransport
     /// Buffers of a whole segment's shards, reused by writes and reads.
@@ -35,8 +37,10 @@ public final class ObjectStore: Sendable {
 
     public init(
         topology: ClusterTopology, metadata: any MetadataStore, policy: PlacementPolicy, segmentSize: Int = Limits.segmentSizeDefault,
-        hedgeAfter: Duration = .seconds(1), collectorGrace: Duration = .seconds(Limits.collectorGraceSecondsDefault)
+        hedgeAfter: Duration = .seconds(1), collectorGrace: Duration = .seconds(Limits.collectorGraceSecondsDefault),
+        placementRandom: RandomSource = RandomSource()
     ) {
+        self.placementRandom = placementRandom
         self.hedgeAfter = hedgeAfter
         self.collectorGrace = collectorGrace
         precondition(segmentSize > 0 && segmentSize <= Limits.segmentSizeMax)

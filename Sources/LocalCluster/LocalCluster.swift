@@ -67,15 +67,20 @@ public struct LocalCluster: Sendable {
         defer { try? savePids(pids) }
 
         let etcd = try await startEtcd(&pids, log: log)
-        log("storage nodes")
-        let nodes = try await startNodes(&pids)
+        // Coordinators first, with no node listed: nodes announce themselves to their cluster
+        // listeners (mutual TLS, each node's certificate naming it) and join the membership.
         log("coordinators")
         let token = (0..<24).map { _ in "abcdefghijklmnopqrstuvwxyz0123456789".randomElement()! }.map(String.init).joined()
         var coordinators: [Profile.Coordinator] = []
+        var announce: [String] = []
         for country in topology.countries {
-            let port = try await startCoordinator(country: country, etcd: etcd, nodes: nodes, token: token, pids: &pids)
+            let (port, clusterPort) = try await startCoordinator(country: country, etcd: etcd, token: token, authority: authority, pids: &pids)
             coordinators.append(.init(country: country.code, url: "https://127.0.0.1:\(port)"))
+            announce.append("https://127.0.0.1:\(clusterPort)")
         }
+        log("storage nodes")
+        try savePids(pids)
+        try await startNodes(announce: announce, authority: authority, pids: &pids)
         try savePids(pids)
         let profile = Profile(name: topology.name, coordinators: coordinators, ca: folder + "/certs/ca.pem", adminToken: token)
         log("waiting for every coordinator to see every node")
@@ -201,13 +206,13 @@ public struct LocalCluster: Sendable {
     }
 
     /// Once a process listens, its port goes into its launch, so a restart reuses it.
-    func fixPort(_ name: String, port: String) throws {
+    func fixPort(_ name: String, port: String, flag: String = "--port") throws {
         var launches = try loadLaunches()
         guard var launch = launches.processes[name] else { return }
-        if let index = launch.arguments.firstIndex(of: "--port"), index + 1 < launch.arguments.count {
+        if let index = launch.arguments.firstIndex(of: flag), index + 1 < launch.arguments.count {
             launch.arguments[index + 1] = port
         } else {
-            launch.arguments += ["--port", port]
+            launch.arguments += [flag, port]
         }
         launches.processes[name] = launch
         try saveLaunches(launches)
@@ -222,9 +227,6 @@ public struct LocalCluster: Sendable {
     }
 
     func spawn(_ name: String, _ executable: String, _ arguments: [String], portFile: String? = nil, pids: inout Pids) throws {
-        var launches = (try? loadLaunches()) ?? Launches()
-        launches.processes[name] = Launches.Launch(executable: executable, arguments: arguments, portFile: portFile)
-        try saveLaunches(launches)
         let logPath = folder + "/logs/" + name.replacingOccurrences(of: " ", with: "-") + ".log"
         _ = FileManager.default.createFile(atPath: logPath, contents: nil)
         let process = Process()
@@ -236,6 +238,9 @@ public struct LocalCluster: Sendable {
         process.standardInput = FileHandle.nullDevice
         try process.run()
         pids.processes[name] = process.processIdentifier
+        var launches = (try? loadLaunches()) ?? Launches()
+        launches.processes[name] = Launches.Launch(executable: executable, arguments: arguments, portFile: portFile)
+        try saveLaunches(launches)
     }
 
     func startEtcd(_ pids: inout Pids, log: (String) -> Void) async throws -> [String] {
@@ -272,46 +277,71 @@ public struct LocalCluster: Sendable {
         return endpoints
     }
 
-    struct StartedNode {
-        let id: String
-        let country: String
-        let region: String
-        let url: String
-    }
-
-    func startNodes(_ pids: inout Pids) async throws -> [StartedNode] {
-        var pending: [(String, String, String, String)] = []
+    func startNodes(announce: [String], authority: CertificateAuthority, pids: inout Pids) async throws {
+        var pending: [(String, String)] = []
         for country in topology.countries {
             for n in 1...country.nodes {
                 let id = "\(country.code.lowercased())-\(n)"
-                let portFile = folder + "/data/\(id).port"
-                try spawn("node \(id)", binaries + "/coffred", [
-                    "node", "--node", id, "--country", country.code, "--region", country.region,
-                    "--data-directory", folder + "/data/" + id, "--capacity-bytes", String(country.capacityBytes),
-                    "--tls-certificate", folder + "/certs/server.pem", "--tls-key", folder + "/certs/server-key.pem",
-                    "--tls-cluster-ca", folder + "/certs/ca.pem", "--port", "0", "--port-file", portFile, "--log-level", "warning",
-                ], portFile: portFile, pids: &pids)
-                pending.append((id, country.code, country.region, portFile))
+                pending.append((id, try spawnNode(id: id, country: country.code, region: country.region, capacity: country.capacityBytes, announce: announce, authority: authority, pids: &pids)))
             }
         }
-        var nodes: [StartedNode] = []
-        for (id, country, region, portFile) in pending {
+        for (id, portFile) in pending {
             guard let port = try await waitForFile(portFile) else {
                 throw LocalClusterError("node \(id) did not start in 30 s (see \(folder)/logs/node-\(id).log)")
             }
             try fixPort("node \(id)", port: port)
-            nodes.append(StartedNode(id: id, country: country, region: region, url: "https://127.0.0.1:\(port)"))
         }
-        return nodes
     }
 
-    func startCoordinator(country: ClusterTopologyFile.CountryEntry, etcd: [String], nodes: [StartedNode], token: String, pids: inout Pids) async throws -> Int {
+    /// Issues a node its certificate (naming it: `coffre://node/ID`) and starts it, announcing
+    /// itself to `announce`; returns its port file.
+    func spawnNode(id: String, country: String, region: String, capacity: Int64, announce: [String], authority: CertificateAuthority, pids: inout Pids) throws -> String {
+        try authority.issue(commonName: "coffre node \(id)", hosts: ["127.0.0.1", "localhost"], identity: .init(role: .node, id: id))
+            .write(to: folder + "/certs", name: "node-\(id)")
+        let portFile = folder + "/data/\(id).port"
+        try spawn("node \(id)", binaries + "/coffred", [
+            "node", "--node", id, "--country", country, "--region", region,
+            "--data-directory", folder + "/data/" + id, "--capacity-bytes", String(capacity),
+            "--tls-certificate", folder + "/certs/node-\(id).pem", "--tls-key", folder + "/certs/node-\(id)-key.pem",
+            "--tls-cluster-ca", folder + "/certs/ca.pem", "--port", "0", "--port-file", portFile, "--log-level", "warning",
+        ] + announce.flatMap { ["--announce", $0] }, portFile: portFile, pids: &pids)
+        return portFile
+    }
+
+    /// The coordinators' cluster listeners, where nodes announce themselves.
+    public func clusterListeners() throws -> [String] {
+        try loadLaunches().processes.filter { $0.key.hasPrefix("coordinator ") }.compactMap { _, launch -> String? in
+            guard let index = launch.arguments.firstIndex(of: "--cluster-port"), index + 1 < launch.arguments.count else { return nil }
+            return "https://127.0.0.1:\(launch.arguments[index + 1])"
+        }.sorted()
+    }
+
+    /// Starts a new storage node in a running cluster: it gets its certificate and announces
+    /// itself; no coordinator is restarted or edited.
+    public func addNode(id: String, country: String, region: String, capacityBytes: Int64) async throws {
+        guard try loadLaunches().processes["node \(id)"] == nil else { throw LocalClusterError("node \(id) exists") }
+        let announce = try clusterListeners()
+        var pids = try loadPids()
+        let portFile = try spawnNode(
+            id: id, country: country.uppercased(), region: region, capacity: capacityBytes, announce: announce,
+            authority: try CertificateAuthority.load(from: folder + "/certs"), pids: &pids)
+        try savePids(pids)
+        guard let port = try await waitForFile(portFile) else { throw LocalClusterError("node \(id) did not start in 30 s") }
+        try fixPort("node \(id)", port: port)
+    }
+
+    func startCoordinator(
+        country: ClusterTopologyFile.CountryEntry, etcd: [String], token: String, authority: CertificateAuthority, pids: inout Pids
+    ) async throws -> (port: Int, clusterPort: Int) {
         let id = "coordinator-" + country.code.lowercased()
         let portFile = folder + "/data/\(id).port"
+        let clusterPortFile = folder + "/data/\(id).cluster-port"
+        try authority.issue(commonName: "coffre \(id)", hosts: ["127.0.0.1", "localhost"], identity: .init(role: .coordinator, id: id))
+            .write(to: folder + "/certs", name: id)
         var config: [String: Any] = [
             "id": id, "country": country.code, "region": country.region, "host": "127.0.0.1", "port": 0,
-            "tls": ["certificate": folder + "/certs/server.pem", "key": folder + "/certs/server-key.pem", "cluster_ca": folder + "/certs/ca.pem"],
-            "nodes": nodes.map { ["id": $0.id, "country": $0.country, "region": $0.region, "url": $0.url] },
+            "tls": ["certificate": folder + "/certs/\(id).pem", "key": folder + "/certs/\(id)-key.pem", "cluster_ca": folder + "/certs/ca.pem"],
+            "cluster_port": 0, "cluster_port_file": clusterPortFile,
             "policy": ["k": topology.policy.k, "m": topology.policy.m, "margin": topology.policy.margin ?? 0],
             "segment_size_bytes": topology.segmentSizeBytes ?? 16 << 20,
             "quota_bytes_default": topology.quotaBytesDefault ?? 50_000_000_000,
@@ -333,11 +363,14 @@ public struct LocalCluster: Sendable {
         try spawn(
             "coordinator \(country.code)", binaries + "/coffred", ["coordinator", "--config", file, "--log-level", "warning"], portFile: portFile,
             pids: &pids)
-        guard let port = try await waitForFile(portFile).flatMap({ Int($0) }) else {
+        guard let port = try await waitForFile(portFile).flatMap({ Int($0) }),
+            let clusterPort = try await waitForFile(clusterPortFile).flatMap({ Int($0) })
+        else {
             throw LocalClusterError("coordinator \(country.code) did not start in 30 s (see \(folder)/logs/coordinator-\(country.code).log)")
         }
         try fixPort("coordinator \(country.code)", port: String(port))
-        return port
+        try fixPort("coordinator \(country.code)", port: String(clusterPort), flag: "--cluster-port")
+        return (port, clusterPort)
     }
 
     func waitHealthy(_ profile: Profile) async throws {

@@ -41,6 +41,11 @@ public struct StorageNodeConfiguration: Codable, Sendable, Equatable {
     public var tls: TLSFiles
     /// If set, the bound port is written there once the node listens.
     public var portFile: String?
+    /// Coordinators' cluster listeners (`https://HOST:PORT`) to announce this node to, so
+    /// that it joins the cluster with no coordinator restarted or edited.
+    public var announce: [String] = []
+    /// Where coordinators reach this node; `https://HOST:PORT` of the listener when nil.
+    public var advertiseURL: String?
 
     public init(node: String, country: String, region: String, dataDirectory: String, capacityBytes: Int64, tls: TLSFiles) {
         self.node = node
@@ -53,7 +58,7 @@ public struct StorageNodeConfiguration: Codable, Sendable, Equatable {
 
     enum CodingKeys: String, CodingKey {
         case node, country, region, host, port, dataDirectory = "data_directory", capacityBytes = "capacity_bytes"
-        case durability, engine, tls, portFile = "port_file"
+        case durability, engine, tls, portFile = "port_file", announce, advertiseURL = "advertise_url"
     }
 
     public init(from decoder: any Decoder) throws {
@@ -69,6 +74,8 @@ public struct StorageNodeConfiguration: Codable, Sendable, Equatable {
         engine = try c.decodeIfPresent(String.self, forKey: .engine) ?? "files"
         tls = try c.decode(TLSFiles.self, forKey: .tls)
         portFile = try c.decodeIfPresent(String.self, forKey: .portFile)
+        announce = try c.decodeIfPresent([String].self, forKey: .announce) ?? []
+        advertiseURL = try c.decodeIfPresent(String.self, forKey: .advertiseURL)
     }
 
     /// Reads and checks a YAML file; errors name the file, the key and the reason.
@@ -87,6 +94,8 @@ public struct StorageNodeConfiguration: Codable, Sendable, Equatable {
         guard (0...65_535).contains(port) else { throw fail("port", "must be 0...65535, got \(port)") }
         guard !dataDirectory.isEmpty else { throw fail("data_directory", "must not be empty") }
         guard capacityBytes > 0 else { throw fail("capacity_bytes", "must be positive, got \(capacityBytes)") }
+        for (i, url) in announce.enumerated() where !url.hasPrefix("https://") { throw fail("announce[\(i)]", "must be an https URL, got \(url)") }
+        if let advertiseURL, !advertiseURL.hasPrefix("https://") { throw fail("advertise_url", "must be an https URL, got \(advertiseURL)") }
         guard ShardStore.Durability(rawValue: durability) != nil else { throw fail("durability", "must be synced or buffered, got \(durability)") }
         guard ShardStoreEngine(rawValue: engine) != nil else { throw fail("engine", "must be files or rocksdb-blobs, got \(engine)") }
         for (key, path) in [("tls.certificate", tls.certificate), ("tls.key", tls.key), ("tls.cluster_ca", tls.clusterCA)] {

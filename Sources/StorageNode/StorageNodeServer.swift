@@ -55,7 +55,8 @@ public final class StorageNodeServer: Sendable {
     public func run(onListening: @escaping @Sendable (Int) async -> Void = { _ in }) async throws {
         let tls = try TLSSetup.server(
             certificate: configuration.tls.certificate, key: configuration.tls.key, clientCA: configuration.tls.clusterCA)
-        let app = Application(
+        let announcer = Announcer(configuration: configuration, logger: logger)
+        var app = Application(
             router: makeRouter(),
             server: try .http2Upgrade(tlsConfiguration: tls),
             configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "coffre-node"),
@@ -65,10 +66,13 @@ public final class StorageNodeServer: Sendable {
                     try? String(port).write(toFile: file, atomically: true, encoding: .utf8)
                 }
                 logger.info("storage node listening", metadata: ["node.id": "\(configuration.node)", "node.port": "\(port)"])
+                announcer.listening(port: port)
                 await onListening(port)
             },
             logger: logger)
+        if !configuration.announce.isEmpty { app.addServices(announcer) }
         try await app.runService()
+        try? await announcer.client.shutdown()
     }
 
     func makeRouter() -> Router<BasicRequestContext> {

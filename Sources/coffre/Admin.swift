@@ -248,7 +248,27 @@ struct Admin: AsyncParsableCommand {
     struct ClusterCommand: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             commandName: "cluster", abstract: "The local multi-region cluster (what Cluster/up, down and status run).",
-            subcommands: [Up.self, Down.self, ClusterStatus.self, Stop.self, Start.self])
+            subcommands: [Up.self, Down.self, ClusterStatus.self, Stop.self, Start.self, AddNode.self])
+
+        struct AddNode: AsyncParsableCommand {
+            static let configuration = CommandConfiguration(
+                commandName: "add-node",
+                abstract: "Start a new storage node in the running local cluster: it gets a certificate naming it and announces itself; nothing else restarts.",
+                discussion: "Example: coffre admin cluster add-node --node fr-4 --country FR --region fr-paris --capacity 20GiB")
+            @OptionGroup var place: Where
+            @Option(help: "The new node's id.") var node: String
+            @Option(help: "Its country (ISO 3166 alpha-2).") var country: String
+            @Option(help: "Its region.") var region: String
+            @Option(help: "Bytes it offers: 20GiB, 500GB.") var capacity: String = "20GiB"
+
+            func run() async throws {
+                try await perform {
+                    let bytes = try ByteCount(parsing: capacity).bytes
+                    try await place.cluster().addNode(id: node, country: country, region: region, capacityBytes: bytes)
+                    print("node \(node) started; it announces itself to every coordinator (coffre admin nodes shows it within seconds)")
+                }
+            }
+        }
 
         struct Selection: ParsableArguments {
             @Option(help: "A storage node, by id (fr-1).") var node: String?

@@ -33,6 +33,8 @@ struct Node: AsyncParsableCommand {
     @Option(help: "Node private key (PEM).") var tlsKey: String?
     @Option(help: "Cluster CA certificate (PEM).") var tlsClusterCa: String?
     @Option(help: "Write the bound port to this file once listening.") var portFile: String?
+    @Option(help: "A coordinator's cluster listener to announce this node to (repeatable).") var announce: [String] = []
+    @Option(help: "URL coordinators reach this node at (default https://HOST:PORT).") var advertiseUrl: String?
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.") var logLevel: String = "info"
 
     func run() async throws {
@@ -82,6 +84,8 @@ struct Node: AsyncParsableCommand {
         if let tlsKey { c.tls.key = tlsKey }
         if let tlsClusterCa { c.tls.clusterCA = tlsClusterCa }
         if let portFile { c.portFile = portFile }
+        if !announce.isEmpty { c.announce = announce }
+        if let advertiseUrl { c.advertiseURL = advertiseUrl }
         try c.validate(file: config ?? "flags")
         return c
     }
@@ -115,6 +119,8 @@ struct CoordinatorCommand: AsyncParsableCommand {
     @Option(help: "Coordinator private key (PEM).") var tlsKey: String?
     @Option(help: "Cluster CA certificate (PEM).") var tlsClusterCa: String?
     @Option(help: "Write the bound port to this file once listening.") var portFile: String?
+    @Option(help: "Port of the cluster listener where nodes announce themselves (0: any free port).") var clusterPort: Int?
+    @Option(help: "Write the cluster listener's port to this file.") var clusterPortFile: String?
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.") var logLevel: String = "info"
 
     func run() async throws {
@@ -144,6 +150,8 @@ struct CoordinatorCommand: AsyncParsableCommand {
             if let tlsKey { configuration.tls.key = tlsKey }
             if let tlsClusterCa { configuration.tls.clusterCA = tlsClusterCa }
             if let portFile { configuration.portFile = portFile }
+            if let clusterPort { configuration.clusterPort = clusterPort }
+            if let clusterPortFile { configuration.clusterPortFile = clusterPortFile }
             try configuration.validate(file: config)
         } catch {
             FileHandle.standardError.write(Data("coffred coordinator: invalid configuration: \(error)\n".utf8))

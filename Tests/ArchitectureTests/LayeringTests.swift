@@ -24,12 +24,12 @@ import TestSupport
         "Coordinator": [
             "CoffreModel", "CoffreAPI", "Placement", "ErasureCoding", "Checksum", "Metadata", "NodeClient", "NIOCore",
             "ClusterTLS", "HTTPService", "Hummingbird", "HummingbirdHTTP2", "HTTPTypes", "Logging", "Crypto", "Yams",
-            "ServiceLifecycle",
+            "ServiceLifecycle", "NIOSSL",
         ],
         "NodeClient": ["CoffreModel", "CoffreAPI", "AsyncHTTPClient", "NIOCore", "NIOHTTP1", "NIOSSL"],
         "StorageNode": [
             "ShardStore", "Checksum", "CoffreModel", "CoffreAPI", "ClusterTLS", "HTTPService", "DirectIO", "Hummingbird", "HummingbirdHTTP2",
-            "HTTPTypes", "NIOCore", "NIOPosix", "Logging", "Yams",
+            "HTTPTypes", "NIOCore", "NIOPosix", "Logging", "Yams", "AsyncHTTPClient", "ServiceLifecycle",
         ],
         "ClusterTLS": ["CoffreModel", "Crypto", "X509", "SwiftASN1", "NIOSSL"],
         "Metadata": ["RocksDB", "CoffreModel", "AsyncHTTPClient", "NIOCore"],

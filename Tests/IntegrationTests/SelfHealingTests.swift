@@ -1,3 +1,6 @@
+import AsyncHTTPClient
+import ClusterTLS
+import NIOCore
 import CoffreAPI
 import CoffreClient
 import CoffreModel
@@ -329,6 +332,50 @@ func fullyRedundant(_ manifests: [ObjectManifest], up: Set<String>, gone: Set<St
                 let now = try await other.adminRepairStatus()
                 #expect(now.leader != old && now.epoch > before.epoch, "epochs only grow: \(now)")
                 try await stored.verify(other, session, folder: folder)
+            }
+        }
+    }
+}
+
+/// Membership in the metadata store: a node joins by being started with its certificate.
+@Suite(.serialized, .timeLimit(.minutes(5))) struct MembershipTests {
+    @Test func aNewNodeJoinsByAnnouncingItselfAndCannotPassForAnother() async throws {
+        try await withTemporaryDirectory { folder in
+            let running = try await RunningCluster(folder: folder, topology: healingTopology("members"))
+            await running.run { running in
+                try await running.cluster.addNode(id: "fr-4", country: "FR", region: "fr-lyon", capacityBytes: 8 << 30)
+                for country in ["FR", "DE", "CH", "NZ"] {
+                    let client = try running.client(via: country)
+                    try await awaitCondition("coordinator \(country) sees fr-4 up", seconds: 30) {
+                        try await client.adminStatus().nodes.contains { $0.id == "fr-4" && $0.up && $0.region == "fr-lyon" }
+                    }
+                }
+                // New data goes there too (the emptiest node is the likeliest choice).
+                let client = try running.client(via: "DE")
+                _ = try await client.register(username: "iris", password: "pw for iris", parameters: .minimum)
+                let session = try await client.login(username: "iris", password: "pw for iris")
+                var stored = StoredFiles()
+                try await stored.upload(client, session, folder: folder, sizes: [8 << 20, 8 << 20], seed: 19, prefix: "new")
+                let placed = try await stored.manifests(client, session).flatMap { $0.segments.flatMap { $0.shards.map(\.node.value) } }
+                #expect(placed.contains("fr-4"))
+                try await stored.verify(client, session, folder: folder)
+
+                // A node's certificate names it: another identity is refused, and no record moves.
+                let authority = try CertificateAuthority.load(from: running.cluster.folder + "/certs")
+                try authority.issue(commonName: "stray", hosts: ["127.0.0.1"], identity: .init(role: .node, id: "zz-9")).write(to: folder, name: "stray")
+                var configuration = HTTPClient.Configuration(tlsConfiguration: try TLSSetup.client(
+                    ca: running.cluster.folder + "/certs/ca.pem", certificate: folder + "/stray.pem", key: folder + "/stray-key.pem"))
+                configuration.httpVersion = .http1Only
+                let http = HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
+                let listener = try #require(try running.cluster.clusterListeners().first)
+                var request = HTTPClientRequest(url: listener + "/v1/cluster/announce")
+                request.method = .POST
+                request.body = .bytes(ByteBuffer(bytes: Array(#"{"node":"de-1","country":"DE","region":"x","url":"https://127.0.0.1:1"}"#.utf8)))
+                let response = try await http.execute(request, timeout: .seconds(10))
+                let answer = try await response.body.collect(upTo: 1 << 16)
+                try await http.shutdown()
+                #expect(response.status.code == 403, "\(String(buffer: answer))")
+                #expect(try await client.adminStatus().nodes.first { $0.id == "de-1" }?.url.hasSuffix(":1") == false)
             }
         }
     }
