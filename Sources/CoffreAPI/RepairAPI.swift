@@ -7,9 +7,9 @@ public struct RepairStatus: Codable, Hashable, Sendable {
     public var epoch: Int64
     /// Segments waiting for repair.
     public var queuedSegments: Int
-    /// Bytes moved by repair (read from healthy shards plus written) in this term.
+    /// Bytes of shards rebuilt in this term (k times as many were read to rebuild them).
     public var bytesDone: Int64
-    /// Bytes the queued segments will move.
+    /// Bytes of shards the queued segments will rebuild.
     public var bytesLeft: Int64
     /// Over the last ten seconds.
     public var rateBytesPerSecond: Double

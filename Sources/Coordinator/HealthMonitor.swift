@@ -14,7 +14,7 @@ public struct NodeObservations: Codable, Hashable, Sendable {
     public let lastSeen: [String: Int64]
 }
 
-/// Polls every storage node's health every `down_after / 3` and publishes what it saw under
+/// Polls every storage node's health every `down_after / 6` and publishes what it saw under
 /// `Keyspace.observations(id)`, so that the leader decides liveness from every
 /// coordinator's view merged: a node is down only when no coordinator has heard from it
 /// for `down_after`. A coordinator that dies or is cut off stops publishing, and its old
@@ -34,7 +34,8 @@ public final class HealthMonitor: Service, Sendable {
     }
 
     public func run() async throws {
-        let interval = Duration.milliseconds(max(300, Int(topology.downAfter.components.seconds) * 1000 / 3))
+        // Six polls per down_after: a node's silence is seen at most a sixth of it late.
+        let interval = Duration.milliseconds(max(250, Int(topology.downAfter.components.seconds) * 1000 / 6))
         while !Task.isCancelled && !Task.isShuttingDownGracefully {
             await step()
             try? await Task.sleep(for: interval)

@@ -53,6 +53,8 @@ public final class RepairWorker: Service, Sendable {
         var suspects: Set<ShardRef> = []
         var status: RepairStatus
         var lastScan: ContinuousClock.Instant?
+        /// When the next down node becomes lost: a scan is due then, not a second later.
+        var nextCondemnation: ContinuousClock.Instant?
         var lastPublished: ContinuousClock.Instant?
         var countries: CountryStates
         var countryCounts: [Country: (up: Int, total: Int)] = [:]
@@ -83,7 +85,10 @@ public final class RepairWorker: Service, Sendable {
 
     public func run() async throws {
         while !Task.isCancelled && !Task.isShuttingDownGracefully {
-            if await step() == false { try? await Task.sleep(for: settings.scanInterval) }
+            if await step() == false {
+                let until = state.withLock { $0.nextCondemnation }.map { $0 - ContinuousClock.now } ?? settings.scanInterval
+                try? await Task.sleep(for: max(.milliseconds(20), min(settings.scanInterval, until)))
+            }
         }
     }
 
@@ -106,7 +111,9 @@ public final class RepairWorker: Service, Sendable {
         }
         if fresh { logger.notice("repair starts", metadata: ["leader.epoch": "\(term.epoch)"]) }
         let now = ContinuousClock.now
-        let due = state.withLock { state in state.lastScan.map { now - $0 >= settings.scanInterval } ?? true }
+        let due = state.withLock { state in
+            (state.lastScan.map { now - $0 >= settings.scanInterval } ?? true) || (state.nextCondemnation.map { now >= $0 } ?? false)
+        }
         if due {
             do { try await scan(term) } catch {
                 state.withLock { $0.status.lastError = error.message }
@@ -161,6 +168,12 @@ public final class RepairWorker: Service, Sendable {
             case .returned(let node): logger.notice("node back", metadata: ["node.id": "\(node)"])
             }
         }
+        state.withLock { state in
+            let pending = planner.downSince.filter { !planner.condemned.contains($0.key) }.values
+            state.nextCondemnation = pending.min().map { ContinuousClock.now + .milliseconds(max(0, $0 + settings.repairAfterMilliseconds - nowMs)) }
+            state.status.downNodes = planner.downSince.keys.map(\.value).sorted()
+            state.status.lostNodes = planner.condemned.map(\.value).sorted()
+        }
         let queueEmpty = state.withLock { $0.queue.isEmpty }
         let newlyLost = events.contains { if case .condemned = $0 { true } else { false } }
         guard queueEmpty || newlyLost else { return }
@@ -180,10 +193,6 @@ public final class RepairWorker: Service, Sendable {
             }
             let directives = planner.plan(manifest, nodes: descriptors, suspects: suspects)
             state.withLock { state in for directive in directives { state.queue.insert(directive) } }
-        }
-        state.withLock { state in
-            state.status.downNodes = planner.downSince.keys.map(\.value).sorted()
-            state.status.lostNodes = planner.condemned.map(\.value).sorted()
         }
     }
 
@@ -299,9 +308,9 @@ public final class RepairWorker: Service, Sendable {
                 objectId: objectId, segments: directives.map(\.segment), lostNodes: lost, suspects: suspects, fence: term.fence)
             state.withLock { state in
                 switch outcome {
-                case .repaired(let read, let written, _, let debt):
-                    state.status.bytesDone += read + written
-                    state.meter.record(read + written, now: Int64((ContinuousClock.now - started) / .nanoseconds(1)))
+                case .repaired(_, let written, _, let debt):
+                    state.status.bytesDone += written
+                    state.meter.record(written, now: Int64((ContinuousClock.now - started) / .nanoseconds(1)))
                     state.status.segmentsRepaired += directives.count
                     if debt { state.status.placementDebtCreated += 1 }
                 case .skipped:

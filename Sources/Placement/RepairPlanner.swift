@@ -50,8 +50,9 @@ public struct RepairDirective: Hashable, Sendable, Codable {
         self.epoch = epoch
     }
 
-    /// Bytes moved to carry it out: k shards read, the lost ones written.
-    public var bytes: Int64 { Int64(shardLength) * Int64(dataShards + lost.count) }
+    /// Bytes of shards it rebuilds: what repair's budget, rate and ETA count (k times as
+    /// many are read to rebuild them).
+    public var bytes: Int64 { Int64(shardLength) * Int64(lost.count) }
     /// Whether enough shards remain to rebuild from.
     public var isRepairable: Bool { healthy >= dataShards }
 }
@@ -219,5 +220,5 @@ extension Limits {
     /// Segments the leader keeps queued for repair; the rest is found again by the next scan.
     public static let repairQueueMax = 100_000
     /// Segments the leader repairs at once.
-    public static let repairSegmentsInFlightMax = 4
+    public static let repairSegmentsInFlightMax = 8
 }

@@ -52,7 +52,7 @@ func placedSegment(index: Int, policy: PlacementPolicy, nodes: [NodeDescriptor],
         // The slow node's shard is neither lost nor healthy: 9 - 2 lost - 1 unreachable.
         #expect(directive.healthy == 6)
         #expect(directive.epoch == 7)
-        #expect(directive.bytes == Int64(1 << 20) * 8)
+        #expect(directive.bytes == Int64(1 << 20) * 2)
         // Nothing lost: no directive.
         let clean = RepairPlanner(policy: policy(6, 3), repairAfter: 0, epoch: 1)
         #expect(clean.plan(objectId: "o", policy: policy(6, 3).erasure, segment: segment, nodes: nodes, suspects: []) == nil)
