@@ -26,7 +26,7 @@ public struct APIErrorBody: Codable, Hashable, Sendable {
         case .conflict: 409
         case .limitExceeded: 413
         case .checksumMismatch: 422
-        case .quotaExceeded, .metadataFull: 507
+        case .quotaExceeded, .metadataFull, .nodeFull: 507
         case .unavailable, .insufficientNodes: 503
         default: 500
         }

@@ -41,6 +41,8 @@ public struct ErrorCode: Hashable, Sendable, CustomStringConvertible {
     public static let compacted = ErrorCode("compacted")
     /// The metadata store refuses writes: etcd raised its NOSPACE alarm (Docs/operations.md).
     public static let metadataFull = ErrorCode("metadata_full")
+    /// A storage node has no room: its disk is full or its declared capacity is used up.
+    public static let nodeFull = ErrorCode("node_full")
 }
 
 /// Every module's error: a stable code and a message for people (with the numbers).

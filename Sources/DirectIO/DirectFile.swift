@@ -56,7 +56,7 @@ public struct FileIOError: CodedError {
     public let message: String
 
     init(_ operation: String, _ path: String, errno number: Int32 = errno) {
-        code = number == ENOSPC ? .limitExceeded : .storageFailure
+        code = number == ENOSPC ? .nodeFull : .storageFailure
         message = "\(operation) \(path): \(String(cString: strerror(number)))"
     }
 

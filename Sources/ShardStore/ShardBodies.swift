@@ -207,6 +207,6 @@ struct BodyFiles: Sendable {
     }
 
     private func failure(_ operation: String) -> ShardStoreError {
-        ShardStoreError(.storageFailure, "\(operation): \(String(cString: strerror(errno)))")
+        ShardStoreError(errno == ENOSPC ? .nodeFull : .storageFailure, "\(operation): \(String(cString: strerror(errno)))")
     }
 }

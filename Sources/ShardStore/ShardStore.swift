@@ -126,7 +126,8 @@ public final class ShardStore: Sendable {
         do {
             try database.write(batch, sync: durability == .synced)
         } catch {
-            throw ShardStoreError(.storageFailure, "put \(key): \(error.message)")
+            let full = error.message.contains("No space left on device")
+            throw ShardStoreError(full ? .nodeFull : .storageFailure, "put \(key): \(error.message)")
         }
         // A body file this shard had before is garbage now (collectGarbage also finds it).
         if inline, let files, let previous, !previous.inline { try? files.remove(key) }

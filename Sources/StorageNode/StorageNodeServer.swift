@@ -123,7 +123,7 @@ public final class StorageNodeServer: Sendable {
         let length = Int64(body.readableBytes)
         let (bytes, _) = usage.withLock { $0 }
         guard bytes + length <= configuration.capacityBytes else {
-            throw APIError(.limitExceeded, "node \(configuration.node) is full: \(ByteCount(bytes)) of \(ByteCount(configuration.capacityBytes)) used")
+            throw APIError(.nodeFull, "node \(configuration.node) is full: \(ByteCount(bytes)) of \(ByteCount(configuration.capacityBytes)) used")
         }
         let received = body
         let previous = try await blocking { [store] in

@@ -89,7 +89,7 @@ public final class InMemoryShardTransport: ShardTransport {
         try nodes.withLock { nodes throws(NodeClientError) in
             guard let node = nodes[base] else { throw NodeClientError(.unavailable, "\(base): no such node") }
             guard !node.full, node.usedBytes + Int64(bytes.count) <= node.capacityBytes else {
-                throw NodeClientError(.limitExceeded, "\(base): full, no room for \(ByteCount(bytes.count))")
+                throw NodeClientError(.nodeFull, "\(base): full, no room for \(ByteCount(bytes.count))")
             }
             nodes[base]!.shards[key] = StoredShard(body: bytes, checksum: checksum, createdAt: clock())
         }

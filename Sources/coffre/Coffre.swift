@@ -44,7 +44,7 @@ enum Exit {
         case .unauthenticated, .forbidden: return 3
         case .notFound: return 4
         case .conflict: return 5
-        case .quotaExceeded: return 6
+        case .quotaExceeded, .metadataFull, .nodeFull: return 6
         case .unavailable, .insufficientNodes: return 7
         case .decryptionFailed, .signatureInvalid, .corrupt: return 8
         default: return 1

@@ -147,4 +147,63 @@ func crc(_ buffer: ByteBuffer) -> UInt32 { buffer.withUnsafeReadableBytes { CRC3
             #expect(missing.log.contains("country: is required"), "\(missing.log)")
         }
     }
+
+    /// A node whose disk fills (a real 12 MiB tmpfs under its data folder, though it declares
+    /// far more capacity) refuses writes with `node_full` (507) and keeps serving what it has;
+    /// one whose declared capacity is used up says the same.
+    @Test(.enabled(if: canMountTmpfs(), "needs root to mount a small tmpfs: the full disk is real"))
+    func aFullDiskRefusesWritesWithAClearCodeAndKeepsServing() async throws {
+        try await withTemporaryDirectory { folder in
+            let pki = try TestPKI(folder: folder)
+            let disk = folder + "/fr-1"
+            try FileManager.default.createDirectory(atPath: disk, withIntermediateDirectories: true)
+            let mounted = try runProcess("mount", ["-t", "tmpfs", "-o", "size=12m", "tmpfs", disk])
+            try #require(mounted.status == 0, "\(mounted.output)")
+            defer { _ = try? runProcess("umount", ["-l", disk]) }
+            let node = try await NodeProcess.start(folder: folder, pki: pki, capacity: 1 << 30)
+            let client = StorageNodeClient(tls: try TLSSetup.client(ca: pki.ca, certificate: pki.certificate("coordinator"), key: pki.key("coordinator")))
+            var stored: [([UInt8], ByteBuffer)] = []
+            var refusal: NodeClientError?
+            for i in 0..<40 where refusal == nil {
+                let body = randomBody(1 << 20, seed: UInt64(100 + i))
+                let key = Array("full/\(i)".utf8)
+                do {
+                    try await client.put(base: node.base, key: key, body: body, checksum: crc(body))
+                    stored.append((key, body))
+                } catch let error as NodeClientError {
+                    refusal = error
+                }
+            }
+            #expect(refusal?.code == .nodeFull, "\(String(describing: refusal))\n\(node.process.log)")
+            #expect(stored.count >= 4 && stored.count < 12)
+            for (key, body) in stored { #expect(try await client.get(base: node.base, key: key).body == body) }
+            node.process.kill9()
+
+            // Declared capacity used up: the same code.
+            let small = try await NodeProcess.start(id: "fr-2", folder: folder, pki: pki, capacity: 3 << 20)
+            for i in 0..<3 {
+                let body = randomBody(1 << 20, seed: UInt64(200 + i))
+                try await client.put(base: small.base, key: Array("cap/\(i)".utf8), body: body, checksum: crc(body))
+            }
+            let extra = randomBody(1 << 20, seed: 300)
+            await #expect { try await client.put(base: small.base, key: Array("cap/x".utf8), body: extra, checksum: crc(extra)) } throws: {
+                ($0 as? NodeClientError)?.code == .nodeFull
+            }
+            small.process.kill9()
+            try await client.shutdown()
+        }
+    }
+}
+
+/// Whether this process may mount a tmpfs (root, and a kernel that allows it here).
+func canMountTmpfs() -> Bool {
+    let probe = FileManager.default.temporaryDirectory.appendingPathComponent("coffre-mount-probe-\(UUID().uuidString)").path
+    try? FileManager.default.createDirectory(atPath: probe, withIntermediateDirectories: true)
+    defer { try? FileManager.default.removeItem(atPath: probe) }
+    guard (try? runProcess("mount", ["-t", "tmpfs", "-o", "size=1m", "tmpfs", probe]))?.status == 0 else {
+        print("note: cannot mount a tmpfs here: the full-disk test does not run")
+        return false
+    }
+    _ = try? runProcess("umount", [probe])
+    return true
 }
