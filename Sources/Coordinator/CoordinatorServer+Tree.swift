@@ -218,11 +218,14 @@ extension CoordinatorServer {
                 updated.usedBytes = max(0, account.usedBytes - (node.length ?? 0))
                 conditions.append(.revision(Keyspace.account(account.id), accountRevision))
                 mutations += [.put(Keyspace.account(account.id), encode(updated)), .delete(ObjectStore.manifestKey(objectId))]
-                for nodeId in Set(manifest?.segments.flatMap { $0.shards.map(\.node) } ?? []) {
-                    mutations.append(.delete(Keyspace.placement(nodeId, objectId)))
-                }
             }
             guard try await metadata.commit(if: conditions, then: mutations) != nil else { continue }
+            if let manifest, let objectId = node.objectId {
+                // The index after the commit, in transactions of their own (what is missed
+                // only sends repair to a manifest that is gone).
+                try? await metadata.applyInChunks(
+                    Set(manifest.segments.flatMap { $0.shards.map(\.node) }).sorted().map { .delete(Keyspace.placement($0, objectId)) })
+            }
             if let manifest { Task { [objects] in await objects.deleteShards(manifest) } }
             return Response(status: .noContent)
         }
@@ -301,9 +304,13 @@ extension CoordinatorServer {
             logger.info("object committed", metadata: ["object.id": "\(objectId)", "object.bytes": "\(manifest.length)"])
             return try jsonResponse(node, status: .created)
         } catch {
-            // Nothing became visible; remove the shards already written.
+            // Remove the shards already written, unless the commit did go through (an answer
+            // lost on the way: the store retries, and the retry fails its conditions). When
+            // in doubt, leave them to the collector.
             let partial = try? await writer.finish()
-            if let partial { Task { [objects] in await objects.deleteShards(partial) } }
+            var committed = true
+            do { committed = try await metadata.get(ObjectStore.manifestKey(objectId)) != nil } catch {}
+            if let partial, !committed { Task { [objects] in await objects.deleteShards(partial) } }
             throw error
         }
     }
@@ -321,6 +328,10 @@ extension CoordinatorServer {
         guard upload: (conditions: [MetadataCondition], mutations: [MetadataMutation])
     ) async throws {
         let id = known.0.id
+        // The placement index first, in transactions of its own (an object spread over more
+        // nodes than one transaction holds): an entry without a manifest is harmless.
+        try await metadata.applyInChunks(
+            Set(manifest.segments.flatMap { $0.shards.map(\.node) }).sorted().map { .put(Keyspace.placement($0, manifest.id), []) })
         var current: (AccountRecord, Int64)? = known
         var parent = folder
         for attempt in 0..<Limits.treeCommitAttemptsMax {
@@ -341,9 +352,6 @@ extension CoordinatorServer {
                 .put(childKey(id, node.parent, node.id), encode(node)), .put(ObjectStore.manifestKey(manifest.id), encode(manifest)),
             ]
             if let tag = node.nameTag { mutations.append(.put(nameKey(id, node.parent, tag), Array(node.id.utf8))) }
-            for nodeId in Set(manifest.segments.flatMap { $0.shards.map(\.node) }).sorted() {
-                mutations.append(.put(Keyspace.placement(nodeId, manifest.id), []))
-            }
             var conditions: [MetadataCondition] = [.revision(Keyspace.account(id), revision), .absent(treeKey(id, node.id))]
             if let tag = node.nameTag { conditions.append(.absent(nameKey(id, node.parent, tag))) }
             let (guardConditions, guardMutations) = childGuard(id, parent)
@@ -355,6 +363,8 @@ extension CoordinatorServer {
             {
                 throw APIError(.conflict, "upload outlived the collector's grace and its shards were collected; upload again")
             }
+            // An answer lost on the way, then a retry that failed its conditions: committed.
+            if let entry = try await metadata.get(ObjectStore.manifestKey(manifest.id)), entry.value == encode(manifest) { return }
             if let conflict = try await takenConflict(id, id: node.id, parent: node.parent, tag: node.nameTag) { throw conflict }
         }
         throw APIError(.conflict, "account \(id) kept changing; try again")

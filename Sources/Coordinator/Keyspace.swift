@@ -1,4 +1,5 @@
 public import CoffreModel
+import Metadata
 
 /// Every key the coordinators keep in the metadata store, in one place.
 ///
@@ -73,4 +74,19 @@ public enum Keyspace {
         "suspects/\(node)/\(objectId)/\(segment)/\(shard)"
     }
     public static let suspects = "suspects/"
+}
+
+extension MetadataStore {
+    /// Applies unconditional mutations in transactions of at most
+    /// `Limits.metadataTransactionOperationsMax`: for index entries that may be written
+    /// before the commit they describe (a stray entry is harmless: whoever follows it reads
+    /// the manifest) or removed after it.
+    func applyInChunks(_ mutations: [MetadataMutation]) async throws(MetadataError) {
+        var rest = mutations[...]
+        while !rest.isEmpty {
+            let chunk = rest.prefix(Limits.metadataTransactionOperationsMax)
+            rest = rest.dropFirst(chunk.count)
+            _ = try await commit(if: [], then: Array(chunk))
+        }
+    }
 }

@@ -67,7 +67,7 @@ extension ObjectStore {
             guard let segment = manifest.segments.first(where: { $0.index == index }) else { continue }
             let lost = segment.shards.filter {
                 lostNodes.contains($0.node) || topology.member($0.node) == nil
-                    || suspects.contains(ShardRef(objectId: objectId, segment: index, shard: $0.index))
+                    || suspects.contains(ShardRef(objectId: objectId, segment: index, shard: $0.index, node: $0.node))
             }.map(\.index)
             if !lost.isEmpty { work.append((segment, lost)) }
         }
@@ -80,11 +80,19 @@ extension ObjectStore {
             updated = updated.replacing(segment: segment.index, nodes: segment.nodes, placementDebt: segment.placementDebt)
             moved.merge(segment.nodes) { _, new in new }
         }
-        let repaired = rebuilt.flatMap { segment in segment.lost.map { ShardRef(objectId: objectId, segment: segment.index, shard: $0) } }
-        let mutations = Self.repairMutations(old: manifest, new: updated, repaired: repaired)
+        // The swap alone is conditional; the index is kept in step around it, in transactions
+        // of its own so that no object is too spread out for one: new entries before (a stray
+        // one is harmless), stale entries and the reports of repaired shards after.
+        let before = Set(manifest.segments.flatMap { $0.shards.map(\.node) })
+        let after = Set(updated.segments.flatMap { $0.shards.map(\.node) })
+        do { try await metadata.applyInChunks(after.subtracting(before).sorted().map { .put(Keyspace.placement($0, objectId), []) }) } catch {
+            throw CoordinatorError(error.code, error.message)
+        }
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
         let conditions = [MetadataCondition.revision(key, entry.modRevision)] + (fence.map { [$0] } ?? [])
         let committed: Int64?
-        do { committed = try await metadata.commit(if: conditions, then: mutations) } catch {
+        do { committed = try await metadata.commit(if: conditions, then: [.put(key, Array(try! encoder.encode(updated)))]) } catch {
             throw CoordinatorError(error.code, error.message)
         }
         // Neither the copies just written (on a conflict) nor the replaced ones are deleted
@@ -94,6 +102,16 @@ extension ObjectStore {
         guard committed != nil else {
             return .conflict("manifest of \(objectId) or the leadership changed during the repair")
         }
+        let reported = rebuilt.flatMap { segment in
+            segment.lost.compactMap { shard -> ShardRef? in
+                let node = manifest.segments.first { $0.index == segment.index }!.shards[shard].node
+                let ref = ShardRef(objectId: objectId, segment: segment.index, shard: shard, node: node)
+                return suspects.contains(ref) ? ref : nil
+            }
+        }
+        try? await metadata.applyInChunks(
+            before.subtracting(after).sorted().map { .delete(Keyspace.placement($0, objectId)) }
+                + reported.map { .delete(Keyspace.suspect($0.node, $0.objectId, segment: $0.segment, shard: $0.shard)) })
         return .repaired(
             bytesRead: rebuilt.reduce(0) { $0 + $1.bytesRead }, bytesWritten: rebuilt.reduce(0) { $0 + $1.bytesWritten }, nodes: moved,
             placementDebt: rebuilt.contains { $0.placementDebt })
@@ -185,22 +203,6 @@ extension ObjectStore {
         return RebuiltSegment(
             index: index, lost: lost, nodes: written.nodes, placementDebt: written.placementDebt, bytesRead: Int64(k * length),
             bytesWritten: Int64(lost.count * length))
-    }
-
-    /// The manifest swap, the placement index kept in step, and the repaired suspects cleared.
-    static func repairMutations(old: ObjectManifest, new: ObjectManifest, repaired: [ShardRef]) -> [MetadataMutation] {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys]
-        var mutations: [MetadataMutation] = [.put(Keyspace.manifest(new.id), Array(try! encoder.encode(new)))]
-        let before = Set(old.segments.flatMap { $0.shards.map(\.node) })
-        let after = Set(new.segments.flatMap { $0.shards.map(\.node) })
-        for node in after.subtracting(before).sorted() { mutations.append(.put(Keyspace.placement(node, new.id), [])) }
-        for node in before.subtracting(after).sorted() { mutations.append(.delete(Keyspace.placement(node, new.id))) }
-        for ref in repaired {
-            guard let segment = old.segments.first(where: { $0.index == ref.segment }) else { continue }
-            mutations.append(.delete(Keyspace.suspect(segment.shards[ref.shard].node, ref.objectId, segment: ref.segment, shard: ref.shard)))
-        }
-        return mutations
     }
 }
 

@@ -93,6 +93,10 @@ extension ObjectWriter {
             return
         }
         guard now - first > store.collectorGrace / 4 else { return }
+        // Too late for a first intent: the collector may already have judged the first shards.
+        if intentRevision == nil, now - first > store.collectorGrace / 2 {
+            throw CoordinatorError(.conflict, "upload \(objectId) was too slow for the collector's grace without an intent; upload again")
+        }
         let record = Array(String(Int64(Date().timeIntervalSince1970 * 1000)).utf8)
         let key = Keyspace.upload(objectId)
         let revision: Int64?

@@ -55,6 +55,10 @@ public final class RepairWorker: Service, Sendable {
         var lastScan: ContinuousClock.Instant?
         /// When the next down node becomes lost: a scan is due then, not a second later.
         var nextCondemnation: ContinuousClock.Instant?
+        /// Lost or returned nodes changed since the last successful full scan.
+        var rescanNeeded = false
+        /// Segments being repaired now (counted as queued in the status).
+        var inFlight: [RepairDirective] = []
         var lastPublished: ContinuousClock.Instant?
         var countries: CountryStates
         var countryCounts: [Country: (up: Int, total: Int)] = [:]
@@ -81,7 +85,26 @@ public final class RepairWorker: Service, Sendable {
     var metadata: any MetadataStore { objects.metadata }
 
     /// What this worker last did (meaningful on the leader).
-    public func status() -> RepairStatus { state.withLock { $0.status } }
+    public func status() -> RepairStatus {
+        let started = self.started
+        return state.withLock { state in
+            Self.refresh(&state, now: .now, started: started)
+            return state.status
+        }
+    }
+
+    /// The status's derived fields, from the queue and the segments being repaired now.
+    private static func refresh(_ state: inout State, now: ContinuousClock.Instant, started: ContinuousClock.Instant) {
+        let waiting = state.queue.entries + state.inFlight
+        state.status.queuedSegments = waiting.count
+        state.status.bytesLeft = waiting.reduce(0) { $0 + $1.bytes }
+        state.status.segmentsUnrepairable = state.queue.entries.filter { !$0.isRepairable }.count
+        state.status.mostAtRiskHealthyShards = waiting.map(\.healthy).min()
+        state.status.rateBytesPerSecond = state.meter.rate(now: Int64((now - started) / .nanoseconds(1)))
+        let rate = state.status.rateBytesPerSecond > 0 ? state.status.rateBytesPerSecond : Double(max(1, state.pacer.bytesPerSecond))
+        state.status.etaSeconds = state.status.bytesLeft > 0 ? Double(state.status.bytesLeft) / rate : nil
+        state.status.updatedAt = Int64(Date().timeIntervalSince1970 * 1000)
+    }
 
     public func run() async throws {
         while !Task.isCancelled && !Task.isShuttingDownGracefully {
@@ -124,15 +147,20 @@ public final class RepairWorker: Service, Sendable {
         // Up to `Limits.repairSegmentsInFlightMax` segments at once: one segment's reads and
         // writes leave the nodes idle between round trips.
         let directives = state.withLock { state in
+            // A budget of zero pauses repair: nothing is taken from the queue.
+            guard state.pacer.bytesPerSecond > 0 else { return [RepairDirective]() }
             var taken: [RepairDirective] = []
             while taken.count < Limits.repairSegmentsInFlightMax, let next = state.queue.popRepairable() { taken.append(next) }
-            return taken.filter { $0.epoch == term.epoch }
+            state.inFlight = taken.filter { $0.epoch == term.epoch }
+            return state.inFlight
         }
+
         // Segments of one object share a manifest: they are repaired together, one swap.
         let byObject = Dictionary(grouping: directives, by: \.objectId)
         await withTaskGroup(of: Void.self) { group in
             for objectId in byObject.keys.sorted() { group.addTask { await self.carryOut(byObject[objectId]!, term) } }
         }
+        state.withLock { $0.inFlight = [] }
         await publish(term, force: directives.isEmpty)
         return !directives.isEmpty
     }
@@ -174,9 +202,14 @@ public final class RepairWorker: Service, Sendable {
             state.status.downNodes = planner.downSince.keys.map(\.value).sorted()
             state.status.lostNodes = planner.condemned.map(\.value).sorted()
         }
-        let queueEmpty = state.withLock { $0.queue.isEmpty }
-        let newlyLost = events.contains { if case .condemned = $0 { true } else { false } }
-        guard queueEmpty || newlyLost else { return }
+        // A full scan when nothing queued can be done now (empty, or only segments waiting
+        // for nodes), or when the set of lost or returned nodes changed since the last full
+        // scan (kept until a scan succeeds, so a failed one is not forgotten).
+        let full = state.withLock { state in
+            if !events.isEmpty { state.rescanNeeded = true }
+            return state.rescanNeeded || !state.queue.entries.contains(where: \.isRepairable)
+        }
+        guard full else { return }
         var objectIds = Set(suspects.map(\.objectId))
         for node in planner.condemned.sorted() {
             objectIds.formUnion(try await objectsPlaced(on: node, limit: Limits.repairQueueMax - objectIds.count))
@@ -186,13 +219,27 @@ public final class RepairWorker: Service, Sendable {
             node.isUp = up[node.id] ?? false
             return node
         }
+        var queue = RepairQueue()
         for objectId in objectIds.sorted() {
-            guard let manifest = try? await objects.manifest(objectId) else {
-                await clearSuspects(of: objectId, suspects)
+            let manifest: ObjectManifest
+            do {
+                manifest = try await objects.manifest(objectId)
+            } catch {
+                guard error.code == .notFound else { throw error }
+                await clearSuspects(suspects.filter { $0.objectId == objectId })
                 continue
             }
-            let directives = planner.plan(manifest, nodes: descriptors, suspects: suspects)
-            state.withLock { state in for directive in directives { state.queue.insert(directive) } }
+            // Reports about copies the manifest no longer places there are stale.
+            await clearSuspects(suspects.filter { ref in
+                ref.objectId == objectId
+                    && manifest.segments.first { $0.index == ref.segment }?.shards.first { $0.index == ref.shard }?.node != ref.node
+            })
+            for directive in planner.plan(manifest, nodes: descriptors, suspects: suspects) { queue.insert(directive) }
+        }
+        // The queue is planned afresh: entries of segments repaired or healed meanwhile go.
+        state.withLock { state in
+            state.queue = queue
+            state.rescanNeeded = false
         }
     }
 
@@ -269,18 +316,15 @@ public final class RepairWorker: Service, Sendable {
         for entry in page {
             let parts = entry.key.dropFirst(Keyspace.suspects.count).split(separator: "/")
             guard parts.count == 4, let segment = Int(parts[2]), let shard = Int(parts[3]) else { continue }
-            refs.insert(ShardRef(objectId: String(parts[1]), segment: segment, shard: shard))
+            guard let node = try? NodeID(String(parts[0])) else { continue }
+            refs.insert(ShardRef(objectId: String(parts[1]), segment: segment, shard: shard, node: node))
         }
         return refs
     }
 
-    /// Suspect reports of an object that is gone are dropped.
-    private func clearSuspects(of objectId: String, _ suspects: Set<ShardRef>) async {
-        guard suspects.contains(where: { $0.objectId == objectId }) else { return }
-        guard let page = try? await metadata.list(prefix: Keyspace.suspects, after: nil, limit: Limits.metadataListPageMax) else { return }
-        for entry in page where entry.key.split(separator: "/").dropFirst(2).first.map(String.init) == objectId {
-            try? await metadata.delete(entry.key)
-        }
+    /// Drops suspect reports that say nothing any more (object gone, copy moved).
+    private func clearSuspects(_ refs: Set<ShardRef>) async {
+        for ref in refs { try? await metadata.delete(Keyspace.suspect(ref.node, ref.objectId, segment: ref.segment, shard: ref.shard)) }
     }
 
     private func readBudget() async {
@@ -300,6 +344,13 @@ public final class RepairWorker: Service, Sendable {
     private func carryOut(_ directives: [RepairDirective], _ term: LeaderTerm) async {
         let objectId = directives[0].objectId
         let bytes = directives.reduce(0) { $0 + $1.bytes }
+        // A budget of zero pauses repair: the work goes back to the queue.
+        let paused = state.withLock { state in
+            guard state.pacer.bytesPerSecond <= 0 else { return false }
+            for directive in directives { state.queue.insert(directive) }
+            return true
+        }
+        if paused { return }
         let wait = state.withLock { $0.pacer.spend(bytes, now: Int64((ContinuousClock.now - started) / .nanoseconds(1))) }
         if wait > 0 { try? await Task.sleep(for: .nanoseconds(wait)) }
         let (lost, suspects) = state.withLock { ($0.planner?.condemned ?? [], $0.suspects) }
@@ -352,15 +403,7 @@ public final class RepairWorker: Service, Sendable {
             if !force, let last = state.lastPublished, now - last < .seconds(1) { return nil }
             if force, let last = state.lastPublished, now - last < .milliseconds(250) { return nil }
             state.lastPublished = now
-            let nanos = Int64((now - started) / .nanoseconds(1))
-            state.status.queuedSegments = state.queue.count
-            state.status.bytesLeft = state.queue.bytes
-            state.status.segmentsUnrepairable = state.queue.entries.filter { !$0.isRepairable }.count
-            state.status.mostAtRiskHealthyShards = state.queue.entries.first?.healthy
-            state.status.rateBytesPerSecond = state.meter.rate(now: nanos)
-            let rate = state.status.rateBytesPerSecond > 0 ? state.status.rateBytesPerSecond : Double(max(1, state.pacer.bytesPerSecond))
-            state.status.etaSeconds = state.status.bytesLeft > 0 ? Double(state.status.bytesLeft) / rate : nil
-            state.status.updatedAt = Int64(Date().timeIntervalSince1970 * 1000)
+            Self.refresh(&state, now: now, started: started)
             return state.status
         }
         guard let status else { return }

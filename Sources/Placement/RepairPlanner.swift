@@ -1,19 +1,25 @@
 public import CoffreModel
 
-/// A shard by its place in an object: what a read or a scrub reports as suspect.
+/// A shard by its place in an object and the node holding the copy: what a read or a scrub
+/// reports as suspect. The node matters: a report about a copy that repair has since moved
+/// elsewhere says nothing about the new copy.
 public struct ShardRef: Hashable, Comparable, Sendable, Codable, CustomStringConvertible {
     public let objectId: String
     public let segment: Int
     public let shard: Int
+    public let node: NodeID
 
-    public init(objectId: String, segment: Int, shard: Int) {
+    public init(objectId: String, segment: Int, shard: Int, node: NodeID) {
         self.objectId = objectId
         self.segment = segment
         self.shard = shard
+        self.node = node
     }
 
-    public static func < (a: ShardRef, b: ShardRef) -> Bool { (a.objectId, a.segment, a.shard) < (b.objectId, b.segment, b.shard) }
-    public var description: String { "\(objectId)/\(segment)/\(shard)" }
+    public static func < (a: ShardRef, b: ShardRef) -> Bool {
+        (a.objectId, a.segment, a.shard, a.node) < (b.objectId, b.segment, b.shard, b.node)
+    }
+    public var description: String { "\(objectId)/\(segment)/\(shard) on \(node)" }
 }
 
 /// One segment to repair: which shards to rebuild, and how much at risk it is.
@@ -144,7 +150,7 @@ public struct RepairPlanner: Sendable {
         var lostNodes: [NodeID] = []
         var healthy = 0
         for location in segment.shards {
-            let suspect = suspects.contains(ShardRef(objectId: objectId, segment: segment.index, shard: location.index))
+            let suspect = suspects.contains(ShardRef(objectId: objectId, segment: segment.index, shard: location.index, node: location.node))
             guard let node = byID[location.node], !condemned.contains(location.node), !suspect else {
                 lost.append(location.index)
                 lostNodes.append(location.node)

@@ -26,7 +26,7 @@ struct DataPathCluster {
         let members = try nodes.map {
             ClusterTopology.Member(id: try NodeID($0.id), country: try Country($0.country), region: $0.region, url: $0.base)
         }
-        let topology = ClusterTopology(members: members, client: client, downAfter: .seconds(30))
+        let topology = ClusterTopology(members: members, client: client, downAfter: .seconds(600))
         let answered = await topology.refresh()
         precondition(answered == 12, "only \(answered) of 12 nodes answered")
         let etcd = try await EtcdProcess.shared()

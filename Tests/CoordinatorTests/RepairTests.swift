@@ -125,7 +125,7 @@ struct MemoryCluster {
             #expect(try await cluster.download("rotten") == bytes)
             let suspects = try await cluster.metadata.list(prefix: Keyspace.suspects)
             #expect(suspects.map(\.key) == [Keyspace.suspect(location.node, "rotten", segment: 1, shard: 2)])
-            let refs: Set = [ShardRef(objectId: "rotten", segment: 1, shard: 2)]
+            let refs: Set = [ShardRef(objectId: "rotten", segment: 1, shard: 2, node: location.node)]
             let outcome = try await cluster.store.repairSegment(objectId: "rotten", segment: 1, lostNodes: [], suspects: refs, fence: nil)
             guard case .repaired(_, _, let nodes, _) = outcome else { Issue.record("\(outcome)"); return }
             #expect(nodes.keys.sorted() == [2] && nodes[2] != location.node)

@@ -30,7 +30,7 @@ import TestSupport
         let seed = SeededGenerator.seedFromEnvironment()
         print("[simulation] seed \(seed) (replay with COFFRE_TEST_SEED=\(seed))")
         try await withTemporaryDirectory { folder in
-            try await Simulation(seed: seed, folder: folder).run(steps: 2000)
+            try await Simulation(seed: seed, folder: folder).run(steps: 1000)
         }
     }
 
@@ -181,7 +181,7 @@ import TestSupport
             var suspects = Set<ShardRef>()
             for entry in try await metadata.list(prefix: Keyspace.suspects) {
                 let parts = entry.key.split(separator: "/")
-                suspects.insert(ShardRef(objectId: String(parts[2]), segment: Int(parts[3])!, shard: Int(parts[4])!))
+                suspects.insert(ShardRef(objectId: String(parts[2]), segment: Int(parts[3])!, shard: Int(parts[4])!, node: try NodeID(String(parts[1]))))
             }
             var ids = Set(suspects.map(\.objectId))
             for node in planner.condemned {

@@ -343,7 +343,7 @@ func smallTopology(_ name: String, sessionLifetimeSeconds: Int? = nil) -> Cluste
     @Test func expiredTokensAndOversizedHeadersAreRefused() async throws {
         try await withTemporaryDirectory { folder in
             // Short sessions.
-            let running = try await RunningCluster(folder: folder, topology: smallTopology("small", sessionLifetimeSeconds: 2))
+            let running = try await RunningCluster(folder: folder, topology: smallTopology("small", sessionLifetimeSeconds: 5))
             await running.run { running in
             let client = try running.client()
             _ = try await client.register(username: "carol", password: "pw", parameters: .minimum)

@@ -247,7 +247,11 @@ func fullyRedundant(_ manifests: [ObjectManifest], up: Set<String>, gone: Set<St
                 try await stored.verify(try running.client(via: "DE"), session, folder: folder)
                 // The scrub of the parity shard's node finds the other.
                 let report = try await nz.adminScrub(node: parity.node.value, wait: true)
-                #expect(report.corrupt.count >= 1 && report.suspectsRecorded >= 1, "\(report)")
+                #expect(report.corrupt.count >= 1, "\(report)")
+                if report.suspectsRecorded == 0 {
+                    // The background schedule got there first and repair already moved it.
+                    #expect(try await stored.manifests(nz, session)[0].segments[0].shards[7].node != parity.node, "\(report)")
+                }
                 try await awaitCondition("both damaged shards are rebuilt elsewhere", seconds: 60) {
                     let now = try await stored.manifests(nz, session)[0].segments[0]
                     return now.shards[1].node != read.node && now.shards[7].node != parity.node
@@ -259,7 +263,7 @@ func fullyRedundant(_ manifests: [ObjectManifest], up: Set<String>, gone: Set<St
 }
 
 /// Leadership under real faults: the leader killed, or frozen and thawed, in the middle of a
-/// repair slowed down on purpose (2 MB/s).
+/// repair slowed down on purpose (200 kB/s of rebuilt shards).
 @Suite(.serialized, .timeLimit(.minutes(6))) struct LeaderFailoverTests {
     /// Uploads, slows repair, kills a node, and waits until repair is under way; returns the
     /// files, the victim and the leader's status then.
@@ -269,7 +273,7 @@ func fullyRedundant(_ manifests: [ObjectManifest], up: Set<String>, gone: Set<St
         let session = try await client.login(username: user, password: "pw for \(user)")
         var stored = StoredFiles()
         try await stored.upload(client, session, folder: folder, sizes: [24 << 20, 3 << 20], seed: 17, prefix: "big")
-        try await client.adminSetRepairBudget(bytesPerSecond: 2_000_000)
+        try await client.adminSetRepairBudget(bytesPerSecond: 200_000)
         let victim = try #require(try await stored.manifests(client, session)[0].segments[0].shards[0].node.value)
         try running.cluster.kill9("node \(victim)")
         var status = try await client.adminRepairStatus()

@@ -41,7 +41,11 @@ func placedSegment(index: Int, policy: PlacementPolicy, nodes: [NodeDescriptor],
         up[lostNode] = false
         _ = planner.observe(up: up, now: 0)
         #expect(planner.plan(objectId: "o", policy: policy(6, 3).erasure, segment: segment, nodes: nodes, suspects: []) != nil)
-        let suspects: Set = [ShardRef(objectId: "o", segment: 0, shard: 7)]
+        let suspects: Set = [
+            ShardRef(objectId: "o", segment: 0, shard: 7, node: segment.shards[7].node),
+            // A report about a copy that is no longer where the manifest says: ignored.
+            ShardRef(objectId: "o", segment: 0, shard: 5, node: segment.shards[6].node),
+        ]
         let descriptors = nodes.map { node in
             var node = node
             node.isUp = node.id != lostNode && node.id != slowNode
@@ -105,12 +109,16 @@ func placedSegment(index: Int, policy: PlacementPolicy, nodes: [NodeDescriptor],
                 return node
             }
             var suspects = Set<ShardRef>()
-            if Bool.random(using: &random) { suspects.insert(ShardRef(objectId: "o", segment: Int.random(in: 0..<5, using: &random), shard: Int.random(in: 0..<(k + m), using: &random))) }
+            if Bool.random(using: &random) {
+                let segment = segments[Int.random(in: 0..<5, using: &random)]
+                let shard = Int.random(in: 0..<(k + m), using: &random)
+                suspects.insert(ShardRef(objectId: "o", segment: segment.index, shard: shard, node: segment.shards[shard].node))
+            }
             let manifest = ObjectManifest(id: "o", owner: "a", length: 0, segmentSize: 1, policy: rules.erasure, segments: segments, createdAt: 0)
             let directives = planner.plan(manifest, nodes: live, suspects: suspects).sorted(by: RepairPlanner.isRiskier)
             for segment in segments {
                 let expected = segment.shards.filter {
-                    failed.contains($0.node) || suspects.contains(ShardRef(objectId: "o", segment: segment.index, shard: $0.index))
+                    failed.contains($0.node) || suspects.contains(ShardRef(objectId: "o", segment: segment.index, shard: $0.index, node: $0.node))
                 }.map(\.index)
                 let directive = directives.first { $0.segment == segment.index }
                 #expect(directive?.lost ?? [] == expected, "seed \(seed) round \(round)")
