@@ -155,6 +155,8 @@ public final class RepairWorker: Service, Sendable {
             return state.inFlight
         }
 
+        // Other coordinators see the work in hand while it is paced and carried out.
+        if !directives.isEmpty { await publish(term, force: true) }
         // Segments of one object share a manifest: they are repaired together, one swap.
         let byObject = Dictionary(grouping: directives, by: \.objectId)
         await withTaskGroup(of: Void.self) { group in

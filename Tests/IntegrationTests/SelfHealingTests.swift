@@ -272,7 +272,9 @@ func fullyRedundant(_ manifests: [ObjectManifest], up: Set<String>, gone: Set<St
         _ = try await client.register(username: user, password: "pw for \(user)", parameters: .minimum)
         let session = try await client.login(username: user, password: "pw for \(user)")
         var stored = StoredFiles()
-        try await stored.upload(client, session, folder: folder, sizes: [24 << 20, 3 << 20], seed: 17, prefix: "big")
+        // Enough segments (26 of 2 MiB) that the lost node's share takes several rounds of
+        // eight: the leader is stopped with work left.
+        try await stored.upload(client, session, folder: folder, sizes: [48 << 20, 4 << 20], seed: 17, prefix: "big")
         try await client.adminSetRepairBudget(bytesPerSecond: 200_000)
         let victim = try #require(try await stored.manifests(client, session)[0].segments[0].shards[0].node.value)
         try running.cluster.kill9("node \(victim)")
