@@ -310,7 +310,7 @@ extension CoordinatorServer {
             let partial = try? await writer.finish()
             var committed = true
             do { committed = try await metadata.get(ObjectStore.manifestKey(objectId)) != nil } catch {}
-            if let partial, !committed { Task { [objects] in await objects.deleteShards(partial) } }
+            if let partial, !committed { await objects.deleteShards(partial) }
             throw error
         }
     }

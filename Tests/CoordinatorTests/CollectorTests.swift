@@ -104,12 +104,13 @@ import TestSupport
             let memory = try await MemoryCluster(folder: folder)
             let store = ObjectStore(
                 topology: memory.topology, metadata: memory.metadata, policy: memory.store.policy, segmentSize: 1 << 20,
-                collectorGrace: .seconds(6))
+                collectorGrace: .seconds(12))
             let writer = store.makeWriter(objectId: "slow", owner: "test")
             var random = SeededGenerator(seed: 33)
             try await writer.append(ByteBuffer(bytes: random.bytes(1 << 20)))
-            // Past a quarter of the grace (1.5 s), well before half of it (3 s).
-            try await Task.sleep(for: .milliseconds(1800))
+            // Past a quarter of the grace (3 s), well before half of it (6 s), even on a
+            // loaded machine.
+            try await Task.sleep(for: .milliseconds(3500))
             try await writer.append(ByteBuffer(bytes: random.bytes(1 << 20)))
             #expect(try await memory.metadata.get(Keyspace.upload("slow")) != nil, "past a quarter of the grace, the upload keeps an intent")
             _ = try await writer.finish()
@@ -120,7 +121,7 @@ import TestSupport
             let late = store.makeWriter(objectId: "late", owner: "test")
             try await late.append(ByteBuffer(bytes: random.bytes(1000)))
             _ = try await late.finish()
-            try await Task.sleep(for: .milliseconds(3300))
+            try await Task.sleep(for: .milliseconds(6500))
             #expect(throws: CoordinatorError.self) { _ = try late.commitGuard() }
         }
     }
