@@ -17,15 +17,15 @@ struct Admin: AsyncParsableCommand {
 
         func run() async throws {
             try await perform {
-                let client = try options.client()
-                defer { Task { try? await client.shutdown() } }
-                let status = try await client.adminStatus()
-                if options.json { printJSON(status) } else {
-                    let up = status.nodes.filter(\.up).count
-                    print("coordinator \(status.coordinator) (\(status.country)); metadata: \(status.metadata); policy: \(status.policy)")
-                    print("nodes: \(up) of \(status.nodes.count) up in \(Set(status.nodes.map(\.country)).count) countries; leader: \(status.leader ?? "none")")
-                    for alarm in status.metadataAlarms ?? [] {
-                        print("ALARM: metadata store: \(alarm): writes are refused (see Docs/operations.md, \"etcd\")")
+                try await using(options) { client in
+                    let status = try await client.adminStatus()
+                    if options.json { printJSON(status) } else {
+                        let up = status.nodes.filter(\.up).count
+                        print("coordinator \(status.coordinator) (\(status.country)); metadata: \(status.metadata); policy: \(status.policy)")
+                        print("nodes: \(up) of \(status.nodes.count) up in \(Set(status.nodes.map(\.country)).count) countries; leader: \(status.leader ?? "none")")
+                        for alarm in status.metadataAlarms ?? [] {
+                            print("ALARM: metadata store: \(alarm): writes are refused (see Docs/operations.md, \"etcd\")")
+                        }
                     }
                 }
             }
@@ -38,13 +38,13 @@ struct Admin: AsyncParsableCommand {
 
         func run() async throws {
             try await perform {
-                let client = try options.client()
-                defer { Task { try? await client.shutdown() } }
-                let nodes = try await client.adminStatus().nodes
-                if options.json { printJSON(nodes) } else {
-                    print("NODE      COUNTRY  REGION        STATE  USED / CAPACITY")
-                    for node in nodes.sorted(by: { ($0.country, $0.id) < ($1.country, $1.id) }) {
-                        print("\(node.id.padding(toLength: 10, withPad: " ", startingAt: 0))\(node.country.padding(toLength: 9, withPad: " ", startingAt: 0))\(node.region.padding(toLength: 14, withPad: " ", startingAt: 0))\((node.up ? "up" : "DOWN").padding(toLength: 7, withPad: " ", startingAt: 0))\(ByteCount(node.usedBytes)) / \(ByteCount(node.capacityBytes))")
+                try await using(options) { client in
+                    let nodes = try await client.adminStatus().nodes
+                    if options.json { printJSON(nodes) } else {
+                        print("NODE      COUNTRY  REGION        STATE  USED / CAPACITY")
+                        for node in nodes.sorted(by: { ($0.country, $0.id) < ($1.country, $1.id) }) {
+                            print("\(node.id.padding(toLength: 10, withPad: " ", startingAt: 0))\(node.country.padding(toLength: 9, withPad: " ", startingAt: 0))\(node.region.padding(toLength: 14, withPad: " ", startingAt: 0))\((node.up ? "up" : "DOWN").padding(toLength: 7, withPad: " ", startingAt: 0))\(ByteCount(node.usedBytes)) / \(ByteCount(node.capacityBytes))")
+                        }
                     }
                 }
             }
@@ -60,20 +60,20 @@ struct Admin: AsyncParsableCommand {
 
         func run() async throws {
             try await perform {
-                let client = try options.client()
-                defer { Task { try? await client.shutdown() } }
-                var objectId = pathOrId
-                if pathOrId.hasPrefix("/") {
-                    let entries = try await client.list(pathOrId, try loadSession(options))
-                    guard let id = entries.first?.objectId, entries.count == 1 else { throw ClientError(.invalidArgument, "\(pathOrId) is not a file") }
-                    objectId = id
-                }
-                let manifest = try await client.adminObject(objectId)
-                if options.json { printJSON(manifest) } else {
-                    print("object \(manifest.id): \(ByteCount(manifest.length)) in \(manifest.segments.count) segments, \(manifest.policy)")
-                    for segment in manifest.segments {
-                        let countries = Dictionary(grouping: segment.shards, by: { String($0.node.value.prefix(2)).uppercased() }).mapValues(\.count)
-                        print("  segment \(segment.index): \(ByteCount(segment.length)); shards per country \(countries.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " "))\(segment.placementDebt ? " (placement debt)" : "")")
+                try await using(options) { client in
+                    var objectId = pathOrId
+                    if pathOrId.hasPrefix("/") {
+                        let entries = try await client.list(pathOrId, try loadSession(options))
+                        guard let id = entries.first?.objectId, entries.count == 1 else { throw ClientError(.invalidArgument, "\(pathOrId) is not a file") }
+                        objectId = id
+                    }
+                    let manifest = try await client.adminObject(objectId)
+                    if options.json { printJSON(manifest) } else {
+                        print("object \(manifest.id): \(ByteCount(manifest.length)) in \(manifest.segments.count) segments, \(manifest.policy)")
+                        for segment in manifest.segments {
+                            let countries = Dictionary(grouping: segment.shards, by: { String($0.node.value.prefix(2)).uppercased() }).mapValues(\.count)
+                            print("  segment \(segment.index): \(ByteCount(segment.length)); shards per country \(countries.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " "))\(segment.placementDebt ? " (placement debt)" : "")")
+                        }
                     }
                 }
             }
@@ -93,10 +93,10 @@ struct Admin: AsyncParsableCommand {
 
             func run() async throws {
                 try await perform {
-                    let client = try options.client()
-                    defer { Task { try? await client.shutdown() } }
-                    let status = try await client.adminRepairStatus()
-                    if options.json { printJSON(status) } else { print(Self.text(status)) }
+                    try await using(options) { client in
+                        let status = try await client.adminRepairStatus()
+                        if options.json { printJSON(status) } else { print(Self.text(status)) }
+                    }
                 }
             }
 
@@ -123,11 +123,11 @@ struct Admin: AsyncParsableCommand {
             func run() async throws {
                 try await perform {
                     let bytes = try ByteCount(parsing: rate).bytes
-                    let client = try options.client()
-                    defer { Task { try? await client.shutdown() } }
-                    try await client.adminSetRepairBudget(bytesPerSecond: bytes)
-                    if options.json { printJSON(RepairBudgetRequest(bytesPerSecond: bytes)) } else {
-                        print(bytes == 0 ? "repair paused" : "repair budget: \(ByteCount(bytes))/s")
+                    try await using(options) { client in
+                        try await client.adminSetRepairBudget(bytesPerSecond: bytes)
+                        if options.json { printJSON(RepairBudgetRequest(bytesPerSecond: bytes)) } else {
+                            print(bytes == 0 ? "repair paused" : "repair budget: \(ByteCount(bytes))/s")
+                        }
                     }
                 }
             }
@@ -141,20 +141,20 @@ struct Admin: AsyncParsableCommand {
 
         func run() async throws {
             try await perform {
-                let client = try options.client()
-                defer { Task { try? await client.shutdown() } }
-                let list = try await client.adminCountries()
-                if options.json { return printJSON(list) }
-                print("COUNTRY  STATE        SINCE                 NODES UP/DOWN  SEGMENTS AT RISK")
-                let format = ISO8601DateFormatter()
-                for country in list.countries {
-                    let since = country.since > 0 ? format.string(from: Date(timeIntervalSince1970: Double(country.since) / 1000)) : "-"
-                    print(
-                        country.country.padding(toLength: 9, withPad: " ", startingAt: 0) + country.state.padding(toLength: 13, withPad: " ", startingAt: 0)
-                            + since.padding(toLength: 22, withPad: " ", startingAt: 0) + "\(country.nodesUp)/\(country.nodesDown)".padding(toLength: 15, withPad: " ", startingAt: 0)
-                            + "\(country.segmentsAtRisk)")
+                try await using(options) { client in
+                    let list = try await client.adminCountries()
+                    if options.json { return printJSON(list) }
+                    print("COUNTRY  STATE        SINCE                 NODES UP/DOWN  SEGMENTS AT RISK")
+                    let format = ISO8601DateFormatter()
+                    for country in list.countries {
+                        let since = country.since > 0 ? format.string(from: Date(timeIntervalSince1970: Double(country.since) / 1000)) : "-"
+                        print(
+                            country.country.padding(toLength: 9, withPad: " ", startingAt: 0) + country.state.padding(toLength: 13, withPad: " ", startingAt: 0)
+                                + since.padding(toLength: 22, withPad: " ", startingAt: 0) + "\(country.nodesUp)/\(country.nodesDown)".padding(toLength: 15, withPad: " ", startingAt: 0)
+                                + "\(country.segmentsAtRisk)")
+                    }
+                    if list.leader == nil { print("(no leader: states are this coordinator's own view)") }
                 }
-                if list.leader == nil { print("(no leader: states are this coordinator's own view)") }
             }
         }
     }
@@ -173,21 +173,21 @@ struct Admin: AsyncParsableCommand {
 
         func run() async throws {
             try await perform {
-                let client = try options.client()
-                defer { Task { try? await client.shutdown() } }
-                guard let node else {
-                    let status = try await client.adminScrubStatus()
-                    if options.json { return printJSON(status) }
-                    print("leader: \(status.leader ?? "none"); now at: \(status.currentNode ?? "-"); passes: \(status.passesCompleted)")
-                    print("scanned: \(status.shardsScanned) shards, \(ByteCount(status.bytesVerified)); corrupt: \(status.corruptFound); queued for repair: \(status.suspectsRecorded)")
-                    if let error = status.lastError { print("last error: \(error)") }
-                    return
+                try await using(options) { client in
+                    guard let node else {
+                        let status = try await client.adminScrubStatus()
+                        if options.json { return printJSON(status) }
+                        print("leader: \(status.leader ?? "none"); now at: \(status.currentNode ?? "-"); passes: \(status.passesCompleted)")
+                        print("scanned: \(status.shardsScanned) shards, \(ByteCount(status.bytesVerified)); corrupt: \(status.corruptFound); queued for repair: \(status.suspectsRecorded)")
+                        if let error = status.lastError { print("last error: \(error)") }
+                        return
+                    }
+                    let report = try await client.adminScrub(node: node, wait: wait)
+                    if options.json { return printJSON(report) }
+                    guard wait else { return print("node \(node) is next in the leader's scrub schedule") }
+                    print("node \(node): \(report.shardsScanned) shards, \(ByteCount(report.bytesVerified)) verified; \(report.corrupt.count) corrupt, \(report.suspectsRecorded) queued for repair")
+                    for finding in report.corrupt { print("  \(finding.key): \(finding.reason)") }
                 }
-                let report = try await client.adminScrub(node: node, wait: wait)
-                if options.json { return printJSON(report) }
-                guard wait else { return print("node \(node) is next in the leader's scrub schedule") }
-                print("node \(node): \(report.shardsScanned) shards, \(ByteCount(report.bytesVerified)) verified; \(report.corrupt.count) corrupt, \(report.suspectsRecorded) queued for repair")
-                for finding in report.corrupt { print("  \(finding.key): \(finding.reason)") }
             }
         }
     }
@@ -204,14 +204,14 @@ struct Admin: AsyncParsableCommand {
 
             func run() async throws {
                 try await perform {
-                    let client = try options.client()
-                    defer { Task { try? await client.shutdown() } }
-                    let status = try await client.adminCollectorStatus()
-                    if options.json { printJSON(status) } else {
-                        print("leader: \(status.leader.map { "\($0) (epoch \(status.epoch))" } ?? "none"); grace: \(status.graceSeconds) s")
-                        print("scanned: \(status.shardsScanned) shards in \(status.passesCompleted) full passes; now at: \(status.currentNode ?? "-")")
-                        print("deleted: \(status.shardsDeleted) shards, \(ByteCount(status.bytesReclaimed)) reclaimed; refused (written again meanwhile): \(status.deletesRefused)")
-                        if let error = status.lastError { print("last error: \(error)") }
+                    try await using(options) { client in
+                        let status = try await client.adminCollectorStatus()
+                        if options.json { printJSON(status) } else {
+                            print("leader: \(status.leader.map { "\($0) (epoch \(status.epoch))" } ?? "none"); grace: \(status.graceSeconds) s")
+                            print("scanned: \(status.shardsScanned) shards in \(status.passesCompleted) full passes; now at: \(status.currentNode ?? "-")")
+                            print("deleted: \(status.shardsDeleted) shards, \(ByteCount(status.bytesReclaimed)) reclaimed; refused (written again meanwhile): \(status.deletesRefused)")
+                            if let error = status.lastError { print("last error: \(error)") }
+                        }
                     }
                 }
             }

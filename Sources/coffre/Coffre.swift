@@ -54,6 +54,20 @@ enum Exit {
 
 /// Runs a command body, printing errors as `coffre: <code>: message` and exiting with the
 /// stable code.
+/// A client of the profile's cluster for `body`, shut down before returning (structured: no
+/// task outlives the command).
+func using<T>(_ options: GlobalOptions, _ body: (CoffreClient) async throws -> T) async throws -> T {
+    let client = try options.client()
+    do {
+        let result = try await body(client)
+        try? await client.shutdown()
+        return result
+    } catch {
+        try? await client.shutdown()
+        throw error
+    }
+}
+
 func perform(_ body: () async throws -> Void) async throws {
     do {
         try await body()
