@@ -1,5 +1,5 @@
 public import CoffreAPI
-public import CoffreModel
+import CoffreModel
 import Foundation
 public import Logging
 import Metadata

@@ -1,6 +1,6 @@
 import ClusterTLS
-public import CoffreAPI
-public import CoffreModel
+import CoffreAPI
+import CoffreModel
 import Foundation
 import HTTPService
 import HTTPTypes

@@ -1,9 +1,9 @@
 import Checksum
-public import CoffreModel
+import CoffreModel
 import ErasureCoding
 import Foundation
 import Metadata
-public import NIOCore
+import NIOCore
 import NodeClient
 import Placement
 import Synchronization

@@ -22,12 +22,14 @@ public final class ObjectStore: Sendable {
     public let segmentSize: Int
     /// How long a read waits for a data shard before racing it with parity.
     public let hedgeAfter: Duration
-    /// How old an unreferenced shard must be before the collector deletes it. An upload
-    /// whose first shards are older than half of it must have kept an upload intent
-    /// (`Keyspace.upload`) fresh, or its commit is refused.
+    /// How old an unreferenced shard must be before the collector deletes it. An upload of
+    /// more than one segment keeps an upload intent (`Keyspace.upload`) fresh; a one-segment
+    /// upload without one must commit within half of it, or its commit is refused.
     public let collectorGrace: Duration
     /// Placement's randomness (seeded in simulations).
     public let placementRandom: RandomSource
+    /// The clock uploads measure their age with (moved by hand in tests).
+    public let now: @Sendable () -> ContinuousClock.Instant
     let codec: ReedSolomon
     let nodes: any ShardTransport
     /// Buffers of a whole segment's shards, reused by writes and reads.
@@ -38,9 +40,10 @@ public final class ObjectStore: Sendable {
     public init(
         topology: ClusterTopology, metadata: any MetadataStore, policy: PlacementPolicy, segmentSize: Int = Limits.segmentSizeDefault,
         hedgeAfter: Duration = .seconds(1), collectorGrace: Duration = .seconds(Limits.collectorGraceSecondsDefault),
-        placementRandom: RandomSource = RandomSource()
+        placementRandom: RandomSource = RandomSource(), now: @escaping @Sendable () -> ContinuousClock.Instant = { .now }
     ) {
         self.placementRandom = placementRandom
+        self.now = now
         self.hedgeAfter = hedgeAfter
         self.collectorGrace = collectorGrace
         precondition(segmentSize > 0 && segmentSize <= Limits.segmentSizeMax)

@@ -25,8 +25,9 @@ public final class ObjectWriter: @unchecked Sendable {
     public private(set) var length: Int64 = 0
     /// When the first shards went to nodes: from then on the collector's clock runs.
     private var firstShardsAt: ContinuousClock.Instant?
-    /// The revision of this upload's intent, once the upload has run long enough to need one.
-    private var intentRevision: Int64?
+    /// The revision of this upload's intent and when it was last written, once the upload
+    /// has more than one segment.
+    private var intent: (revision: Int64, writtenAt: ContinuousClock.Instant)?
 
     init(store: ObjectStore, objectId: String, owner: String) {
         self.store = store
@@ -83,41 +84,45 @@ public final class ObjectWriter: @unchecked Sendable {
 }
 
 extension ObjectWriter {
-    /// Keeps the collector off this upload's shards while it runs: an upload that has been
-    /// writing shards for more than a quarter of the collector's grace writes (then
-    /// refreshes, by compare-and-swap) an intent record that the collector respects.
+    /// Keeps the collector off this upload's shards while it runs. Called before each
+    /// segment's shards go out: the first segment only starts the clock (a one-segment upload
+    /// costs no intent); the second writes an intent record that the collector respects, and
+    /// later ones refresh it (by compare-and-swap) once a quarter of the grace has passed since
+    /// it was written. Only a client that sends nothing for longer than the grace loses its
+    /// upload.
     func keepIntentFresh() async throws {
-        let now = ContinuousClock.now
+        let now = store.now()
         guard let first = firstShardsAt else {
             firstShardsAt = now
             return
         }
-        guard now - first > store.collectorGrace / 4 else { return }
+        let grace = store.collectorGrace
+        if let intent, now - intent.writtenAt <= grace / 4 { return }
         // Too late for a first intent: the collector may already have judged the first shards.
-        if intentRevision == nil, now - first > store.collectorGrace / 2 {
+        if intent == nil, now - first > grace / 2 {
             throw CoordinatorError(.conflict, "upload \(objectId) was too slow for the collector's grace without an intent; upload again")
         }
         let record = Array(String(Int64(Date().timeIntervalSince1970 * 1000)).utf8)
         let key = Keyspace.upload(objectId)
         let revision: Int64?
-        if let intentRevision {
-            revision = try await store.metadata.compareAndSwap(key, revision: intentRevision, record)
+        if let intent {
+            revision = try await store.metadata.compareAndSwap(key, revision: intent.revision, record)
         } else {
             revision = try await store.metadata.create(key, record)
         }
         guard let revision else {
             throw CoordinatorError(.conflict, "upload \(objectId) outlived the collector's grace and its shards were collected; upload again")
         }
-        intentRevision = revision
+        intent = (revision, now)
     }
 
     /// What the commit of this upload must add: its intent unchanged (and deleted), or,
     /// without one, proof that its shards are too young for the collector.
     public func commitGuard() throws(CoordinatorError) -> (conditions: [MetadataCondition], mutations: [MetadataMutation]) {
-        if let intentRevision {
-            return ([.revision(Keyspace.upload(objectId), intentRevision)], [.delete(Keyspace.upload(objectId))])
+        if let intent {
+            return ([.revision(Keyspace.upload(objectId), intent.revision)], [.delete(Keyspace.upload(objectId))])
         }
-        if let first = firstShardsAt, ContinuousClock.now - first > store.collectorGrace / 2 {
+        if let first = firstShardsAt, store.now() - first > store.collectorGrace / 2 {
             throw CoordinatorError(.conflict, "upload \(objectId) took longer than half the collector's grace without an intent; upload again")
         }
         return ([], [])

@@ -2,7 +2,7 @@ public import CoffreAPI
 public import CoffreModel
 import Foundation
 public import Logging
-public import Metadata
+import Metadata
 import Placement
 public import ServiceLifecycle
 import Synchronization

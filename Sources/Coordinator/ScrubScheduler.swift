@@ -1,8 +1,8 @@
 public import CoffreAPI
-public import CoffreModel
+import CoffreModel
 import Foundation
 public import Logging
-public import Metadata
+import Metadata
 import NodeClient
 import Placement
 public import ServiceLifecycle

@@ -7,6 +7,7 @@ import Metadata
 import NIOCore
 import NodeClient
 import Placement
+import Synchronization
 import Testing
 import TestSupport
 
@@ -102,27 +103,61 @@ import TestSupport
     @Test func aLongUploadKeepsAnIntentThatTheCollectorRespects() async throws {
         try await withTemporaryDirectory { folder in
             let memory = try await MemoryCluster(folder: folder)
+            // The writer's clock is moved by hand: minutes pass in an instant, so a loaded
+            // machine's pauses (seconds) cannot change what this test sees.
+            let skew = Mutex<Duration>(.zero)
             let store = ObjectStore(
                 topology: memory.topology, metadata: memory.metadata, policy: memory.store.policy, segmentSize: 1 << 20,
-                collectorGrace: .seconds(12))
+                collectorGrace: .seconds(600), now: { .now + skew.withLock { $0 } })
+            let advance = { (by: Duration) in skew.withLock { $0 += by } }
+            let key = Keyspace.upload("slow")
             let writer = store.makeWriter(objectId: "slow", owner: "test")
             var random = SeededGenerator(seed: 33)
             try await writer.append(ByteBuffer(bytes: random.bytes(1 << 20)))
-            // Past a quarter of the grace (3 s), well before half of it (6 s), even on a
-            // loaded machine.
-            try await Task.sleep(for: .milliseconds(3500))
+            #expect(try await memory.metadata.get(key) == nil, "a first segment costs no intent")
             try await writer.append(ByteBuffer(bytes: random.bytes(1 << 20)))
-            #expect(try await memory.metadata.get(Keyspace.upload("slow")) != nil, "past a quarter of the grace, the upload keeps an intent")
+            let first = try #require(try await memory.metadata.get(key)?.modRevision, "a second segment writes an intent")
+            advance(.seconds(100))
+            try await writer.append(ByteBuffer(bytes: random.bytes(1 << 20)))
+            #expect(try await memory.metadata.get(key)?.modRevision == first, "refreshed only after a quarter of the grace")
+            advance(.seconds(100))
+            try await writer.append(ByteBuffer(bytes: random.bytes(1 << 20)))
+            let refreshed = try #require(try await memory.metadata.get(key)?.modRevision)
+            #expect(refreshed > first)
             _ = try await writer.finish()
             let guarded = try writer.commitGuard()
-            #expect(guarded.conditions.count == 1 && guarded.mutations == [.delete(Keyspace.upload("slow"))])
+            #expect(guarded.conditions == [.revision(key, refreshed)] && guarded.mutations == [.delete(key)])
 
-            // Without an intent, a commit after half the grace is refused.
+            // The collector leaves the shards of an upload with a fresh intent, however old
+            // they look, and takes them once the intent is gone.
+            let election = LeaderElection(coordinator: "c", metadata: memory.metadata, ttlSeconds: 30, logger: Logger(label: "test"))
+            await election.step()
+            let collector = GarbageCollector(objects: store, election: election, settings: .init(grace: .seconds(600)), logger: Logger(label: "test"))
+            let now = Int64(Date().timeIntervalSince1970 * 1000)
+            for node in memory.nodes {
+                for shard in memory.transport.keys(node.value) { memory.transport.setCreatedAt(node.value, key: shard, now - 700_000) }
+            }
+            let held = storedKeys(memory)
+            #expect(held.count == 4 * 9)
+            await onePass(collector, now: now)
+            #expect(storedKeys(memory) == held)
+            #expect(try await memory.metadata.commit(if: [], then: [.delete(key)]) != nil)
+            await onePass(collector, now: now)
+            #expect(storedKeys(memory).isEmpty)
+
+            // Without an intent, a commit after half the grace is refused...
             let late = store.makeWriter(objectId: "late", owner: "test")
             try await late.append(ByteBuffer(bytes: random.bytes(1000)))
             _ = try await late.finish()
-            try await Task.sleep(for: .milliseconds(6500))
+            #expect(try late.commitGuard().conditions.isEmpty)
+            advance(.seconds(301))
             #expect(throws: CoordinatorError.self) { _ = try late.commitGuard() }
+            // ...and so is a second segment that comes too late to write a first intent.
+            let stalled = store.makeWriter(objectId: "stalled", owner: "test")
+            try await stalled.append(ByteBuffer(bytes: random.bytes(1 << 20)))
+            advance(.seconds(301))
+            await #expect(throws: CoordinatorError.self) { try await stalled.append(ByteBuffer(bytes: random.bytes(1 << 20))) }
+            #expect(try await memory.metadata.get(Keyspace.upload("stalled")) == nil)
         }
     }
 }

@@ -22,7 +22,9 @@ extension SeededGenerator {
 /// Self-healing on a real cluster (3 etcd members, 4 coordinators, 12 nodes in 4 countries,
 /// RS(6,3)), with real faults: processes killed with SIGKILL. Short timings: a node is down
 /// after 3 s without news and lost after 2 s more; a dead leader is replaced within ~2 s.
-func healingTopology(_ name: String) -> ClusterTopologyFile {
+/// The collector's grace is long enough that a loaded machine's pauses cannot cost an upload
+/// its intent; the tests of collection shorten it.
+func healingTopology(_ name: String, gcGraceSeconds: Int = 30) -> ClusterTopologyFile {
     ClusterTopologyFile(
         name: name,
         countries: [
@@ -33,7 +35,7 @@ func healingTopology(_ name: String) -> ClusterTopologyFile {
         ],
         etcdCountries: ["FR", "DE", "CH"], policy: .init(k: 6, m: 3, margin: 0), segmentSizeBytes: 2 << 20,
         quotaBytesDefault: 1 << 30, basePort: freePortBlock(count: 6), downAfterSeconds: 3,
-        repairAfterSeconds: 2, repairBudgetBytesPerSecond: 500_000_000, leaderLeaseSeconds: 2, gcGraceSeconds: 3)
+        repairAfterSeconds: 2, repairBudgetBytesPerSecond: 500_000_000, leaderLeaseSeconds: 2, gcGraceSeconds: gcGraceSeconds)
 }
 
 /// Bytes the manifests reference, against bytes the nodes hold (as the coordinator last
@@ -136,7 +138,7 @@ func fullyRedundant(_ manifests: [ObjectManifest], up: Set<String>, gone: Set<St
 
     @Test func aKilledCountryIsRebuiltInTheOthers() async throws {
         try await withTemporaryDirectory { folder in
-            let running = try await RunningCluster(folder: folder, topology: healingTopology("heal-country"))
+            let running = try await RunningCluster(folder: folder, topology: healingTopology("heal-country", gcGraceSeconds: 10))
             await running.run { running in
                 let de = try running.client(via: "DE")
                 _ = try await de.register(username: "dave", password: "pw for dave", parameters: .minimum)
@@ -188,7 +190,7 @@ func fullyRedundant(_ manifests: [ObjectManifest], up: Set<String>, gone: Set<St
 
     @Test func aCoordinatorKilledMidUploadLeavesNothingVisibleAndItsShardsAreCollected() async throws {
         try await withTemporaryDirectory { folder in
-            let running = try await RunningCluster(folder: folder, topology: healingTopology("heal-upload"))
+            let running = try await RunningCluster(folder: folder, topology: healingTopology("heal-upload", gcGraceSeconds: 10))
             await running.run { running in
                 let ch = try running.client(via: "CH")
                 _ = try await ch.register(username: "erin", password: "pw for erin", parameters: .minimum)
