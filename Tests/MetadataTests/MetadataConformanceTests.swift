@@ -1,6 +1,7 @@
 import CoffreModel
 import Foundation
 @testable import Metadata
+import Synchronization
 import Testing
 import TestSupport
 
@@ -141,13 +142,26 @@ enum Backend: String, CaseIterable, Sendable, CustomTestStringConvertible {
             let deleted = try #require(try await replay.next())
             #expect(deleted.kind == .delete && deleted.key == p + "w/first")
             // From now: only new events.
+            // The watch registers asynchronously (etcd acknowledges it later): writes go on, a
+            // few hundred milliseconds apart, until one is seen; the first seen is a new one.
             let live = store.watch(prefix: p + "w/", fromRevision: nil)
-            var iterator = live.makeAsyncIterator()
-            // Give the watch time to register before writing (etcd acknowledges asynchronously).
-            try await Task.sleep(for: .milliseconds(300))
-            let revision = try await store.put(p + "w/second", [2])
-            let event = try #require(try await iterator.next())
-            #expect(event.key == p + "w/second" && event.revision == revision)
+            let seen = Mutex<MetadataEvent?>(nil)
+            let reader = Task {
+                for try await event in live {
+                    seen.withLock { $0 = $0 ?? event }
+                    return
+                }
+            }
+            defer { reader.cancel() }
+            var written: [String: Int64] = [:]
+            let deadline = ContinuousClock.now + .seconds(30)
+            while seen.withLock({ $0 }) == nil, ContinuousClock.now < deadline {
+                let key = p + "w/new-\(written.count)"
+                written[key] = try await store.put(key, [2])
+                for _ in 0..<10 where seen.withLock({ $0 }) == nil { try await Task.sleep(for: .milliseconds(30)) }
+            }
+            let event = try #require(seen.withLock { $0 })
+            #expect(written[event.key] == event.revision && event.kind == .put)
         }
     }
 
