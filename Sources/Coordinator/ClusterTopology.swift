@@ -25,7 +25,8 @@ public final class ClusterTopology: Sendable {
     }
 
     struct Observation {
-        var lastSeen: ContinuousClock.Instant?
+        /// On the monotonic clock.
+        var lastSeen: Duration?
         /// The same moment in milliseconds since 1970: what is shared with other coordinators.
         var lastSeenWall: Int64?
         var capacityBytes: Int64 = 0
@@ -37,12 +38,14 @@ public final class ClusterTopology: Sendable {
     private let memberList: Mutex<[Member]>
     public let downAfter: Duration
     let client: any ShardTransport
+    public let clock: WorkClock
     private let observations: Mutex<[NodeID: Observation]>
     /// Countries the leader quarantined: nothing new is placed there.
     private let quarantine = Mutex<Set<Country>>([])
 
-    public init(members: [Member], client: any ShardTransport, downAfter: Duration = .seconds(10)) {
+    public init(members: [Member], client: any ShardTransport, downAfter: Duration = .seconds(10), clock: WorkClock = .system) {
         memberList = Mutex(members)
+        self.clock = clock
         self.client = client
         self.downAfter = downAfter
         observations = Mutex(Dictionary(uniqueKeysWithValues: members.map { ($0.id, Observation()) }))
@@ -83,8 +86,8 @@ public final class ClusterTopology: Sendable {
                 guard let health else { continue }
                 answered += 1
                 observations.withLock {
-                    $0[id]?.lastSeen = .now
-                    $0[id]?.lastSeenWall = Int64(Date().timeIntervalSince1970 * 1000)
+                    $0[id]?.lastSeen = clock.monotonic()
+                    $0[id]?.lastSeenWall = clock.wallMillis()
                     $0[id]?.capacityBytes = health.capacity
                     $0[id]?.usedBytes = health.used
                 }
@@ -105,8 +108,9 @@ public final class ClusterTopology: Sendable {
     }
 
     /// Whether a node answered within `downAfter` and has not failed since.
-    public func isUp(_ id: NodeID, now: ContinuousClock.Instant = .now) -> Bool {
-        observations.withLock { $0[id]?.lastSeen.map { now - $0 < downAfter } ?? false }
+    public func isUp(_ id: NodeID) -> Bool {
+        let now = clock.monotonic()
+        return observations.withLock { $0[id]?.lastSeen.map { now - $0 < downAfter } ?? false }
     }
 
     /// Sets the countries where nothing new may be placed (from the leader's decisions).
@@ -116,9 +120,9 @@ public final class ClusterTopology: Sendable {
 
     /// What placement of new shards may use: as `descriptors`, with the nodes of
     /// quarantined countries counted as down.
-    public func placementDescriptors(now: ContinuousClock.Instant = .now) -> [NodeDescriptor] {
+    public func placementDescriptors() -> [NodeDescriptor] {
         let excluded = quarantined
-        return descriptors(now: now).map { node in
+        return descriptors().map { node in
             var node = node
             if excluded.contains(node.country) { node.isUp = false }
             return node
@@ -126,7 +130,8 @@ public final class ClusterTopology: Sendable {
     }
 
     /// What placement needs: every member, with up/down and space as last seen.
-    public func descriptors(now: ContinuousClock.Instant = .now) -> [NodeDescriptor] {
+    public func descriptors() -> [NodeDescriptor] {
+        let now = clock.monotonic()
         let members = self.members
         return observations.withLock { observations in
             members.map { member in

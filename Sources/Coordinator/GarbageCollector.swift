@@ -36,7 +36,7 @@ public final class GarbageCollector: Service, Sendable {
         var nodeIndex = 0
         var cursor: String?
         var status: CollectorStatus
-        var lastPublished: ContinuousClock.Instant?
+        var lastPublished: Duration?
     }
 
     let objects: ObjectStore
@@ -61,14 +61,14 @@ public final class GarbageCollector: Service, Sendable {
     public func run() async throws {
         while !Task.isCancelled && !Task.isShuttingDownGracefully {
             await step()
-            try? await Task.sleep(for: settings.pause)
+            await objects.clock.sleep(settings.pause)
         }
     }
 
     /// One page of one node; false when not leading or the node did not answer.
     @discardableResult
     public func step(now: Int64? = nil) async -> Bool {
-        let now = now ?? Int64(Date().timeIntervalSince1970 * 1000)
+        let now = now ?? objects.clock.wallMillis()
         guard let term = election.current else { return false }
         let members = objects.topology.members
         guard !members.isEmpty else { return false }
@@ -163,11 +163,11 @@ public final class GarbageCollector: Service, Sendable {
     }
 
     private func publish(_ term: LeaderTerm) async {
-        let now = ContinuousClock.now
+        let now = objects.clock.monotonic()
         let status: CollectorStatus? = state.withLock { state in
             if let last = state.lastPublished, now - last < .seconds(1) { return nil }
             state.lastPublished = now
-            state.status.updatedAt = Int64(Date().timeIntervalSince1970 * 1000)
+            state.status.updatedAt = objects.clock.wallMillis()
             return state.status
         }
         guard let status else { return }

@@ -38,7 +38,7 @@ public final class HealthMonitor: Service, Sendable {
         let interval = Duration.milliseconds(max(250, Int(topology.downAfter.components.seconds) * 1000 / 6))
         while !Task.isCancelled && !Task.isShuttingDownGracefully {
             await step()
-            try? await Task.sleep(for: interval)
+            await topology.clock.sleep(interval)
         }
     }
 
@@ -47,7 +47,7 @@ public final class HealthMonitor: Service, Sendable {
         do { try await loadMembers() } catch { logger.warning("cannot read the membership", metadata: ["error": "\(error)"]) }
         await topology.refresh()
         let view = NodeObservations(
-            coordinator: coordinator, writtenAt: Int64(Date().timeIntervalSince1970 * 1000),
+            coordinator: coordinator, writtenAt: topology.clock.wallMillis(),
             lastSeen: Dictionary(uniqueKeysWithValues: topology.lastSeen().map { ($0.key.value, $0.value) }))
         do {
             try await metadata.put(Keyspace.observations(coordinator), Array(try JSONEncoder().encode(view)))

@@ -1,5 +1,5 @@
 public import CoffreModel
-import Metadata
+public import Metadata
 
 /// Every key the coordinators keep in the metadata store, in one place.
 ///
@@ -81,7 +81,7 @@ extension MetadataStore {
     /// `Limits.metadataTransactionOperationsMax`: for index entries that may be written
     /// before the commit they describe (a stray entry is harmless: whoever follows it reads
     /// the manifest) or removed after it.
-    func applyInChunks(_ mutations: [MetadataMutation]) async throws(MetadataError) {
+    public func applyInChunks(_ mutations: [MetadataMutation]) async throws(MetadataError) {
         var rest = mutations[...]
         while !rest.isEmpty {
             let chunk = rest.prefix(Limits.metadataTransactionOperationsMax)

@@ -1,4 +1,4 @@
-import CoffreModel
+public import CoffreModel
 import Foundation
 public import Logging
 public import Metadata
@@ -45,10 +45,12 @@ public final class LeaderElection: Service, Sendable {
     public let ttlSeconds: Int
     let metadata: any MetadataStore
     let logger: Logger
+    let clock: WorkClock
     private let term = Mutex<LeaderTerm?>(nil)
 
-    public init(coordinator: String, metadata: any MetadataStore, ttlSeconds: Int, logger: Logger) {
+    public init(coordinator: String, metadata: any MetadataStore, ttlSeconds: Int, logger: Logger, clock: WorkClock = .system) {
         precondition(ttlSeconds >= 1)
+        self.clock = clock
         self.coordinator = coordinator
         self.metadata = metadata
         self.ttlSeconds = ttlSeconds
@@ -68,7 +70,7 @@ public final class LeaderElection: Service, Sendable {
         let interval = Duration.milliseconds(ttlSeconds * 1000 / 3)
         while !Task.isCancelled && !Task.isShuttingDownGracefully {
             await step()
-            try? await Task.sleep(for: interval)
+            await clock.sleep(interval)
         }
         // Hand over at once on a clean stop rather than after the lease runs out.
         if let ended = term.withLock({ current in defer { current = nil }; return current }) {
@@ -109,7 +111,7 @@ public final class LeaderElection: Service, Sendable {
         let last = try await metadata.get(Keyspace.leaderEpoch)
         let epoch = (last.flatMap { Int64(String(decoding: $0.value, as: UTF8.self)) } ?? 0) + 1
         let lease = try await metadata.grantLease(ttlSeconds: ttlSeconds)
-        let record = LeaderRecord(coordinator: coordinator, epoch: epoch, since: Int64(Date().timeIntervalSince1970 * 1000))
+        let record = LeaderRecord(coordinator: coordinator, epoch: epoch, since: clock.wallMillis())
         let epochCondition: MetadataCondition = last.map { .revision(Keyspace.leaderEpoch, $0.modRevision) } ?? .absent(Keyspace.leaderEpoch)
         let revision = try await metadata.commit(
             if: [.absent(Keyspace.leader), epochCondition],

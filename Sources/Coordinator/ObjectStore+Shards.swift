@@ -36,7 +36,9 @@ extension ObjectStore {
     /// slow is raced: after `hedgeAfter`, the next candidates are asked for every shard
     /// still missing, and the first `count` to arrive win — a slow node never sets the pace.
     /// A shard that a node reports corrupt or missing, or that fails the manifest's
-    /// checksum, is recorded as a suspect for repair (heal on read).
+    /// checksum, is recorded as a suspect for repair (heal on read). Nodes this coordinator
+    /// believes down are skipped, and asked after all when the others are not enough (its
+    /// view may be stale: a coordinator just thawed or reconnected has not polled yet).
     func gatherShards(
         objectId: String, segment: SegmentManifest, count: Int, candidates: [Int]
     ) async -> GatheredShards {
@@ -44,15 +46,33 @@ extension ObjectStore {
             case shard(Int, Result<ByteBuffer, CoordinatorError>)
             case hedge
         }
+        var believedDown: [Int] = []
         var gathered = GatheredShards()
         await withTaskGroup(of: Event.self) { group in
             var next = candidates[...]
             var inFlight = 0
-            func ask(_ shard: Int) {
+            /// Asks for a shard; false when its node is believed down (kept for later).
+            @discardableResult
+            func ask(_ shard: Int, evenIfDown: Bool = false) -> Bool {
+                if !evenIfDown, !topology.isUp(segment.shards[shard].node) {
+                    believedDown.append(shard)
+                    gathered.failures[shard] = CoordinatorError(.unavailable, "node \(segment.shards[shard].node) is down")
+                    return false
+                }
                 inFlight += 1
                 group.addTask { .shard(shard, await self.fetchShard(objectId, segment, shard)) }
+                return true
             }
-            for _ in 0..<min(count, next.count) { ask(next.popFirst()!) }
+            /// Asks `wanted` more nodes, believed-down ones last.
+            func askMore(_ wanted: Int) {
+                var asked = 0
+                while asked < wanted, let shard = next.popFirst() { if ask(shard) { asked += 1 } }
+                while asked < wanted, !believedDown.isEmpty {
+                    ask(believedDown.removeFirst(), evenIfDown: true)
+                    asked += 1
+                }
+            }
+            askMore(count)
             group.addTask { [hedgeAfter] in
                 try? await Task.sleep(for: hedgeAfter)
                 return .hedge
@@ -60,16 +80,16 @@ extension ObjectStore {
             while gathered.bodies.count < count, let event = await group.next() {
                 switch event {
                 case .hedge:
-                    for _ in 0..<max(0, min(next.count, count - gathered.bodies.count)) { ask(next.popFirst()!) }
+                    askMore(count - gathered.bodies.count)
                 case .shard(let index, .success(let body)):
                     inFlight -= 1
                     gathered.bodies[index] = body
                 case .shard(let index, .failure(let error)):
                     inFlight -= 1
                     gathered.failures[index] = error
-                    if let shard = next.popFirst() { ask(shard) }
+                    askMore(1)
                 }
-                if inFlight == 0 && gathered.bodies.count < count && next.isEmpty { break }
+                if inFlight == 0 && gathered.bodies.count < count { break }
             }
             group.cancelAll()
         }
@@ -106,7 +126,7 @@ extension ObjectStore {
         objectId: String, segment: Int, shardLength: Int, bodies: [Int: ByteBuffer], checksums: [Int: UInt32],
         fixed: [Int: NodeID], avoiding: Set<NodeID> = []
     ) async throws -> (nodes: [Int: NodeID], placementDebt: Bool) {
-        var random = PlacementRandom(source: placementRandom)
+        var random = placementRandom.stream("\(objectId)/\(segment)/\(fixed.values.map(\.value).sorted())")
         var avoid = avoiding
         var kept = fixed
         var written: [Int: NodeID] = [:]
@@ -177,9 +197,6 @@ extension ObjectStore {
         guard let member = topology.member(location.node) else {
             return .failure(CoordinatorError(.notFound, "unknown node \(location.node)"))
         }
-        guard topology.isUp(location.node) else {
-            return .failure(CoordinatorError(.unavailable, "node \(location.node) is down"))
-        }
         var body = shardBuffers.take()
         do {
             _ = try await nodes.get(
@@ -213,30 +230,41 @@ extension ObjectStore {
 /// Where placement's randomness comes from: the system's generator, or a seeded one so that
 /// a simulation replays the same choices.
 public final class RandomSource: Sendable {
-    private let state: Mutex<UInt64?>
+    /// The seed given, if any.
+    let seed: UInt64?
 
     /// The system's generator.
-    public init() { state = Mutex(nil) }
+    public init() { seed = nil }
 
-    /// SplitMix64 from `seed`.
-    public init(seed: UInt64) { state = Mutex(seed) }
+    /// SplitMix64 streams from `seed` (see `stream`).
+    public init(seed: UInt64) { self.seed = seed }
+}
 
-    public func next() -> UInt64 {
-        state.withLock { state in
-            guard var z = state else {
-                var system = SystemRandomNumberGenerator()
-                return system.next()
-            }
-            z &+= 0x9E37_79B9_7F4A_7C15
-            state = z
-            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-            return z ^ (z >> 31)
-        }
+extension RandomSource {
+    /// A generator for one decision: the system's, or (seeded) a SplitMix64 stream from the
+    /// seed and `key`, so that decisions taken concurrently (repairs of several objects)
+    /// draw the same numbers whatever order they run in.
+    func stream(_ key: String) -> PlacementRandom {
+        guard let seed = self.seed else { return PlacementRandom(state: nil) }
+        // FNV-1a: stable across processes, unlike `Hasher`.
+        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
+        for byte in key.utf8 { hash = (hash ^ UInt64(byte)) &* 0x0000_0100_0000_01b3 }
+        return PlacementRandom(state: seed ^ hash)
     }
 }
 
 struct PlacementRandom: RandomNumberGenerator {
-    let source: RandomSource
-    mutating func next() -> UInt64 { source.next() }
+    var state: UInt64?
+
+    mutating func next() -> UInt64 {
+        guard var z = state else {
+            var system = SystemRandomNumberGenerator()
+            return system.next()
+        }
+        z &+= 0x9E37_79B9_7F4A_7C15
+        state = z
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
 }

@@ -28,8 +28,8 @@ public final class ObjectStore: Sendable {
     public let collectorGrace: Duration
     /// Placement's randomness (seeded in simulations).
     public let placementRandom: RandomSource
-    /// The clock uploads measure their age with (moved by hand in tests).
-    public let now: @Sendable () -> ContinuousClock.Instant
+    /// The clock of uploads and background work (the topology's unless given).
+    public let clock: WorkClock
     let codec: ReedSolomon
     let nodes: any ShardTransport
     /// Buffers of a whole segment's shards, reused by writes and reads.
@@ -40,10 +40,10 @@ public final class ObjectStore: Sendable {
     public init(
         topology: ClusterTopology, metadata: any MetadataStore, policy: PlacementPolicy, segmentSize: Int = Limits.segmentSizeDefault,
         hedgeAfter: Duration = .seconds(1), collectorGrace: Duration = .seconds(Limits.collectorGraceSecondsDefault),
-        placementRandom: RandomSource = RandomSource(), now: @escaping @Sendable () -> ContinuousClock.Instant = { .now }
+        placementRandom: RandomSource = RandomSource(), clock: WorkClock? = nil
     ) {
         self.placementRandom = placementRandom
-        self.now = now
+        self.clock = clock ?? topology.clock
         self.hedgeAfter = hedgeAfter
         self.collectorGrace = collectorGrace
         precondition(segmentSize > 0 && segmentSize <= Limits.segmentSizeMax)

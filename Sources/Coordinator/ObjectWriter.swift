@@ -24,10 +24,10 @@ public final class ObjectWriter: @unchecked Sendable {
     private var nextIndex = 0
     public private(set) var length: Int64 = 0
     /// When the first shards went to nodes: from then on the collector's clock runs.
-    private var firstShardsAt: ContinuousClock.Instant?
+    private var firstShardsAt: Duration?
     /// The revision of this upload's intent and when it was last written, once the upload
     /// has more than one segment.
-    private var intent: (revision: Int64, writtenAt: ContinuousClock.Instant)?
+    private var intent: (revision: Int64, writtenAt: Duration)?
 
     init(store: ObjectStore, objectId: String, owner: String) {
         self.store = store
@@ -64,7 +64,7 @@ public final class ObjectWriter: @unchecked Sendable {
         }
         return ObjectManifest(
             id: objectId, owner: owner, length: length, segmentSize: store.segmentSize, policy: store.policy.erasure,
-            segments: segments, createdAt: Int64(Date().timeIntervalSince1970 * 1000))
+            segments: segments, createdAt: store.clock.wallMillis())
     }
 
     /// Encodes the segment just filled (in place: its buffer has room for the parity), waits
@@ -91,7 +91,7 @@ extension ObjectWriter {
     /// it was written. Only a client that sends nothing for longer than the grace loses its
     /// upload.
     func keepIntentFresh() async throws {
-        let now = store.now()
+        let now = store.clock.monotonic()
         guard let first = firstShardsAt else {
             firstShardsAt = now
             return
@@ -102,7 +102,7 @@ extension ObjectWriter {
         if intent == nil, now - first > grace / 2 {
             throw CoordinatorError(.conflict, "upload \(objectId) was too slow for the collector's grace without an intent; upload again")
         }
-        let record = Array(String(Int64(Date().timeIntervalSince1970 * 1000)).utf8)
+        let record = Array(String(store.clock.wallMillis()).utf8)
         let key = Keyspace.upload(objectId)
         let revision: Int64?
         if let intent {
@@ -122,7 +122,7 @@ extension ObjectWriter {
         if let intent {
             return ([.revision(Keyspace.upload(objectId), intent.revision)], [.delete(Keyspace.upload(objectId))])
         }
-        if let first = firstShardsAt, store.now() - first > store.collectorGrace / 2 {
+        if let first = firstShardsAt, store.clock.monotonic() - first > store.collectorGrace / 2 {
             throw CoordinatorError(.conflict, "upload \(objectId) took longer than half the collector's grace without an intent; upload again")
         }
         return ([], [])

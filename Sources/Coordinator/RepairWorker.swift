@@ -52,14 +52,14 @@ public final class RepairWorker: Service, Sendable {
         var meter = RateMeter()
         var suspects: Set<ShardRef> = []
         var status: RepairStatus
-        var lastScan: ContinuousClock.Instant?
+        var lastScan: Duration?
         /// When the next down node becomes lost: a scan is due then, not a second later.
-        var nextCondemnation: ContinuousClock.Instant?
+        var nextCondemnation: Duration?
         /// Lost or returned nodes changed since the last successful full scan.
         var rescanNeeded = false
         /// Segments being repaired now (counted as queued in the status).
         var inFlight: [RepairDirective] = []
-        var lastPublished: ContinuousClock.Instant?
+        var lastPublished: Duration?
         var countries: CountryStates
         var countryCounts: [Country: (up: Int, total: Int)] = [:]
     }
@@ -69,7 +69,6 @@ public final class RepairWorker: Service, Sendable {
     let settings: Settings
     let logger: Logger
     private let state: Mutex<State>
-    private let started = ContinuousClock.now
 
     public init(objects: ObjectStore, election: LeaderElection, settings: Settings, logger: Logger) {
         self.objects = objects
@@ -83,34 +82,38 @@ public final class RepairWorker: Service, Sendable {
     }
 
     var metadata: any MetadataStore { objects.metadata }
+    var clock: WorkClock { objects.clock }
+    /// The monotonic clock in nanoseconds, as the pacer and the meter count.
+    private var nanoseconds: Int64 { clock.monotonic().nanoseconds }
 
     /// What this worker last did (meaningful on the leader).
     public func status() -> RepairStatus {
-        let started = self.started
+        let now = nanoseconds
+        let wall = clock.wallMillis()
         return state.withLock { state in
-            Self.refresh(&state, now: .now, started: started)
+            Self.refresh(&state, now: now, wall: wall)
             return state.status
         }
     }
 
     /// The status's derived fields, from the queue and the segments being repaired now.
-    private static func refresh(_ state: inout State, now: ContinuousClock.Instant, started: ContinuousClock.Instant) {
+    private static func refresh(_ state: inout State, now: Int64, wall: Int64) {
         let waiting = state.queue.entries + state.inFlight
         state.status.queuedSegments = waiting.count
         state.status.bytesLeft = waiting.reduce(0) { $0 + $1.bytes }
         state.status.segmentsUnrepairable = state.queue.entries.filter { !$0.isRepairable }.count
         state.status.mostAtRiskHealthyShards = waiting.map(\.healthy).min()
-        state.status.rateBytesPerSecond = state.meter.rate(now: Int64((now - started) / .nanoseconds(1)))
+        state.status.rateBytesPerSecond = state.meter.rate(now: now)
         let rate = state.status.rateBytesPerSecond > 0 ? state.status.rateBytesPerSecond : Double(max(1, state.pacer.bytesPerSecond))
         state.status.etaSeconds = state.status.bytesLeft > 0 ? Double(state.status.bytesLeft) / rate : nil
-        state.status.updatedAt = Int64(Date().timeIntervalSince1970 * 1000)
+        state.status.updatedAt = wall
     }
 
     public func run() async throws {
         while !Task.isCancelled && !Task.isShuttingDownGracefully {
             if await step() == false {
-                let until = state.withLock { $0.nextCondemnation }.map { $0 - ContinuousClock.now } ?? settings.scanInterval
-                try? await Task.sleep(for: max(.milliseconds(20), min(settings.scanInterval, until)))
+                let until = state.withLock { $0.nextCondemnation }.map { $0 - clock.monotonic() } ?? settings.scanInterval
+                await clock.sleep(max(.milliseconds(20), min(settings.scanInterval, until)))
             }
         }
     }
@@ -133,7 +136,7 @@ public final class RepairWorker: Service, Sendable {
             return true
         }
         if fresh { logger.notice("repair starts", metadata: ["leader.epoch": "\(term.epoch)"]) }
-        let now = ContinuousClock.now
+        let now = clock.monotonic()
         let due = state.withLock { state in
             (state.lastScan.map { now - $0 >= settings.scanInterval } ?? true) || (state.nextCondemnation.map { now >= $0 } ?? false)
         }
@@ -171,7 +174,7 @@ public final class RepairWorker: Service, Sendable {
 
     /// Merges liveness, tells the planner, and queues every segment with a lost shard.
     private func scan(_ term: LeaderTerm) async throws(CoordinatorError) {
-        let nowMs = Int64(Date().timeIntervalSince1970 * 1000)
+        let nowMs = clock.wallMillis()
         let seen: [NodeID: Int64]
         do { seen = try await HealthMonitor.merged(metadata) } catch { throw CoordinatorError(error.code, error.message) }
         var up: [NodeID: Bool] = [:]
@@ -200,7 +203,8 @@ public final class RepairWorker: Service, Sendable {
         }
         state.withLock { state in
             let pending = planner.downSince.filter { !planner.condemned.contains($0.key) }.values
-            state.nextCondemnation = pending.min().map { ContinuousClock.now + .milliseconds(max(0, $0 + settings.repairAfterMilliseconds - nowMs)) }
+            let monotonic = clock.monotonic()
+            state.nextCondemnation = pending.min().map { monotonic + .milliseconds(max(0, $0 + settings.repairAfterMilliseconds - nowMs)) }
             state.status.downNodes = planner.downSince.keys.map(\.value).sorted()
             state.status.lostNodes = planner.condemned.map(\.value).sorted()
         }
@@ -333,7 +337,7 @@ public final class RepairWorker: Service, Sendable {
         guard let entry = try? await metadata.get(Keyspace.repairBudget),
             let budget = Int64(String(decoding: entry.value, as: UTF8.self))
         else { return }
-        let now = Int64((ContinuousClock.now - started) / .nanoseconds(1))
+        let now = nanoseconds
         state.withLock { state in
             if state.pacer.bytesPerSecond != budget { state.pacer.setBudget(budget, now: now) }
             state.status.budgetBytesPerSecond = budget
@@ -353,17 +357,19 @@ public final class RepairWorker: Service, Sendable {
             return true
         }
         if paused { return }
-        let wait = state.withLock { $0.pacer.spend(bytes, now: Int64((ContinuousClock.now - started) / .nanoseconds(1))) }
-        if wait > 0 { try? await Task.sleep(for: .nanoseconds(wait)) }
+        let spentAt = nanoseconds
+        let wait = state.withLock { $0.pacer.spend(bytes, now: spentAt) }
+        if wait > 0 { await clock.sleep(.nanoseconds(wait)) }
         let (lost, suspects) = state.withLock { ($0.planner?.condemned ?? [], $0.suspects) }
         do {
             let outcome = try await objects.repairSegments(
                 objectId: objectId, segments: directives.map(\.segment), lostNodes: lost, suspects: suspects, fence: term.fence)
+            let doneAt = nanoseconds
             state.withLock { state in
                 switch outcome {
                 case .repaired(_, let written, _, let debt):
                     state.status.bytesDone += written
-                    state.meter.record(written, now: Int64((ContinuousClock.now - started) / .nanoseconds(1)))
+                    state.meter.record(written, now: doneAt)
                     state.status.segmentsRepaired += directives.count
                     if debt { state.status.placementDebtCreated += 1 }
                 case .skipped:
@@ -400,12 +406,13 @@ public final class RepairWorker: Service, Sendable {
     /// Publishes the status for every coordinator to read, at most once a second (and
     /// whenever the queue drains).
     private func publish(_ term: LeaderTerm, force: Bool) async {
-        let now = ContinuousClock.now
+        let now = clock.monotonic()
+        let (nanos, wall) = (nanoseconds, clock.wallMillis())
         let status: RepairStatus? = state.withLock { state in
             if !force, let last = state.lastPublished, now - last < .seconds(1) { return nil }
             if force, let last = state.lastPublished, now - last < .milliseconds(250) { return nil }
             state.lastPublished = now
-            Self.refresh(&state, now: now, started: started)
+            Self.refresh(&state, now: nanos, wall: wall)
             return state.status
         }
         guard let status else { return }

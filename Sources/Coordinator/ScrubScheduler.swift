@@ -65,7 +65,7 @@ public final class ScrubScheduler: Service, Sendable {
         var cursor: String?
         var pacer: Pacer
         var status: ScrubStatus
-        var lastPublished: ContinuousClock.Instant?
+        var lastPublished: Duration?
     }
 
     let objects: ObjectStore
@@ -73,7 +73,6 @@ public final class ScrubScheduler: Service, Sendable {
     let settings: Settings
     let logger: Logger
     private let state: Mutex<State>
-    private let started = ContinuousClock.now
 
     public init(objects: ObjectStore, election: LeaderElection, settings: Settings, logger: Logger) {
         self.objects = objects
@@ -88,7 +87,7 @@ public final class ScrubScheduler: Service, Sendable {
     public func run() async throws {
         while !Task.isCancelled && !Task.isShuttingDownGracefully {
             let wait = await step()
-            try? await Task.sleep(for: wait)
+            await objects.clock.sleep(wait)
         }
     }
 
@@ -115,13 +114,14 @@ public final class ScrubScheduler: Service, Sendable {
         if objects.topology.isUp(member.id) {
             do {
                 let (step, suspects) = try await objects.scrubStep(member, after: cursor, limit: settings.pageSize)
+                let spentAt = objects.clock.monotonic().nanoseconds
                 let nanos = state.withLock { state in
                     state.status.shardsScanned += Int64(step.scanned)
                     state.status.bytesVerified += Int64(step.bytesVerified)
                     state.status.corruptFound += Int64(step.corrupt.count)
                     state.status.suspectsRecorded += Int64(suspects)
                     state.cursor = step.next
-                    return state.pacer.spend(Int64(step.bytesVerified), now: Int64((ContinuousClock.now - started) / .nanoseconds(1)))
+                    return state.pacer.spend(Int64(step.bytesVerified), now: spentAt)
                 }
                 wait = .nanoseconds(max(nanos, 50_000_000))
                 if !step.corrupt.isEmpty {
@@ -155,11 +155,11 @@ public final class ScrubScheduler: Service, Sendable {
     }
 
     private func publish(_ term: LeaderTerm) async {
-        let now = ContinuousClock.now
+        let now = objects.clock.monotonic()
         let status: ScrubStatus? = state.withLock { state in
             if let last = state.lastPublished, now - last < .seconds(1) { return nil }
             state.lastPublished = now
-            state.status.updatedAt = Int64(Date().timeIntervalSince1970 * 1000)
+            state.status.updatedAt = objects.clock.wallMillis()
             return state.status
         }
         guard let status else { return }

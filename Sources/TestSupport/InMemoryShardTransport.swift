@@ -56,6 +56,7 @@ public final class InMemoryShardTransport: ShardTransport {
     public func base(of id: String) -> String { "mem://" + id }
 
     public func setDown(_ id: String, _ down: Bool) { nodes.withLock { $0[base(of: id)]?.down = down } }
+    public func isUp(_ id: String) -> Bool { nodes.withLock { $0[base(of: id)].map { !$0.down } ?? false } }
     public func setFull(_ id: String, _ full: Bool) { nodes.withLock { $0[base(of: id)]?.full = full } }
     public func setDelay(_ id: String, _ delay: Duration) { nodes.withLock { $0[base(of: id)]?.delay = delay } }
     /// Loses every shard of a node (a replaced disk).

@@ -108,7 +108,7 @@ import TestSupport
             let skew = Mutex<Duration>(.zero)
             let store = ObjectStore(
                 topology: memory.topology, metadata: memory.metadata, policy: memory.store.policy, segmentSize: 1 << 20,
-                collectorGrace: .seconds(600), now: { .now + skew.withLock { $0 } })
+                collectorGrace: .seconds(600), clock: .skewed { skew.withLock { $0 } })
             let advance = { (by: Duration) in skew.withLock { $0 += by } }
             let key = Keyspace.upload("slow")
             let writer = store.makeWriter(objectId: "slow", owner: "test")

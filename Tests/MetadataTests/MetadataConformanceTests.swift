@@ -7,7 +7,7 @@ import TestSupport
 
 /// The backends under test. Each test gets a fresh key prefix, so tests can share one etcd.
 enum Backend: String, CaseIterable, Sendable, CustomTestStringConvertible {
-    case embedded, etcd
+    case embedded, etcd, memory
 
     var testDescription: String { rawValue }
 
@@ -18,6 +18,8 @@ enum Backend: String, CaseIterable, Sendable, CustomTestStringConvertible {
             return try await withTemporaryDirectory { path in
                 try await body(try EmbeddedMetadataStore(path: path), prefix)
             }
+        case .memory:
+            return try await body(InMemoryMetadataStore(), prefix)
         case .etcd:
             let etcd = try await EtcdProcess.shared()
             return try await body(try EtcdMetadataStore(endpoints: [etcd.clientURL]), prefix)
@@ -25,7 +27,7 @@ enum Backend: String, CaseIterable, Sendable, CustomTestStringConvertible {
     }
 }
 
-/// One suite, both backends: what the coordinator relies on, whatever holds its metadata.
+/// One suite, every backend (the in-memory twin included): what the coordinator relies on, whatever holds its metadata.
 @Suite(.serialized, .timeLimit(.minutes(5))) struct MetadataConformanceTests {
     @Test(arguments: Backend.allCases)
     func putGetDeleteAndRevisions(backend: Backend) async throws {
