@@ -17,17 +17,11 @@ public final class EmbeddedMetadataStore: MetadataStore {
         var keys: Set<String>
     }
 
-    private struct Watcher {
-        let prefix: String
-        let continuation: AsyncThrowingStream<MetadataEvent, any Error>.Continuation
-    }
-
     private struct State {
         var revision: Int64
         var leases: [Int64: Lease] = [:]
         var nextLease: Int64 = 1
-        var history: [MetadataEvent] = []
-        var watchers: [UUID: Watcher] = [:]
+        var watches = WatchHub()
     }
 
     static let family = "kv"
@@ -126,27 +120,11 @@ public final class EmbeddedMetadataStore: MetadataStore {
     }
 
     public func watch(prefix: String, fromRevision revision: Int64?) -> AsyncThrowingStream<MetadataEvent, any Error> {
-        let (stream, continuation) = AsyncThrowingStream<MetadataEvent, any Error>.makeStream(
-            bufferingPolicy: .bufferingOldest(Limits.metadataWatchBufferMax))
-        let id = UUID()
-        state.withLock { state in
-            if let revision {
-                let oldest = state.history.first?.revision ?? (state.revision + 1)
-                if revision < oldest && revision <= state.revision {
-                    continuation.finish(throwing: MetadataError(
-                        .compacted, "revision \(revision) is older than the kept history (from \(oldest))"))
-                    return
-                }
-                for event in state.history where event.revision >= revision && event.key.hasPrefix(prefix) {
-                    continuation.yield(event)
-                }
-            }
-            state.watchers[id] = Watcher(prefix: prefix, continuation: continuation)
+        WatchHub.stream { id, continuation in
+            state.withLock { state in state.watches.add(id, prefix: prefix, from: revision, current: state.revision, continuation) }
+        } onEnd: { [weak self] id in
+            self?.state.withLock { $0.watches.remove(id) }
         }
-        continuation.onTermination = { [weak self] _ in
-            _ = self?.state.withLock { $0.watchers.removeValue(forKey: id) }
-        }
-        return stream
     }
 
     // MARK: - Private (all under the lock)
@@ -194,17 +172,7 @@ public final class EmbeddedMetadataStore: MetadataStore {
             if let old = change.old { state.leases[old.value]?.keys.remove(change.key) }
             if let new = change.new { state.leases[new.value]?.keys.insert(change.key) }
         }
-        state.history += events
-        if state.history.count > Limits.metadataHistoryMax {
-            state.history.removeFirst(state.history.count - Limits.metadataHistoryMax)
-        }
-        for event in events {
-            for watcher in state.watchers.values where event.key.hasPrefix(watcher.prefix) {
-                if case .dropped = watcher.continuation.yield(event) {
-                    watcher.continuation.finish(throwing: MetadataError(.limitExceeded, "watcher fell \(Limits.metadataWatchBufferMax) events behind"))
-                }
-            }
-        }
+        state.watches.publish(events)
         return revision
     }
 

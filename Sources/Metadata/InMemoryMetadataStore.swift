@@ -13,11 +13,6 @@ public final class InMemoryMetadataStore: MetadataStore {
         var keys: Set<String>
     }
 
-    private struct Watcher {
-        let prefix: String
-        let continuation: AsyncThrowingStream<MetadataEvent, any Error>.Continuation
-    }
-
     private struct State {
         var revision: Int64 = 0
         var entries: [String: MetadataEntry] = [:]
@@ -25,8 +20,7 @@ public final class InMemoryMetadataStore: MetadataStore {
         var keys: [String] = []
         var leases: [Int64: Lease] = [:]
         var nextLease: Int64 = 1
-        var history: [MetadataEvent] = []
-        var watchers: [UUID: Watcher] = [:]
+        var watches = WatchHub()
     }
 
     private let state = Mutex(State())
@@ -114,27 +108,11 @@ public final class InMemoryMetadataStore: MetadataStore {
     }
 
     public func watch(prefix: String, fromRevision revision: Int64?) -> AsyncThrowingStream<MetadataEvent, any Error> {
-        let (stream, continuation) = AsyncThrowingStream<MetadataEvent, any Error>.makeStream(
-            bufferingPolicy: .bufferingOldest(Limits.metadataWatchBufferMax))
-        let id = UUID()
-        state.withLock { state in
-            if let revision {
-                let oldest = state.history.first?.revision ?? (state.revision + 1)
-                if revision < oldest && revision <= state.revision {
-                    continuation.finish(throwing: MetadataError(
-                        .compacted, "revision \(revision) is older than the kept history (from \(oldest))"))
-                    return
-                }
-                for event in state.history where event.revision >= revision && event.key.hasPrefix(prefix) {
-                    continuation.yield(event)
-                }
-            }
-            state.watchers[id] = Watcher(prefix: prefix, continuation: continuation)
+        WatchHub.stream { id, continuation in
+            state.withLock { state in state.watches.add(id, prefix: prefix, from: revision, current: state.revision, continuation) }
+        } onEnd: { [weak self] id in
+            self?.state.withLock { $0.watches.remove(id) }
         }
-        continuation.onTermination = { [weak self] _ in
-            _ = self?.state.withLock { $0.watchers.removeValue(forKey: id) }
-        }
-        return stream
     }
 
     // MARK: - Private (all under the lock)
@@ -174,17 +152,7 @@ public final class InMemoryMetadataStore: MetadataStore {
         }
         guard !events.isEmpty else { return state.revision }
         state.revision = revision
-        state.history += events
-        if state.history.count > Limits.metadataHistoryMax {
-            state.history.removeFirst(state.history.count - Limits.metadataHistoryMax)
-        }
-        for event in events {
-            for watcher in state.watchers.values where event.key.hasPrefix(watcher.prefix) {
-                if case .dropped = watcher.continuation.yield(event) {
-                    watcher.continuation.finish(throwing: MetadataError(.limitExceeded, "watcher fell \(Limits.metadataWatchBufferMax) events behind"))
-                }
-            }
-        }
+        state.watches.publish(events)
         return revision
     }
 
