@@ -245,26 +245,21 @@ extension RandomSource {
     /// seed and `key`, so that decisions taken concurrently (repairs of several objects)
     /// draw the same numbers whatever order they run in.
     func stream(_ key: String) -> PlacementRandom {
-        guard let seed = self.seed else { return PlacementRandom(state: nil) }
+        guard let seed = self.seed else { return PlacementRandom(seeded: nil) }
         // FNV-1a: stable across processes, unlike `Hasher`.
         var hash: UInt64 = 0xcbf2_9ce4_8422_2325
         for byte in key.utf8 { hash = (hash ^ UInt64(byte)) &* 0x0000_0100_0000_01b3 }
-        return PlacementRandom(state: seed ^ hash)
+        return PlacementRandom(seeded: SplitMix64(seed: seed ^ hash))
     }
 }
 
+/// The seeded stream, or the system's generator.
 struct PlacementRandom: RandomNumberGenerator {
-    var state: UInt64?
+    var seeded: SplitMix64?
 
     mutating func next() -> UInt64 {
-        guard var z = state else {
-            var system = SystemRandomNumberGenerator()
-            return system.next()
-        }
-        z &+= 0x9E37_79B9_7F4A_7C15
-        state = z
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
+        if seeded != nil { return seeded!.next() }
+        var system = SystemRandomNumberGenerator()
+        return system.next()
     }
 }

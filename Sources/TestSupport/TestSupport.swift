@@ -1,12 +1,13 @@
+import CoffreModel
 import Foundation
 
-/// A small, fast, seedable generator (SplitMix64) for reproducible randomised tests.
+/// A small, fast, seedable generator (`SplitMix64`) for reproducible randomised tests.
 ///
 /// Tests print their seed on failure, so a failing case can be replayed exactly.
 public struct SeededGenerator: RandomNumberGenerator, Sendable {
-    public private(set) var state: UInt64
+    private var generator: SplitMix64
 
-    public init(seed: UInt64) { state = seed }
+    public init(seed: UInt64) { generator = SplitMix64(seed: seed) }
 
     /// A seed from the environment (`COFFRE_TEST_SEED`) or the clock.
     public static func seedFromEnvironment() -> UInt64 {
@@ -16,13 +17,7 @@ public struct SeededGenerator: RandomNumberGenerator, Sendable {
         return UInt64(Date().timeIntervalSince1970 * 1_000_000)
     }
 
-    public mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
+    public mutating func next() -> UInt64 { generator.next() }
 
     /// `count` pseudo-random bytes.
     public mutating func bytes(_ count: Int) -> [UInt8] {
