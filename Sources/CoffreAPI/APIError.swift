@@ -64,8 +64,14 @@ public struct NodeHealth: Codable, Hashable, Sendable {
     public let usedBytes: Int64
     public let shardCount: Int
     public let status: String
+    /// The shard store's incarnation: new when its disk was replaced or wiped (absent from
+    /// nodes older than it).
+    public let incarnation: String?
 
-    public init(node: String, country: String, region: String, capacityBytes: Int64, usedBytes: Int64, shardCount: Int, status: String) {
+    public init(
+        node: String, country: String, region: String, capacityBytes: Int64, usedBytes: Int64, shardCount: Int, status: String,
+        incarnation: String? = nil
+    ) {
         self.node = node
         self.country = country
         self.region = region
@@ -73,6 +79,7 @@ public struct NodeHealth: Codable, Hashable, Sendable {
         self.usedBytes = usedBytes
         self.shardCount = shardCount
         self.status = status
+        self.incarnation = incarnation
     }
 }
 

@@ -27,6 +27,10 @@ public struct RepairStatus: Codable, Hashable, Sendable {
     /// Nodes down, and those down past `repair_after` whose shards are rebuilt elsewhere.
     public var downNodes: [String]
     public var lostNodes: [String]
+    /// Nodes that answer with another store than the one their placements refer to (a
+    /// replaced or wiped disk): their shards are rebuilt elsewhere, and they take no new
+    /// ones until they hold none of the old placements.
+    public var replacedNodes: [String]
     /// Segments repaired onto a topology that could not honour the country rule.
     public var placementDebtCreated: Int
     public var lastError: String?
@@ -49,6 +53,7 @@ public struct RepairStatus: Codable, Hashable, Sendable {
         segmentsUnrepairable = 0
         downNodes = []
         lostNodes = []
+        replacedNodes = []
         placementDebtCreated = 0
         lastError = nil
         self.updatedAt = updatedAt

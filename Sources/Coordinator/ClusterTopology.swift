@@ -31,6 +31,8 @@ public final class ClusterTopology: Sendable {
         var lastSeenWall: Int64?
         var capacityBytes: Int64 = 0
         var usedBytes: Int64 = 0
+        /// The node's store incarnation as it last reported it.
+        var incarnation: String?
     }
 
     /// Every node known: from the configuration, and announced since (`update`).
@@ -42,6 +44,9 @@ public final class ClusterTopology: Sendable {
     private let observations: Mutex<[NodeID: Observation]>
     /// Countries the leader quarantined: nothing new is placed there.
     private let quarantine = Mutex<Set<Country>>([])
+    /// The incarnation of each node's store that the manifests' placements refer to
+    /// (`Keyspace.disk`), as the leader recorded it.
+    private let trusted = Mutex<[NodeID: String]>([:])
 
     public init(members: [Member], client: any ShardTransport, downAfter: Duration = .seconds(10), clock: WorkClock = .system) {
         memberList = Mutex(members)
@@ -78,7 +83,7 @@ public final class ClusterTopology: Sendable {
             for member in members {
                 group.addTask { [client] in
                     let health = try? await client.health(base: member.url)
-                    return (member.id, health.map { NodeHealthSnapshot(capacity: $0.capacityBytes, used: $0.usedBytes) })
+                    return (member.id, health.map { NodeHealthSnapshot(capacity: $0.capacityBytes, used: $0.usedBytes, incarnation: $0.incarnation) })
                 }
             }
             var answered = 0
@@ -90,6 +95,7 @@ public final class ClusterTopology: Sendable {
                     $0[id]?.lastSeenWall = clock.wallMillis()
                     $0[id]?.capacityBytes = health.capacity
                     $0[id]?.usedBytes = health.used
+                    $0[id]?.incarnation = health.incarnation
                 }
             }
             return answered
@@ -118,13 +124,28 @@ public final class ClusterTopology: Sendable {
 
     public var quarantined: Set<Country> { quarantine.withLock { $0 } }
 
+    /// Sets the store incarnations the placements refer to (from `Keyspace.disks`).
+    public func setTrusted(_ disks: [NodeID: String]) { trusted.withLock { $0 = disks } }
+
+    /// Each node's store incarnation as it last reported it.
+    public func incarnations() -> [NodeID: String] { observations.withLock { $0.compactMapValues(\.incarnation) } }
+
+    /// Nodes that answer with another store than the one their placements refer to: a disk
+    /// replaced or wiped. Their old shards are gone; repair rebuilds them elsewhere, and
+    /// nothing new goes there until the leader trusts the new store.
+    public func replacedNodes() -> Set<NodeID> {
+        let trusted = self.trusted.withLock { $0 }
+        return Set(incarnations().filter { node, live in trusted[node].map { $0 != live } ?? false }.keys)
+    }
+
     /// What placement of new shards may use: as `descriptors`, with the nodes of
-    /// quarantined countries counted as down.
+    /// quarantined countries and nodes with a replaced store counted as down.
     public func placementDescriptors() -> [NodeDescriptor] {
         let excluded = quarantined
+        let replaced = replacedNodes()
         return descriptors().map { node in
             var node = node
-            if excluded.contains(node.country) { node.isUp = false }
+            if excluded.contains(node.country) || replaced.contains(node.id) { node.isUp = false }
             return node
         }
     }
@@ -148,4 +169,5 @@ public final class ClusterTopology: Sendable {
 struct NodeHealthSnapshot: Sendable {
     let capacity: Int64
     let used: Int64
+    let incarnation: String?
 }

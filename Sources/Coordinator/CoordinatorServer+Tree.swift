@@ -329,9 +329,9 @@ extension CoordinatorServer {
     ) async throws {
         let id = known.0.id
         // The placement index first, in transactions of its own (an object spread over more
-        // nodes than one transaction holds): an entry without a manifest is harmless.
-        try await metadata.applyInChunks(
-            Set(manifest.segments.flatMap { $0.shards.map(\.node) }).sorted().map { .put(Keyspace.placement($0, manifest.id), []) })
+        // nodes than one transaction holds): an entry without a manifest only sends repair
+        // to a manifest that is not there, and the leader drops it after the grace.
+        try await metadata.applyInChunks(objects.placementEntries(manifest.id, on: manifest.segments.flatMap { $0.shards.map(\.node) }))
         var current: (AccountRecord, Int64)? = known
         var parent = folder
         for attempt in 0..<Limits.treeCommitAttemptsMax {

@@ -44,7 +44,12 @@ public final class HealthMonitor: Service, Sendable {
 
     /// One poll and one publication.
     public func step() async {
-        do { try await loadMembers() } catch { logger.warning("cannot read the membership", metadata: ["error": "\(error)"]) }
+        do {
+            try await loadMembers()
+            try await loadDisks()
+        } catch {
+            logger.warning("cannot read the membership", metadata: ["error": "\(error)"])
+        }
         await topology.refresh()
         let view = NodeObservations(
             coordinator: coordinator, writtenAt: topology.clock.wallMillis(),
@@ -61,6 +66,21 @@ public final class HealthMonitor: Service, Sendable {
         } catch {
             logger.warning("cannot publish node observations", metadata: ["error": "\(error)"])
         }
+    }
+
+    /// The store incarnations placements refer to, as the leader recorded them.
+    func loadDisks() async throws(MetadataError) {
+        topology.setTrusted(try await Self.trustedDisks(metadata))
+    }
+
+    /// `Keyspace.disks`: node -> the incarnation of its store that placements refer to.
+    static func trustedDisks(_ metadata: any MetadataStore) async throws(MetadataError) -> [NodeID: String] {
+        var disks: [NodeID: String] = [:]
+        for entry in try await metadata.list(prefix: Keyspace.disks) {
+            guard let node = try? NodeID(String(entry.key.dropFirst(Keyspace.disks.count))) else { continue }
+            disks[node] = String(decoding: entry.value, as: UTF8.self)
+        }
+        return disks
     }
 
     /// Every coordinator's view merged: the latest time any coordinator heard from each node.

@@ -49,6 +49,10 @@ public enum Keyspace {
     /// A storage node's registration (address, labels), written when it announces itself.
     public static func member(_ node: NodeID) -> String { "members/\(node)" }
     public static let members = "members/"
+    /// The incarnation of a node's shard store that placements on it refer to, recorded by
+    /// the leader: a node reporting another one lost its shards (a replaced or wiped disk).
+    public static func disk(_ node: NodeID) -> String { "disks/\(node)" }
+    public static let disks = "disks/"
     /// One coordinator's view of the nodes (when it last heard from each), under its lease:
     /// the leader merges them, so no single coordinator's view condemns a node.
     public static func observations(_ coordinator: String) -> String { "observations/" + coordinator }

@@ -85,7 +85,7 @@ extension ObjectStore {
         // one is harmless), stale entries and the reports of repaired shards after.
         let before = Set(manifest.segments.flatMap { $0.shards.map(\.node) })
         let after = Set(updated.segments.flatMap { $0.shards.map(\.node) })
-        do { try await metadata.applyInChunks(after.subtracting(before).sorted().map { .put(Keyspace.placement($0, objectId), []) }) } catch {
+        do { try await metadata.applyInChunks(placementEntries(objectId, on: after.subtracting(before))) } catch {
             throw CoordinatorError(error.code, error.message)
         }
         let encoder = JSONEncoder()

@@ -48,15 +48,18 @@ extension ObjectStore {
         }
         var believedDown: [Int] = []
         var gathered = GatheredShards()
+        // A node back with another store has none of its old shards: asked last, like a down one.
+        let replaced = topology.replacedNodes()
         await withTaskGroup(of: Event.self) { group in
             var next = candidates[...]
             var inFlight = 0
             /// Asks for a shard; false when its node is believed down (kept for later).
             @discardableResult
             func ask(_ shard: Int, evenIfDown: Bool = false) -> Bool {
-                if !evenIfDown, !topology.isUp(segment.shards[shard].node) {
+                let node = segment.shards[shard].node
+                if !evenIfDown, !topology.isUp(node) || replaced.contains(node) {
                     believedDown.append(shard)
-                    gathered.failures[shard] = CoordinatorError(.unavailable, "node \(segment.shards[shard].node) is down")
+                    gathered.failures[shard] = CoordinatorError(.unavailable, "node \(node) is down or has lost its store")
                     return false
                 }
                 inFlight += 1

@@ -30,6 +30,9 @@ public final class ObjectStore: Sendable {
     public let placementRandom: RandomSource
     /// The clock of uploads and background work (the topology's unless given).
     public let clock: WorkClock
+    /// Where an upload's segment writes run while its next segment is encoded: the global
+    /// executor unless given (a simulation gives its serial one, to replay exactly).
+    public let executor: (any TaskExecutor)?
     let codec: ReedSolomon
     let nodes: any ShardTransport
     /// Buffers of a whole segment's shards, reused by writes and reads.
@@ -40,9 +43,10 @@ public final class ObjectStore: Sendable {
     public init(
         topology: ClusterTopology, metadata: any MetadataStore, policy: PlacementPolicy, segmentSize: Int = Limits.segmentSizeDefault,
         hedgeAfter: Duration = .seconds(1), collectorGrace: Duration = .seconds(Limits.collectorGraceSecondsDefault),
-        placementRandom: RandomSource = RandomSource(), clock: WorkClock? = nil
+        placementRandom: RandomSource = RandomSource(), clock: WorkClock? = nil, executor: (any TaskExecutor)? = nil
     ) {
         self.placementRandom = placementRandom
+        self.executor = executor
         self.clock = clock ?? topology.clock
         self.hedgeAfter = hedgeAfter
         self.collectorGrace = collectorGrace
@@ -65,6 +69,14 @@ public final class ObjectStore: Sendable {
 
     /// The manifest key of an object in the metadata store.
     public static func manifestKey(_ objectId: String) -> String { Keyspace.manifest(objectId) }
+
+    /// Index entries (`Keyspace.placements`) for an object's shards on `nodes`, stamped with
+    /// the time they were written: an entry whose manifest never came is dropped by the
+    /// leader once it is older than the collector's grace.
+    public func placementEntries(_ objectId: String, on nodes: some Sequence<NodeID>) -> [MetadataMutation] {
+        let stamp = Array(String(clock.wallMillis()).utf8)
+        return Set(nodes).sorted().map { .put(Keyspace.placement($0, objectId), stamp) }
+    }
 
     /// Reads a committed manifest.
     public func manifest(_ objectId: String) async throws(CoordinatorError) -> ObjectManifest {
@@ -96,21 +108,35 @@ public final class ObjectStore: Sendable {
             let start = Int64(segment.index) * Int64(manifest.segmentSize)
             return start + Int64(segment.length) > range.lowerBound && start < range.upperBound
         }
-        func fetch(_ segment: SegmentManifest) -> Task<ByteBuffer, any Error> {
-            Task { try await self.readSegment(manifest, segment) }
-        }
-        var ahead = wanted.prefix(Limits.readAheadSegments).map(fetch)[...]
-        defer { for task in ahead { task.cancel() } }
-        for (position, segment) in wanted.enumerated() {
-            let bytes = try await ahead.popFirst()!.value
-            let following = position + Limits.readAheadSegments
-            if following < wanted.count { ahead.append(fetch(wanted[following])) }
-            let start = Int64(segment.index) * Int64(manifest.segmentSize)
-            let end = start + Int64(segment.length)
-            let from = Int(max(range.lowerBound, start) - start)
-            let to = Int(min(range.upperBound, end) - start)
-            try await write(bytes.getSlice(at: bytes.readerIndex + from, length: to - from)!)
-            buffers.give(bytes)
+        // Structured read-ahead: the fetches are children of this read (cancelled with it, and
+        // run on its executor), and finish in any order; they are written out in order.
+        try await withThrowingTaskGroup(of: (Int, ByteBuffer).self) { group in
+            var started = 0
+            func startNext() {
+                guard started < wanted.count else { return }
+                let position = started
+                group.addTask { (position, try await self.readSegment(manifest, wanted[position])) }
+                started += 1
+            }
+            var ready: [Int: ByteBuffer] = [:]
+            defer { for bytes in ready.values { buffers.give(bytes) } }
+            while started < min(Limits.readAheadSegments, wanted.count) { startNext() }
+            for (position, segment) in wanted.enumerated() {
+                while ready[position] == nil, let (done, bytes) = try await group.next() { ready[done] = bytes }
+                let bytes = ready.removeValue(forKey: position)!
+                startNext()
+                let start = Int64(segment.index) * Int64(manifest.segmentSize)
+                let end = start + Int64(segment.length)
+                let from = Int(max(range.lowerBound, start) - start)
+                let to = Int(min(range.upperBound, end) - start)
+                do {
+                    try await write(bytes.getSlice(at: bytes.readerIndex + from, length: to - from)!)
+                } catch {
+                    buffers.give(bytes)
+                    throw error
+                }
+                buffers.give(bytes)
+            }
         }
     }
 

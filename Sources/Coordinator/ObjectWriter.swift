@@ -77,7 +77,7 @@ public final class ObjectWriter: @unchecked Sendable {
         filling = ByteBufferAllocator().buffer(capacity: 0)
         let index = nextIndex
         nextIndex += 1
-        writing = Task { [store, objectId] in
+        writing = Task(executorPreference: store.executor) { [store, objectId] in
             try await store.writeSegment(objectId: objectId, index: index, shards: shards, encoded: encoded)
         }
     }

@@ -62,6 +62,9 @@ public final class RepairWorker: Service, Sendable {
         var lastPublished: Duration?
         var countries: CountryStates
         var countryCounts: [Country: (up: Int, total: Int)] = [:]
+        /// Nodes answering with a store other than the one placements refer to, and since
+        /// when (milliseconds since 1970) this leader has seen it.
+        var replacedSince: [NodeID: Int64] = [:]
     }
 
     let objects: ObjectStore
@@ -188,8 +191,9 @@ public final class RepairWorker: Service, Sendable {
         }
         await readBudget()
         let suspects = try await readSuspects()
+        let replaced = try await reconcileStores(term, now: nowMs)
         let (events, planner) = state.withLock { state in
-            let events = state.planner!.observe(down: down, now: nowMs)
+            let events = state.planner!.observe(down: down, now: nowMs) + state.planner!.observe(replaced: replaced)
             state.suspects = suspects
             return (events, state.planner!)
         }
@@ -199,6 +203,9 @@ public final class RepairWorker: Service, Sendable {
             case .down(let node): logger.warning("node down", metadata: ["node.id": "\(node)"])
             case .condemned(let node): logger.warning("node lost: its shards are rebuilt elsewhere", metadata: ["node.id": "\(node)"])
             case .returned(let node): logger.notice("node back", metadata: ["node.id": "\(node)"])
+            case .replaced(let node):
+                logger.warning("node back with another store: its shards are rebuilt elsewhere", metadata: ["node.id": "\(node)"])
+            case .rejoined(let node): logger.notice("node takes new shards on its new store", metadata: ["node.id": "\(node)"])
             }
         }
         state.withLock { state in
@@ -207,6 +214,7 @@ public final class RepairWorker: Service, Sendable {
             state.nextCondemnation = pending.min().map { monotonic + .milliseconds(max(0, $0 + settings.repairAfterMilliseconds - nowMs)) }
             state.status.downNodes = planner.downSince.keys.map(\.value).sorted()
             state.status.lostNodes = planner.condemned.map(\.value).sorted()
+            state.status.replacedNodes = planner.replaced.map(\.value).sorted()
         }
         // A full scan when nothing queued can be done now (empty, or only segments waiting
         // for nodes), or when the set of lost or returned nodes changed since the last full
@@ -217,8 +225,13 @@ public final class RepairWorker: Service, Sendable {
         }
         guard full else { return }
         var objectIds = Set(suspects.map(\.objectId))
-        for node in planner.condemned.sorted() {
-            objectIds.formUnion(try await objectsPlaced(on: node, limit: Limits.repairQueueMax - objectIds.count))
+        // Object -> the index entries that sent the scan there.
+        var placed: [String: [MetadataEntry]] = [:]
+        for node in planner.lost.sorted() {
+            for (objectId, entry) in try await objectsPlaced(on: node, limit: Limits.repairQueueMax - objectIds.count) {
+                objectIds.insert(objectId)
+                placed[objectId, default: []].append(entry)
+            }
         }
         let descriptors = objects.topology.descriptors().map { node in
             var node = node
@@ -233,8 +246,10 @@ public final class RepairWorker: Service, Sendable {
             } catch {
                 guard error.code == .notFound else { throw error }
                 await clearSuspects(suspects.filter { $0.objectId == objectId })
+                await dropStalePlacements(placed[objectId] ?? [], of: objectId, manifest: nil, term, now: nowMs)
                 continue
             }
+            await dropStalePlacements(placed[objectId] ?? [], of: objectId, manifest: manifest, term, now: nowMs)
             // Reports about copies the manifest no longer places there are stale.
             await clearSuspects(suspects.filter { ref in
                 ref.objectId == objectId
@@ -299,18 +314,81 @@ public final class RepairWorker: Service, Sendable {
     /// Countries where nothing new may be placed, as this leader decided.
     public var quarantinedCountries: Set<Country> { state.withLock { $0.countries.quarantined } }
 
-    private func objectsPlaced(on node: NodeID, limit: Int) async throws(CoordinatorError) -> Set<String> {
-        var found = Set<String>()
+    /// Compares each node's store with the one its placements refer to (`Keyspace.disk`):
+    /// records it for a node that has none recorded, and returns the nodes whose store
+    /// changed (a replaced or wiped disk: every shard placed there before is gone).
+    ///
+    /// A replaced node is trusted with its new store once nothing is placed on it any more
+    /// and this leader has seen it replaced for longer than the collector's grace, so that an
+    /// upload that wrote to the old store before the change has committed (and its placement
+    /// is found and repaired) or been abandoned by then.
+    private func reconcileStores(_ term: LeaderTerm, now: Int64) async throws(CoordinatorError) -> Set<NodeID> {
+        let recorded: [MetadataEntry]
+        do { recorded = try await metadata.list(prefix: Keyspace.disks) } catch { throw CoordinatorError(error.code, error.message) }
+        let byNode = Dictionary(recorded.map { ($0.key, $0) }, uniquingKeysWith: { first, _ in first })
+        let graceMs = objects.collectorGrace.nanoseconds / 1_000_000
+        var replaced = Set<NodeID>()
+        for (node, live) in objects.topology.incarnations().sorted(by: { $0.key < $1.key }) {
+            let key = Keyspace.disk(node)
+            guard let entry = byNode[key] else {
+                _ = try? await metadata.commit(if: [term.fence, .absent(key)], then: [.put(key, Array(live.utf8))])
+                continue
+            }
+            guard String(decoding: entry.value, as: UTF8.self) != live else {
+                state.withLock { _ = $0.replacedSince.removeValue(forKey: node) }
+                continue
+            }
+            let since = state.withLock { state in
+                if state.replacedSince[node] == nil { state.replacedSince[node] = now }
+                return state.replacedSince[node]!
+            }
+            if now - since >= graceMs, try await objectsPlaced(on: node, limit: 1).isEmpty {
+                let trusted = try? await metadata.commit(if: [term.fence, .revision(key, entry.modRevision)], then: [.put(key, Array(live.utf8))])
+                if trusted != nil {
+                    state.withLock { _ = $0.replacedSince.removeValue(forKey: node) }
+                    continue
+                }
+            }
+            replaced.insert(node)
+        }
+        return replaced
+    }
+
+    /// The objects the index places on `node` (object id -> its index entry).
+    private func objectsPlaced(on node: NodeID, limit: Int) async throws(CoordinatorError) -> [String: MetadataEntry] {
+        var found: [String: MetadataEntry] = [:]
         var after: String?
         repeat {
             let page: [MetadataEntry]
             do { page = try await metadata.list(prefix: Keyspace.placements(node), after: after, limit: Limits.metadataListPageMax) } catch {
                 throw CoordinatorError(error.code, error.message)
             }
-            for entry in page { found.insert(String(entry.key.dropFirst(Keyspace.placements(node).count))) }
+            for entry in page { found[String(entry.key.dropFirst(Keyspace.placements(node).count))] = entry }
             after = page.count == Limits.metadataListPageMax ? page.last?.key : nil
         } while after != nil && found.count < limit
         return found
+    }
+
+    /// Drops index entries that place an object on a node its manifest does not name: left
+    /// by a repair or a delete whose index update failed, or by an upload that never
+    /// committed (then only once older than the collector's grace, with no upload intent).
+    /// Otherwise they would keep a country from being evacuated and a replaced node from
+    /// being trusted again. Each delete is conditional on the entry and on the leader's fence:
+    /// only this leader moves shards, and it does not while it scans.
+    private func dropStalePlacements(_ entries: [MetadataEntry], of objectId: String, manifest: ObjectManifest?, _ term: LeaderTerm, now: Int64) async {
+        let graceMs = objects.collectorGrace.nanoseconds / 1_000_000
+        let named = Set(manifest?.segments.flatMap { $0.shards.map(\.node.value) } ?? [])
+        for entry in entries {
+            let node = entry.key.split(separator: "/").dropFirst().first.map(String.init) ?? ""
+            if manifest != nil {
+                guard !named.contains(node) else { continue }
+            } else {
+                let written = Int64(String(decoding: entry.value, as: UTF8.self)) ?? 0
+                guard now - written >= graceMs else { continue }
+                guard (try? await metadata.get(Keyspace.upload(objectId))) == .some(nil) else { continue }
+            }
+            _ = try? await metadata.commit(if: [term.fence, .revision(entry.key, entry.modRevision)], then: [.delete(entry.key)])
+        }
     }
 
     private func readSuspects() async throws(CoordinatorError) -> Set<ShardRef> {
@@ -330,7 +408,7 @@ public final class RepairWorker: Service, Sendable {
 
     /// Drops suspect reports that say nothing any more (object gone, copy moved).
     private func clearSuspects(_ refs: Set<ShardRef>) async {
-        for ref in refs { try? await metadata.delete(Keyspace.suspect(ref.node, ref.objectId, segment: ref.segment, shard: ref.shard)) }
+        for ref in refs.sorted() { try? await metadata.delete(Keyspace.suspect(ref.node, ref.objectId, segment: ref.segment, shard: ref.shard)) }
     }
 
     private func readBudget() async {
@@ -360,7 +438,7 @@ public final class RepairWorker: Service, Sendable {
         let spentAt = nanoseconds
         let wait = state.withLock { $0.pacer.spend(bytes, now: spentAt) }
         if wait > 0 { await clock.sleep(.nanoseconds(wait)) }
-        let (lost, suspects) = state.withLock { ($0.planner?.condemned ?? [], $0.suspects) }
+        let (lost, suspects) = state.withLock { ($0.planner?.lost ?? [], $0.suspects) }
         do {
             let outcome = try await objects.repairSegments(
                 objectId: objectId, segments: directives.map(\.segment), lostNodes: lost, suspects: suspects, fence: term.fence)

@@ -30,6 +30,9 @@ public final class InMemoryMetadataStore: MetadataStore {
         self.clock = clock
     }
 
+    /// The store's revision now (raised by every commit that changes something).
+    public var revision: Int64 { state.withLock { $0.revision } }
+
     public func get(_ key: String) async throws(MetadataError) -> MetadataEntry? {
         try MetadataValidation.check(key: key)
         return state.withLock { state in

@@ -71,6 +71,11 @@ public enum NodeEvent: Hashable, Sendable {
     case condemned(NodeID)
     /// Heard from again: its shards that were rebuilt elsewhere are garbage now.
     case returned(NodeID)
+    /// Answers with another store than the one its placements refer to (a replaced or
+    /// wiped disk): its shards are lost though it is up.
+    case replaced(NodeID)
+    /// Its new store is the one placements refer to now: it takes new shards again.
+    case rejoined(NodeID)
 }
 
 /// Repair's decisions, with no I/O: which nodes are lost, which segments to rebuild, in
@@ -91,6 +96,11 @@ public struct RepairPlanner: Sendable {
     public private(set) var downSince: [NodeID: Int64] = [:]
     /// Nodes down for longer than `repairAfter`.
     public private(set) var condemned: Set<NodeID> = []
+    /// Nodes that answer with another store than the one their placements refer to.
+    public private(set) var replaced: Set<NodeID> = []
+
+    /// Nodes whose shards are lost: condemned, or with a replaced store.
+    public var lost: Set<NodeID> { condemned.union(replaced) }
 
     public init(policy: PlacementPolicy, repairAfter: Int64, epoch: Int64) {
         precondition(repairAfter >= 0)
@@ -132,6 +142,14 @@ public struct RepairPlanner: Sendable {
         return events
     }
 
+    /// Takes the nodes whose store is not the one their placements refer to; returns what
+    /// changed, sorted by node.
+    public mutating func observe(replaced nodes: Set<NodeID>) -> [NodeEvent] {
+        let events = nodes.subtracting(replaced).sorted().map(NodeEvent.replaced) + replaced.subtracting(nodes).sorted().map(NodeEvent.rejoined)
+        replaced = nodes
+        return events
+    }
+
     /// `observe(down:now:)` for callers that know only up or down: a down node went down now.
     public mutating func observe(up: [NodeID: Bool], now: Int64) -> [NodeEvent] {
         observe(down: up.mapValues { $0 ? nil : now }, now: now)
@@ -151,7 +169,8 @@ public struct RepairPlanner: Sendable {
         var healthy = 0
         for location in segment.shards {
             let suspect = suspects.contains(ShardRef(objectId: objectId, segment: segment.index, shard: location.index, node: location.node))
-            guard let node = byID[location.node], !condemned.contains(location.node), !suspect else {
+            let gone = condemned.contains(location.node) || replaced.contains(location.node)
+            guard let node = byID[location.node], !gone, !suspect else {
                 lost.append(location.index)
                 lostNodes.append(location.node)
                 continue

@@ -36,6 +36,10 @@ public final class ShardStore: Sendable {
     public let path: String
     public let durability: Durability
     public let engine: ShardStoreEngine
+    /// Random, drawn when the store's database is created and kept with its records: a node
+    /// whose disk was replaced (or wiped) comes back with a new one, which tells the cluster
+    /// that none of the shards placed on it before are there any more.
+    public let incarnation: String
     private let database: RocksDatabase
     private let files: BodyFiles?
     /// Locks striped by key: a put and a conditional delete of one key do not interleave
@@ -68,6 +72,24 @@ public final class ShardStore: Sendable {
             throw ShardStoreError(error.code, "cannot open shard store at \(path): \(error.message)")
         }
         files = engine == .files ? try BodyFiles(root: path + "/bodies") : nil
+        incarnation = try Self.incarnation(of: database, durability: durability)
+    }
+
+    static let incarnationKey = Array("incarnation".utf8)
+
+    /// The database's incarnation, drawn (16 random bytes, hex) and stored on first open.
+    private static func incarnation(of database: RocksDatabase, durability: Durability) throws(ShardStoreError) -> String {
+        do {
+            if let stored = try database.get(incarnationKey) {
+                return stored.withUnsafeBytes { String(decoding: $0, as: UTF8.self) }
+            }
+            var generator = SystemRandomNumberGenerator()
+            let fresh = Hex.encode((0..<16).map { _ in UInt8.random(in: 0...255, using: &generator) })
+            try database.put(incarnationKey, Array(fresh.utf8), sync: durability == .synced)
+            return fresh
+        } catch {
+            throw ShardStoreError(error.code, "cannot read or record the store's incarnation: \(error.message)")
+        }
     }
 
     /// Records the engine on creation; refuses a store created with another.

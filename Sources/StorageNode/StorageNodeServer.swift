@@ -92,7 +92,8 @@ public final class StorageNodeServer: Sendable {
         let (bytes, shards) = usage.withLock { $0 }
         return NodeHealth(
             node: configuration.node, country: configuration.country, region: configuration.region,
-            capacityBytes: configuration.capacityBytes, usedBytes: bytes, shardCount: shards, status: "ok")
+            capacityBytes: configuration.capacityBytes, usedBytes: bytes, shardCount: shards, status: "ok",
+            incarnation: store.incarnation)
     }
 
     // MARK: - Handlers

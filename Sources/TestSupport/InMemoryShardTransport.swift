@@ -26,6 +26,8 @@ public final class InMemoryShardTransport: ShardTransport {
         public var down = false
         public var full = false
         public var delay: Duration = .zero
+        /// Counts wipes: the node's store incarnation is `<id>#<disk>`.
+        public var disk = 1
 
         var usedBytes: Int64 { shards.values.reduce(0) { $0 + Int64($1.body.count) } }
     }
@@ -34,6 +36,9 @@ public final class InMemoryShardTransport: ShardTransport {
         public var body: [UInt8]
         public var checksum: UInt32
         public var createdAt: Int64
+        /// Set by `corrupt`: the body no longer matches its checksum (what a CRC over the
+        /// body would tell, without computing one: the simulation asks after every step).
+        public var rotten = false
     }
 
     private let nodes: Mutex<[String: Node]>
@@ -59,8 +64,21 @@ public final class InMemoryShardTransport: ShardTransport {
     public func isUp(_ id: String) -> Bool { nodes.withLock { $0[base(of: id)].map { !$0.down } ?? false } }
     public func setFull(_ id: String, _ full: Bool) { nodes.withLock { $0[base(of: id)]?.full = full } }
     public func setDelay(_ id: String, _ delay: Duration) { nodes.withLock { $0[base(of: id)]?.delay = delay } }
-    /// Loses every shard of a node (a replaced disk).
-    public func wipe(_ id: String) { nodes.withLock { $0[base(of: id)]?.shards = [:] } }
+    /// Every node as it is now, by id (a copy: for checks that look at many shards at once).
+    public func snapshot() -> [String: Node] {
+        nodes.withLock { nodes in Dictionary(uniqueKeysWithValues: nodes.values.map { ($0.id, $0) }) }
+    }
+
+    /// The node's store incarnation, as its health reports it.
+    public func incarnation(_ id: String) -> String { nodes.withLock { $0[base(of: id)].map { "\($0.id)#\($0.disk)" } ?? "" } }
+
+    /// Loses every shard of a node (a replaced disk): it reports a new incarnation.
+    public func wipe(_ id: String) {
+        nodes.withLock { nodes in
+            nodes[base(of: id)]?.shards = [:]
+            nodes[base(of: id)]?.disk += 1
+        }
+    }
 
     /// Flips one byte of a stored shard's body; false when the node has no such shard.
     @discardableResult
@@ -68,6 +86,7 @@ public final class InMemoryShardTransport: ShardTransport {
         nodes.withLock { nodes in
             guard var shard = nodes[base(of: id)]?.shards[key], !shard.body.isEmpty else { return false }
             shard.body[offset % shard.body.count] ^= 0x5a
+            shard.rotten = true
             nodes[base(of: id)]?.shards[key] = shard
             return true
         }
@@ -138,7 +157,8 @@ public final class InMemoryShardTransport: ShardTransport {
         guard let node = nodes.withLock({ $0[base] }) else { throw NodeClientError(.unavailable, "\(base): no such node") }
         return NodeHealth(
             node: node.id, country: node.country, region: node.region, capacityBytes: node.capacityBytes,
-            usedBytes: node.usedBytes, shardCount: node.shards.count, status: "ok")
+            usedBytes: node.usedBytes, shardCount: node.shards.count, status: "ok",
+            incarnation: incarnation(node.id))
     }
 
     public func scrub(base: String, after: String?, limit: Int) async throws(NodeClientError) -> ScrubStep {

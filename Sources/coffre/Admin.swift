@@ -108,6 +108,9 @@ struct Admin: AsyncParsableCommand {
                 lines.append("repaired: \(status.segmentsRepaired) segments; failed: \(status.segmentsFailed); unrepairable now: \(status.segmentsUnrepairable); placement debt created: \(status.placementDebtCreated)")
                 if let healthy = status.mostAtRiskHealthyShards { lines.append("most at risk: a segment with \(healthy) healthy shards") }
                 lines.append("nodes down: \(status.downNodes.isEmpty ? "none" : status.downNodes.joined(separator: ", ")); lost (being rebuilt elsewhere): \(status.lostNodes.isEmpty ? "none" : status.lostNodes.joined(separator: ", "))")
+                if !status.replacedNodes.isEmpty {
+                    lines.append("nodes back with another store (old shards rebuilt elsewhere): \(status.replacedNodes.joined(separator: ", "))")
+                }
                 if let error = status.lastError { lines.append("last error: \(error)") }
                 return lines.joined(separator: "\n")
             }

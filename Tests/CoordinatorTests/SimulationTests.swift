@@ -24,17 +24,29 @@ import TestSupport
 /// After every step it checks that no acknowledged object has fewer than k healthy shards,
 /// that no shard a committed manifest references vanished from a node that kept its disk,
 /// that epochs only grow and that at most one coordinator holds a valid fence. A failure
-/// prints the seed; `COFFRE_TEST_SEED=N` replays its schedule of faults, its placement
-/// draws (a stream per decision) and its time. Not yet replayed exactly: the order in which
-/// concurrent shard reads and repairs finish (task groups on the shared executor), so two
-/// runs of one seed can end with different digests (printed at the end).
+/// prints the seed; `COFFRE_TEST_SEED=N` replays it exactly: the schedule of faults, the
+/// placement draws (a stream per decision) and time are the seed's, and every task of the
+/// run — the concurrent shard reads and writes, the repairs of several objects at once —
+/// runs on one `SerialTaskExecutor`, so they interleave in the same order every time. The
+/// replay test holds that to account: two runs of one seed must agree step by step.
 @Suite(.serialized, .timeLimit(.minutes(8))) struct SimulationTests {
     @Test func repairCollectionAndLeadershipUnderASeededScheduleOfFaults() async throws {
         let seed = SeededGenerator.seedFromEnvironment()
         print("[simulation] seed \(seed) (replay with COFFRE_TEST_SEED=\(seed))")
-        let outcome = try await Simulation(seed: seed).run(steps: 2000)
+        let outcome = try await Simulation.run(seed: seed, steps: 2000)
         print("[simulation] seed \(seed): \(outcome)")
         #expect(outcome.segmentsRepaired > 0 && outcome.shardsCollected > 0 && outcome.epoch > 3, "seed \(seed): the schedule exercised repair, collection and leader changes: \(outcome)")
+    }
+
+    @Test func aSeedReplaysTheSameRunStepByStep() async throws {
+        let seed = SeededGenerator.seedFromEnvironment() &+ 1
+        print("[simulation] replay seed \(seed)")
+        let first = try await Simulation.run(seed: seed, steps: 400, digestEveryStep: true)
+        let second = try await Simulation.run(seed: seed, steps: 400, digestEveryStep: true)
+        let diverged = zip(first.trace, second.trace).enumerated().first { $0.element.0 != $0.element.1 }
+        #expect(diverged == nil, "seed \(seed): the runs part at step \(diverged?.offset ?? -1): \(diverged.map { "\($0.element.0) vs \($0.element.1)" } ?? "")")
+        #expect(first == second, "seed \(seed): \(first) vs \(second)")
+        #expect(first.segmentsRepaired > 0, "seed \(seed): the replayed run repaired something: \(first)")
     }
 }
 
@@ -184,6 +196,8 @@ struct SimulationOutcome: Equatable, CustomStringConvertible {
     var epoch: Int64 = 0
     /// CRC-32C of every committed manifest and every node's keys, in order.
     var digest: UInt32 = 0
+    /// After each step: the metadata store's revision, and the counters so far.
+    var trace: [String] = []
 
     var description: String {
         "\(objects) objects, \(segmentsRepaired) segments repaired, \(shardsCollected) shards collected, "
@@ -192,6 +206,17 @@ struct SimulationOutcome: Equatable, CustomStringConvertible {
 }
 
 struct Simulation {
+    /// Builds and runs a simulation of `steps` on a serial executor of its own; with
+    /// `digestEveryStep`, the trace has a digest of every manifest and node after each step
+    /// (half the run's time: for the replay test).
+    static func run(seed: UInt64, steps: Int, digestEveryStep: Bool = false) async throws -> SimulationOutcome {
+        let executor = SerialTaskExecutor(name: "simulation")
+        defer { executor.shutdown() }
+        return try await withTaskExecutorPreference(executor) {
+            try await Simulation(seed: seed, executor: executor).run(steps: steps, digestEveryStep: digestEveryStep)
+        }
+    }
+
     let seed: UInt64
     let clock = SimClock()
     let decoded = ManifestCache()
@@ -203,7 +228,7 @@ struct Simulation {
     let downAfter: Int64 = 10_000
     let repairAfter: Int64 = 20_000
 
-    init(seed: UInt64) async throws {
+    init(seed: UInt64, executor: any TaskExecutor) async throws {
         self.seed = seed
         let clock = self.clock
         let transport = InMemoryShardTransport(clock: { clock.now })
@@ -228,7 +253,8 @@ struct Simulation {
             let topology = ClusterTopology(members: list, client: links, downAfter: .milliseconds(downAfter), clock: clock.work)
             let store = ObjectStore(
                 topology: topology, metadata: cut, policy: policy, segmentSize: 16 << 10, hedgeAfter: .seconds(3600),
-                collectorGrace: .seconds(60), placementRandom: RandomSource(seed: seed &+ UInt64(index)))
+                collectorGrace: .seconds(60), placementRandom: RandomSource(seed: seed &+ UInt64(index)),
+                executor: executor)
             let election = LeaderElection(coordinator: id, metadata: cut, ttlSeconds: 5, logger: logger, clock: clock.work)
             coordinators.append(SimCoordinator(
                 id: id, links: links, metadata: cut, topology: topology, store: store,
@@ -253,7 +279,7 @@ struct Simulation {
         var cutLinks: [(coordinator: Int, node: String, until: Int)] = []
     }
 
-    func run(steps: Int) async throws -> SimulationOutcome {
+    func run(steps: Int, digestEveryStep: Bool) async throws -> SimulationOutcome {
         var random = SeededGenerator(seed: seed)
         var objects: [String: [UInt8]] = [:]
         var faults = Faults()
@@ -272,7 +298,7 @@ struct Simulation {
                 let id = "o\(step)"
                 let bytes = random.bytes(Int.random(in: 1...40_000, using: &random))
                 if (try? await upload(bytes, id: id, via: via)) == true { objects[id] = bytes }
-            case 28..<32 where faults.down.count < 2:
+            case 28..<32 where try await nodesOut(faults) < 2:
                 let victim = members.map(\.id).filter { faults.down[$0] == nil }.randomElement(using: &random)!
                 transport.setDown(victim.value, true)
                 faults.down[victim] = clock.now
@@ -281,10 +307,9 @@ struct Simulation {
                     faults.wiped.insert(victim)
                 }
             case 32..<42 where !faults.down.isEmpty:
-                // A node that lost its disk comes back only once nothing is placed on it any
-                // more (a replaced disk joins empty); one that kept it may come back any time.
+                // A node that lost its disk comes back with a new store: the leader sees it,
+                // rebuilds what was placed there elsewhere, and trusts the new store later.
                 let back = faults.down.keys.sorted().randomElement(using: &random)!
-                if faults.wiped.contains(back), try await placesShards(on: back) { break }
                 transport.setDown(back.value, false)
                 faults.down[back] = nil
             case 42..<47 where !objects.isEmpty:
@@ -334,24 +359,23 @@ struct Simulation {
                 lastCollector[index] = (collector.shardsDeleted, collector.epoch)
             }
             try await checkInvariants(objects, faults, &epoch, context)
+            let state = digestEveryStep ? String(try await digest(), radix: 16) : "-"
+            outcome.trace.append("\(metadata.revision) \(state) \(objects.count) \(outcome.segmentsRepaired) \(outcome.shardsCollected) \(outcome.decisionsRefused)")
         }
 
-        // Every fault lifted: the cluster converges to full redundancy by itself.
-        // (A node that lost its disk still waits until nothing is placed on it: a node that
-        // came back empty under its old identity would hide its missing shards from repair.)
+        // Every fault lifted: the cluster converges to full redundancy by itself, and every
+        // node, wiped ones included, is trusted with its store again.
         heal(&faults, at: Int.max)
+        for node in faults.down.keys.sorted() { transport.setDown(node.value, false) }
+        faults.down = [:]
         var converged = false
         for _ in 0..<200 {
-            for node in faults.down.keys.sorted() {
-                if faults.wiped.contains(node), try await placesShards(on: node) { continue }
-                transport.setDown(node.value, false)
-                faults.down[node] = nil
-            }
             clock.advance(5_000)
             for coordinator in coordinators { await coordinator.round(repairFirst: false) }
             var whole = true
-            for id in objects.keys.sorted() where whole { whole = healthy(try await committed(id)).allSatisfy { $0 == 9 } }
-            if whole && faults.down.isEmpty {
+            let nodes = transport.snapshot()
+            for id in objects.keys.sorted() where whole { whole = healthy(try await committed(id), nodes).allSatisfy { $0 == 9 } }
+            if whole, try await trustsEveryStore() {
                 converged = true
                 break
             }
@@ -394,15 +418,16 @@ struct Simulation {
     }
 
     private func checkInvariants(_ objects: [String: [UInt8]], _ faults: Faults, _ epoch: inout Int64, _ context: String) async throws {
+        let nodes = transport.snapshot()
         for id in objects.keys.sorted() {
             let manifest = try await committed(id)
-            for (index, count) in healthy(manifest).enumerated() {
+            for (index, count) in healthy(manifest, nodes).enumerated() {
                 #expect(count >= 6, "\(context): \(id) segment \(index) has \(count) healthy shards")
             }
             for segment in manifest.segments {
                 for shard in segment.shards where faults.down[shard.node] == nil && !faults.wiped.contains(shard.node) {
                     let key = ObjectManifest.shardKey(object: id, segment: segment.index, shard: shard.index)
-                    #expect(transport.shard(shard.node.value, key: key) != nil, "\(context): referenced shard \(id)/\(segment.index)/\(shard.index) gone from \(shard.node)")
+                    #expect(nodes[shard.node.value]?.shards[key] != nil, "\(context): referenced shard \(id)/\(segment.index)/\(shard.index) gone from \(shard.node)")
                 }
             }
         }
@@ -416,13 +441,14 @@ struct Simulation {
     }
 
     /// Healthy shards per segment: on a node that is up, with the manifest's checksum.
-    func healthy(_ manifest: ObjectManifest) -> [Int] {
-        manifest.segments.map { segment in
+    func healthy(_ manifest: ObjectManifest, _ nodes: [String: InMemoryShardTransport.Node]? = nil) -> [Int] {
+        let nodes = nodes ?? transport.snapshot()
+        return manifest.segments.map { segment in
             Set(segment.shards.filter { shard in
-                guard transport.isUp(shard.node.value),
-                    let stored = transport.shard(shard.node.value, key: ObjectManifest.shardKey(object: manifest.id, segment: segment.index, shard: shard.index))
+                guard let node = nodes[shard.node.value], !node.down,
+                    let stored = node.shards[ObjectManifest.shardKey(object: manifest.id, segment: segment.index, shard: shard.index)]
                 else { return false }
-                return stored.checksum == shard.checksum && stored.body.withUnsafeBytes { CRC32C.checksum($0) } == shard.checksum
+                return stored.checksum == shard.checksum && !stored.rotten
             }.map(\.node)).count
         }
     }
@@ -437,8 +463,26 @@ struct Simulation {
         return manifest
     }
 
-    func placesShards(on node: NodeID) async throws -> Bool {
-        !(try await metadata.list(prefix: Keyspace.placements(node), after: nil, limit: 1)).isEmpty
+    /// Whether the leader recorded every node's current store as the one placements refer to.
+    func trustsEveryStore() async throws -> Bool {
+        for member in members where !(try await trusts(member)) { return false }
+        return true
+    }
+
+    func trusts(_ member: ClusterTopology.Member) async throws -> Bool {
+        let live = transport.incarnation(member.id.value)
+        return try await metadata.get(Keyspace.disk(member.id))?.value == Array(live.utf8)
+    }
+
+    /// Nodes whose shards are out of reach: down, or back with a new store the leader does
+    /// not trust yet (not all of its old shards rebuilt elsewhere). The schedule keeps this
+    /// under m = 3, within the policy.
+    func nodesOut(_ faults: Faults) async throws -> Int {
+        var out = faults.down.count
+        for member in members where faults.down[member.id] == nil && faults.wiped.contains(member.id) {
+            if !(try await trusts(member)) { out += 1 }
+        }
+        return out
     }
 
     /// Writes an object through one coordinator and commits it as an upload does (manifest,
@@ -448,8 +492,7 @@ struct Simulation {
         try await writer.append(ByteBuffer(bytes: bytes))
         let manifest = try await writer.finish()
         let guarded = try writer.commitGuard()
-        try await coordinator.metadata.applyInChunks(
-            Set(manifest.segments.flatMap { $0.shards.map(\.node) }).sorted().map { .put(Keyspace.placement($0, id), []) })
+        try await coordinator.metadata.applyInChunks(coordinator.store.placementEntries(id, on: manifest.segments.flatMap { $0.shards.map(\.node) }))
         return try await coordinator.metadata.commit(
             if: [.absent(Keyspace.manifest(id))] + guarded.conditions,
             then: [.put(Keyspace.manifest(id), Array(try JSONEncoder().encode(manifest)))] + guarded.mutations) != nil
@@ -468,11 +511,16 @@ struct Simulation {
         var after: String?
         repeat {
             let page = try await metadata.list(prefix: Keyspace.manifests, after: after, limit: Limits.metadataListPageMax)
-            for entry in page { bytes += Array(entry.key.utf8) + entry.value }
+            // Re-encoded with sorted keys: the encoder's key order differs from run to run.
+            let canonical = JSONEncoder()
+            canonical.outputFormatting = .sortedKeys
+            for entry in page {
+                bytes += Array(entry.key.utf8) + Array(try canonical.encode(try JSONDecoder().decode(ObjectManifest.self, from: Data(entry.value))))
+            }
             after = page.count == Limits.metadataListPageMax ? page.last?.key : nil
         } while after != nil
         for member in members {
-            for key in transport.keys(member.id.value).sorted(by: { $0.lexicographicallyPrecedes($1) }) { bytes += Array(member.id.value.utf8) + key }
+            for key in transport.keys(member.id.value) { bytes += Array(member.id.value.utf8) + key }
         }
         return bytes.withUnsafeBytes { CRC32C.checksum($0) }
     }

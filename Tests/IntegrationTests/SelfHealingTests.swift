@@ -48,6 +48,28 @@ func storedAndReferenced(_ client: CoffreClient, _ manifests: [ObjectManifest]) 
     return (stored, referenced)
 }
 
+/// A new account, signed in through `client`.
+func newAccount(_ client: CoffreClient, _ user: String) async throws -> Session {
+    _ = try await client.register(username: user, password: "pw for \(user)", parameters: .minimum)
+    return try await client.login(username: user, password: "pw for \(user)")
+}
+
+/// A healing cluster with an account signed in through the coordinator of `country`: what
+/// every test here starts from. The body gets the cluster, that client, the session and a
+/// scratch folder.
+func withHealingCluster(
+    _ name: String, gcGraceSeconds: Int = 30, via country: String, user: String,
+    _ body: (RunningCluster, CoffreClient, Session, String) async throws -> Void
+) async throws {
+    try await withTemporaryDirectory { folder in
+        let running = try await RunningCluster(folder: folder, topology: healingTopology(name, gcGraceSeconds: gcGraceSeconds))
+        await running.run { running in
+            let client = try running.client(via: country)
+            try await body(running, client, newAccount(client, user), folder)
+        }
+    }
+}
+
 /// Files uploaded through one client, to check after the faults.
 struct StoredFiles {
     var files: [(path: String, bytes: [UInt8])] = []
@@ -105,161 +127,174 @@ func fullyRedundant(_ manifests: [ObjectManifest], up: Set<String>, gone: Set<St
 
 @Suite(.serialized, .timeLimit(.minutes(6))) struct SelfHealingTests {
     @Test func aKilledNodesShardsAreRebuiltElsewhereWithNobodyActing() async throws {
-        try await withTemporaryDirectory { folder in
-            let running = try await RunningCluster(folder: folder, topology: healingTopology("heal-node"))
-            await running.run { running in
-                let fr = try running.client(via: "FR")
-                _ = try await fr.register(username: "carol", password: "pw for carol", parameters: .minimum)
-                let session = try await fr.login(username: "carol", password: "pw for carol")
-                var stored = StoredFiles()
-                try await stored.upload(fr, session, folder: folder, sizes: [9 << 20, 1 << 20, 100, 0], seed: 7, prefix: "before")
-                let victim = try #require(try await stored.manifests(fr, session).first?.segments.first?.shards.first?.node.value)
-                try running.cluster.kill9("node \(victim)")
-                let started = ContinuousClock.now
+        try await withHealingCluster("heal-node", via: "FR", user: "carol") { running, fr, session, folder in
+            var stored = StoredFiles()
+            try await stored.upload(fr, session, folder: folder, sizes: [9 << 20, 1 << 20, 100, 0], seed: 7, prefix: "before")
+            let victim = try #require(try await stored.manifests(fr, session).first?.segments.first?.shards.first?.node.value)
+            try running.cluster.kill9("node \(victim)")
+            let started = ContinuousClock.now
 
-                // Writes go on during the outage (to other nodes) and are healed with the rest.
-                let nz = try running.client(via: "NZ")
-                try await stored.upload(nz, session, folder: folder, sizes: [3 << 20], seed: 8, prefix: "during")
+            // Writes go on during the outage (to other nodes) and are healed with the rest.
+            let nz = try running.client(via: "NZ")
+            try await stored.upload(nz, session, folder: folder, sizes: [3 << 20], seed: 8, prefix: "during")
 
-                let up = Set(try await fr.adminStatus().nodes.filter { $0.id != victim }.map(\.id))
-                try await awaitCondition("every segment has 9 shards on up nodes", seconds: 90) {
-                    fullyRedundant(try await stored.manifests(fr, session), up: up, gone: [victim])
-                }
-                print("[self-healing] node \(victim) killed; full redundancy after \(ContinuousClock.now - started)")
-                let status = try await nz.adminRepairStatus()
-                #expect(status.leader != nil)
-                #expect(status.segmentsRepaired > 0)
-                #expect(status.lostNodes.contains(victim), "\(status)")
-                try await awaitCondition("the repair queue drains", seconds: 30) { try await nz.adminRepairStatus().queuedSegments == 0 }
-                try await stored.verify(try running.client(via: "CH"), session, folder: folder)
+            let up = Set(try await fr.adminStatus().nodes.filter { $0.id != victim }.map(\.id))
+            try await awaitCondition("every segment has 9 shards on up nodes", seconds: 90) {
+                fullyRedundant(try await stored.manifests(fr, session), up: up, gone: [victim])
             }
+            print("[self-healing] node \(victim) killed; full redundancy after \(ContinuousClock.now - started)")
+            let status = try await nz.adminRepairStatus()
+            #expect(status.leader != nil)
+            #expect(status.segmentsRepaired > 0)
+            #expect(status.lostNodes.contains(victim), "\(status)")
+            try await awaitCondition("the repair queue drains", seconds: 30) { try await nz.adminRepairStatus().queuedSegments == 0 }
+            try await stored.verify(try running.client(via: "CH"), session, folder: folder)
+        }
+    }
+
+    @Test func aNodeBackWithAWipedDiskHasItsShardsRebuiltThenTakesNewOnes() async throws {
+        try await withHealingCluster("heal-wipe", gcGraceSeconds: 10, via: "CH", user: "gina") { running, ch, session, folder in
+            var stored = StoredFiles()
+            try await stored.upload(ch, session, folder: folder, sizes: [6 << 20, 300_000], seed: 21, prefix: "before")
+            let victim = try #require(try await stored.manifests(ch, session).first?.segments.first?.shards.first?.node.value)
+            // The disk is replaced: the node comes back at once, empty, under its name,
+            // before anyone finds it down. Only its store's incarnation tells.
+            try running.cluster.kill9("node \(victim)")
+            try FileManager.default.removeItem(atPath: running.cluster.folder + "/data/" + victim)
+            try await running.cluster.start(["node \(victim)"])
+            let started = ContinuousClock.now
+            try await awaitCondition("no manifest places a shard on the wiped node", seconds: 90) {
+                try await stored.manifests(ch, session).allSatisfy { manifest in
+                    manifest.segments.allSatisfy { !$0.shards.contains { $0.node.value == victim } }
+                }
+            }
+            print("[self-healing] node \(victim) back with an empty disk; its shards rebuilt elsewhere after \(ContinuousClock.now - started)")
+            let up = Set(try await ch.adminStatus().nodes.filter(\.up).map(\.id))
+            #expect(up.contains(victim))
+            #expect(try await ch.adminRepairStatus().segmentsRepaired > 0)
+            #expect(fullyRedundant(try await stored.manifests(ch, session), up: up, gone: [victim]))
+            try await stored.verify(try running.client(via: "DE"), session, folder: folder)
+
+            // After the collector's grace, with nothing placed on its old store, the node
+            // is trusted again and new shards go there.
+            var round: UInt64 = 0
+            try await awaitCondition("the node takes new shards again", seconds: 90) {
+                round += 1
+                try await stored.upload(ch, session, folder: folder, sizes: [1 << 20], seed: 100 + round, prefix: "after-\(round)")
+                let after = try #require(try await stored.manifests(ch, session).last)
+                return after.segments.contains { $0.shards.contains { $0.node.value == victim } }
+            }
+            #expect(try await ch.adminRepairStatus().replacedNodes.isEmpty)
+            try await stored.verify(try running.client(via: "NZ"), session, folder: folder)
         }
     }
 
     @Test func aKilledCountryIsRebuiltInTheOthers() async throws {
-        try await withTemporaryDirectory { folder in
-            let running = try await RunningCluster(folder: folder, topology: healingTopology("heal-country", gcGraceSeconds: 10))
-            await running.run { running in
-                let de = try running.client(via: "DE")
-                _ = try await de.register(username: "dave", password: "pw for dave", parameters: .minimum)
-                let session = try await de.login(username: "dave", password: "pw for dave")
-                var stored = StoredFiles()
-                try await stored.upload(de, session, folder: folder, sizes: [7 << 20, 200_000, 1], seed: 9, prefix: "before")
-                // France goes: its coordinator, its etcd member and its three nodes.
-                for name in ["coordinator FR", "etcd FR", "node fr-1", "node fr-2", "node fr-3"] { try running.cluster.kill9(name) }
-                let started = ContinuousClock.now
-                try await stored.upload(de, session, folder: folder, sizes: [2 << 20], seed: 10, prefix: "during")
-                let france: Set = ["fr-1", "fr-2", "fr-3"]
-                let up = Set(try await de.adminStatus().nodes.map(\.id)).subtracting(france)
-                try await awaitCondition("every segment has 9 shards in the three countries left", seconds: 120) {
-                    fullyRedundant(try await stored.manifests(de, session), up: up, gone: france)
-                }
-                print("[self-healing] France killed; full redundancy after \(ContinuousClock.now - started)")
-                // Nine nodes in three countries: three shards in each, within the rule.
-                for manifest in try await stored.manifests(de, session) {
-                    for segment in manifest.segments {
-                        let perCountry = Dictionary(grouping: segment.shards, by: { $0.node.value.prefix(2) }).mapValues(\.count)
-                        #expect(perCountry.values.allSatisfy { $0 <= 3 } && !segment.placementDebt, "\(perCountry)")
-                    }
-                }
-                try await stored.verify(try running.client(via: "NZ"), session, folder: folder)
-                try await awaitCondition("France is evacuated", seconds: 30) {
-                    try await de.adminCountries().countries.first { $0.country == "FR" }?.state == "evacuated"
-                }
-                let others = try await de.adminCountries().countries.filter { $0.country != "FR" }
-                #expect(others.allSatisfy { $0.state == "up" && $0.nodesDown == 0 }, "\(others)")
-
-                // France comes back at the same addresses: its stale shards are garbage now.
-                try await running.cluster.start(try running.cluster.names(.country("FR")))
-                try await awaitCondition("France's nodes are up again", seconds: 60) {
-                    try await de.adminStatus().nodes.filter(\.up).count == 12
-                }
-                let manifests = try await stored.manifests(de, session)
-                try await awaitCondition("the collector leaves only referenced shards", seconds: 90) {
-                    let (held, referenced) = try await storedAndReferenced(de, manifests)
-                    return held == referenced
-                }
-                #expect(try await de.adminCollectorStatus().shardsDeleted > 0)
-                try await awaitCondition("France is up again", seconds: 30) {
-                    try await de.adminCountries().countries.first { $0.country == "FR" }?.state == "up"
-                }
-                try await stored.verify(try running.client(via: "FR"), session, folder: folder)
+        try await withHealingCluster("heal-country", gcGraceSeconds: 10, via: "DE", user: "dave") { running, de, session, folder in
+            var stored = StoredFiles()
+            try await stored.upload(de, session, folder: folder, sizes: [7 << 20, 200_000, 1], seed: 9, prefix: "before")
+            // France goes: its coordinator, its etcd member and its three nodes.
+            for name in ["coordinator FR", "etcd FR", "node fr-1", "node fr-2", "node fr-3"] { try running.cluster.kill9(name) }
+            let started = ContinuousClock.now
+            try await stored.upload(de, session, folder: folder, sizes: [2 << 20], seed: 10, prefix: "during")
+            let france: Set = ["fr-1", "fr-2", "fr-3"]
+            let up = Set(try await de.adminStatus().nodes.map(\.id)).subtracting(france)
+            try await awaitCondition("every segment has 9 shards in the three countries left", seconds: 120) {
+                fullyRedundant(try await stored.manifests(de, session), up: up, gone: france)
             }
+            print("[self-healing] France killed; full redundancy after \(ContinuousClock.now - started)")
+            // Nine nodes in three countries: three shards in each, within the rule.
+            for manifest in try await stored.manifests(de, session) {
+                for segment in manifest.segments {
+                    let perCountry = Dictionary(grouping: segment.shards, by: { $0.node.value.prefix(2) }).mapValues(\.count)
+                    #expect(perCountry.values.allSatisfy { $0 <= 3 } && !segment.placementDebt, "\(perCountry)")
+                }
+            }
+            try await stored.verify(try running.client(via: "NZ"), session, folder: folder)
+            try await awaitCondition("France is evacuated", seconds: 30) {
+                try await de.adminCountries().countries.first { $0.country == "FR" }?.state == "evacuated"
+            }
+            let others = try await de.adminCountries().countries.filter { $0.country != "FR" }
+            #expect(others.allSatisfy { $0.state == "up" && $0.nodesDown == 0 }, "\(others)")
+
+            // France comes back at the same addresses: its stale shards are garbage now.
+            try await running.cluster.start(try running.cluster.names(.country("FR")))
+            try await awaitCondition("France's nodes are up again", seconds: 60) {
+                try await de.adminStatus().nodes.filter(\.up).count == 12
+            }
+            let manifests = try await stored.manifests(de, session)
+            try await awaitCondition("the collector leaves only referenced shards", seconds: 90) {
+                let (held, referenced) = try await storedAndReferenced(de, manifests)
+                return held == referenced
+            }
+            #expect(try await de.adminCollectorStatus().shardsDeleted > 0)
+            try await awaitCondition("France is up again", seconds: 30) {
+                try await de.adminCountries().countries.first { $0.country == "FR" }?.state == "up"
+            }
+            try await stored.verify(try running.client(via: "FR"), session, folder: folder)
         }
     }
 
     @Test func aCoordinatorKilledMidUploadLeavesNothingVisibleAndItsShardsAreCollected() async throws {
-        try await withTemporaryDirectory { folder in
-            let running = try await RunningCluster(folder: folder, topology: healingTopology("heal-upload", gcGraceSeconds: 10))
-            await running.run { running in
-                let ch = try running.client(via: "CH")
-                _ = try await ch.register(username: "erin", password: "pw for erin", parameters: .minimum)
-                let session = try await ch.login(username: "erin", password: "pw for erin")
-                var stored = StoredFiles()
-                try await stored.upload(ch, session, folder: folder, sizes: [3 << 20], seed: 11, prefix: "kept")
-                let big = SeededGenerator(seed: 12).bytesOnce(96 << 20)
-                try Data(big).write(to: URL(fileURLWithPath: folder + "/big"))
-                let fr = try running.client(via: "FR")
-                let upload = Task { try await fr.upload(folder + "/big", to: "/big", session) }
-                let baseline = try await ch.adminStatus().nodes.reduce(0) { $0 + $1.usedBytes }
-                try await awaitCondition("the upload has put shards on nodes", seconds: 60) {
-                    try await ch.adminStatus().nodes.reduce(0) { $0 + $1.usedBytes } > baseline + (8 << 20)
-                }
-                try running.cluster.kill9("coordinator FR")
-                await #expect(throws: (any Error).self) { _ = try await upload.value }
-                #expect(try await ch.list("/", session).map(\.name).sorted() == ["kept-0"], "nothing unacknowledged is visible")
-                let manifests = try await stored.manifests(ch, session)
-                try await awaitCondition("the dead upload's shards are collected", seconds: 90) {
-                    let (held, referenced) = try await storedAndReferenced(ch, manifests)
-                    return held == referenced
-                }
-                #expect(try await ch.adminCollectorStatus().shardsDeleted > 0)
-                try await stored.verify(ch, session, folder: folder)
+        try await withHealingCluster("heal-upload", gcGraceSeconds: 10, via: "CH", user: "erin") { running, ch, session, folder in
+            var stored = StoredFiles()
+            try await stored.upload(ch, session, folder: folder, sizes: [3 << 20], seed: 11, prefix: "kept")
+            let big = SeededGenerator(seed: 12).bytesOnce(96 << 20)
+            try Data(big).write(to: URL(fileURLWithPath: folder + "/big"))
+            let fr = try running.client(via: "FR")
+            let upload = Task { try await fr.upload(folder + "/big", to: "/big", session) }
+            let baseline = try await ch.adminStatus().nodes.reduce(0) { $0 + $1.usedBytes }
+            try await awaitCondition("the upload has put shards on nodes", seconds: 60) {
+                try await ch.adminStatus().nodes.reduce(0) { $0 + $1.usedBytes } > baseline + (8 << 20)
             }
+            try running.cluster.kill9("coordinator FR")
+            await #expect(throws: (any Error).self) { _ = try await upload.value }
+            #expect(try await ch.list("/", session).map(\.name).sorted() == ["kept-0"], "nothing unacknowledged is visible")
+            let manifests = try await stored.manifests(ch, session)
+            try await awaitCondition("the dead upload's shards are collected", seconds: 90) {
+                let (held, referenced) = try await storedAndReferenced(ch, manifests)
+                return held == referenced
+            }
+            #expect(try await ch.adminCollectorStatus().shardsDeleted > 0)
+            try await stored.verify(ch, session, folder: folder)
         }
     }
 
     @Test func bytesFlippedOnDiskAreCaughtByReadsAndScrubAndRebuilt() async throws {
-        try await withTemporaryDirectory { folder in
-            let running = try await RunningCluster(folder: folder, topology: healingTopology("heal-rot"))
-            await running.run { running in
-                let nz = try running.client(via: "NZ")
-                _ = try await nz.register(username: "frank", password: "pw for frank", parameters: .minimum)
-                let session = try await nz.login(username: "frank", password: "pw for frank")
-                var stored = StoredFiles()
-                try await stored.upload(nz, session, folder: folder, sizes: [5 << 20], seed: 13, prefix: "rot")
-                let manifest = try #require(try await stored.manifests(nz, session).first)
-                let segment = manifest.segments[0]
-                // A data shard (every read asks for it) and a parity shard (no read needs it):
-                // one byte flipped in each body file, on disk, behind Coffre's back.
-                let read = segment.shards[1]
-                let parity = segment.shards[7]
-                for location in [read, parity] {
-                    let key = Hex.encode(ObjectManifest.shardKey(object: manifest.id, segment: 0, shard: location.index))
-                    let bodies = running.cluster.folder + "/data/\(location.node)/bodies"
-                    let file = try #require(FileManager.default.subpaths(atPath: bodies)?.first { $0.hasSuffix("/" + key) })
-                    let handle = try FileHandle(forUpdating: URL(fileURLWithPath: bodies + "/" + file))
-                    try handle.seek(toOffset: 1000)
-                    let byte = try #require(try handle.read(upToCount: 1)).first!
-                    try handle.seek(toOffset: 1000)
-                    try handle.write(contentsOf: [byte ^ 0x40])
-                    try handle.close()
-                }
-                // Reads stay right (parity stands in) and report the data shard.
-                try await stored.verify(try running.client(via: "DE"), session, folder: folder)
-                // The scrub of the parity shard's node finds the other.
-                let report = try await nz.adminScrub(node: parity.node.value, wait: true)
-                #expect(report.corrupt.count >= 1, "\(report)")
-                if report.suspectsRecorded == 0 {
-                    // The background schedule got there first and repair already moved it.
-                    #expect(try await stored.manifests(nz, session)[0].segments[0].shards[7].node != parity.node, "\(report)")
-                }
-                try await awaitCondition("both damaged shards are rebuilt elsewhere", seconds: 60) {
-                    let now = try await stored.manifests(nz, session)[0].segments[0]
-                    return now.shards[1].node != read.node && now.shards[7].node != parity.node
-                }
-                try await stored.verify(try running.client(via: "CH"), session, folder: folder)
+        try await withHealingCluster("heal-rot", via: "NZ", user: "frank") { running, nz, session, folder in
+            var stored = StoredFiles()
+            try await stored.upload(nz, session, folder: folder, sizes: [5 << 20], seed: 13, prefix: "rot")
+            let manifest = try #require(try await stored.manifests(nz, session).first)
+            let segment = manifest.segments[0]
+            // A data shard (every read asks for it) and a parity shard (no read needs it):
+            // one byte flipped in each body file, on disk, behind Coffre's back.
+            let read = segment.shards[1]
+            let parity = segment.shards[7]
+            for location in [read, parity] {
+                let key = Hex.encode(ObjectManifest.shardKey(object: manifest.id, segment: 0, shard: location.index))
+                let bodies = running.cluster.folder + "/data/\(location.node)/bodies"
+                let file = try #require(FileManager.default.subpaths(atPath: bodies)?.first { $0.hasSuffix("/" + key) })
+                let handle = try FileHandle(forUpdating: URL(fileURLWithPath: bodies + "/" + file))
+                try handle.seek(toOffset: 1000)
+                let byte = try #require(try handle.read(upToCount: 1)).first!
+                try handle.seek(toOffset: 1000)
+                try handle.write(contentsOf: [byte ^ 0x40])
+                try handle.close()
             }
+            // Reads stay right (parity stands in) and report the data shard.
+            try await stored.verify(try running.client(via: "DE"), session, folder: folder)
+            // The scrub of the parity shard's node finds the other.
+            let report = try await nz.adminScrub(node: parity.node.value, wait: true)
+            #expect(report.corrupt.count >= 1, "\(report)")
+            if report.suspectsRecorded == 0 {
+                // The background schedule got there first and repair already moved it.
+                #expect(try await stored.manifests(nz, session)[0].segments[0].shards[7].node != parity.node, "\(report)")
+            }
+            try await awaitCondition("both damaged shards are rebuilt elsewhere", seconds: 60) {
+                let now = try await stored.manifests(nz, session)[0].segments[0]
+                return now.shards[1].node != read.node && now.shards[7].node != parity.node
+            }
+            try await stored.verify(try running.client(via: "CH"), session, folder: folder)
         }
     }
 }
@@ -271,8 +306,7 @@ func fullyRedundant(_ manifests: [ObjectManifest], up: Set<String>, gone: Set<St
     /// files, the victim and the leader's status then.
     func repairUnderWay(_ running: RunningCluster, _ folder: String, user: String) async throws -> (StoredFiles, Session, String, RepairStatus) {
         let client = try running.client(via: "NZ")
-        _ = try await client.register(username: user, password: "pw for \(user)", parameters: .minimum)
-        let session = try await client.login(username: user, password: "pw for \(user)")
+        let session = try await newAccount(client, user)
         var stored = StoredFiles()
         // Enough segments (26 of 2 MiB) that the lost node's share takes several rounds of
         // eight: the leader is stopped with work left.
@@ -360,8 +394,7 @@ func fullyRedundant(_ manifests: [ObjectManifest], up: Set<String>, gone: Set<St
                 }
                 // New data goes there too (the emptiest node is the likeliest choice).
                 let client = try running.client(via: "DE")
-                _ = try await client.register(username: "iris", password: "pw for iris", parameters: .minimum)
-                let session = try await client.login(username: "iris", password: "pw for iris")
+                let session = try await newAccount(client, "iris")
                 var stored = StoredFiles()
                 try await stored.upload(client, session, folder: folder, sizes: [8 << 20, 8 << 20], seed: 19, prefix: "new")
                 let placed = try await stored.manifests(client, session).flatMap { $0.segments.flatMap { $0.shards.map(\.node.value) } }

@@ -31,6 +31,23 @@ func placedSegment(index: Int, policy: PlacementPolicy, nodes: [NodeDescriptor],
         #expect(planner.condemned.isEmpty && planner.downSince.isEmpty)
     }
 
+    @Test func aNodeBackWithAnotherStoreLosesItsShardsThoughItIsUp() throws {
+        var random = SeededGenerator(seed: 6)
+        let segment = try placedSegment(index: 0, policy: policy(6, 3), nodes: nodes, random: &random)
+        var planner = RepairPlanner(policy: policy(6, 3), repairAfter: 60_000, epoch: 2)
+        let wiped = segment.shards[3].node
+        let up = Dictionary(uniqueKeysWithValues: nodes.map { ($0.id, true) })
+        #expect(planner.observe(up: up, now: 0).isEmpty)
+        #expect(planner.plan(objectId: "o", policy: policy(6, 3).erasure, segment: segment, nodes: nodes, suspects: []) == nil)
+        #expect(planner.observe(replaced: [wiped]) == [.replaced(wiped)])
+        #expect(planner.observe(replaced: [wiped]).isEmpty)
+        #expect(planner.lost == [wiped] && planner.condemned.isEmpty)
+        let directive = try #require(planner.plan(objectId: "o", policy: policy(6, 3).erasure, segment: segment, nodes: nodes, suspects: []))
+        #expect(directive.lost == [3] && directive.lostNodes == [wiped] && directive.healthy == 8)
+        #expect(planner.observe(replaced: []) == [.rejoined(wiped)])
+        #expect(planner.plan(objectId: "o", policy: policy(6, 3).erasure, segment: segment, nodes: nodes, suspects: []) == nil)
+    }
+
     @Test func onlyShardsOnLostNodesOrSuspectAreRebuilt() throws {
         var random = SeededGenerator(seed: 5)
         let segment = try placedSegment(index: 0, policy: policy(6, 3), nodes: nodes, random: &random)

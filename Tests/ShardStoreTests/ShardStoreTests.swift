@@ -73,6 +73,16 @@ func bodyFiles(_ path: String, _ engine: ShardStoreEngine) -> [(path: String, si
         }
     }
 
+    @Test func anIncarnationIsKeptAcrossReopeningAndNewForAWipedStore() async throws {
+        try await withTemporaryDirectory { path in
+            let first = try ShardStore(path: path + "/node").incarnation
+            #expect(first.count == 32 && Hex.decode(first) != nil)
+            #expect(try ShardStore(path: path + "/node").incarnation == first)
+            try FileManager.default.removeItem(atPath: path + "/node")
+            #expect(try ShardStore(path: path + "/node").incarnation != first)
+        }
+    }
+
     @Test func refusesBadKeys() {
         #expect(throws: ShardStoreError.self) { try ShardKey([]) }
         #expect(throws: ShardStoreError.self) { try ShardKey([UInt8](repeating: 1, count: Limits.shardKeySizeMax + 1)) }
