@@ -113,6 +113,14 @@ public final class ClusterTopology: Sendable {
         observations.withLock { $0[id]?.lastSeen = nil }
     }
 
+    /// Marks a node as out of space now (it refused a write as full): placement passes it
+    /// over until its next health answer says otherwise.
+    public func reportFull(_ id: NodeID) {
+        observations.withLock { observations in
+            if let capacity = observations[id]?.capacityBytes { observations[id]?.usedBytes = capacity }
+        }
+    }
+
     /// Whether a node answered within `downAfter` and has not failed since.
     public func isUp(_ id: NodeID) -> Bool {
         let now = clock.monotonic()

@@ -33,10 +33,9 @@ public final class GarbageCollector: Service, Sendable {
 
     struct State {
         var epoch: Int64?
-        var nodeIndex = 0
-        var cursor: String?
+        var walk = NodeWalk()
         var status: CollectorStatus
-        var lastPublished: Duration?
+        var published = PublishThrottle()
     }
 
     let objects: ObjectStore
@@ -77,12 +76,12 @@ public final class GarbageCollector: Service, Sendable {
                 state = State(epoch: term.epoch, status: CollectorStatus(
                     leader: term.coordinator, epoch: term.epoch, graceSeconds: settings.grace.components.seconds, updatedAt: 0))
             }
-            let member = members[state.nodeIndex % members.count]
+            let member = state.walk.current(of: members)
             state.status.currentNode = member.id.value
-            return (member, state.cursor)
+            return (member, state.walk.cursor)
         }
         guard objects.topology.isUp(member.id) else {
-            advance(members.count)
+            walk { $0.skip(members: members.count) }
             return false
         }
         do {
@@ -92,24 +91,19 @@ public final class GarbageCollector: Service, Sendable {
                 try await collect(shard, on: member, now: now, manifests: &manifests)
             }
             state.withLock { $0.status.shardsScanned += Int64(page.shards.count) }
-            if let next = page.next {
-                state.withLock { $0.cursor = next }
-            } else {
-                advance(members.count)
-            }
+            walk { $0.paged(next: page.next, members: members.count) }
         } catch {
             state.withLock { $0.status.lastError = "\(member.id): \(error)" }
-            advance(members.count)
+            walk { $0.skip(members: members.count) }
         }
         await publish(term)
         return true
     }
 
-    private func advance(_ count: Int) {
+    private func walk(_ move: (inout NodeWalk) -> Void) {
         state.withLock { state in
-            state.cursor = nil
-            state.nodeIndex += 1
-            if state.nodeIndex % count == 0 { state.status.passesCompleted += 1 }
+            move(&state.walk)
+            state.status.passesCompleted = state.walk.passesCompleted
         }
     }
 
@@ -165,13 +159,12 @@ public final class GarbageCollector: Service, Sendable {
     private func publish(_ term: LeaderTerm) async {
         let now = objects.clock.monotonic()
         let status: CollectorStatus? = state.withLock { state in
-            if let last = state.lastPublished, now - last < .seconds(1) { return nil }
-            state.lastPublished = now
+            guard state.published.take(now: now) else { return nil }
             state.status.updatedAt = objects.clock.wallMillis()
             return state.status
         }
         guard let status else { return }
-        _ = try? await metadata.commit(if: [term.fence], then: [.put(Keyspace.collectorStatus, Array(try! JSONEncoder().encode(status)))])
+        _ = try? await metadata.commit(if: [term.fence], then: [.putJSON(Keyspace.collectorStatus, status)])
     }
 }
 

@@ -120,8 +120,9 @@ extension ObjectStore {
 
     /// Writes `bodies` (shard number -> body) to nodes chosen under the placement policy,
     /// keeping `fixed` (the segment's other shards: shard number -> node) where they are and
-    /// never using a node in `avoiding`. A shard whose write fails goes to an alternate, at
-    /// most `Limits.shardWriteAttemptsMax` tries.
+    /// never using a node in `avoiding`. A shard whose write fails goes to an alternate: at
+    /// most `Limits.shardWriteAttemptsMax` rounds with failures, not counting rounds where
+    /// every failure was a full node (it answers at once, and is asked no more).
     ///
     /// - Returns: the node of every shard written, and whether the segment's placement (with
     ///   `fixed`) breaks the country rule (placement debt).
@@ -135,7 +136,8 @@ extension ObjectStore {
         var written: [Int: NodeID] = [:]
         var pending = bodies.keys.sorted()
         var failures: [String] = []
-        for attempt in 1...Limits.shardWriteAttemptsMax {
+        var attempts = 0
+        while !pending.isEmpty, attempts < Limits.shardWriteAttemptsMax {
             let placement = try PlacementPlanner.complete(
                 policy: policy, nodes: topology.placementDescriptors(), fixed: kept.merging(written) { a, _ in a },
                 shardBytes: Int64(shardLength), avoiding: avoid, using: &random)
@@ -143,11 +145,17 @@ extension ObjectStore {
                 objectId: objectId, segment: segment, targets: pending.map { ($0, placement.nodes[$0]) }, bodies: bodies,
                 checksums: checksums)
             var failed: [Int] = []
+            var onlyFull = true
             for shard in pending {
                 let node = placement.nodes[shard]
                 if let error = results[shard] {
                     avoid.insert(node)
-                    topology.reportFailure(node)
+                    if error.code == .nodeFull {
+                        topology.reportFull(node)
+                    } else {
+                        topology.reportFailure(node)
+                        onlyFull = false
+                    }
                     failures.append("shard \(shard) on \(node): \(error)")
                     failed.append(shard)
                 } else {
@@ -155,7 +163,7 @@ extension ObjectStore {
                 }
             }
             pending = failed
-            if pending.isEmpty || attempt == Limits.shardWriteAttemptsMax { break }
+            if !onlyFull { attempts += 1 }
         }
         guard pending.isEmpty else {
             throw CoordinatorError(
@@ -173,22 +181,22 @@ extension ObjectStore {
     /// Writes shards in parallel; returns each failed shard's error (absent: written).
     private func putShards(
         objectId: String, segment: Int, targets: [(Int, NodeID)], bodies: [Int: ByteBuffer], checksums: [Int: UInt32]
-    ) async -> [Int: String] {
-        await withTaskGroup(of: (Int, String?).self) { group in
+    ) async -> [Int: NodeClientError] {
+        await withTaskGroup(of: (Int, NodeClientError?).self) { group in
             for (shard, node) in targets {
                 group.addTask { [nodes, topology] in
-                    guard let member = topology.member(node) else { return (shard, "unknown node") }
-                    do {
+                    guard let member = topology.member(node) else { return (shard, NodeClientError(.notFound, "unknown node")) }
+                    do throws(NodeClientError) {
                         try await nodes.put(
                             base: member.url, key: ObjectManifest.shardKey(object: objectId, segment: segment, shard: shard),
                             body: bodies[shard]!, checksum: checksums[shard]!)
                         return (shard, nil)
                     } catch {
-                        return (shard, "\(error)")
+                        return (shard, error)
                     }
                 }
             }
-            var results: [Int: String] = [:]
+            var results: [Int: NodeClientError] = [:]
             for await (shard, error) in group { if let error { results[shard] = error } }
             return results
         }

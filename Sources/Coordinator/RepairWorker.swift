@@ -59,7 +59,7 @@ public final class RepairWorker: Service, Sendable {
         var rescanNeeded = false
         /// Segments being repaired now (counted as queued in the status).
         var inFlight: [RepairDirective] = []
-        var lastPublished: Duration?
+        var published = PublishThrottle()
         var countries: CountryStates
         var countryCounts: [Country: (up: Int, total: Int)] = [:]
         /// Nodes answering with a store other than the one placements refer to, and since
@@ -487,19 +487,12 @@ public final class RepairWorker: Service, Sendable {
         let now = clock.monotonic()
         let (nanos, wall) = (nanoseconds, clock.wallMillis())
         let status: RepairStatus? = state.withLock { state in
-            if !force, let last = state.lastPublished, now - last < .seconds(1) { return nil }
-            if force, let last = state.lastPublished, now - last < .milliseconds(250) { return nil }
-            state.lastPublished = now
+            guard state.published.take(now: now, interval: force ? .milliseconds(250) : .seconds(1)) else { return nil }
             Self.refresh(&state, now: nanos, wall: wall)
             return state.status
         }
         guard let status else { return }
         let countries = CountryList(leader: term.coordinator, countries: countryReports())
-        _ = try? await metadata.commit(
-            if: [term.fence],
-            then: [
-                .put(Keyspace.repairStatus, Array(try! JSONEncoder().encode(status))),
-                .put(Keyspace.countryStates, Array(try! JSONEncoder().encode(countries))),
-            ])
+        _ = try? await metadata.commit(if: [term.fence], then: [.putJSON(Keyspace.repairStatus, status), .putJSON(Keyspace.countryStates, countries)])
     }
 }

@@ -61,11 +61,10 @@ public final class ScrubScheduler: Service, Sendable {
 
     struct State {
         var epoch: Int64?
-        var nodeIndex = 0
-        var cursor: String?
+        var walk = NodeWalk()
         var pacer: Pacer
         var status: ScrubStatus
-        var lastPublished: Duration?
+        var published = PublishThrottle()
     }
 
     let objects: ObjectStore
@@ -97,18 +96,15 @@ public final class ScrubScheduler: Service, Sendable {
         guard let term = election.current, settings.budgetBytesPerSecond > 0 else { return .seconds(1) }
         let members = objects.topology.members
         guard !members.isEmpty else { return .seconds(1) }
-        let requested = state.withLock { $0.cursor == nil } ? await takeRequest() : nil
+        // An operator's request is taken between nodes: that node goes next.
+        let requested = state.withLock { $0.walk.cursor == nil } ? await takeRequest() : nil
         let (member, cursor) = state.withLock { state -> (ClusterTopology.Member, String?) in
             if state.epoch != term.epoch {
                 state = State(epoch: term.epoch, pacer: state.pacer, status: ScrubStatus(leader: term.coordinator, epoch: term.epoch))
             }
-            if let requested, let index = members.firstIndex(where: { $0.id == requested }) {
-                // An operator asked for this node: it goes next, then the round goes on from there.
-                state.nodeIndex = state.nodeIndex - state.nodeIndex % members.count + index
-            }
-            let member = members[state.nodeIndex % members.count]
+            let member = state.walk.current(of: members, requested: requested)
             state.status.currentNode = member.id.value
-            return (member, state.cursor)
+            return (member, state.walk.cursor)
         }
         var wait = Duration.milliseconds(50)
         if objects.topology.isUp(member.id) {
@@ -120,20 +116,19 @@ public final class ScrubScheduler: Service, Sendable {
                     state.status.bytesVerified += Int64(step.bytesVerified)
                     state.status.corruptFound += Int64(step.corrupt.count)
                     state.status.suspectsRecorded += Int64(suspects)
-                    state.cursor = step.next
                     return state.pacer.spend(Int64(step.bytesVerified), now: spentAt)
                 }
                 wait = .nanoseconds(max(nanos, 50_000_000))
                 if !step.corrupt.isEmpty {
                     logger.warning("scrub found corrupt shards", metadata: ["node.id": "\(member.id)", "shard.count": "\(step.corrupt.count)"])
                 }
-                if step.next == nil { advance(members.count) }
+                walk { $0.paged(next: step.next, members: members.count) }
             } catch {
                 state.withLock { $0.status.lastError = "\(member.id): \(error)" }
-                advance(members.count)
+                walk { $0.skip(members: members.count) }
             }
         } else {
-            advance(members.count)
+            walk { $0.skip(members: members.count) }
         }
         await publish(term)
         return wait
@@ -146,23 +141,21 @@ public final class ScrubScheduler: Service, Sendable {
         return try? NodeID(String(decoding: entry.value, as: UTF8.self))
     }
 
-    private func advance(_ count: Int) {
+    private func walk(_ move: (inout NodeWalk) -> Void) {
         state.withLock { state in
-            state.cursor = nil
-            state.nodeIndex += 1
-            if state.nodeIndex % count == 0 { state.status.passesCompleted += 1 }
+            move(&state.walk)
+            state.status.passesCompleted = state.walk.passesCompleted
         }
     }
 
     private func publish(_ term: LeaderTerm) async {
         let now = objects.clock.monotonic()
         let status: ScrubStatus? = state.withLock { state in
-            if let last = state.lastPublished, now - last < .seconds(1) { return nil }
-            state.lastPublished = now
+            guard state.published.take(now: now) else { return nil }
             state.status.updatedAt = objects.clock.wallMillis()
             return state.status
         }
         guard let status else { return }
-        _ = try? await objects.metadata.commit(if: [term.fence], then: [.put(Keyspace.scrubStatus, Array(try! JSONEncoder().encode(status)))])
+        _ = try? await objects.metadata.commit(if: [term.fence], then: [.putJSON(Keyspace.scrubStatus, status)])
     }
 }
