@@ -1,7 +1,15 @@
+/// A status a leader's background service publishes for every coordinator to serve.
+public protocol LeaderPublished: Codable, Sendable {
+    /// The coordinator that published it (the leader then).
+    var leader: String? { get }
+    /// Its term.
+    var epoch: Int64 { get }
+}
+
 /// `GET /v1/admin/repair`: the leader's repair worker as it last published itself.
 ///
 /// The key names are part of the API (`coffre admin repair status --json` prints this).
-public struct RepairStatus: Codable, Hashable, Sendable {
+public struct RepairStatus: LeaderPublished, Hashable {
     /// The coordinator that leads (runs repair), nil while nobody does.
     public var leader: String?
     public var epoch: Int64
@@ -67,7 +75,7 @@ public struct RepairBudgetRequest: Codable, Hashable, Sendable {
 }
 
 /// `GET /v1/admin/gc`: the leader's garbage collector as it last published itself.
-public struct CollectorStatus: Codable, Hashable, Sendable {
+public struct CollectorStatus: LeaderPublished, Hashable {
     public var leader: String?
     public var epoch: Int64
     /// Unreferenced shards younger than this are left alone.
@@ -100,7 +108,7 @@ public struct CollectorStatus: Codable, Hashable, Sendable {
 }
 
 /// `GET /v1/admin/scrub`: the leader's scrub schedule as it last published itself.
-public struct ScrubStatus: Codable, Hashable, Sendable {
+public struct ScrubStatus: LeaderPublished, Hashable {
     public var leader: String?
     public var epoch: Int64
     public var shardsScanned: Int64 = 0
@@ -136,6 +144,43 @@ public struct ScrubReport: Codable, Hashable, Sendable {
         bytesVerified += Int64(step.bytesVerified)
         corrupt += step.corrupt
         suspectsRecorded += suspects
+    }
+}
+
+/// `GET /v1/admin/rebalance`: the leader's rebalancer (draining nodes) as it last published
+/// itself. The key names are part of the API (`coffre admin rebalance status --json`).
+public struct RebalanceStatus: LeaderPublished, Hashable {
+    public struct Drain: Codable, Hashable, Sendable {
+        public var node: String
+        /// Milliseconds since 1970 when an operator asked for it.
+        public var requestedAt: Int64
+        /// Objects that still have a shard on the node (from the placement index); 0: empty.
+        public var objectsLeft: Int
+        public init(node: String, requestedAt: Int64, objectsLeft: Int) {
+            self.node = node
+            self.requestedAt = requestedAt
+            self.objectsLeft = objectsLeft
+        }
+    }
+
+    public var leader: String?
+    public var epoch: Int64
+    public var draining: [Drain] = []
+    public var movesDone: Int = 0
+    public var bytesMoved: Int64 = 0
+    /// Over the last ten seconds.
+    public var rateBytesPerSecond: Double = 0
+    /// Moves refused at commit (the manifest or the leadership changed) or failed.
+    public var movesRefused: Int = 0
+    public var movesFailed: Int = 0
+    /// Segments the planner left alone in the last plan (at risk: repair first; or no room).
+    public var segmentsSkipped: Int = 0
+    public var lastError: String?
+    public var updatedAt: Int64 = 0
+
+    public init(leader: String?, epoch: Int64) {
+        self.leader = leader
+        self.epoch = epoch
     }
 }
 

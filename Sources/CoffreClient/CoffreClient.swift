@@ -179,6 +179,19 @@ public final class CoffreClient: Sendable {
         try decode(CountryList.self, try await send(.GET, "/v1/admin/countries", token: try adminToken()))
     }
 
+    /// The leader's rebalancer: nodes being drained, moves done, bytes moved.
+    public func adminRebalanceStatus() async throws -> RebalanceStatus {
+        try decode(RebalanceStatus.self, try await send(.GET, "/v1/admin/rebalance", token: try adminToken()))
+    }
+
+    /// Drains a node (`drain: true`: nothing new goes there, its shards move away) or
+    /// cancels a drain.
+    public func adminDrain(node: String, drain: Bool) async throws -> RebalanceStatus.Drain {
+        try decode(
+            RebalanceStatus.Drain.self,
+            try await send(drain ? .PUT : .DELETE, "/v1/admin/nodes/\(node)/drain", token: try adminToken(), expect: [200, 202]))
+    }
+
     private func adminToken() throws -> String {
         guard let token = profile.adminToken else { throw ClientError(.forbidden, "profile \(profile.name) has no admin token") }
         return token

@@ -47,6 +47,8 @@ public final class ClusterTopology: Sendable {
     /// The incarnation of each node's store that the manifests' placements refer to
     /// (`Keyspace.disk`), as the leader recorded it.
     private let trusted = Mutex<[NodeID: String]>([:])
+    /// Nodes being drained: nothing new is placed on them.
+    private let drainingNodes = Mutex<Set<NodeID>>([])
 
     public init(members: [Member], client: any ShardTransport, downAfter: Duration = .seconds(10), clock: WorkClock = .system) {
         memberList = Mutex(members)
@@ -146,11 +148,17 @@ public final class ClusterTopology: Sendable {
         return Set(incarnations().filter { node, live in trusted[node].map { $0 != live } ?? false }.keys)
     }
 
+    /// Sets the nodes being drained (from `Keyspace.drains`).
+    public func setDraining(_ nodes: Set<NodeID>) { drainingNodes.withLock { $0 = nodes } }
+
+    public var draining: Set<NodeID> { drainingNodes.withLock { $0 } }
+
     /// What placement of new shards may use: as `descriptors`, with the nodes of
-    /// quarantined countries and nodes with a replaced store counted as down.
+    /// quarantined countries, nodes with a replaced store and nodes being drained counted as
+    /// down.
     public func placementDescriptors() -> [NodeDescriptor] {
         let excluded = quarantined
-        let replaced = replacedNodes()
+        let replaced = replacedNodes().union(draining)
         return descriptors().map { node in
             var node = node
             if excluded.contains(node.country) || replaced.contains(node.id) { node.isUp = false }

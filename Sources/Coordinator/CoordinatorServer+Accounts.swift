@@ -142,41 +142,62 @@ extension CoordinatorServer {
 extension CoordinatorServer {
     /// The leader's repair status as last published; on the leader itself, its live one.
     func adminRepairStatus(_ request: Request) async throws -> Response {
-        try requireAdmin(request)
-        if election.current != nil { return try jsonResponse(repair.status()) }
-        let leader = try await election.leader()
-        if let (status, _) = try await read(RepairStatus.self, Keyspace.repairStatus), status.leader == leader?.coordinator,
-            status.epoch == leader?.epoch
-        {
-            return try jsonResponse(status)
+        try await leaderStatus(request, key: Keyspace.repairStatus, live: repair.status) { leader in
+            RepairStatus(
+                leader: leader?.coordinator, epoch: leader?.epoch ?? 0, budgetBytesPerSecond: configuration.repairBudgetBytesPerSecond,
+                updatedAt: 0)
         }
-        // A new leader that has not published yet, or nobody leads.
-        return try jsonResponse(RepairStatus(
-            leader: leader?.coordinator, epoch: leader?.epoch ?? 0, budgetBytesPerSecond: configuration.repairBudgetBytesPerSecond,
-            updatedAt: 0))
     }
 
     /// The leader's garbage collector as last published; on the leader itself, its live one.
     func adminCollectorStatus(_ request: Request) async throws -> Response {
-        try requireAdmin(request)
-        if election.current != nil { return try jsonResponse(collector.status()) }
-        let leader = try await election.leader()
-        if let (status, _) = try await read(CollectorStatus.self, Keyspace.collectorStatus), status.epoch == leader?.epoch {
-            return try jsonResponse(status)
+        try await leaderStatus(request, key: Keyspace.collectorStatus, live: collector.status) { leader in
+            CollectorStatus(leader: leader?.coordinator, epoch: leader?.epoch ?? 0, graceSeconds: Int64(configuration.gcGraceSeconds), updatedAt: 0)
         }
-        return try jsonResponse(CollectorStatus(
-            leader: leader?.coordinator, epoch: leader?.epoch ?? 0, graceSeconds: Int64(configuration.gcGraceSeconds), updatedAt: 0))
     }
 
     /// The leader's scrub schedule as last published; on the leader itself, its live one.
     func adminScrubStatus(_ request: Request) async throws -> Response {
+        try await leaderStatus(request, key: Keyspace.scrubStatus, live: scrub.status) { ScrubStatus(leader: $0?.coordinator, epoch: $0?.epoch ?? 0) }
+    }
+
+    /// The leader's rebalancer as last published; on the leader itself, its live one.
+    func adminRebalanceStatus(_ request: Request) async throws -> Response {
+        try await leaderStatus(request, key: Keyspace.rebalanceStatus, live: rebalance.status) { RebalanceStatus(leader: $0?.coordinator, epoch: $0?.epoch ?? 0) }
+    }
+
+    /// A leader service's status: its live one on the leader; elsewhere the one it last
+    /// published, when the current leader published it; otherwise `empty` (a new leader that
+    /// has not published yet, or nobody leads).
+    private func leaderStatus<Status: LeaderPublished>(
+        _ request: Request, key: String, live: () -> Status, empty: (LeaderRecord?) -> Status
+    ) async throws -> Response {
         try requireAdmin(request)
-        if election.current != nil { return try jsonResponse(scrub.status()) }
+        if election.current != nil { return try jsonResponse(live()) }
         let leader = try await election.leader()
-        if let (status, _) = try await read(ScrubStatus.self, Keyspace.scrubStatus), status.epoch == leader?.epoch {
+        if let (status, _) = try await read(Status.self, key), status.leader == leader?.coordinator, status.epoch == leader?.epoch {
             return try jsonResponse(status)
         }
-        return try jsonResponse(ScrubStatus(leader: leader?.coordinator, epoch: leader?.epoch ?? 0))
+        return try jsonResponse(empty(leader))
+    }
+
+    /// `PUT`: the node is drained (nothing new goes there, the leader moves its shards away);
+    /// `DELETE`: the drain is cancelled between two moves. Both answer the node's drain
+    /// record (`requestedAt` 0 when none).
+    func adminDrain(_ request: Request, _ context: BasicRequestContext, drain: Bool) async throws -> Response {
+        try requireAdmin(request)
+        let text = try context.parameters.require("node")
+        guard let id = try? NodeID(text), objects.topology.member(id) != nil else { throw APIError(.notFound, "no node \(text)") }
+        guard drain else {
+            try await metadata.delete(Keyspace.drain(id))
+            return try jsonResponse(RebalanceStatus.Drain(node: id.value, requestedAt: 0, objectsLeft: 0))
+        }
+        let key = Keyspace.drain(id)
+        let now = Int64(Date().timeIntervalSince1970 * 1000)
+        _ = try await metadata.commit(if: [.absent(key)], then: [.put(key, Array(String(now).utf8))])
+        let requestedAt = try await metadata.get(key).flatMap { Int64(String(decoding: $0.value, as: UTF8.self)) } ?? now
+        let placed = try await metadata.list(prefix: Keyspace.placements(id)).count
+        return try jsonResponse(RebalanceStatus.Drain(node: id.value, requestedAt: requestedAt, objectsLeft: placed), status: .accepted)
     }
 
     /// `?wait=true`: one whole pass over the node now, answered with what it found;

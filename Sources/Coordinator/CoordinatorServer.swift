@@ -36,6 +36,7 @@ public final class CoordinatorServer: Sendable {
     public let repair: RepairWorker
     public let collector: GarbageCollector
     public let scrub: ScrubScheduler
+    public let rebalance: RebalanceWorker
 
     public init(configuration: CoordinatorConfiguration, logger: Logger) throws {
         try configuration.validate(file: "configuration")
@@ -72,6 +73,9 @@ public final class CoordinatorServer: Sendable {
         scrub = ScrubScheduler(
             objects: objects, election: election, settings: .init(budgetBytesPerSecond: configuration.scrubBudgetBytesPerSecond),
             logger: logger)
+        rebalance = RebalanceWorker(
+            objects: objects, election: election, settings: .init(budgetBytesPerSecond: configuration.repairBudgetBytesPerSecond),
+            logger: logger)
     }
 
     /// Serves until cancelled or SIGTERM/SIGINT, with the background services (node health,
@@ -105,7 +109,7 @@ public final class CoordinatorServer: Sendable {
             app.addServices(cluster)
         }
         await health.step()
-        app.addServices(health, election, repair, collector, scrub)
+        app.addServices(health, election, repair, collector, scrub, rebalance)
         do {
             try await app.runService()
         } catch {
@@ -146,6 +150,9 @@ public final class CoordinatorServer: Sendable {
         router.put("/v1/admin/repair/budget") { [self] request, _ in try await adminRepairBudget(request) }
         router.get("/v1/admin/gc") { [self] request, _ in try await adminCollectorStatus(request) }
         router.get("/v1/admin/countries") { [self] request, _ in try await adminCountries(request) }
+        router.get("/v1/admin/rebalance") { [self] request, _ in try await adminRebalanceStatus(request) }
+        router.put("/v1/admin/nodes/:node/drain") { [self] request, context in try await adminDrain(request, context, drain: true) }
+        router.delete("/v1/admin/nodes/:node/drain") { [self] request, context in try await adminDrain(request, context, drain: false) }
         router.get("/v1/admin/scrub") { [self] request, _ in try await adminScrubStatus(request) }
         router.post("/v1/admin/scrub/:node") { [self] request, context in try await adminScrubNode(request, context) }
         return router

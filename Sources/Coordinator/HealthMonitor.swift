@@ -68,9 +68,11 @@ public final class HealthMonitor: Service, Sendable {
         }
     }
 
-    /// The store incarnations placements refer to, as the leader recorded them.
+    /// The store incarnations placements refer to, as the leader recorded them, and the
+    /// nodes being drained.
     func loadDisks() async throws(MetadataError) {
         topology.setTrusted(try await Self.trustedDisks(metadata))
+        topology.setDraining(Set(try await metadata.list(prefix: Keyspace.drains).compactMap { try? NodeID(String($0.key.dropFirst(Keyspace.drains.count))) }))
     }
 
     /// `Keyspace.disks`: node -> the incarnation of its store that placements refer to.

@@ -53,6 +53,10 @@ public enum Keyspace {
     /// the leader: a node reporting another one lost its shards (a replaced or wiped disk).
     public static func disk(_ node: NodeID) -> String { "disks/\(node)" }
     public static let disks = "disks/"
+    /// A node an operator asked to empty (value: milliseconds since 1970 of the request):
+    /// nothing new is placed on it and the leader moves its shards away.
+    public static func drain(_ node: NodeID) -> String { "drains/\(node)" }
+    public static let drains = "drains/"
     /// One coordinator's view of the nodes (when it last heard from each), under its lease:
     /// the leader merges them, so no single coordinator's view condemns a node.
     public static func observations(_ coordinator: String) -> String { "observations/" + coordinator }
@@ -67,6 +71,8 @@ public enum Keyspace {
     public static let repairStatus = "cluster/repair-status"
     /// The leader's last published garbage-collection status.
     public static let collectorStatus = "cluster/gc-status"
+    /// The leader's last published rebalancer status.
+    public static let rebalanceStatus = "cluster/rebalance-status"
     /// The leader's last published scrub status.
     public static let scrubStatus = "cluster/scrub-status"
     /// A node an operator asked the scrub schedule to take next.

@@ -51,14 +51,7 @@ extension ObjectStore {
     public func repairSegments(
         objectId: String, segments indices: [Int], lostNodes: Set<NodeID>, suspects: Set<ShardRef>, fence: MetadataCondition?
     ) async throws(CoordinatorError) -> SegmentRepairOutcome {
-        let key = Keyspace.manifest(objectId)
-        let entry: MetadataEntry?
-        do { entry = try await metadata.get(key) } catch { throw CoordinatorError(error.code, error.message) }
-        guard let entry else { return .skipped("object \(objectId) is gone") }
-        let manifest: ObjectManifest
-        do { manifest = try JSONDecoder().decode(ObjectManifest.self, from: Data(entry.value)) } catch {
-            throw CoordinatorError(.storageFailure, "manifest of \(objectId) is unreadable: \(error)")
-        }
+        guard let (manifest, revision) = try await manifestAndRevision(objectId) else { return .skipped("object \(objectId) is gone") }
         guard manifest.policy == policy.erasure else {
             return .skipped("object is \(manifest.policy), the cluster writes \(policy.erasure): a policy change is the rebalancer's")
         }
@@ -80,28 +73,6 @@ extension ObjectStore {
             updated = updated.replacing(segment: segment.index, nodes: segment.nodes, placementDebt: segment.placementDebt)
             moved.merge(segment.nodes) { _, new in new }
         }
-        // The swap alone is conditional; the index is kept in step around it, in transactions
-        // of its own so that no object is too spread out for one: new entries before (a stray
-        // one is harmless), stale entries and the reports of repaired shards after.
-        let before = Set(manifest.segments.flatMap { $0.shards.map(\.node) })
-        let after = Set(updated.segments.flatMap { $0.shards.map(\.node) })
-        do { try await metadata.applyInChunks(placementEntries(objectId, on: after.subtracting(before))) } catch {
-            throw CoordinatorError(error.code, error.message)
-        }
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys]
-        let conditions = [MetadataCondition.revision(key, entry.modRevision)] + (fence.map { [$0] } ?? [])
-        let committed: Int64?
-        do { committed = try await metadata.commit(if: conditions, then: [.put(key, Array(try! encoder.encode(updated)))]) } catch {
-            throw CoordinatorError(error.code, error.message)
-        }
-        // Neither the copies just written (on a conflict) nor the replaced ones are deleted
-        // here: the collector removes unreferenced shards after a grace period, checking the
-        // manifest when it deletes. A delete from here could race a newer leader's repair
-        // that put the same shard on the same node.
-        guard committed != nil else {
-            return .conflict("manifest of \(objectId) or the leadership changed during the repair")
-        }
         let reported = rebuilt.flatMap { segment in
             segment.lost.compactMap { shard -> ShardRef? in
                 let node = manifest.segments.first { $0.index == segment.index }!.shards[shard].node
@@ -109,12 +80,53 @@ extension ObjectStore {
                 return suspects.contains(ref) ? ref : nil
             }
         }
-        try? await metadata.applyInChunks(
-            before.subtracting(after).sorted().map { .delete(Keyspace.placement($0, objectId)) }
-                + reported.map { .delete(Keyspace.suspect($0.node, $0.objectId, segment: $0.segment, shard: $0.shard)) })
+        guard try await swapManifest(from: manifest, revision: revision, to: updated, fence: fence, clearing: reported) else {
+            return .conflict("manifest of \(objectId) or the leadership changed during the repair")
+        }
         return .repaired(
             bytesRead: rebuilt.reduce(0) { $0 + $1.bytesRead }, bytesWritten: rebuilt.reduce(0) { $0 + $1.bytesWritten }, nodes: moved,
             placementDebt: rebuilt.contains { $0.placementDebt })
+    }
+
+    /// A committed manifest and its revision (for a compare-and-swap); nil when there is none.
+    func manifestAndRevision(_ objectId: String) async throws(CoordinatorError) -> (ObjectManifest, Int64)? {
+        let entry: MetadataEntry?
+        do { entry = try await metadata.get(Keyspace.manifest(objectId)) } catch { throw CoordinatorError(error.code, error.message) }
+        guard let entry else { return nil }
+        do { return (try JSONDecoder().decode(ObjectManifest.self, from: Data(entry.value)), entry.modRevision) } catch {
+            throw CoordinatorError(.storageFailure, "manifest of \(objectId) is unreadable: \(error)")
+        }
+    }
+
+    /// Swaps a manifest for one with shards moved, by compare-and-swap on its revision and on
+    /// `fence`; false when either changed (nothing applied). The placement index is kept in
+    /// step around the swap, in transactions of its own so that no object is too spread out
+    /// for one: new entries before (a stray one is harmless), stale entries and the suspect
+    /// reports `clearing` after.
+    ///
+    /// Neither the copies just written (on a conflict) nor the replaced ones are deleted here:
+    /// the collector removes unreferenced shards after a grace period, checking the manifest
+    /// when it deletes. A delete from here could race a newer leader's move that put the same
+    /// shard on the same node.
+    func swapManifest(
+        from manifest: ObjectManifest, revision: Int64, to updated: ObjectManifest, fence: MetadataCondition?, clearing reported: [ShardRef] = []
+    ) async throws(CoordinatorError) -> Bool {
+        let key = Keyspace.manifest(manifest.id)
+        let before = Set(manifest.segments.flatMap { $0.shards.map(\.node) })
+        let after = Set(updated.segments.flatMap { $0.shards.map(\.node) })
+        do { try await metadata.applyInChunks(placementEntries(manifest.id, on: after.subtracting(before))) } catch {
+            throw CoordinatorError(error.code, error.message)
+        }
+        let conditions = [MetadataCondition.revision(key, revision)] + (fence.map { [$0] } ?? [])
+        let committed: Int64?
+        do { committed = try await metadata.commit(if: conditions, then: [.putJSON(key, updated)]) } catch {
+            throw CoordinatorError(error.code, error.message)
+        }
+        guard committed != nil else { return false }
+        try? await metadata.applyInChunks(
+            before.subtracting(after).sorted().map { .delete(Keyspace.placement($0, manifest.id)) }
+                + reported.map { .delete(Keyspace.suspect($0.node, $0.objectId, segment: $0.segment, shard: $0.shard)) })
+        return true
     }
 
     /// Rebuilds segments in parallel, at most `Limits.repairSegmentsInFlightMax` at once.

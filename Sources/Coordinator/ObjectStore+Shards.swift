@@ -179,7 +179,7 @@ extension ObjectStore {
     }
 
     /// Writes shards in parallel; returns each failed shard's error (absent: written).
-    private func putShards(
+    func putShards(
         objectId: String, segment: Int, targets: [(Int, NodeID)], bodies: [Int: ByteBuffer], checksums: [Int: UInt32]
     ) async -> [Int: NodeClientError] {
         await withTaskGroup(of: (Int, NodeClientError?).self) { group in

@@ -9,7 +9,10 @@ import LocalCluster
 struct Admin: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Operate a cluster: status, nodes, objects, certificates, the local cluster.",
-        subcommands: [Status.self, Nodes.self, Object.self, Repair.self, Countries.self, Scrub.self, GC.self, Certs.self, ClusterCommand.self])
+        subcommands: [
+                Status.self, Nodes.self, NodeCommand.self, Object.self, Repair.self, Rebalance.self, Countries.self, Scrub.self, GC.self,
+                Certs.self, ClusterCommand.self,
+            ])
 
     struct Status: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "The coordinator's view: metadata, policy, nodes up and down.")
@@ -190,6 +193,74 @@ struct Admin: AsyncParsableCommand {
                     guard wait else { return print("node \(node) is next in the leader's scrub schedule") }
                     print("node \(node): \(report.shardsScanned) shards, \(ByteCount(report.bytesVerified)) verified; \(report.corrupt.count) corrupt, \(report.suspectsRecorded) queued for repair")
                     for finding in report.corrupt { print("  \(finding.key): \(finding.reason)") }
+                }
+            }
+        }
+    }
+
+    struct NodeCommand: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "node", abstract: "One storage node: drain it before it leaves, or cancel a drain.",
+            subcommands: [Drain.self, Undrain.self])
+
+        struct Drain: AsyncParsableCommand {
+            static let configuration = CommandConfiguration(
+                abstract: "Empty a node: nothing new is placed there and the leader moves its shards to others, paced by the repair budget.")
+            @OptionGroup var options: GlobalOptions
+            @Argument(help: "The node's id.") var node: String
+
+            func run() async throws {
+                try await perform {
+                    try await using(options) { client in
+                        let drain = try await client.adminDrain(node: node, drain: true)
+                        if options.json { printJSON(drain) } else {
+                            print("\(drain.node): draining; \(drain.objectsLeft) objects have a shard there (coffre admin rebalance status)")
+                        }
+                    }
+                }
+            }
+        }
+
+        struct Undrain: AsyncParsableCommand {
+            static let configuration = CommandConfiguration(
+                abstract: "Cancel a drain: moves stop between two objects; shards already moved stay where they are.")
+            @OptionGroup var options: GlobalOptions
+            @Argument(help: "The node's id.") var node: String
+
+            func run() async throws {
+                try await perform {
+                    try await using(options) { client in
+                        let drain = try await client.adminDrain(node: node, drain: false)
+                        if options.json { printJSON(drain) } else { print("\(drain.node): not draining") }
+                    }
+                }
+            }
+        }
+    }
+
+    struct Rebalance: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Rebalancing: nodes being drained and the moves the leader made. (Plans for skew, debt and policy changes: not built yet.)",
+            subcommands: [RebalanceStatusCommand.self], defaultSubcommand: RebalanceStatusCommand.self)
+
+        struct RebalanceStatusCommand: AsyncParsableCommand {
+            static let configuration = CommandConfiguration(commandName: "status", abstract: "Nodes being drained, objects left on each, moves and bytes done, rate.")
+            @OptionGroup var options: GlobalOptions
+
+            func run() async throws {
+                try await perform {
+                    try await using(options) { client in
+                        let status = try await client.adminRebalanceStatus()
+                        if options.json { printJSON(status) } else {
+                            print("leader: \(status.leader.map { "\($0) (epoch \(status.epoch))" } ?? "none")")
+                            for drain in status.draining {
+                                print("draining \(drain.node): \(drain.objectsLeft == 0 ? "empty, can be removed" : "\(drain.objectsLeft) objects left")")
+                            }
+                            if status.draining.isEmpty { print("draining: none") }
+                            print("moved: \(status.movesDone) shards, \(ByteCount(status.bytesMoved)); rate \(ByteCount(Int64(status.rateBytesPerSecond)))/s; refused: \(status.movesRefused); failed: \(status.movesFailed); segments skipped: \(status.segmentsSkipped)")
+                            if let error = status.lastError { print("last error: \(error)") }
+                        }
+                    }
                 }
             }
         }

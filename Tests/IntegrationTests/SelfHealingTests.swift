@@ -380,6 +380,38 @@ func fullyRedundant(_ manifests: [ObjectManifest], up: Set<String>, gone: Set<St
 }
 
 /// Membership in the metadata store: a node joins by being started with its certificate.
+/// Draining a node of a real cluster while files are uploaded and read.
+@Suite(.serialized, .timeLimit(.minutes(5))) struct DrainClusterTests {
+    @Test func aDrainedNodeEndsEmptyUnderLoadAndEveryFileReadsBack() async throws {
+        try await withHealingCluster("drain", gcGraceSeconds: 10, via: "DE", user: "hana") { running, de, session, folder in
+            var stored = StoredFiles()
+            try await stored.upload(de, session, folder: folder, sizes: [5 << 20, 3 << 20, 400_000, 1], seed: 51, prefix: "before")
+            let victim = try #require(try await stored.manifests(de, session).first?.segments.first?.shards.first?.node.value)
+            let drain = try await de.adminDrain(node: victim, drain: true)
+            #expect(drain.objectsLeft > 0)
+            // Load during the drain: uploads through another region, reads through a third.
+            try await stored.upload(try running.client(via: "NZ"), session, folder: folder, sizes: [2 << 20, 700_000], seed: 52, prefix: "during")
+            try await stored.verify(try running.client(via: "CH"), session, folder: folder)
+            try await awaitCondition("the drained node holds no referenced shard", seconds: 90) {
+                try await de.adminRebalanceStatus().draining.first { $0.node == victim }?.objectsLeft == 0
+            }
+            let manifests = try await stored.manifests(de, session)
+            #expect(manifests.allSatisfy { $0.segments.allSatisfy { !$0.shards.contains { $0.node.value == victim } } })
+            #expect(manifests.allSatisfy { $0.segments.allSatisfy { segment in
+                Dictionary(grouping: segment.shards, by: { $0.node.value.prefix(2) }).values.allSatisfy { $0.count <= 3 } && Set(segment.shards.map(\.node)).count == 9
+            } }, "the policy holds")
+            let status = try await de.adminRebalanceStatus()
+            #expect(status.movesDone > 0 && status.bytesMoved > 0, "\(status)")
+            try await stored.verify(try running.client(via: "FR"), session, folder: folder)
+            // The copies left on it are garbage: the collector empties it.
+            try await awaitCondition("the drained node is empty", seconds: 90) {
+                try await de.adminStatus().nodes.first { $0.id == victim }?.usedBytes == 0
+            }
+            _ = try await de.adminDrain(node: victim, drain: false)
+        }
+    }
+}
+
 @Suite(.serialized, .timeLimit(.minutes(5))) struct MembershipTests {
     @Test func aNewNodeJoinsByAnnouncingItselfAndCannotPassForAnother() async throws {
         try await withTemporaryDirectory { folder in

@@ -1,0 +1,216 @@
+public import CoffreAPI
+public import CoffreModel
+import Foundation
+public import Logging
+import Metadata
+import Placement
+public import ServiceLifecycle
+import Synchronization
+
+/// The leader's rebalancer: today, it drains nodes. The shell around `RebalancePlanner`.
+///
+/// Each step reads the nodes operators asked to drain (`Keyspace.drains`), takes a page of
+/// the objects the placement index puts on them, plans their segments (drain moves, and the
+/// violations of those segments the moves can pay back at once), and carries out the moves
+/// of a few objects at once (`ObjectStore.moveShards`: copy, verify, swap by
+/// compare-and-swap), paced by the repair budget. Everything it needs is in the metadata
+/// store, so a new leader picks the work up where the last one left it, and `undrain`
+/// stops it between two moves with nothing half done (a copy not yet swapped is garbage
+/// the collector takes).
+public final class RebalanceWorker: Service, Sendable {
+    public struct Settings: Sendable {
+        /// Until an operator sets one (`Keyspace.repairBudget`, shared with repair).
+        public var budgetBytesPerSecond: Int64
+        /// Healthy shards beyond k a segment needs before it moves (repair goes first).
+        public var margin: Int
+        /// Objects planned per step (per draining node). `objectsLeft` counts up to
+        /// `Limits.metadataListPageMax`.
+        public var objectsPerStep: Int
+        public var idleInterval: Duration
+
+        public init(budgetBytesPerSecond: Int64, margin: Int = 1, objectsPerStep: Int = 64, idleInterval: Duration = .seconds(1)) {
+            self.budgetBytesPerSecond = budgetBytesPerSecond
+            self.margin = margin
+            self.objectsPerStep = objectsPerStep
+            self.idleInterval = idleInterval
+        }
+    }
+
+    struct State {
+        var epoch: Int64?
+        var pacer: Pacer
+        var meter = RateMeter()
+        var status: RebalanceStatus
+        var published = PublishThrottle()
+    }
+
+    let objects: ObjectStore
+    let election: LeaderElection
+    let settings: Settings
+    let logger: Logger
+    private let state: Mutex<State>
+
+    public init(objects: ObjectStore, election: LeaderElection, settings: Settings, logger: Logger) {
+        self.objects = objects
+        self.election = election
+        self.settings = settings
+        self.logger = logger
+        state = Mutex(State(pacer: Pacer(bytesPerSecond: settings.budgetBytesPerSecond), status: RebalanceStatus(leader: nil, epoch: 0)))
+    }
+
+    var metadata: any MetadataStore { objects.metadata }
+    private var nanoseconds: Int64 { objects.clock.monotonic().nanoseconds }
+
+    public func status() -> RebalanceStatus {
+        let now = nanoseconds
+        return state.withLock { state in
+            state.status.rateBytesPerSecond = state.meter.rate(now: now)
+            return state.status
+        }
+    }
+
+    public func run() async throws {
+        while !Task.isCancelled && !Task.isShuttingDownGracefully {
+            if await step() == false { await objects.clock.sleep(settings.idleInterval) }
+        }
+    }
+
+    /// One bounded step; false when there was nothing to do.
+    @discardableResult
+    public func step() async -> Bool {
+        guard let term = election.current else { return false }
+        state.withLock { state in
+            if state.epoch != term.epoch {
+                state.epoch = term.epoch
+                state.status = RebalanceStatus(leader: term.coordinator, epoch: term.epoch)
+            }
+        }
+        do {
+            let drains = try await readDrains()
+            await readBudget()
+            var progress: [RebalanceStatus.Drain] = []
+            var placed = Set<String>()
+            for (node, requestedAt) in drains.sorted(by: { $0.key < $1.key }) {
+                let objectIds = try await objectsPlaced(on: node, limit: Limits.metadataListPageMax)
+                progress.append(.init(node: node.value, requestedAt: requestedAt, objectsLeft: objectIds.count))
+                placed.formUnion(objectIds.prefix(settings.objectsPerStep))
+            }
+            state.withLock { $0.status.draining = progress }
+            guard !placed.isEmpty else {
+                await publish(term)
+                return false
+            }
+            let moves = try await plan(Array(placed).sorted().prefix(settings.objectsPerStep), draining: Set(drains.keys))
+            await carryOut(moves, term)
+            await publish(term)
+            return !moves.isEmpty
+        } catch {
+            state.withLock { $0.status.lastError = error.message }
+            logger.warning("rebalance step failed", metadata: ["error": "\(error.message)"])
+            await publish(term)
+            return false
+        }
+    }
+
+    /// The planner's drain and violation moves for these objects' segments.
+    private func plan(_ objectIds: ArraySlice<String>, draining: Set<NodeID>) async throws(CoordinatorError) -> [ShardMove] {
+        var segments: [SegmentPlacement] = []
+        for objectId in objectIds {
+            do {
+                segments += ObjectStore.segmentPlacements(try await objects.manifest(objectId))
+            } catch {
+                guard error.code == .notFound else { throw error }
+            }
+        }
+        // No skew moves here: a drain moves what it must (its planner's spread is 1).
+        let planner = RebalancePlanner(policy: objects.policy, margin: settings.margin, spread: 1)
+        let plan = planner.plan(segments: segments, nodes: objects.topology.descriptors(), draining: draining)
+        state.withLock { $0.status.segmentsSkipped = plan.skipped.count }
+        return plan.moves
+    }
+
+    /// Moves of up to `Limits.repairSegmentsInFlightMax` objects at once, paced by the budget.
+    private func carryOut(_ moves: [ShardMove], _ term: LeaderTerm) async {
+        let byObject = Dictionary(grouping: moves, by: \.objectId)
+        var pending = byObject.keys.sorted()[...]
+        await withTaskGroup(of: Void.self) { group in
+            func start() {
+                guard let objectId = pending.popFirst() else { return }
+                group.addTask { await self.move(byObject[objectId]!, term) }
+            }
+            for _ in 0..<Limits.repairSegmentsInFlightMax { start() }
+            while await group.next() != nil { start() }
+        }
+    }
+
+    private func move(_ moves: [ShardMove], _ term: LeaderTerm) async {
+        let bytes = moves.reduce(0) { $0 + $1.bytes }
+        let spentAt = nanoseconds
+        let wait = state.withLock { $0.pacer.spend(bytes, now: spentAt) }
+        if wait > 0 { await objects.clock.sleep(.nanoseconds(wait)) }
+        let objectId = moves[0].objectId
+        do {
+            let outcome = try await objects.moveShards(objectId: objectId, moves: moves, fence: term.fence)
+            let doneAt = nanoseconds
+            state.withLock { state in
+                switch outcome {
+                case .moved(let count, let moved):
+                    state.status.movesDone += count
+                    state.status.bytesMoved += moved
+                    state.meter.record(moved, now: doneAt)
+                case .conflict: state.status.movesRefused += moves.count
+                case .skipped: break
+                }
+            }
+            if case .moved(let count, _) = outcome {
+                logger.info("shards moved", metadata: ["object.id": "\(objectId)", "shard.count": "\(count)", "leader.epoch": "\(term.epoch)"])
+            }
+        } catch {
+            state.withLock { state in
+                state.status.movesFailed += moves.count
+                state.status.lastError = "\(objectId): \(error.message)"
+            }
+            logger.warning("shard move failed", metadata: ["object.id": "\(objectId)", "error": "\(error.message)"])
+        }
+    }
+
+    private func readDrains() async throws(CoordinatorError) -> [NodeID: Int64] {
+        let entries: [MetadataEntry]
+        do { entries = try await metadata.list(prefix: Keyspace.drains) } catch { throw CoordinatorError(error.code, error.message) }
+        var drains: [NodeID: Int64] = [:]
+        for entry in entries {
+            guard let node = try? NodeID(String(entry.key.dropFirst(Keyspace.drains.count))) else { continue }
+            drains[node] = Int64(String(decoding: entry.value, as: UTF8.self)) ?? 0
+        }
+        return drains
+    }
+
+    private func objectsPlaced(on node: NodeID, limit: Int) async throws(CoordinatorError) -> [String] {
+        do {
+            return try await metadata.list(prefix: Keyspace.placements(node), after: nil, limit: limit).map { String($0.key.dropFirst(Keyspace.placements(node).count)) }
+        } catch {
+            throw CoordinatorError(error.code, error.message)
+        }
+    }
+
+    private func readBudget() async {
+        guard let entry = try? await metadata.get(Keyspace.repairBudget), let budget = Int64(String(decoding: entry.value, as: UTF8.self)) else { return }
+        let now = nanoseconds
+        state.withLock { state in
+            if state.pacer.bytesPerSecond != budget { state.pacer.setBudget(budget, now: now) }
+        }
+    }
+
+    private func publish(_ term: LeaderTerm) async {
+        let now = objects.clock.monotonic()
+        let nanos = nanoseconds
+        let status: RebalanceStatus? = state.withLock { state in
+            guard state.published.take(now: now) else { return nil }
+            state.status.rateBytesPerSecond = state.meter.rate(now: nanos)
+            state.status.updatedAt = objects.clock.wallMillis()
+            return state.status
+        }
+        guard let status else { return }
+        _ = try? await metadata.commit(if: [term.fence], then: [.putJSON(Keyspace.rebalanceStatus, status)])
+    }
+}

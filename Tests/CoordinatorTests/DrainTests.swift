@@ -1,0 +1,101 @@
+import CoffreModel
+import Coordinator
+import Foundation
+import Logging
+import Metadata
+import Placement
+import Testing
+import TestSupport
+
+/// Draining a node over in-memory nodes and embedded metadata: the leader's rebalancer moves
+/// every shard off it (copy, verify, swap), under the policy, resumable by another leader and
+/// cancellable between moves.
+@Suite struct DrainTests {
+    func placedOn(_ node: NodeID, _ cluster: MemoryCluster, _ ids: [String]) async throws -> [String] {
+        var found: [String] = []
+        for id in ids where try await cluster.store.manifest(id).segments.contains(where: { $0.shards.contains { $0.node == node } }) {
+            found.append(id)
+        }
+        return found
+    }
+
+    @Test func aDrainedNodeEndsEmptyUnderThePolicyAndAnotherLeaderFinishesIt() async throws {
+        try await withTemporaryDirectory { folder in
+            let cluster = try await MemoryCluster(folder: folder, segmentSize: 256 << 10)
+            var random = SeededGenerator(seed: 41)
+            var stored: [String: [UInt8]] = [:]
+            for index in 0..<8 {
+                let bytes = random.bytes(Int.random(in: 1...(900 << 10), using: &random))
+                _ = try await cluster.upload(bytes, id: "o\(index)")
+                stored["o\(index)"] = bytes
+            }
+            let ids = stored.keys.sorted()
+            var victim = cluster.nodes[0]
+            for node in cluster.nodes where try await placedOn(node, cluster, ids).count > 2 {
+                victim = node
+                break
+            }
+            let before = try await placedOn(victim, cluster, ids)
+            #expect(before.count > 2)
+            try await cluster.metadata.put(Keyspace.drain(victim), Array("1".utf8))
+            cluster.topology.setDraining([victim])
+
+            // One leader moves some objects, then loses the lead; another finishes.
+            let first = LeaderElection(coordinator: "c-1", metadata: cluster.metadata, ttlSeconds: 30, logger: Logger(label: "test"))
+            await first.step()
+            let settings = RebalanceWorker.Settings(budgetBytesPerSecond: 1 << 40, objectsPerStep: 2)
+            let worker = RebalanceWorker(objects: cluster.store, election: first, settings: settings, logger: Logger(label: "test"))
+            #expect(await worker.step())
+            #expect(worker.status().movesDone > 0)
+            let left = try await placedOn(victim, cluster, ids)
+            #expect(left.count < before.count && !left.isEmpty, "a step moves at most two objects")
+            await first.resign()
+            #expect(await worker.step() == false, "a former leader moves nothing")
+
+            let second = LeaderElection(coordinator: "c-2", metadata: cluster.metadata, ttlSeconds: 30, logger: Logger(label: "test"))
+            await second.step()
+            let successor = RebalanceWorker(objects: cluster.store, election: second, settings: settings, logger: Logger(label: "test"))
+            for _ in 0..<10 where try await !placedOn(victim, cluster, ids).isEmpty { await successor.step() }
+            #expect(try await placedOn(victim, cluster, ids).isEmpty, "the drained node holds no referenced shard")
+            #expect(try await cluster.metadata.list(prefix: Keyspace.placements(victim)).isEmpty, "the index agrees")
+            await successor.step()
+            #expect(successor.status().draining.map(\.objectsLeft) == [0])
+            for id in ids {
+                let manifest = try await cluster.store.manifest(id)
+                for segment in manifest.segments {
+                    let placement = Placement(nodes: segment.shards.map(\.node), placementDebt: false)
+                    #expect(PlacementPlanner.violations(of: placement, policy: cluster.store.policy, nodes: cluster.topology.descriptors()).isEmpty)
+                }
+                #expect(try await cluster.download(id) == stored[id], "\(id) reads back bit-exact")
+            }
+            // New uploads place nothing on a draining node.
+            let fresh = try await cluster.upload(random.bytes(600 << 10), id: "fresh")
+            #expect(!fresh.segments.contains { $0.shards.contains { $0.node == victim } })
+        }
+    }
+
+    @Test func undrainStopsTheMovesBetweenTwoObjects() async throws {
+        try await withTemporaryDirectory { folder in
+            let cluster = try await MemoryCluster(folder: folder, segmentSize: 256 << 10)
+            var random = SeededGenerator(seed: 42)
+            var ids: [String] = []
+            for index in 0..<10 {
+                _ = try await cluster.upload(random.bytes(300 << 10), id: "u\(index)")
+                ids.append("u\(index)")
+            }
+            let victim = try await cluster.store.manifest("u0").segments[0].shards[0].node
+            try await cluster.metadata.put(Keyspace.drain(victim), Array("1".utf8))
+            let election = LeaderElection(coordinator: "c", metadata: cluster.metadata, ttlSeconds: 30, logger: Logger(label: "test"))
+            await election.step()
+            let worker = RebalanceWorker(
+                objects: cluster.store, election: election, settings: .init(budgetBytesPerSecond: 1 << 40, objectsPerStep: 1),
+                logger: Logger(label: "test"))
+            #expect(await worker.step())
+            let left = try await placedOn(victim, cluster, ids)
+            try await cluster.metadata.delete(Keyspace.drain(victim))
+            #expect(await worker.step() == false)
+            #expect(try await placedOn(victim, cluster, ids) == left, "nothing moves once the drain is cancelled")
+            #expect(!left.isEmpty)
+        }
+    }
+}
