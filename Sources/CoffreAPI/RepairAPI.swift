@@ -184,6 +184,59 @@ public struct RebalanceStatus: LeaderPublished, Hashable {
     }
 }
 
+/// `GET /v1/admin/rebalance/plan`: what rebalancing would do now (a dry run), or with more
+/// nodes drained or countries removed (what-if). Nothing changes. The key names are part of
+/// the API (`coffre admin rebalance plan --json`, `coffre admin plan ... --json`).
+public struct RebalancePlanReport: Codable, Hashable, Sendable {
+    public struct Move: Codable, Hashable, Sendable {
+        public var objectId: String
+        public var segment: Int
+        public var shard: Int
+        public var from: String
+        public var to: String
+        public var bytes: Int64
+        /// `drain`, `violation` or `skew`.
+        public var reason: String
+
+        public init(objectId: String, segment: Int, shard: Int, from: String, to: String, bytes: Int64, reason: String) {
+            self.objectId = objectId
+            self.segment = segment
+            self.shard = shard
+            self.from = from
+            self.to = to
+            self.bytes = bytes
+            self.reason = reason
+        }
+    }
+
+    /// Nodes treated as drained: those being drained, those asked for, those of removed countries.
+    public var draining: [String] = []
+    public var moves: Int = 0
+    public var movesByReason: [String: Int] = [:]
+    public var bytes: Int64 = 0
+    /// Bytes from one country to another, keyed "FR>DE".
+    public var bytesByCountryPair: [String: Int64] = [:]
+    /// The fewest healthy shards any segment that moves has while its moves run.
+    public var lowestHealthyDuringMoves: Int?
+    public var budgetBytesPerSecond: Int64 = 0
+    /// `bytes` at the budget; nil when nothing moves or the budget is 0.
+    public var estimatedSeconds: Double?
+    public var segmentsSkipped: Int = 0
+    /// Why, for the first few skipped segments.
+    public var skipped: [String] = []
+    /// Whether the nodes left (up, not drained, outside excluded countries) can hold k + m
+    /// shards of a segment within the country rule.
+    public var policyCanBeMet: Bool = true
+    public var objectsScanned: Int = 0
+    /// False when the cluster holds more objects than one plan reads: the figures cover
+    /// `objectsScanned` of them.
+    public var complete: Bool = true
+    /// The first moves, in order.
+    public var firstMoves: [Move] = []
+
+    public init() {}
+}
+
 /// `GET /v1/admin/countries`: each country's state as the leader decided it.
 public struct CountryReport: Codable, Hashable, Sendable {
     public var country: String

@@ -184,6 +184,13 @@ public final class CoffreClient: Sendable {
         try decode(RebalanceStatus.self, try await send(.GET, "/v1/admin/rebalance", token: try adminToken()))
     }
 
+    /// What rebalancing would do (nothing changes): now, or with `drain` nodes drained and
+    /// the nodes of `removeCountries` gone.
+    public func adminRebalancePlan(drain: [String] = [], removeCountries: [String] = []) async throws -> RebalancePlanReport {
+        let query = (drain.map { "drain=\($0)" } + removeCountries.map { "removeCountry=\($0)" }).joined(separator: "&")
+        return try decode(RebalancePlanReport.self, try await send(.GET, "/v1/admin/rebalance/plan" + (query.isEmpty ? "" : "?" + query), token: try adminToken()))
+    }
+
     /// Drains a node (`drain: true`: nothing new goes there, its shards move away) or
     /// cancels a drain.
     public func adminDrain(node: String, drain: Bool) async throws -> RebalanceStatus.Drain {

@@ -10,7 +10,7 @@ struct Admin: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Operate a cluster: status, nodes, objects, certificates, the local cluster.",
         subcommands: [
-                Status.self, Nodes.self, NodeCommand.self, Object.self, Repair.self, Rebalance.self, Countries.self, Scrub.self, GC.self,
+                Status.self, Nodes.self, NodeCommand.self, Object.self, Repair.self, Rebalance.self, Plan.self, Countries.self, Scrub.self, GC.self,
                 Certs.self, ClusterCommand.self,
             ])
 
@@ -198,6 +198,42 @@ struct Admin: AsyncParsableCommand {
         }
     }
 
+    struct Plan: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "What-if: what draining a node or removing a country would move, and whether the policy can still be met. Changes nothing. (Policy changes and adding countries: not built yet.)",
+            subcommands: [PlanDrain.self, PlanRemoveCountry.self])
+
+        struct PlanDrain: AsyncParsableCommand {
+            static let configuration = CommandConfiguration(commandName: "drain", abstract: "What draining these nodes would move.")
+            @OptionGroup var options: GlobalOptions
+            @Argument(help: "Node ids.") var nodes: [String]
+
+            func run() async throws {
+                try await perform {
+                    try await using(options) { client in
+                        let report = try await client.adminRebalancePlan(drain: nodes)
+                        if options.json { printJSON(report) } else { print(Rebalance.RebalancePlanCommand.text(report)) }
+                    }
+                }
+            }
+        }
+
+        struct PlanRemoveCountry: AsyncParsableCommand {
+            static let configuration = CommandConfiguration(commandName: "remove-country", abstract: "What removing these countries' nodes would move.")
+            @OptionGroup var options: GlobalOptions
+            @Argument(help: "Country codes.") var countries: [String]
+
+            func run() async throws {
+                try await perform {
+                    try await using(options) { client in
+                        let report = try await client.adminRebalancePlan(removeCountries: countries)
+                        if options.json { printJSON(report) } else { print(Rebalance.RebalancePlanCommand.text(report)) }
+                    }
+                }
+            }
+        }
+    }
+
     struct NodeCommand: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             commandName: "node", abstract: "One storage node: drain it before it leaves, or cancel a drain.",
@@ -240,8 +276,43 @@ struct Admin: AsyncParsableCommand {
 
     struct Rebalance: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Rebalancing: nodes being drained and the moves the leader made. (Plans for skew, debt and policy changes: not built yet.)",
-            subcommands: [RebalanceStatusCommand.self], defaultSubcommand: RebalanceStatusCommand.self)
+            abstract: "Rebalancing: nodes being drained and the moves the leader made; a dry run of what it would do. (Running skew and debt moves, policy changes: not built yet.)",
+            subcommands: [RebalanceStatusCommand.self, RebalancePlanCommand.self], defaultSubcommand: RebalanceStatusCommand.self)
+
+        struct RebalancePlanCommand: AsyncParsableCommand {
+            static let configuration = CommandConfiguration(
+                commandName: "plan",
+                abstract: "A dry run: the moves rebalancing would make now (drains, placement debt, skew), bytes per country pair, the lowest margin, the time at the budget. Changes nothing.")
+            @OptionGroup var options: GlobalOptions
+            @Option(name: .customLong("drain"), help: "Also treat this node as drained (repeatable).") var drain: [String] = []
+            @Option(name: .customLong("remove-country"), help: "Also treat this country's nodes as drained (repeatable).") var removeCountry: [String] = []
+
+            func run() async throws {
+                try await perform {
+                    try await using(options) { client in
+                        let report = try await client.adminRebalancePlan(drain: drain, removeCountries: removeCountry)
+                        if options.json { printJSON(report) } else { print(Self.text(report)) }
+                    }
+                }
+            }
+
+            static func text(_ report: RebalancePlanReport) -> String {
+                var lines: [String] = []
+                lines.append("treated as drained: \(report.draining.isEmpty ? "none" : report.draining.joined(separator: ", "))")
+                let reasons = report.movesByReason.sorted { $0.key < $1.key }.map { "\($0.value) \($0.key)" }.joined(separator: ", ")
+                lines.append("moves: \(report.moves)\(reasons.isEmpty ? "" : " (\(reasons))"), \(ByteCount(report.bytes))")
+                let eta = report.estimatedSeconds.map { String(format: "%.0f s", $0) } ?? "-"
+                lines.append("at the budget of \(ByteCount(report.budgetBytesPerSecond))/s: \(eta)")
+                if let lowest = report.lowestHealthyDuringMoves { lines.append("lowest healthy shards of a moving segment: \(lowest)") }
+                for (pair, bytes) in report.bytesByCountryPair.sorted(by: { $0.key < $1.key }) {
+                    lines.append("  \(pair.replacingOccurrences(of: ">", with: " -> ")): \(ByteCount(bytes))")
+                }
+                if report.segmentsSkipped > 0 { lines.append("segments left alone: \(report.segmentsSkipped) (\(report.skipped.prefix(3).joined(separator: "; ")))") }
+                if !report.policyCanBeMet { lines.append("the nodes left cannot hold a segment within the country rule: moves leave placement debt") }
+                lines.append("objects read: \(report.objectsScanned)\(report.complete ? "" : " (not all: the figures are partial)")")
+                return lines.joined(separator: "\n")
+            }
+        }
 
         struct RebalanceStatusCommand: AsyncParsableCommand {
             static let configuration = CommandConfiguration(commandName: "status", abstract: "Nodes being drained, objects left on each, moves and bytes done, rate.")

@@ -387,6 +387,15 @@ func fullyRedundant(_ manifests: [ObjectManifest], up: Set<String>, gone: Set<St
             var stored = StoredFiles()
             try await stored.upload(de, session, folder: folder, sizes: [5 << 20, 3 << 20, 400_000, 1], seed: 51, prefix: "before")
             let victim = try #require(try await stored.manifests(de, session).first?.segments.first?.shards.first?.node.value)
+            // What-if first: it changes nothing.
+            let placed = try await stored.manifests(de, session)
+            let onVictim = placed.reduce(0) { $0 + $1.segments.reduce(0) { $0 + $1.shards.filter { $0.node.value == victim }.count } }
+            let whatIf = try await de.adminRebalancePlan(drain: [victim])
+            #expect(whatIf.movesByReason["drain"] == onVictim && whatIf.draining == [victim] && whatIf.complete, "\(whatIf)")
+            #expect(whatIf.policyCanBeMet && whatIf.lowestHealthyDuringMoves == 9 && whatIf.estimatedSeconds != nil)
+            #expect(try await de.adminRebalancePlan(removeCountries: ["FR"]).policyCanBeMet)
+            #expect(try await de.adminRebalancePlan(removeCountries: ["FR", "NZ"]).policyCanBeMet == false, "two countries of three nodes cannot hold nine shards three per country")
+            #expect(try await stored.manifests(de, session) == placed)
             let drain = try await de.adminDrain(node: victim, drain: true)
             #expect(drain.objectsLeft > 0)
             // Load during the drain: uploads through another region, reads through a third.

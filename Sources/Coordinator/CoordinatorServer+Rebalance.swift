@@ -1,0 +1,82 @@
+import CoffreAPI
+public import CoffreModel
+import Foundation
+import HTTPService
+import HTTPTypes
+import Hummingbird
+import Metadata
+import Placement
+
+extension Limits {
+    /// Objects one rebalance dry run reads (their manifests): past it the report says it is
+    /// partial.
+    public static let rebalancePlanObjectsMax = 20_000
+    /// Moves a dry run lists one by one (all are counted).
+    public static let rebalancePlanMovesListed = 50
+}
+
+extension CoordinatorServer {
+    /// `GET /v1/admin/rebalance/plan[?drain=ID...][&removeCountry=CC...]`: the rebalance
+    /// planner over the cluster as it is (every manifest, up to a limit), with the nodes being
+    /// drained, those asked for, and the nodes of removed countries treated as drained.
+    /// Nothing changes: the same planner the rebalancer runs, as a dry run or a what-if.
+    func adminRebalancePlan(_ request: Request) async throws -> Response {
+        try requireAdmin(request)
+        let query = request.uri.queryParameters
+        var draining = objects.topology.draining
+        for text in query.getAll("drain") {
+            guard let id = try? NodeID(String(text)), objects.topology.member(id) != nil else { throw APIError(.notFound, "no node \(text)") }
+            draining.insert(id)
+        }
+        for text in query.getAll("removeCountry") {
+            guard let country = try? Country(String(text)) else { throw APIError(.invalidArgument, "removeCountry: \(text) is not a country code") }
+            let members = objects.topology.members.filter { $0.country == country }
+            guard !members.isEmpty else { throw APIError(.notFound, "no node in \(country)") }
+            draining.formUnion(members.map(\.id))
+        }
+
+        var report = RebalancePlanReport()
+        var segments: [SegmentPlacement] = []
+        var after: String?
+        repeat {
+            let page = try await metadata.list(prefix: Keyspace.manifests, after: after, limit: Limits.metadataListPageMax)
+            for entry in page where report.objectsScanned < Limits.rebalancePlanObjectsMax {
+                guard let manifest = try? JSONDecoder().decode(ObjectManifest.self, from: Data(entry.value)) else { continue }
+                segments += ObjectStore.segmentPlacements(manifest)
+                report.objectsScanned += 1
+            }
+            after = page.count == Limits.metadataListPageMax ? page.last?.key : nil
+            if report.objectsScanned >= Limits.rebalancePlanObjectsMax, after != nil {
+                report.complete = false
+                after = nil
+            }
+        } while after != nil
+
+        let nodes = objects.topology.descriptors()
+        let plan = RebalancePlanner(policy: objects.policy).plan(segments: segments, nodes: nodes, draining: draining)
+        let budget = try await metadata.get(Keyspace.repairBudget).flatMap { Int64(String(decoding: $0.value, as: UTF8.self)) }
+            ?? configuration.repairBudgetBytesPerSecond
+        report.draining = draining.map(\.value).sorted()
+        report.moves = plan.moves.count
+        report.movesByReason = Dictionary(grouping: plan.moves, by: \.reason.rawValue).mapValues(\.count)
+        report.bytes = plan.totalBytes
+        report.bytesByCountryPair = plan.bytesByCountryPair
+        report.lowestHealthyDuringMoves = plan.lowestHealthyDuringMoves
+        report.budgetBytesPerSecond = budget
+        report.estimatedSeconds = plan.moves.isEmpty || budget <= 0 ? nil : plan.estimatedSeconds(budget: budget)
+        report.segmentsSkipped = plan.skipped.count
+        report.skipped = plan.skipped.prefix(20).map { "\($0.objectId)/\($0.segment): \($0.reason)" }
+        report.policyCanBeMet = Self.canMeetPolicy(objects.policy, nodes: nodes, draining: draining)
+        report.firstMoves = plan.moves.prefix(Limits.rebalancePlanMovesListed).map {
+            .init(objectId: $0.objectId, segment: $0.segment, shard: $0.shard, from: $0.from.value, to: $0.to.value, bytes: $0.bytes, reason: $0.reason.rawValue)
+        }
+        return try jsonResponse(report)
+    }
+
+    /// Whether the nodes left can hold k + m shards of a segment within the country rule.
+    static func canMeetPolicy(_ policy: PlacementPolicy, nodes: [NodeDescriptor], draining: Set<NodeID>) -> Bool {
+        let left = nodes.filter { $0.isUp && !draining.contains($0.id) && !policy.excludedCountries.contains($0.country) }
+        let perCountry = Dictionary(grouping: left, by: \.country).values.map { min($0.count, policy.shardsPerCountryMax) }
+        return perCountry.reduce(0, +) >= policy.erasure.totalShards
+    }
+}
