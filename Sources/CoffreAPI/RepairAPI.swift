@@ -163,9 +163,36 @@ public struct RebalanceStatus: LeaderPublished, Hashable {
         }
     }
 
+    /// A rebalance an operator started (`coffre admin rebalance start`): passes over every
+    /// manifest, moving shards for placement debt and skew, until a pass moves nothing.
+    public struct Job: Codable, Hashable, Sendable {
+        /// Milliseconds since 1970 when it was started.
+        public var startedAt: Int64
+        /// Utilisation spread (fraction of capacity) it leaves alone.
+        public var spread: Double
+        /// Passes over the manifests so far (the first is 1).
+        public var pass: Int
+        /// The last object of this pass planned (nil: the pass starts).
+        public var cursor: String?
+        /// Moves made in this pass: a pass with none ends the job.
+        public var movesThisPass: Int
+
+        public init(startedAt: Int64, spread: Double) {
+            self.startedAt = startedAt
+            self.spread = spread
+            pass = 1
+            cursor = nil
+            movesThisPass = 0
+        }
+    }
+
     public var leader: String?
     public var epoch: Int64
     public var draining: [Drain] = []
+    /// The running rebalance, if any.
+    public var job: Job?
+    /// Milliseconds since 1970 when the last rebalance ended (a pass moved nothing).
+    public var lastJobFinishedAt: Int64?
     public var movesDone: Int = 0
     public var bytesMoved: Int64 = 0
     /// Over the last ten seconds.
@@ -182,6 +209,13 @@ public struct RebalanceStatus: LeaderPublished, Hashable {
         self.leader = leader
         self.epoch = epoch
     }
+}
+
+/// `POST /v1/admin/rebalance/start`.
+public struct RebalanceStartRequest: Codable, Hashable, Sendable {
+    /// Utilisation spread left alone (0.01...1; default 0.05).
+    public var spread: Double?
+    public init(spread: Double? = nil) { self.spread = spread }
 }
 
 /// `GET /v1/admin/rebalance/plan`: what rebalancing would do now (a dry run), or with more

@@ -186,9 +186,22 @@ public final class CoffreClient: Sendable {
 
     /// What rebalancing would do (nothing changes): now, or with `drain` nodes drained and
     /// the nodes of `removeCountries` gone.
-    public func adminRebalancePlan(drain: [String] = [], removeCountries: [String] = []) async throws -> RebalancePlanReport {
-        let query = (drain.map { "drain=\($0)" } + removeCountries.map { "removeCountry=\($0)" }).joined(separator: "&")
+    public func adminRebalancePlan(drain: [String] = [], removeCountries: [String] = [], spread: Double? = nil) async throws -> RebalancePlanReport {
+        let query = (drain.map { "drain=\($0)" } + removeCountries.map { "removeCountry=\($0)" } + (spread.map { ["spread=\($0)"] } ?? []))
+            .joined(separator: "&")
         return try decode(RebalancePlanReport.self, try await send(.GET, "/v1/admin/rebalance/plan" + (query.isEmpty ? "" : "?" + query), token: try adminToken()))
+    }
+
+    /// Starts a rebalance (placement debt, skew) that the leader runs until a pass moves nothing.
+    public func adminRebalanceStart(spread: Double? = nil) async throws -> RebalanceStatus.Job {
+        try decode(
+            RebalanceStatus.Job.self,
+            try await send(.POST, "/v1/admin/rebalance/start", token: try adminToken(), json: RebalanceStartRequest(spread: spread), expect: [202]))
+    }
+
+    /// Cancels the running rebalance after the moves in hand.
+    public func adminRebalanceCancel() async throws -> RebalanceStatus.Job {
+        try decode(RebalanceStatus.Job.self, try await send(.POST, "/v1/admin/rebalance/cancel", token: try adminToken()))
     }
 
     /// Drains a node (`drain: true`: nothing new goes there, its shards move away) or

@@ -33,6 +33,9 @@ public final class ClusterTopology: Sendable {
         var usedBytes: Int64 = 0
         /// The node's store incarnation as it last reported it.
         var incarnation: String?
+        /// Bytes of copies moved off the node and not yet deleted by the collector: garbage the
+        /// node still counts as used, which placement and the rebalancer do not.
+        var awaitingCollection: Int64 = 0
     }
 
     /// Every node known: from the configuration, and announced since (`update`).
@@ -115,6 +118,23 @@ public final class ClusterTopology: Sendable {
         observations.withLock { $0[id]?.lastSeen = nil }
     }
 
+    /// Counts a shard moved from one node to another: the target's use grows until its next
+    /// health answer says so itself; the source's copy is garbage until the collector deletes
+    /// it (`collected`), and is not counted as used meanwhile.
+    public func recordMove(bytes: Int64, from source: NodeID, to target: NodeID) {
+        observations.withLock { observations in
+            observations[target]?.usedBytes += bytes
+            observations[source]?.awaitingCollection += bytes
+        }
+    }
+
+    /// The collector deleted `bytes` of garbage from a node.
+    public func collected(bytes: Int64, from id: NodeID) {
+        observations.withLock { observations in
+            if let waiting = observations[id]?.awaitingCollection { observations[id]?.awaitingCollection = max(0, waiting - bytes) }
+        }
+    }
+
     /// Marks a node as out of space now (it refused a write as full): placement passes it
     /// over until its next health answer says otherwise.
     public func reportFull(_ id: NodeID) {
@@ -176,7 +196,7 @@ public final class ClusterTopology: Sendable {
                 let up = seen.lastSeen.map { now - $0 < downAfter } ?? false
                 return NodeDescriptor(
                     id: member.id, country: member.country, region: member.region,
-                    capacityBytes: seen.capacityBytes, usedBytes: seen.usedBytes, isUp: up)
+                    capacityBytes: seen.capacityBytes, usedBytes: max(0, seen.usedBytes - seen.awaitingCollection), isUp: up)
             }
         }
     }

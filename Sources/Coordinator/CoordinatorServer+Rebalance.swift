@@ -16,13 +16,18 @@ extension Limits {
 }
 
 extension CoordinatorServer {
-    /// `GET /v1/admin/rebalance/plan[?drain=ID...][&removeCountry=CC...]`: the rebalance
+    /// `GET /v1/admin/rebalance/plan[?drain=ID...][&removeCountry=CC...][&spread=F]`: the rebalance
     /// planner over the cluster as it is (every manifest, up to a limit), with the nodes being
     /// drained, those asked for, and the nodes of removed countries treated as drained.
     /// Nothing changes: the same planner the rebalancer runs, as a dry run or a what-if.
     func adminRebalancePlan(_ request: Request) async throws -> Response {
         try requireAdmin(request)
         let query = request.uri.queryParameters
+        var spread = 0.05
+        if let text = query.get("spread") {
+            guard let value = Double(text), (0.01...1).contains(value) else { throw APIError(.invalidArgument, "spread must be 0.01...1, got \(text)") }
+            spread = value
+        }
         var draining = objects.topology.draining
         for text in query.getAll("drain") {
             guard let id = try? NodeID(String(text)), objects.topology.member(id) != nil else { throw APIError(.notFound, "no node \(text)") }
@@ -53,7 +58,7 @@ extension CoordinatorServer {
         } while after != nil
 
         let nodes = objects.topology.descriptors()
-        let plan = RebalancePlanner(policy: objects.policy).plan(segments: segments, nodes: nodes, draining: draining)
+        let plan = RebalancePlanner(policy: objects.policy, spread: spread).plan(segments: segments, nodes: nodes, draining: draining)
         let budget = try await metadata.get(Keyspace.repairBudget).flatMap { Int64(String(decoding: $0.value, as: UTF8.self)) }
             ?? configuration.repairBudgetBytesPerSecond
         report.draining = draining.map(\.value).sorted()
@@ -71,6 +76,31 @@ extension CoordinatorServer {
             .init(objectId: $0.objectId, segment: $0.segment, shard: $0.shard, from: $0.from.value, to: $0.to.value, bytes: $0.bytes, reason: $0.reason.rawValue)
         }
         return try jsonResponse(report)
+    }
+
+    /// `POST /v1/admin/rebalance/start`: the leader runs passes over every manifest, moving
+    /// shards for placement debt and skew, until a pass moves nothing. 409 when one runs.
+    func adminRebalanceStart(_ request: Request) async throws -> Response {
+        try requireAdmin(request)
+        let body = try await decodeBody(RebalanceStartRequest.self, request)
+        let spread = body.spread ?? 0.05
+        guard (0.01...1).contains(spread) else { throw APIError(.invalidArgument, "spread must be 0.01...1, got \(spread)") }
+        let job = RebalanceStatus.Job(startedAt: Int64(Date().timeIntervalSince1970 * 1000), spread: spread)
+        guard try await metadata.commit(if: [.absent(Keyspace.rebalanceJob)], then: [.putJSON(Keyspace.rebalanceJob, job)]) != nil else {
+            throw APIError(.conflict, "a rebalance is running (coffre admin rebalance status; cancel it first)")
+        }
+        return try jsonResponse(job, status: .accepted)
+    }
+
+    /// `POST /v1/admin/rebalance/cancel`: the running rebalance stops after the moves in hand
+    /// (each is whole or not at all); 404 when none runs.
+    func adminRebalanceCancel(_ request: Request) async throws -> Response {
+        try requireAdmin(request)
+        guard let entry = try await metadata.get(Keyspace.rebalanceJob),
+            let job = try? JSONDecoder().decode(RebalanceStatus.Job.self, from: Data(entry.value))
+        else { throw APIError(.notFound, "no rebalance is running") }
+        try await metadata.delete(Keyspace.rebalanceJob)
+        return try jsonResponse(job)
     }
 
     /// Whether the nodes left can hold k + m shards of a segment within the country rule.

@@ -136,6 +136,7 @@ public final class GarbageCollector: Service, Sendable {
                 state.status.bytesReclaimed += shard.length
             }
         }
+        if !refused { objects.topology.collected(bytes: shard.length, from: member.id) }
     }
 
     private func manifestIfAny(_ objectId: String) async throws -> ObjectManifest? {

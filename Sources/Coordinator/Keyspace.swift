@@ -71,6 +71,8 @@ public enum Keyspace {
     public static let repairStatus = "cluster/repair-status"
     /// The leader's last published garbage-collection status.
     public static let collectorStatus = "cluster/gc-status"
+    /// The rebalance an operator started (`RebalanceStatus.Job`, JSON): where its pass is.
+    public static let rebalanceJob = "cluster/rebalance-job"
     /// The leader's last published rebalancer status.
     public static let rebalanceStatus = "cluster/rebalance-status"
     /// The leader's last published scrub status.

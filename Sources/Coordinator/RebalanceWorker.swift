@@ -7,7 +7,8 @@ import Placement
 public import ServiceLifecycle
 import Synchronization
 
-/// The leader's rebalancer: today, it drains nodes. The shell around `RebalancePlanner`.
+/// The leader's rebalancer: it drains nodes, and runs a rebalance an operator started (placement
+/// debt paid back, utilisation evened). The shell around `RebalancePlanner`.
 ///
 /// Each step reads the nodes operators asked to drain (`Keyspace.drains`), takes a page of
 /// the objects the placement index puts on them, plans their segments (drain moves, and the
@@ -97,10 +98,12 @@ public final class RebalanceWorker: Service, Sendable {
             }
             state.withLock { $0.status.draining = progress }
             guard !placed.isEmpty else {
+                // Drains first; a started rebalance when no drain has work.
+                let worked = try await jobStep(term, draining: Set(drains.keys))
                 await publish(term)
-                return false
+                return worked
             }
-            let moves = try await plan(Array(placed).sorted().prefix(settings.objectsPerStep), draining: Set(drains.keys))
+            let moves = try await plan(Array(placed).sorted().prefix(settings.objectsPerStep), draining: Set(drains.keys), spread: 1)
             await carryOut(moves, term)
             await publish(term)
             return !moves.isEmpty
@@ -112,8 +115,56 @@ public final class RebalanceWorker: Service, Sendable {
         }
     }
 
-    /// The planner's drain and violation moves for these objects' segments.
-    private func plan(_ objectIds: ArraySlice<String>, draining: Set<NodeID>) async throws(CoordinatorError) -> [ShardMove] {
+    /// One page of a started rebalance (`Keyspace.rebalanceJob`): the next objects of its pass
+    /// over the manifests, planned and moved (debt, skew). The job record holds the cursor,
+    /// written under the leader's fence after the page's moves, so a new leader resumes at the
+    /// page where the last one stopped; a pass that moves nothing ends the job.
+    private func jobStep(_ term: LeaderTerm, draining: Set<NodeID>) async throws(CoordinatorError) -> Bool {
+        let entry: MetadataEntry?
+        do { entry = try await metadata.get(Keyspace.rebalanceJob) } catch { throw CoordinatorError(error.code, error.message) }
+        guard let entry, var job = try? JSONDecoder().decode(RebalanceStatus.Job.self, from: Data(entry.value)) else {
+            state.withLock { $0.status.job = nil }
+            return false
+        }
+        let page: [MetadataEntry]
+        do { page = try await metadata.list(prefix: Keyspace.manifests, after: job.cursor, limit: settings.objectsPerStep) } catch {
+            throw CoordinatorError(error.code, error.message)
+        }
+        let objectIds = page.map { String($0.key.dropFirst(Keyspace.manifests.count)) }
+        let moves = try await plan(objectIds[...], draining: draining, spread: job.spread)
+        let done = state.withLock { $0.status.movesDone }
+        await carryOut(moves, term)
+        job.movesThisPass += state.withLock { $0.status.movesDone } - done
+        var mutation = MetadataMutation.putJSON(Keyspace.rebalanceJob, job)
+        var finished = false
+        if page.count == settings.objectsPerStep {
+            job.cursor = page.last?.key
+            mutation = .putJSON(Keyspace.rebalanceJob, job)
+        } else if job.movesThisPass == 0 {
+            finished = true
+            mutation = .delete(Keyspace.rebalanceJob)
+        } else {
+            job.pass += 1
+            job.cursor = nil
+            job.movesThisPass = 0
+            mutation = .putJSON(Keyspace.rebalanceJob, job)
+        }
+        // Conditional on the record as read: a cancel (its deletion) meanwhile wins.
+        let committed: Int64?
+        do { committed = try await metadata.commit(if: [term.fence, .revision(entry.key, entry.modRevision)], then: [mutation]) } catch {
+            throw CoordinatorError(error.code, error.message)
+        }
+        let now = objects.clock.wallMillis()
+        state.withLock { state in
+            state.status.job = committed == nil || finished ? nil : job
+            if finished && committed != nil { state.status.lastJobFinishedAt = now }
+        }
+        if finished && committed != nil { logger.notice("rebalance finished", metadata: ["rebalance.passes": "\(job.pass)"]) }
+        return true
+    }
+
+    /// The planner's moves for these objects' segments.
+    private func plan(_ objectIds: ArraySlice<String>, draining: Set<NodeID>, spread: Double) async throws(CoordinatorError) -> [ShardMove] {
         var segments: [SegmentPlacement] = []
         for objectId in objectIds {
             do {
@@ -122,8 +173,8 @@ public final class RebalanceWorker: Service, Sendable {
                 guard error.code == .notFound else { throw error }
             }
         }
-        // No skew moves here: a drain moves what it must (its planner's spread is 1).
-        let planner = RebalancePlanner(policy: objects.policy, margin: settings.margin, spread: 1)
+        // A drain moves what it must (spread 1: no skew moves); a started rebalance evens out.
+        let planner = RebalancePlanner(policy: objects.policy, margin: settings.margin, spread: spread)
         let plan = planner.plan(segments: segments, nodes: objects.topology.descriptors(), draining: draining)
         state.withLock { $0.status.segmentsSkipped = plan.skipped.count }
         return plan.moves
@@ -158,6 +209,7 @@ public final class RebalanceWorker: Service, Sendable {
                     state.status.movesDone += count
                     state.status.bytesMoved += moved
                     state.meter.record(moved, now: doneAt)
+                    for move in moves { objects.topology.recordMove(bytes: move.bytes, from: move.from, to: move.to) }
                 case .conflict: state.status.movesRefused += moves.count
                 case .skipped: break
                 }

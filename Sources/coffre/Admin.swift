@@ -276,8 +276,38 @@ struct Admin: AsyncParsableCommand {
 
     struct Rebalance: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Rebalancing: nodes being drained and the moves the leader made; a dry run of what it would do. (Running skew and debt moves, policy changes: not built yet.)",
-            subcommands: [RebalanceStatusCommand.self, RebalancePlanCommand.self], defaultSubcommand: RebalanceStatusCommand.self)
+            abstract: "Rebalancing: drains, a started rebalance (placement debt, skew), the moves the leader made; a dry run of what it would do. (Policy changes: not built yet.)",
+            subcommands: [RebalanceStatusCommand.self, RebalancePlanCommand.self, Start.self, Cancel.self], defaultSubcommand: RebalanceStatusCommand.self)
+
+        struct Start: AsyncParsableCommand {
+            static let configuration = CommandConfiguration(
+                abstract: "Start a rebalance: the leader pays placement debt back and evens utilisation, in passes over every object, paced by the repair budget, until a pass moves nothing.")
+            @OptionGroup var options: GlobalOptions
+            @Option(help: "Utilisation spread left alone, as a fraction of capacity (0.01...1).") var spread: Double = 0.05
+
+            func run() async throws {
+                try await perform {
+                    try await using(options) { client in
+                        let job = try await client.adminRebalanceStart(spread: spread)
+                        if options.json { printJSON(job) } else { print("rebalance started (spread \(job.spread)); coffre admin rebalance status") }
+                    }
+                }
+            }
+        }
+
+        struct Cancel: AsyncParsableCommand {
+            static let configuration = CommandConfiguration(abstract: "Stop the running rebalance after the moves in hand; what moved stays moved.")
+            @OptionGroup var options: GlobalOptions
+
+            func run() async throws {
+                try await perform {
+                    try await using(options) { client in
+                        let job = try await client.adminRebalanceCancel()
+                        if options.json { printJSON(job) } else { print("rebalance cancelled in pass \(job.pass)") }
+                    }
+                }
+            }
+        }
 
         struct RebalancePlanCommand: AsyncParsableCommand {
             static let configuration = CommandConfiguration(
@@ -286,11 +316,12 @@ struct Admin: AsyncParsableCommand {
             @OptionGroup var options: GlobalOptions
             @Option(name: .customLong("drain"), help: "Also treat this node as drained (repeatable).") var drain: [String] = []
             @Option(name: .customLong("remove-country"), help: "Also treat this country's nodes as drained (repeatable).") var removeCountry: [String] = []
+            @Option(help: "Utilisation spread left alone, as a fraction of capacity (0.01...1).") var spread: Double = 0.05
 
             func run() async throws {
                 try await perform {
                     try await using(options) { client in
-                        let report = try await client.adminRebalancePlan(drain: drain, removeCountries: removeCountry)
+                        let report = try await client.adminRebalancePlan(drain: drain, removeCountries: removeCountry, spread: spread)
                         if options.json { printJSON(report) } else { print(Self.text(report)) }
                     }
                 }
@@ -328,6 +359,11 @@ struct Admin: AsyncParsableCommand {
                                 print("draining \(drain.node): \(drain.objectsLeft == 0 ? "empty, can be removed" : "\(drain.objectsLeft) objects left")")
                             }
                             if status.draining.isEmpty { print("draining: none") }
+                            if let job = status.job {
+                                print("rebalance: pass \(job.pass), \(job.movesThisPass) moves in it so far, at \(job.cursor.map { String($0.dropFirst(8)) } ?? "the start")")
+                            } else {
+                                print("rebalance: not running\(status.lastJobFinishedAt.map { _ in " (the last one finished: a pass moved nothing)" } ?? "")")
+                            }
                             print("moved: \(status.movesDone) shards, \(ByteCount(status.bytesMoved)); rate \(ByteCount(Int64(status.rateBytesPerSecond)))/s; refused: \(status.movesRefused); failed: \(status.movesFailed); segments skipped: \(status.segmentsSkipped)")
                             if let error = status.lastError { print("last error: \(error)") }
                         }

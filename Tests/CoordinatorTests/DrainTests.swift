@@ -1,3 +1,4 @@
+import CoffreAPI
 import CoffreModel
 import Coordinator
 import Foundation
@@ -96,6 +97,64 @@ import TestSupport
             #expect(await worker.step() == false)
             #expect(try await placedOn(victim, cluster, ids) == left, "nothing moves once the drain is cancelled")
             #expect(!left.isEmpty)
+        }
+    }
+
+    @Test func aStartedRebalanceEvensOutNewNodesThenEndsAndACancelStopsIt() async throws {
+        try await withTemporaryDirectory { folder in
+            let cluster = try await MemoryCluster(folder: folder, segmentSize: 256 << 10, capacityBytes: 32 << 20)
+            // New Zealand's nodes join after the data is written: they hold nothing.
+            for n in 1...3 { cluster.transport.setFull("nz-\(n)", true) }
+            var random = SeededGenerator(seed: 43)
+            var stored: [String: [UInt8]] = [:]
+            for index in 0..<12 {
+                let bytes = random.bytes(900 << 10)
+                _ = try await cluster.upload(bytes, id: "r\(index)")
+                stored["r\(index)"] = bytes
+            }
+            for n in 1...3 { cluster.transport.setFull("nz-\(n)", false) }
+            await cluster.topology.refresh()
+            func spread() -> Double {
+                let use = cluster.topology.descriptors().map { Double($0.usedBytes) / Double($0.capacityBytes) }
+                return use.max()! - use.min()!
+            }
+            #expect(spread() > 0.04)
+
+            let election = LeaderElection(coordinator: "c", metadata: cluster.metadata, ttlSeconds: 30, logger: Logger(label: "test"))
+            await election.step()
+            let worker = RebalanceWorker(
+                objects: cluster.store, election: election, settings: .init(budgetBytesPerSecond: 1 << 40, objectsPerStep: 5),
+                logger: Logger(label: "test"))
+            let job = RebalanceStatus.Job(startedAt: 1, spread: 0.01)
+            try await cluster.metadata.put(Keyspace.rebalanceJob, Array(try JSONEncoder().encode(job)))
+
+            // Cancelled after one step: nothing more moves.
+            #expect(await worker.step())
+            let afterOne = worker.status().movesDone
+            #expect(afterOne > 0 && worker.status().job?.cursor != nil)
+            try await cluster.metadata.delete(Keyspace.rebalanceJob)
+            #expect(await worker.step() == false && worker.status().movesDone == afterOne)
+
+            // Started again, it runs to the end: a pass that moves nothing.
+            try await cluster.metadata.put(Keyspace.rebalanceJob, Array(try JSONEncoder().encode(job)))
+            var steps = 0
+            while try await cluster.metadata.get(Keyspace.rebalanceJob) != nil, steps < 60 {
+                await cluster.topology.refresh()
+                await worker.step()
+                steps += 1
+            }
+            #expect(try await cluster.metadata.get(Keyspace.rebalanceJob) == nil, "the rebalance ended after \(steps) steps")
+            #expect(worker.status().lastJobFinishedAt != nil)
+            await cluster.topology.refresh()
+            #expect(spread() <= 0.01 + 0.01, "utilisation within the spread, give or take a shard: \(spread())")
+            for id in stored.keys.sorted() {
+                let manifest = try await cluster.store.manifest(id)
+                for segment in manifest.segments {
+                    let placement = Placement(nodes: segment.shards.map(\.node), placementDebt: false)
+                    #expect(PlacementPlanner.violations(of: placement, policy: cluster.store.policy, nodes: cluster.topology.descriptors()).isEmpty)
+                }
+                #expect(try await cluster.download(id) == stored[id], "\(id) reads back bit-exact")
+            }
         }
     }
 }

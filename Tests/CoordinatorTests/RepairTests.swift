@@ -18,13 +18,16 @@ struct MemoryCluster {
     let metadata: EmbeddedMetadataStore
     let nodes: [NodeID]
 
-    init(folder: String, segmentSize: Int = 1 << 20, countries: [String] = ["FR", "DE", "CH", "NZ"], perCountry: Int = 3) async throws {
+    init(
+        folder: String, segmentSize: Int = 1 << 20, countries: [String] = ["FR", "DE", "CH", "NZ"], perCountry: Int = 3,
+        capacityBytes: Int64 = 1 << 40
+    ) async throws {
         transport = InMemoryShardTransport()
         var members: [ClusterTopology.Member] = []
         for code in countries {
             for n in 1...perCountry {
                 let id = "\(code.lowercased())-\(n)"
-                let base = transport.addNode(id: id, country: code, region: "\(code.lowercased())-r\(n % 2)")
+                let base = transport.addNode(id: id, country: code, region: "\(code.lowercased())-r\(n % 2)", capacityBytes: capacityBytes)
                 members.append(ClusterTopology.Member(id: try NodeID(id), country: try Country(code), region: "\(code.lowercased())-r\(n % 2)", url: base))
             }
         }

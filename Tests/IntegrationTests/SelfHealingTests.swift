@@ -24,14 +24,14 @@ extension SeededGenerator {
 /// after 3 s without news and lost after 2 s more; a dead leader is replaced within ~2 s.
 /// The collector's grace is long enough that a loaded machine's pauses cannot cost an upload
 /// its intent; the tests of collection shorten it.
-func healingTopology(_ name: String, gcGraceSeconds: Int = 30) -> ClusterTopologyFile {
+func healingTopology(_ name: String, gcGraceSeconds: Int = 30, capacityBytes: Int64 = 4 << 30) -> ClusterTopologyFile {
     ClusterTopologyFile(
         name: name,
         countries: [
-            .init(code: "FR", region: "fr-paris", nodes: 3, capacityBytes: 4 << 30),
-            .init(code: "DE", region: "de-frankfurt", nodes: 3, capacityBytes: 4 << 30),
-            .init(code: "CH", region: "ch-zurich", nodes: 3, capacityBytes: 4 << 30),
-            .init(code: "NZ", region: "nz-auckland", nodes: 3, capacityBytes: 4 << 30),
+            .init(code: "FR", region: "fr-paris", nodes: 3, capacityBytes: capacityBytes),
+            .init(code: "DE", region: "de-frankfurt", nodes: 3, capacityBytes: capacityBytes),
+            .init(code: "CH", region: "ch-zurich", nodes: 3, capacityBytes: capacityBytes),
+            .init(code: "NZ", region: "nz-auckland", nodes: 3, capacityBytes: capacityBytes),
         ],
         etcdCountries: ["FR", "DE", "CH"], policy: .init(k: 6, m: 3, margin: 0), segmentSizeBytes: 2 << 20,
         quotaBytesDefault: 1 << 30, basePort: freePortBlock(count: 6), downAfterSeconds: 3,
@@ -58,11 +58,12 @@ func newAccount(_ client: CoffreClient, _ user: String) async throws -> Session 
 /// every test here starts from. The body gets the cluster, that client, the session and a
 /// scratch folder.
 func withHealingCluster(
-    _ name: String, gcGraceSeconds: Int = 30, via country: String, user: String,
+    _ name: String, gcGraceSeconds: Int = 30, capacityBytes: Int64 = 4 << 30, via country: String, user: String,
     _ body: (RunningCluster, CoffreClient, Session, String) async throws -> Void
 ) async throws {
     try await withTemporaryDirectory { folder in
-        let running = try await RunningCluster(folder: folder, topology: healingTopology(name, gcGraceSeconds: gcGraceSeconds))
+        let running = try await RunningCluster(
+            folder: folder, topology: healingTopology(name, gcGraceSeconds: gcGraceSeconds, capacityBytes: capacityBytes))
         await running.run { running in
             let client = try running.client(via: country)
             try await body(running, client, newAccount(client, user), folder)
@@ -380,8 +381,31 @@ func fullyRedundant(_ manifests: [ObjectManifest], up: Set<String>, gone: Set<St
 }
 
 /// Membership in the metadata store: a node joins by being started with its certificate.
-/// Draining a node of a real cluster while files are uploaded and read.
+/// Draining a node of a real cluster while files are uploaded and read; a rebalance onto
+/// nodes that joined later.
 @Suite(.serialized, .timeLimit(.minutes(5))) struct DrainClusterTests {
+    @Test func aStartedRebalanceSpreadsDataOntoNodesThatJoinedLater() async throws {
+        try await withHealingCluster("rebalance", gcGraceSeconds: 10, capacityBytes: 96 << 20, via: "CH", user: "ivan") { running, ch, session, folder in
+            var stored = StoredFiles()
+            // 16 MiB of files: 24 MiB of shards, about 2 % of each node's 96 MiB.
+            try await stored.upload(ch, session, folder: folder, sizes: [6 << 20, 6 << 20, 4 << 20], seed: 61, prefix: "before")
+            for n in 1...3 { try await running.cluster.addNode(id: "jp-\(n)", country: "JP", region: "jp-tokyo", capacityBytes: 96 << 20) }
+            try await awaitCondition("the new nodes are up", seconds: 30) {
+                try await ch.adminStatus().nodes.filter { $0.id.hasPrefix("jp-") && $0.up }.count == 3
+            }
+            let plan = try await ch.adminRebalancePlan(spread: 0.01)
+            #expect((plan.movesByReason["skew"] ?? 0) > 0, "\(plan)")
+            _ = try await ch.adminRebalanceStart(spread: 0.01)
+            await #expect(throws: (any Error).self, "one rebalance at a time") { _ = try await ch.adminRebalanceStart() }
+            try await awaitCondition("the rebalance ends", seconds: 120) { try await ch.adminRebalanceStatus().lastJobFinishedAt != nil }
+            let status = try await ch.adminRebalanceStatus()
+            #expect(status.movesDone > 0 && status.job == nil, "\(status)")
+            let placed = try await stored.manifests(ch, session).flatMap { $0.segments.flatMap { $0.shards.map(\.node.value) } }
+            #expect(placed.contains { $0.hasPrefix("jp-") }, "the new nodes hold shards")
+            try await stored.verify(try running.client(via: "NZ"), session, folder: folder)
+        }
+    }
+
     @Test func aDrainedNodeEndsEmptyUnderLoadAndEveryFileReadsBack() async throws {
         try await withHealingCluster("drain", gcGraceSeconds: 10, via: "DE", user: "hana") { running, de, session, folder in
             var stored = StoredFiles()
