@@ -271,6 +271,53 @@ public struct RebalancePlanReport: Codable, Hashable, Sendable {
     public init() {}
 }
 
+/// `GET /v1/admin/drill/preflight`: what a drill's fault would leave, before it starts. The
+/// key names are part of the API (`coffre admin drill preflight --json`).
+public struct DrillPreflightReport: Codable, Hashable, Sendable {
+    public struct Segment: Codable, Hashable, Sendable {
+        public var objectId: String
+        public var segment: Int
+        public var healthy: Int
+        public init(objectId: String, segment: Int, healthy: Int) {
+            self.objectId = objectId
+            self.segment = segment
+            self.healthy = healthy
+        }
+    }
+
+    /// The nodes the drill would take away.
+    public var fault: [String]
+    public var dataShards: Int
+    public var margin: Int
+    /// The fewest healthy shards any segment would keep; nil when there is no segment.
+    public var lowestHealthy: Int?
+    /// False: some segment would fall under k + margin, and the drill is refused.
+    public var allowed: Bool
+    public var atRiskCount: Int
+    /// The riskiest of them (at most 20).
+    public var atRisk: [Segment]
+    public var segments: Int
+    public var objectsScanned: Int
+    /// False when the cluster holds more objects than one check reads.
+    public var complete: Bool
+
+    public init(
+        fault: [String], dataShards: Int, margin: Int, lowestHealthy: Int?, allowed: Bool, atRiskCount: Int, atRisk: [Segment], segments: Int,
+        objectsScanned: Int, complete: Bool
+    ) {
+        self.fault = fault
+        self.dataShards = dataShards
+        self.margin = margin
+        self.lowestHealthy = lowestHealthy
+        self.allowed = allowed
+        self.atRiskCount = atRiskCount
+        self.atRisk = atRisk
+        self.segments = segments
+        self.objectsScanned = objectsScanned
+        self.complete = complete
+    }
+}
+
 /// `GET /v1/admin/countries`: each country's state as the leader decided it.
 public struct CountryReport: Codable, Hashable, Sendable {
     public var country: String

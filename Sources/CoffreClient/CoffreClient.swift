@@ -192,6 +192,12 @@ public final class CoffreClient: Sendable {
         return try decode(RebalancePlanReport.self, try await send(.GET, "/v1/admin/rebalance/plan" + (query.isEmpty ? "" : "?" + query), token: try adminToken()))
     }
 
+    /// What a drill taking these nodes or countries away would leave (nothing changes).
+    public func adminDrillPreflight(nodes: [String] = [], countries: [String] = [], margin: Int? = nil) async throws -> DrillPreflightReport {
+        let query = (nodes.map { "node=\($0)" } + countries.map { "country=\($0)" } + (margin.map { ["margin=\($0)"] } ?? [])).joined(separator: "&")
+        return try decode(DrillPreflightReport.self, try await send(.GET, "/v1/admin/drill/preflight?" + query, token: try adminToken()))
+    }
+
     /// Starts a rebalance (placement debt, skew) that the leader runs until a pass moves nothing.
     public func adminRebalanceStart(spread: Double? = nil) async throws -> RebalanceStatus.Job {
         try decode(

@@ -41,21 +41,9 @@ extension CoordinatorServer {
         }
 
         var report = RebalancePlanReport()
-        var segments: [SegmentPlacement] = []
-        var after: String?
-        repeat {
-            let page = try await metadata.list(prefix: Keyspace.manifests, after: after, limit: Limits.metadataListPageMax)
-            for entry in page where report.objectsScanned < Limits.rebalancePlanObjectsMax {
-                guard let manifest = try? JSONDecoder().decode(ObjectManifest.self, from: Data(entry.value)) else { continue }
-                segments += ObjectStore.segmentPlacements(manifest)
-                report.objectsScanned += 1
-            }
-            after = page.count == Limits.metadataListPageMax ? page.last?.key : nil
-            if report.objectsScanned >= Limits.rebalancePlanObjectsMax, after != nil {
-                report.complete = false
-                after = nil
-            }
-        } while after != nil
+        let (segments, scanned, complete) = try await everySegment()
+        report.objectsScanned = scanned
+        report.complete = complete
 
         let nodes = objects.topology.descriptors()
         let plan = RebalancePlanner(policy: objects.policy, spread: spread).plan(segments: segments, nodes: nodes, draining: draining)
@@ -101,6 +89,59 @@ extension CoordinatorServer {
         else { throw APIError(.notFound, "no rebalance is running") }
         try await metadata.delete(Keyspace.rebalanceJob)
         return try jsonResponse(job)
+    }
+
+    /// The segments of every object, as the planners see them (up to
+    /// `Limits.rebalancePlanObjectsMax` objects: `complete` says whether that was all).
+    func everySegment() async throws -> (segments: [SegmentPlacement], objects: Int, complete: Bool) {
+        var segments: [SegmentPlacement] = []
+        var objects = 0
+        var after: String?
+        repeat {
+            let page = try await metadata.list(prefix: Keyspace.manifests, after: after, limit: Limits.metadataListPageMax)
+            for entry in page where objects < Limits.rebalancePlanObjectsMax {
+                guard let manifest = try? JSONDecoder().decode(ObjectManifest.self, from: Data(entry.value)) else { continue }
+                segments += ObjectStore.segmentPlacements(manifest)
+                objects += 1
+            }
+            after = page.count == Limits.metadataListPageMax ? page.last?.key : nil
+            if objects >= Limits.rebalancePlanObjectsMax, after != nil { return (segments, objects, false) }
+        } while after != nil
+        return (segments, objects, true)
+    }
+
+    /// `GET /v1/admin/drill/preflight?node=ID...&country=CC...[&margin=N]`: what a drill that
+    /// takes these nodes (or a country's nodes) away would leave: the fewest healthy shards of
+    /// any segment, and the segments under k + margin, for which the drill is refused.
+    func adminDrillPreflight(_ request: Request) async throws -> Response {
+        try requireAdmin(request)
+        let query = request.uri.queryParameters
+        var fault = Set<NodeID>()
+        for text in query.getAll("node") {
+            guard let id = try? NodeID(String(text)), objects.topology.member(id) != nil else { throw APIError(.notFound, "no node \(text)") }
+            fault.insert(id)
+        }
+        for text in query.getAll("country") {
+            guard let country = try? Country(String(text)) else { throw APIError(.invalidArgument, "country: \(text) is not a country code") }
+            let members = objects.topology.members.filter { $0.country == country }
+            guard !members.isEmpty else { throw APIError(.notFound, "no node in \(country)") }
+            fault.formUnion(members.map(\.id))
+        }
+        var margin = objects.policy.margin
+        if let text = query.get("margin") {
+            guard let value = Int(text), (0...objects.policy.erasure.parityShards).contains(value) else {
+                throw APIError(.invalidArgument, "margin must be 0...\(objects.policy.erasure.parityShards), got \(text)")
+            }
+            margin = value
+        }
+        let (segments, scanned, complete) = try await everySegment()
+        let k = objects.policy.erasure.dataShards
+        let preflight = DrillPlanner.preflight(segments: segments, nodes: objects.topology.descriptors(), fault: fault, dataShards: k, margin: margin)
+        return try jsonResponse(DrillPreflightReport(
+            fault: fault.map(\.value).sorted(), dataShards: k, margin: margin, lowestHealthy: preflight.lowestHealthy, allowed: preflight.allowed,
+            atRiskCount: preflight.atRiskCount,
+            atRisk: preflight.atRisk.map { .init(objectId: $0.objectId, segment: $0.segment, healthy: $0.healthy) },
+            segments: preflight.segments, objectsScanned: scanned, complete: complete))
     }
 
     /// Whether the nodes left can hold k + m shards of a segment within the country rule.

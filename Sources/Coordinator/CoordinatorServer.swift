@@ -152,6 +152,7 @@ public final class CoordinatorServer: Sendable {
         router.get("/v1/admin/countries") { [self] request, _ in try await adminCountries(request) }
         router.get("/v1/admin/rebalance") { [self] request, _ in try await adminRebalanceStatus(request) }
         router.get("/v1/admin/rebalance/plan") { [self] request, _ in try await adminRebalancePlan(request) }
+        router.get("/v1/admin/drill/preflight") { [self] request, _ in try await adminDrillPreflight(request) }
         router.post("/v1/admin/rebalance/start") { [self] request, _ in try await adminRebalanceStart(request) }
         router.post("/v1/admin/rebalance/cancel") { [self] request, _ in try await adminRebalanceCancel(request) }
         router.put("/v1/admin/nodes/:node/drain") { [self] request, context in try await adminDrain(request, context, drain: true) }

@@ -26,6 +26,7 @@ import TestSupport
             var random = SeededGenerator(seed: 41)
             var stored: [String: [UInt8]] = [:]
             for index in 0..<8 {
+                await cluster.topology.refresh()
                 let bytes = random.bytes(Int.random(in: 1...(900 << 10), using: &random))
                 _ = try await cluster.upload(bytes, id: "o\(index)")
                 stored["o\(index)"] = bytes
@@ -42,10 +43,11 @@ import TestSupport
             cluster.topology.setDraining([victim])
 
             // One leader moves some objects, then loses the lead; another finishes.
-            let first = LeaderElection(coordinator: "c-1", metadata: cluster.metadata, ttlSeconds: 30, logger: Logger(label: "test"))
+            let first = LeaderElection(coordinator: "c-1", metadata: cluster.metadata, ttlSeconds: 600, logger: Logger(label: "test"))
             await first.step()
             let settings = RebalanceWorker.Settings(budgetBytesPerSecond: 1 << 40, objectsPerStep: 2)
             let worker = RebalanceWorker(objects: cluster.store, election: first, settings: settings, logger: Logger(label: "test"))
+            await cluster.topology.refresh()
             #expect(await worker.step())
             #expect(worker.status().movesDone > 0)
             let left = try await placedOn(victim, cluster, ids)
@@ -53,10 +55,13 @@ import TestSupport
             await first.resign()
             #expect(await worker.step() == false, "a former leader moves nothing")
 
-            let second = LeaderElection(coordinator: "c-2", metadata: cluster.metadata, ttlSeconds: 30, logger: Logger(label: "test"))
+            let second = LeaderElection(coordinator: "c-2", metadata: cluster.metadata, ttlSeconds: 600, logger: Logger(label: "test"))
             await second.step()
             let successor = RebalanceWorker(objects: cluster.store, election: second, settings: settings, logger: Logger(label: "test"))
-            for _ in 0..<10 where try await !placedOn(victim, cluster, ids).isEmpty { await successor.step() }
+            for _ in 0..<10 where try await !placedOn(victim, cluster, ids).isEmpty {
+                await cluster.topology.refresh()
+                await successor.step()
+            }
             #expect(try await placedOn(victim, cluster, ids).isEmpty, "the drained node holds no referenced shard")
             #expect(try await cluster.metadata.list(prefix: Keyspace.placements(victim)).isEmpty, "the index agrees")
             await successor.step()
@@ -70,6 +75,7 @@ import TestSupport
                 #expect(try await cluster.download(id) == stored[id], "\(id) reads back bit-exact")
             }
             // New uploads place nothing on a draining node.
+            await cluster.topology.refresh()
             let fresh = try await cluster.upload(random.bytes(600 << 10), id: "fresh")
             #expect(!fresh.segments.contains { $0.shards.contains { $0.node == victim } })
         }
@@ -81,16 +87,18 @@ import TestSupport
             var random = SeededGenerator(seed: 42)
             var ids: [String] = []
             for index in 0..<10 {
+                await cluster.topology.refresh()
                 _ = try await cluster.upload(random.bytes(300 << 10), id: "u\(index)")
                 ids.append("u\(index)")
             }
             let victim = try await cluster.store.manifest("u0").segments[0].shards[0].node
             try await cluster.metadata.put(Keyspace.drain(victim), Array("1".utf8))
-            let election = LeaderElection(coordinator: "c", metadata: cluster.metadata, ttlSeconds: 30, logger: Logger(label: "test"))
+            let election = LeaderElection(coordinator: "c", metadata: cluster.metadata, ttlSeconds: 600, logger: Logger(label: "test"))
             await election.step()
             let worker = RebalanceWorker(
                 objects: cluster.store, election: election, settings: .init(budgetBytesPerSecond: 1 << 40, objectsPerStep: 1),
                 logger: Logger(label: "test"))
+            await cluster.topology.refresh()
             #expect(await worker.step())
             let left = try await placedOn(victim, cluster, ids)
             try await cluster.metadata.delete(Keyspace.drain(victim))
@@ -108,6 +116,7 @@ import TestSupport
             var random = SeededGenerator(seed: 43)
             var stored: [String: [UInt8]] = [:]
             for index in 0..<12 {
+                await cluster.topology.refresh()
                 let bytes = random.bytes(900 << 10)
                 _ = try await cluster.upload(bytes, id: "r\(index)")
                 stored["r\(index)"] = bytes
@@ -120,7 +129,7 @@ import TestSupport
             }
             #expect(spread() > 0.04)
 
-            let election = LeaderElection(coordinator: "c", metadata: cluster.metadata, ttlSeconds: 30, logger: Logger(label: "test"))
+            let election = LeaderElection(coordinator: "c", metadata: cluster.metadata, ttlSeconds: 600, logger: Logger(label: "test"))
             await election.step()
             let worker = RebalanceWorker(
                 objects: cluster.store, election: election, settings: .init(budgetBytesPerSecond: 1 << 40, objectsPerStep: 5),
@@ -129,6 +138,7 @@ import TestSupport
             try await cluster.metadata.put(Keyspace.rebalanceJob, Array(try JSONEncoder().encode(job)))
 
             // Cancelled after one step: nothing more moves.
+            await cluster.topology.refresh()
             #expect(await worker.step())
             let afterOne = worker.status().movesDone
             #expect(afterOne > 0 && worker.status().job?.cursor != nil)

@@ -141,3 +141,32 @@ extension Country {
         #expect(planner.plan(segments: world.segments, nodes: world.nodes).moves.isEmpty)
     }
 }
+
+@Suite struct DrillPlannerTests {
+    @Test func aCountrysLossIsAllowedUnlessAnotherNodeIsAlreadyDown() throws {
+        var nodes = topology(["FR", "DE", "CH", "NZ"], perCountry: 3)
+        var random = SeededGenerator(seed: 8)
+        var segments: [SegmentPlacement] = []
+        for index in 0..<40 {
+            let placement = try PlacementPlanner.place(policy: policy(6, 3), nodes: nodes, shardBytes: 1 << 20, using: &random)
+            segments.append(SegmentPlacement(objectId: "o\(index)", segment: 0, nodes: placement.nodes, shardBytes: 1 << 20))
+        }
+        let france = Set(nodes.filter { $0.country.code == "FR" }.map(\.id))
+        let check = DrillPlanner.preflight(segments: segments, nodes: nodes, fault: france, dataShards: 6, margin: 0)
+        #expect(check.allowed && check.segments == 40)
+        // Brute force: the fewest shards outside France.
+        #expect(check.lowestHealthy == segments.map { Set($0.nodes).subtracting(france).count }.min())
+        let strict = DrillPlanner.preflight(segments: segments, nodes: nodes, fault: france, dataShards: 6, margin: 1)
+        let withThreeInFrance = segments.filter { $0.nodes.filter { france.contains($0) }.count == 3 }
+        #expect(strict.atRiskCount == withThreeInFrance.count && strict.allowed == withThreeInFrance.isEmpty)
+
+        // A German node already down: segments with three shards in France and one on it fall to 5.
+        let down = nodes.firstIndex { $0.country.code == "DE" }!
+        nodes[down].isUp = false
+        let worse = DrillPlanner.preflight(segments: segments, nodes: nodes, fault: france, dataShards: 6, margin: 0)
+        let hit = withThreeInFrance.filter { $0.nodes.contains(nodes[down].id) }
+        #expect(worse.atRiskCount == hit.count && worse.allowed == hit.isEmpty)
+        #expect(worse.atRisk.allSatisfy { $0.healthy == 5 })
+        if !hit.isEmpty { #expect(worse.lowestHealthy == 5) }
+    }
+}
