@@ -196,7 +196,7 @@ extension CoordinatorServer {
         let now = Int64(Date().timeIntervalSince1970 * 1000)
         _ = try await metadata.commit(if: [.absent(key)], then: [.put(key, Array(String(now).utf8))])
         let requestedAt = try await metadata.get(key).flatMap { Int64(String(decoding: $0.value, as: UTF8.self)) } ?? now
-        let placed = try await metadata.list(prefix: Keyspace.placements(id)).count
+        let placed = try await metadata.objectsPlaced(on: id, limit: Limits.metadataListPageMax).count
         return try jsonResponse(RebalanceStatus.Drain(node: id.value, requestedAt: requestedAt, objectsLeft: placed), status: .accepted)
     }
 

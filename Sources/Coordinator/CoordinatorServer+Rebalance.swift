@@ -28,17 +28,7 @@ extension CoordinatorServer {
             guard let value = Double(text), (0.01...1).contains(value) else { throw APIError(.invalidArgument, "spread must be 0.01...1, got \(text)") }
             spread = value
         }
-        var draining = objects.topology.draining
-        for text in query.getAll("drain") {
-            guard let id = try? NodeID(String(text)), objects.topology.member(id) != nil else { throw APIError(.notFound, "no node \(text)") }
-            draining.insert(id)
-        }
-        for text in query.getAll("removeCountry") {
-            guard let country = try? Country(String(text)) else { throw APIError(.invalidArgument, "removeCountry: \(text) is not a country code") }
-            let members = objects.topology.members.filter { $0.country == country }
-            guard !members.isEmpty else { throw APIError(.notFound, "no node in \(country)") }
-            draining.formUnion(members.map(\.id))
-        }
+        let draining = objects.topology.draining.union(try namedNodes(request, nodes: "drain", countries: "removeCountry"))
 
         var report = RebalancePlanReport()
         let (segments, scanned, complete) = try await everySegment()
@@ -47,8 +37,7 @@ extension CoordinatorServer {
 
         let nodes = objects.topology.descriptors()
         let plan = RebalancePlanner(policy: objects.policy, spread: spread).plan(segments: segments, nodes: nodes, draining: draining)
-        let budget = try await metadata.get(Keyspace.repairBudget).flatMap { Int64(String(decoding: $0.value, as: UTF8.self)) }
-            ?? configuration.repairBudgetBytesPerSecond
+        let budget = await metadata.repairBudget() ?? configuration.repairBudgetBytesPerSecond
         report.draining = draining.map(\.value).sorted()
         report.moves = plan.moves.count
         report.movesByReason = Dictionary(grouping: plan.moves, by: \.reason.rawValue).mapValues(\.count)
@@ -116,17 +105,7 @@ extension CoordinatorServer {
     func adminDrillPreflight(_ request: Request) async throws -> Response {
         try requireAdmin(request)
         let query = request.uri.queryParameters
-        var fault = Set<NodeID>()
-        for text in query.getAll("node") {
-            guard let id = try? NodeID(String(text)), objects.topology.member(id) != nil else { throw APIError(.notFound, "no node \(text)") }
-            fault.insert(id)
-        }
-        for text in query.getAll("country") {
-            guard let country = try? Country(String(text)) else { throw APIError(.invalidArgument, "country: \(text) is not a country code") }
-            let members = objects.topology.members.filter { $0.country == country }
-            guard !members.isEmpty else { throw APIError(.notFound, "no node in \(country)") }
-            fault.formUnion(members.map(\.id))
-        }
+        let fault = try namedNodes(request, nodes: "node", countries: "country")
         var margin = objects.policy.margin
         if let text = query.get("margin") {
             guard let value = Int(text), (0...objects.policy.erasure.parityShards).contains(value) else {
@@ -142,6 +121,25 @@ extension CoordinatorServer {
             atRiskCount: preflight.atRiskCount,
             atRisk: preflight.atRisk.map { .init(objectId: $0.objectId, segment: $0.segment, healthy: $0.healthy) },
             segments: preflight.segments, objectsScanned: scanned, complete: complete))
+    }
+
+    /// The nodes a query names: by id (parameter `nodes`, repeatable) and by country (every
+    /// member of each country in parameter `countries`). 404 for an unknown node or a country
+    /// with none; 400 for a malformed code.
+    private func namedNodes(_ request: Request, nodes: String, countries: String) throws -> Set<NodeID> {
+        let query = request.uri.queryParameters
+        var named = Set<NodeID>()
+        for text in query.getAll(nodes) {
+            guard let id = try? NodeID(String(text)), objects.topology.member(id) != nil else { throw APIError(.notFound, "no node \(text)") }
+            named.insert(id)
+        }
+        for text in query.getAll(countries) {
+            guard let country = try? Country(String(text)) else { throw APIError(.invalidArgument, "\(countries): \(text) is not a country code") }
+            let members = objects.topology.members.filter { $0.country == country }
+            guard !members.isEmpty else { throw APIError(.notFound, "no node in \(country)") }
+            named.formUnion(members.map(\.id))
+        }
+        return named
     }
 
     /// Whether the nodes left can hold k + m shards of a segment within the country rule.

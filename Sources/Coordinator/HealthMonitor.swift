@@ -72,17 +72,12 @@ public final class HealthMonitor: Service, Sendable {
     /// nodes being drained.
     func loadDisks() async throws(MetadataError) {
         topology.setTrusted(try await Self.trustedDisks(metadata))
-        topology.setDraining(Set(try await metadata.list(prefix: Keyspace.drains).compactMap { try? NodeID(String($0.key.dropFirst(Keyspace.drains.count))) }))
+        topology.setDraining(Set(try await metadata.byNode(Keyspace.drains).keys))
     }
 
     /// `Keyspace.disks`: node -> the incarnation of its store that placements refer to.
     static func trustedDisks(_ metadata: any MetadataStore) async throws(MetadataError) -> [NodeID: String] {
-        var disks: [NodeID: String] = [:]
-        for entry in try await metadata.list(prefix: Keyspace.disks) {
-            guard let node = try? NodeID(String(entry.key.dropFirst(Keyspace.disks.count))) else { continue }
-            disks[node] = String(decoding: entry.value, as: UTF8.self)
-        }
-        return disks
+        try await metadata.byNode(Keyspace.disks).mapValues { String(decoding: $0.value, as: UTF8.self) }
     }
 
     /// Every coordinator's view merged: the latest time any coordinator heard from each node.

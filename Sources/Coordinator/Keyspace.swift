@@ -89,6 +89,39 @@ public enum Keyspace {
 }
 
 extension MetadataStore {
+    /// The objects the placement index puts on `node` (object id -> its entry), at least
+    /// `limit` of them when there are that many (whole pages are read).
+    func objectsPlaced(on node: NodeID, limit: Int) async throws(CoordinatorError) -> [String: MetadataEntry] {
+        var found: [String: MetadataEntry] = [:]
+        var after: String?
+        repeat {
+            let page: [MetadataEntry]
+            do { page = try await list(prefix: Keyspace.placements(node), after: after, limit: min(limit, Limits.metadataListPageMax)) } catch {
+                throw CoordinatorError(error.code, error.message)
+            }
+            for entry in page { found[String(entry.key.dropFirst(Keyspace.placements(node).count))] = entry }
+            after = page.count == min(limit, Limits.metadataListPageMax) ? page.last?.key : nil
+        } while after != nil && found.count < limit
+        return found
+    }
+
+    /// Entries under a prefix whose keys end in a node id (`disks/`, `drains/`), by node.
+    func byNode(_ prefix: String) async throws(MetadataError) -> [NodeID: MetadataEntry] {
+        var entries: [NodeID: MetadataEntry] = [:]
+        for entry in try await list(prefix: prefix) {
+            guard let node = try? NodeID(String(entry.key.dropFirst(prefix.count))) else { continue }
+            entries[node] = entry
+        }
+        return entries
+    }
+
+    /// The repair budget an operator set (`Keyspace.repairBudget`), shared by repair and the
+    /// rebalancer; nil when none is set or it cannot be read.
+    func repairBudget() async -> Int64? {
+        guard let entry = try? await get(Keyspace.repairBudget) else { return nil }
+        return Int64(String(decoding: entry.value, as: UTF8.self))
+    }
+
     /// Applies unconditional mutations in transactions of at most
     /// `Limits.metadataTransactionOperationsMax`: for index entries that may be written
     /// before the commit they describe (a stray entry is harmless: whoever follows it reads

@@ -92,7 +92,7 @@ public final class RebalanceWorker: Service, Sendable {
             var progress: [RebalanceStatus.Drain] = []
             var placed = Set<String>()
             for (node, requestedAt) in drains.sorted(by: { $0.key < $1.key }) {
-                let objectIds = try await objectsPlaced(on: node, limit: Limits.metadataListPageMax)
+                let objectIds = try await metadata.objectsPlaced(on: node, limit: Limits.metadataListPageMax).keys.sorted()
                 progress.append(.init(node: node.value, requestedAt: requestedAt, objectsLeft: objectIds.count))
                 placed.formUnion(objectIds.prefix(settings.objectsPerStep))
             }
@@ -135,20 +135,16 @@ public final class RebalanceWorker: Service, Sendable {
         let done = state.withLock { $0.status.movesDone }
         await carryOut(moves, term)
         job.movesThisPass += state.withLock { $0.status.movesDone } - done
-        var mutation = MetadataMutation.putJSON(Keyspace.rebalanceJob, job)
-        var finished = false
+        // On to the next page; at the end of a pass, the job ends if the pass moved nothing.
+        let finished = page.count < settings.objectsPerStep && job.movesThisPass == 0
         if page.count == settings.objectsPerStep {
             job.cursor = page.last?.key
-            mutation = .putJSON(Keyspace.rebalanceJob, job)
-        } else if job.movesThisPass == 0 {
-            finished = true
-            mutation = .delete(Keyspace.rebalanceJob)
-        } else {
+        } else if !finished {
             job.pass += 1
             job.cursor = nil
             job.movesThisPass = 0
-            mutation = .putJSON(Keyspace.rebalanceJob, job)
         }
+        let mutation: MetadataMutation = finished ? .delete(Keyspace.rebalanceJob) : .putJSON(Keyspace.rebalanceJob, job)
         // Conditional on the record as read: a cancel (its deletion) meanwhile wins.
         let committed: Int64?
         do { committed = try await metadata.commit(if: [term.fence, .revision(entry.key, entry.modRevision)], then: [mutation]) } catch {
@@ -227,26 +223,15 @@ public final class RebalanceWorker: Service, Sendable {
     }
 
     private func readDrains() async throws(CoordinatorError) -> [NodeID: Int64] {
-        let entries: [MetadataEntry]
-        do { entries = try await metadata.list(prefix: Keyspace.drains) } catch { throw CoordinatorError(error.code, error.message) }
-        var drains: [NodeID: Int64] = [:]
-        for entry in entries {
-            guard let node = try? NodeID(String(entry.key.dropFirst(Keyspace.drains.count))) else { continue }
-            drains[node] = Int64(String(decoding: entry.value, as: UTF8.self)) ?? 0
-        }
-        return drains
-    }
-
-    private func objectsPlaced(on node: NodeID, limit: Int) async throws(CoordinatorError) -> [String] {
         do {
-            return try await metadata.list(prefix: Keyspace.placements(node), after: nil, limit: limit).map { String($0.key.dropFirst(Keyspace.placements(node).count)) }
+            return try await metadata.byNode(Keyspace.drains).mapValues { Int64(String(decoding: $0.value, as: UTF8.self)) ?? 0 }
         } catch {
             throw CoordinatorError(error.code, error.message)
         }
     }
 
     private func readBudget() async {
-        guard let entry = try? await metadata.get(Keyspace.repairBudget), let budget = Int64(String(decoding: entry.value, as: UTF8.self)) else { return }
+        guard let budget = await metadata.repairBudget() else { return }
         let now = nanoseconds
         state.withLock { state in
             if state.pacer.bytesPerSecond != budget { state.pacer.setBudget(budget, now: now) }

@@ -228,7 +228,7 @@ public final class RepairWorker: Service, Sendable {
         // Object -> the index entries that sent the scan there.
         var placed: [String: [MetadataEntry]] = [:]
         for node in planner.lost.sorted() {
-            for (objectId, entry) in try await objectsPlaced(on: node, limit: Limits.repairQueueMax - objectIds.count) {
+            for (objectId, entry) in try await metadata.objectsPlaced(on: node, limit: Limits.repairQueueMax - objectIds.count) {
                 objectIds.insert(objectId)
                 placed[objectId, default: []].append(entry)
             }
@@ -277,11 +277,7 @@ public final class RepairWorker: Service, Sendable {
         for country in quarantined {
             var empty = true
             for member in objects.topology.members where member.country == country && up[member.id] != true {
-                let placed: [MetadataEntry]
-                do { placed = try await metadata.list(prefix: Keyspace.placements(member.id), after: nil, limit: 1) } catch {
-                    throw CoordinatorError(error.code, error.message)
-                }
-                if !placed.isEmpty { empty = false }
+                if !(try await metadata.objectsPlaced(on: member.id, limit: 1)).isEmpty { empty = false }
             }
             if empty { emptied.insert(country) }
         }
@@ -323,14 +319,13 @@ public final class RepairWorker: Service, Sendable {
     /// upload that wrote to the old store before the change has committed (and its placement
     /// is found and repaired) or been abandoned by then.
     private func reconcileStores(_ term: LeaderTerm, now: Int64) async throws(CoordinatorError) -> Set<NodeID> {
-        let recorded: [MetadataEntry]
-        do { recorded = try await metadata.list(prefix: Keyspace.disks) } catch { throw CoordinatorError(error.code, error.message) }
-        let byNode = Dictionary(recorded.map { ($0.key, $0) }, uniquingKeysWith: { first, _ in first })
+        let recorded: [NodeID: MetadataEntry]
+        do { recorded = try await metadata.byNode(Keyspace.disks) } catch { throw CoordinatorError(error.code, error.message) }
         let graceMs = objects.collectorGrace.nanoseconds / 1_000_000
         var replaced = Set<NodeID>()
         for (node, live) in objects.topology.incarnations().sorted(by: { $0.key < $1.key }) {
             let key = Keyspace.disk(node)
-            guard let entry = byNode[key] else {
+            guard let entry = recorded[node] else {
                 _ = try? await metadata.commit(if: [term.fence, .absent(key)], then: [.put(key, Array(live.utf8))])
                 continue
             }
@@ -342,7 +337,7 @@ public final class RepairWorker: Service, Sendable {
                 if state.replacedSince[node] == nil { state.replacedSince[node] = now }
                 return state.replacedSince[node]!
             }
-            if now - since >= graceMs, try await objectsPlaced(on: node, limit: 1).isEmpty {
+            if now - since >= graceMs, try await metadata.objectsPlaced(on: node, limit: 1).isEmpty {
                 let trusted = try? await metadata.commit(if: [term.fence, .revision(key, entry.modRevision)], then: [.put(key, Array(live.utf8))])
                 if trusted != nil {
                     state.withLock { _ = $0.replacedSince.removeValue(forKey: node) }
@@ -352,21 +347,6 @@ public final class RepairWorker: Service, Sendable {
             replaced.insert(node)
         }
         return replaced
-    }
-
-    /// The objects the index places on `node` (object id -> its index entry).
-    private func objectsPlaced(on node: NodeID, limit: Int) async throws(CoordinatorError) -> [String: MetadataEntry] {
-        var found: [String: MetadataEntry] = [:]
-        var after: String?
-        repeat {
-            let page: [MetadataEntry]
-            do { page = try await metadata.list(prefix: Keyspace.placements(node), after: after, limit: Limits.metadataListPageMax) } catch {
-                throw CoordinatorError(error.code, error.message)
-            }
-            for entry in page { found[String(entry.key.dropFirst(Keyspace.placements(node).count))] = entry }
-            after = page.count == Limits.metadataListPageMax ? page.last?.key : nil
-        } while after != nil && found.count < limit
-        return found
     }
 
     /// Drops index entries that place an object on a node its manifest does not name: left
@@ -412,9 +392,7 @@ public final class RepairWorker: Service, Sendable {
     }
 
     private func readBudget() async {
-        guard let entry = try? await metadata.get(Keyspace.repairBudget),
-            let budget = Int64(String(decoding: entry.value, as: UTF8.self))
-        else { return }
+        guard let budget = await metadata.repairBudget() else { return }
         let now = nanoseconds
         state.withLock { state in
             if state.pacer.bytesPerSecond != budget { state.pacer.setBudget(budget, now: now) }
