@@ -32,7 +32,10 @@ struct MemoryCluster {
             }
         }
         nodes = members.map(\.id)
-        topology = ClusterTopology(members: members, client: transport, downAfter: .seconds(60))
+        // Nodes go down in these tests because they are set down and a read or write finds it
+        // (or a planner is told), never because time passed: on a loaded machine a minute can
+        // pass between two steps of a test.
+        topology = ClusterTopology(members: members, client: transport, downAfter: .seconds(3600))
         await topology.refresh()
         metadata = try EmbeddedMetadataStore(path: folder + "/metadata")
         let policy = try PlacementPolicy(erasure: ErasurePolicy(dataShards: 6, parityShards: 3))

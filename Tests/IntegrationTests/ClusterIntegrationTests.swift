@@ -342,14 +342,15 @@ func smallTopology(_ name: String, sessionLifetimeSeconds: Int? = nil) -> Cluste
 @Suite(.serialized, .timeLimit(.minutes(5))) struct SessionAndProtocolTests {
     @Test func expiredTokensAndOversizedHeadersAreRefused() async throws {
         try await withTemporaryDirectory { folder in
-            // Short sessions.
-            let running = try await RunningCluster(folder: folder, topology: smallTopology("small", sessionLifetimeSeconds: 5))
+            // Short sessions (long enough that a loaded machine gets from a login to its first
+            // request within one).
+            let running = try await RunningCluster(folder: folder, topology: smallTopology("small", sessionLifetimeSeconds: 30))
             await running.run { running in
             let client = try running.client()
             _ = try await client.register(username: "carol", password: "pw", parameters: .minimum)
             let session = try await client.login(username: "carol", password: "pw")
             #expect(try await client.whoami(session).username == "carol")
-            let expired = try await awaitCondition(timeout: .seconds(15)) {
+            let expired = try await awaitCondition(timeout: .seconds(120)) {
                 do {
                     _ = try await client.whoami(session)
                     return false
