@@ -24,6 +24,7 @@ public struct APIErrorBody: Codable, Hashable, Sendable {
         case .forbidden: 403
         case .notFound: 404
         case .conflict: 409
+        case .drillRefused: 412
         case .limitExceeded: 413
         case .checksumMismatch: 422
         case .quotaExceeded, .metadataFull, .nodeFull: 507

@@ -198,6 +198,21 @@ public final class CoffreClient: Sendable {
         return try decode(DrillPreflightReport.self, try await send(.GET, "/v1/admin/drill/preflight?" + query, token: try adminToken()))
     }
 
+    /// Starts a failover drill (refused with `drill_refused` when its pre-flight fails).
+    public func adminDrillStart(_ drill: DrillStartRequest) async throws -> DrillRecord {
+        try decode(DrillRecord.self, try await send(.POST, "/v1/admin/drill/start", token: try adminToken(), json: drill, expect: [202]))
+    }
+
+    /// Asks the leader to lift the running drill's fault.
+    public func adminDrillStop() async throws -> DrillRecord {
+        try decode(DrillRecord.self, try await send(.POST, "/v1/admin/drill/stop", token: try adminToken(), expect: [202]))
+    }
+
+    /// The running drill, or the last one.
+    public func adminDrill() async throws -> DrillRecord {
+        try decode(DrillRecord.self, try await send(.GET, "/v1/admin/drill", token: try adminToken()))
+    }
+
     /// Starts a rebalance (placement debt, skew) that the leader runs until a pass moves nothing.
     public func adminRebalanceStart(spread: Double? = nil) async throws -> RebalanceStatus.Job {
         try decode(

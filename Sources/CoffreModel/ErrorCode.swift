@@ -43,6 +43,11 @@ public struct ErrorCode: Hashable, Sendable, CustomStringConvertible {
     public static let metadataFull = ErrorCode("metadata_full")
     /// A storage node has no room: its disk is full or its declared capacity is used up.
     public static let nodeFull = ErrorCode("node_full")
+
+    // Operations.
+    /// A failover drill refused by its pre-flight check: some segment would fall under
+    /// k + margin (Docs/operations.md, "Drills").
+    public static let drillRefused = ErrorCode("drill_refused")
 }
 
 /// Every module's error: a stable code and a message for people (with the numbers).

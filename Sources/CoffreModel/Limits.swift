@@ -95,3 +95,13 @@ extension Limits {
     /// Events buffered per watcher before it is cut off as too slow.
     public static let metadataWatchBufferMax = 10_000
 }
+
+extension Limits {
+    /// Longest a failover drill's fault may last (its TTL).
+    public static let drillSecondsMax = 6 * 3600
+    /// Events one drill record keeps (the first ones and the last ones past it).
+    public static let drillEventsMax = 200
+    /// How long after its fault is lifted a drill waits for full redundancy before it ends
+    /// with what did not recover.
+    public static let drillRecoverySecondsMax = 1800
+}

@@ -31,7 +31,7 @@ extension CoordinatorServer {
         let draining = objects.topology.draining.union(try namedNodes(request, nodes: "drain", countries: "removeCountry"))
 
         var report = RebalancePlanReport()
-        let (segments, scanned, complete) = try await everySegment()
+        let (segments, scanned, complete, _) = try await objects.everySegment()
         report.objectsScanned = scanned
         report.complete = complete
 
@@ -80,25 +80,6 @@ extension CoordinatorServer {
         return try jsonResponse(job)
     }
 
-    /// The segments of every object, as the planners see them (up to
-    /// `Limits.rebalancePlanObjectsMax` objects: `complete` says whether that was all).
-    func everySegment() async throws -> (segments: [SegmentPlacement], objects: Int, complete: Bool) {
-        var segments: [SegmentPlacement] = []
-        var objects = 0
-        var after: String?
-        repeat {
-            let page = try await metadata.list(prefix: Keyspace.manifests, after: after, limit: Limits.metadataListPageMax)
-            for entry in page where objects < Limits.rebalancePlanObjectsMax {
-                guard let manifest = try? JSONDecoder().decode(ObjectManifest.self, from: Data(entry.value)) else { continue }
-                segments += ObjectStore.segmentPlacements(manifest)
-                objects += 1
-            }
-            after = page.count == Limits.metadataListPageMax ? page.last?.key : nil
-            if objects >= Limits.rebalancePlanObjectsMax, after != nil { return (segments, objects, false) }
-        } while after != nil
-        return (segments, objects, true)
-    }
-
     /// `GET /v1/admin/drill/preflight?node=ID...&country=CC...[&margin=N]`: what a drill that
     /// takes these nodes (or a country's nodes) away would leave: the fewest healthy shards of
     /// any segment, and the segments under k + margin, for which the drill is refused.
@@ -113,7 +94,7 @@ extension CoordinatorServer {
             }
             margin = value
         }
-        let (segments, scanned, complete) = try await everySegment()
+        let (segments, scanned, complete, _) = try await objects.everySegment()
         let k = objects.policy.erasure.dataShards
         let preflight = DrillPlanner.preflight(segments: segments, nodes: objects.topology.descriptors(), fault: fault, dataShards: k, margin: margin)
         return try jsonResponse(DrillPreflightReport(
@@ -124,17 +105,22 @@ extension CoordinatorServer {
     }
 
     /// The nodes a query names: by id (parameter `nodes`, repeatable) and by country (every
-    /// member of each country in parameter `countries`). 404 for an unknown node or a country
-    /// with none; 400 for a malformed code.
+    /// member of each country in parameter `countries`).
     private func namedNodes(_ request: Request, nodes: String, countries: String) throws -> Set<NodeID> {
         let query = request.uri.queryParameters
+        return try resolveNodes(ids: query.getAll(nodes).map { String($0) }, countries: query.getAll(countries).map { String($0) }, what: countries)
+    }
+
+    /// Nodes by id, and every member of each country. 404 for an unknown node or a country
+    /// with none; 400 for a malformed code.
+    func resolveNodes(ids: [String], countries: [String], what: String = "country") throws -> Set<NodeID> {
         var named = Set<NodeID>()
-        for text in query.getAll(nodes) {
-            guard let id = try? NodeID(String(text)), objects.topology.member(id) != nil else { throw APIError(.notFound, "no node \(text)") }
+        for text in ids {
+            guard let id = try? NodeID(text), objects.topology.member(id) != nil else { throw APIError(.notFound, "no node \(text)") }
             named.insert(id)
         }
-        for text in query.getAll(countries) {
-            guard let country = try? Country(String(text)) else { throw APIError(.invalidArgument, "\(countries): \(text) is not a country code") }
+        for text in countries {
+            guard let country = try? Country(text) else { throw APIError(.invalidArgument, "\(what): \(text) is not a country code") }
             let members = objects.topology.members.filter { $0.country == country }
             guard !members.isEmpty else { throw APIError(.notFound, "no node in \(country)") }
             named.formUnion(members.map(\.id))

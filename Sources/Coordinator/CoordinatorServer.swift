@@ -37,6 +37,9 @@ public final class CoordinatorServer: Sendable {
     public let collector: GarbageCollector
     public let scrub: ScrubScheduler
     public let rebalance: RebalanceWorker
+    public let drills: DrillWorker
+    /// A drill's fault on this coordinator's client API (admin requests pass).
+    let faults: FaultGate
 
     public init(configuration: CoordinatorConfiguration, logger: Logger) throws {
         try configuration.validate(file: "configuration")
@@ -59,8 +62,17 @@ public final class CoordinatorServer: Sendable {
         objects = ObjectStore(
             topology: topology, metadata: metadata, policy: policy, segmentSize: configuration.segmentSizeBytes,
             collectorGrace: .seconds(configuration.gcGraceSeconds))
-        health = HealthMonitor(coordinator: configuration.id, topology: topology, metadata: metadata, logger: logger)
-        election = LeaderElection(coordinator: configuration.id, metadata: metadata, ttlSeconds: configuration.leaderLeaseSeconds, logger: logger)
+        let faults = FaultGate()
+        self.faults = faults
+        let election = LeaderElection(coordinator: configuration.id, metadata: metadata, ttlSeconds: configuration.leaderLeaseSeconds, logger: logger)
+        self.election = election
+        health = HealthMonitor(
+            coordinator: configuration.id, country: configuration.country, topology: topology, metadata: metadata, logger: logger,
+            onDrill: { [id = configuration.id, logger] drill in
+                let now = Int64(Date().timeIntervalSince1970 * 1000)
+                Self.applyDrill(drill, coordinator: id, now: now, faults: faults, logger: logger)
+                await election.setSidelined(drill.map { $0.faults(coordinator: id, now: now) && $0.mode != .slow } ?? false)
+            })
         repair = RepairWorker(
             objects: objects, election: election,
             settings: .init(
@@ -76,6 +88,26 @@ public final class CoordinatorServer: Sendable {
         rebalance = RebalanceWorker(
             objects: objects, election: election, settings: .init(budgetBytesPerSecond: configuration.repairBudgetBytesPerSecond),
             logger: logger)
+        drills = DrillWorker(objects: objects, election: election, repair: repair, logger: logger)
+    }
+
+    /// Puts a drill's fault on this coordinator's client API while the drill names it, and
+    /// takes it off once it does not.
+    static func applyDrill(_ drill: DrillRecord?, coordinator id: String, now: Int64, faults: FaultGate, logger: Logger) {
+        let wanted = drill.flatMap { drill -> NodeFault? in
+            guard drill.faults(coordinator: id, now: now) else { return nil }
+            return NodeFault(
+                drill: drill.id, mode: drill.mode, untilMillis: drill.nodeFaultUntil, latencyMilliseconds: drill.latencyMilliseconds,
+                lossPercent: drill.lossPercent)
+        }
+        let had = faults.current
+        guard had != wanted else { return }
+        faults.set(wanted)
+        if let wanted {
+            logger.notice("drill fault on", metadata: ["coordinator.id": "\(id)", "drill.id": "\(wanted.drill)", "drill.mode": "\(wanted.mode.rawValue)"])
+        } else {
+            logger.notice("drill fault lifted", metadata: ["coordinator.id": "\(id)"])
+        }
     }
 
     /// Serves until cancelled or SIGTERM/SIGINT, with the background services (node health,
@@ -109,7 +141,7 @@ public final class CoordinatorServer: Sendable {
             app.addServices(cluster)
         }
         await health.step()
-        app.addServices(health, election, repair, collector, scrub, rebalance)
+        app.addServices(health, election, repair, collector, scrub, rebalance, drills)
         do {
             try await app.runService()
         } catch {
@@ -122,6 +154,7 @@ public final class CoordinatorServer: Sendable {
     func makeRouter() -> Router<BasicRequestContext> {
         let router = Router(context: BasicRequestContext.self)
         router.middlewares.add(ErrorMiddleware<BasicRequestContext>())
+        router.middlewares.add(FaultMiddleware<BasicRequestContext>(gate: faults) { $0.hasPrefix("/v1/admin/") })
         router.get("/v1/prelogin/:username") { [self] _, context in try await prelogin(context) }
         router.post("/v1/accounts") { [self] request, _ in try await register(request) }
         router.post("/v1/sessions") { [self] request, _ in try await login(request) }
@@ -153,6 +186,9 @@ public final class CoordinatorServer: Sendable {
         router.get("/v1/admin/rebalance") { [self] request, _ in try await adminRebalanceStatus(request) }
         router.get("/v1/admin/rebalance/plan") { [self] request, _ in try await adminRebalancePlan(request) }
         router.get("/v1/admin/drill/preflight") { [self] request, _ in try await adminDrillPreflight(request) }
+        router.get("/v1/admin/drill") { [self] request, _ in try await adminDrill(request) }
+        router.post("/v1/admin/drill/start") { [self] request, _ in try await adminDrillStart(request) }
+        router.post("/v1/admin/drill/stop") { [self] request, _ in try await adminDrillStop(request) }
         router.post("/v1/admin/rebalance/start") { [self] request, _ in try await adminRebalanceStart(request) }
         router.post("/v1/admin/rebalance/cancel") { [self] request, _ in try await adminRebalanceCancel(request) }
         router.put("/v1/admin/nodes/:node/drain") { [self] request, context in try await adminDrain(request, context, drain: true) }

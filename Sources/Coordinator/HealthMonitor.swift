@@ -1,4 +1,4 @@
-import CoffreAPI
+public import CoffreAPI
 public import CoffreModel
 import Foundation
 public import Logging
@@ -8,6 +8,8 @@ public import ServiceLifecycle
 /// One coordinator's view of the storage nodes, as it publishes it for the others.
 public struct NodeObservations: Codable, Hashable, Sendable {
     public let coordinator: String
+    /// The coordinator's country (absent from views written before it was recorded).
+    public var country: String?
     /// Milliseconds since 1970 when written.
     public let writtenAt: Int64
     /// When this coordinator last heard from each node.
@@ -25,12 +27,20 @@ public final class HealthMonitor: Service, Sendable {
     let topology: ClusterTopology
     let metadata: any MetadataStore
     let logger: Logger
+    let country: String?
+    /// Told the drill as recorded at every poll (a coordinator puts its own fault on or off).
+    let onDrill: (@Sendable (DrillRecord?) async -> Void)?
 
-    public init(coordinator: String, topology: ClusterTopology, metadata: any MetadataStore, logger: Logger) {
+    public init(
+        coordinator: String, country: String? = nil, topology: ClusterTopology, metadata: any MetadataStore, logger: Logger,
+        onDrill: (@Sendable (DrillRecord?) async -> Void)? = nil
+    ) {
         self.coordinator = coordinator
+        self.country = country
         self.topology = topology
         self.metadata = metadata
         self.logger = logger
+        self.onDrill = onDrill
     }
 
     public func run() async throws {
@@ -52,7 +62,7 @@ public final class HealthMonitor: Service, Sendable {
         }
         await topology.refresh()
         let view = NodeObservations(
-            coordinator: coordinator, writtenAt: topology.clock.wallMillis(),
+            coordinator: coordinator, country: country, writtenAt: topology.clock.wallMillis(),
             lastSeen: Dictionary(uniqueKeysWithValues: topology.lastSeen().map { ($0.key.value, $0.value) }))
         do {
             try await metadata.put(Keyspace.observations(coordinator), Array(try JSONEncoder().encode(view)))
@@ -65,6 +75,11 @@ public final class HealthMonitor: Service, Sendable {
             }
         } catch {
             logger.warning("cannot publish node observations", metadata: ["error": "\(error)"])
+        }
+        if let onDrill {
+            do { await onDrill(try await DrillWorker.read(metadata)?.0) } catch {
+                logger.warning("cannot read the drill", metadata: ["error": "\(error.message)"])
+            }
         }
     }
 

@@ -81,6 +81,8 @@ public enum Keyspace {
     public static let scrubRequest = "cluster/scrub-request"
     /// Country states, as the leader last decided them.
     public static let countryStates = "cluster/countries"
+    /// The running failover drill, or the last one (`DrillRecord`).
+    public static let drill = "cluster/drill"
     /// Shards that a read or a scrub found corrupt or missing: `suspects/NODE/OBJECT/SEG/SHARD`.
     public static func suspect(_ node: NodeID, _ objectId: String, segment: Int, shard: Int) -> String {
         "suspects/\(node)/\(objectId)/\(segment)/\(shard)"

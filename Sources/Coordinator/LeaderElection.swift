@@ -59,6 +59,7 @@ public final class LeaderElection: Service, Sendable {
 
     /// This coordinator's term, when it leads (as last checked: the fence decides).
     public var current: LeaderTerm? { term.withLock { $0 } }
+    private let sidelined = Mutex(false)
 
     /// The leader as the metadata store says, whoever it is.
     public func leader() async throws(MetadataError) -> LeaderRecord? {
@@ -85,8 +86,19 @@ public final class LeaderElection: Service, Sendable {
         logger.notice("resigned", metadata: ["leader.epoch": "\(ended.epoch)"])
     }
 
+    /// A coordinator a drill stops or blackholes takes no part in the election: it resigns if
+    /// it leads and does not campaign until the fault is lifted.
+    public func setSidelined(_ value: Bool) async {
+        let was = sidelined.withLock { sidelined in defer { sidelined = value }; return sidelined }
+        if value && !was { await resign() }
+    }
+
     /// One round: renew when leading, otherwise campaign if nobody leads.
     public func step() async {
+        if sidelined.withLock({ $0 }) {
+            await resign()
+            return
+        }
         if let held = current {
             do {
                 try await metadata.renewLease(held.lease)

@@ -26,6 +26,9 @@ public protocol ShardTransport: Sendable {
 
     /// One bounded step of the node's scrub, from the cursor `after`.
     func scrub(base: String, after: String?, limit: Int) async throws(NodeClientError) -> ScrubStep
+
+    /// Puts a drill's fault on the node, or lifts it (nil).
+    func setFault(base: String, _ fault: NodeFault?) async throws(NodeClientError)
 }
 
 extension StorageNodeClient: ShardTransport {}

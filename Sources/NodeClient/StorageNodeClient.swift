@@ -117,6 +117,19 @@ public final class StorageNodeClient: Sendable {
         return try decode(ScrubStep.self, body, base: base)
     }
 
+    public func setFault(base: String, _ fault: NodeFault?) async throws(NodeClientError) {
+        var request = HTTPClientRequest(url: base + NodeAPI.faultPath)
+        if let fault {
+            request.method = .PUT
+            request.headers.add(name: "content-type", value: "application/json")
+            guard let data = try? JSONEncoder().encode(fault) else { throw NodeClientError(.invalidArgument, "fault does not encode") }
+            request.body = .bytes(ByteBuffer(bytes: data))
+        } else {
+            request.method = .DELETE
+        }
+        _ = try await send(request, base: base, expect: [204])
+    }
+
     // MARK: - Private
 
     private func send(_ request: HTTPClientRequest, base: String, expect: Set<UInt>) async throws(NodeClientError) -> (HTTPHeaders, ByteBuffer) {

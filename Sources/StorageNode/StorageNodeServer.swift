@@ -6,7 +6,7 @@ import DirectIO
 import Foundation
 import Hummingbird
 import HummingbirdHTTP2
-import HTTPService
+public import HTTPService
 import HTTPTypes
 public import Logging
 import NIOCore
@@ -29,6 +29,8 @@ public final class StorageNodeServer: Sendable {
     let logger: Logger
     /// Shard bodies being received or sent, reused (see `BufferPool`).
     let bodies = BufferPool(capacity: 1 << 20, keep: Limits.nodeBodyBuffersPooledMax)
+    /// A drill's fault on this node (`NodeAPI.faultPath`), in front of every other handler.
+    public let faults = FaultGate()
 
     public init(configuration: StorageNodeConfiguration, logger: Logger) throws {
         try configuration.validate()
@@ -78,6 +80,16 @@ public final class StorageNodeServer: Sendable {
     func makeRouter() -> Router<BasicRequestContext> {
         let router = Router(context: BasicRequestContext.self)
         router.middlewares.add(ErrorMiddleware<BasicRequestContext>())
+        router.middlewares.add(FaultMiddleware<BasicRequestContext>(gate: faults) { $0 == NodeAPI.faultPath })
+        router.put(RouterPath(NodeAPI.faultPath)) { [self] request, _ in try await setFault(request) }
+        router.delete(RouterPath(NodeAPI.faultPath)) { [self] _, _ in
+            faults.set(nil)
+            return Response(status: .noContent)
+        }
+        router.get(RouterPath(NodeAPI.faultPath)) { [self] _, _ in
+            guard let fault = faults.current else { return Response(status: .noContent) }
+            return try jsonResponse(fault)
+        }
         router.get(RouterPath(NodeAPI.healthPath)) { [self] _, _ in try jsonResponse(health()) }
         router.put(RouterPath(NodeAPI.shardsPath + "/:key")) { [self] request, context in try await put(request, context) }
         router.get(RouterPath(NodeAPI.shardsPath + "/:key")) { [self] _, context in try await get(context) }
@@ -236,6 +248,22 @@ public final class StorageNodeServer: Sendable {
             scanned: report.scanned, bytesVerified: report.bytesVerified,
             corrupt: report.corrupt.map { .init(key: Hex.encode($0.key.bytes), reason: $0.reason) },
             next: report.cursor.map { Hex.encode($0.bytes) }))
+    }
+
+    /// A drill's fault: checked, logged, and on until lifted or `untilMillis`.
+    private func setFault(_ request: Request) async throws -> Response {
+        let fault = try await decodeBody(NodeFault.self, request, limit: 4096)
+        let now = millis(Date())
+        guard fault.untilMillis > now, fault.untilMillis - now <= Limits.drillSecondsMax * 1000 + 3_600_000 else {
+            throw APIError(.invalidArgument, "a fault must end within \(Limits.drillSecondsMax) s and after now")
+        }
+        guard (0...60_000).contains(fault.latencyMilliseconds), (0...100).contains(fault.lossPercent) else {
+            throw APIError(.invalidArgument, "latency must be 0...60000 ms and loss 0...100 %")
+        }
+        faults.set(fault)
+        logger.notice(
+            "drill fault on", metadata: ["node.id": "\(configuration.node)", "drill.id": "\(fault.drill)", "drill.mode": "\(fault.mode.rawValue)"])
+        return Response(status: .noContent)
     }
 
     // MARK: - Helpers

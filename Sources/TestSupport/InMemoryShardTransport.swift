@@ -26,6 +26,9 @@ public final class InMemoryShardTransport: ShardTransport {
         public var down = false
         public var full = false
         public var delay: Duration = .zero
+        public var fault: NodeFault?
+        /// Down and delay before a drill's fault, given back when it is lifted.
+        var beforeFault: (down: Bool, delay: Duration)?
         /// Counts wipes: the node's store incarnation is `<id>#<disk>`.
         public var disk = 1
 
@@ -160,6 +163,28 @@ public final class InMemoryShardTransport: ShardTransport {
             usedBytes: node.usedBytes, shardCount: node.shards.count, status: "ok",
             incarnation: incarnation(node.id))
     }
+
+    /// A drill's fault: `stop` and `blackhole` take the node down, `slow` delays it; lifting
+    /// it brings the node back as it was before.
+    public func setFault(base: String, _ fault: NodeFault?) async throws(NodeClientError) {
+        nodes.withLock { nodes in
+            guard var node = nodes[base] else { return }
+            if node.beforeFault == nil { node.beforeFault = (node.down, node.delay) }
+            if let fault {
+                let before = node.beforeFault!
+                node.down = fault.mode == .slow ? before.down : true
+                node.delay = fault.mode == .slow ? .milliseconds(fault.latencyMilliseconds) : before.delay
+            } else {
+                (node.down, node.delay) = node.beforeFault!
+                node.beforeFault = nil
+            }
+            node.fault = fault
+            nodes[base] = node
+        }
+    }
+
+    /// The drill fault a node holds.
+    public func fault(_ id: String) -> NodeFault? { nodes.withLock { $0[base(of: id)]?.fault } }
 
     public func scrub(base: String, after: String?, limit: Int) async throws(NodeClientError) -> ScrubStep {
         try await reach(base)

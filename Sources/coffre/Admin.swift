@@ -234,44 +234,6 @@ struct Admin: AsyncParsableCommand {
         }
     }
 
-    struct Drill: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(
-            abstract: "Failover drills. Only the pre-flight check is built: starting a drill (stop, blackhole, slow), its abort and its report are not built yet.",
-            subcommands: [Preflight.self])
-
-        struct Preflight: AsyncParsableCommand {
-            static let configuration = CommandConfiguration(
-                abstract: "What a drill taking these nodes or countries away would leave: the fewest healthy shards of any segment, and the segments under k + margin (the drill would be refused). Changes nothing; exits 9 when refused.")
-            @OptionGroup var options: GlobalOptions
-            @Option(help: "A node the drill would take away (repeatable).") var node: [String] = []
-            @Option(help: "A country whose nodes the drill would take away (repeatable).") var country: [String] = []
-            @Option(help: "Healthy shards beyond k every segment must keep (default: the policy's margin).") var margin: Int?
-
-            func run() async throws {
-                guard !node.isEmpty || !country.isEmpty else { throw ValidationError("name a --node or a --country") }
-                var allowed = true
-                try await perform {
-                    try await using(options) { client in
-                        let report = try await client.adminDrillPreflight(nodes: node, countries: country, margin: margin)
-                        allowed = report.allowed
-                        if options.json { printJSON(report) } else {
-                            print("fault: \(report.fault.joined(separator: ", "))")
-                            print("lowest healthy shards of a segment during the drill: \(report.lowestHealthy.map(String.init) ?? "-") (k = \(report.dataShards), margin \(report.margin))")
-                            if report.allowed {
-                                print("allowed: no segment falls under k + margin (\(report.segments) segments checked)")
-                            } else {
-                                print("refused: \(report.atRiskCount) segments would fall under k + margin, e.g.")
-                                for segment in report.atRisk.prefix(5) { print("  \(segment.objectId) segment \(segment.segment): \(segment.healthy) healthy") }
-                            }
-                            if !report.complete { print("(only \(report.objectsScanned) objects read: the check is partial)") }
-                        }
-                    }
-                }
-                if !allowed { throw ExitCode(9) }
-            }
-        }
-    }
-
     struct NodeCommand: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             commandName: "node", abstract: "One storage node: drain it before it leaves, or cancel a drain.",

@@ -17,7 +17,7 @@ struct Coffre: AsyncParsableCommand {
         abstract: "End-to-end encrypted storage over a geo-replicated Coffre cluster.",
         subcommands: [
             Register.self, Login.self, WhoAmI.self, List.self, MakeFolder.self, Put.self, Get.self, Move.self, Remove.self,
-            Link.self, Admin.self,
+            Link.self, Load.self, Admin.self,
         ])
 }
 
@@ -47,6 +47,7 @@ enum Exit {
         case .quotaExceeded, .metadataFull, .nodeFull: return 6
         case .unavailable, .insufficientNodes: return 7
         case .decryptionFailed, .signatureInvalid, .corrupt: return 8
+        case .drillRefused: return 9
         default: return 1
         }
     }

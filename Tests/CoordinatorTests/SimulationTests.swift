@@ -108,6 +108,11 @@ final class CutLinks: ShardTransport {
         return try await inner.health(base: base)
     }
 
+    func setFault(base: String, _ fault: NodeFault?) async throws(NodeClientError) {
+        try check(base)
+        try await inner.setFault(base: base, fault)
+    }
+
     func scrub(base: String, after: String?, limit: Int) async throws(NodeClientError) -> ScrubStep {
         try check(base)
         return try await inner.scrub(base: base, after: after, limit: limit)
