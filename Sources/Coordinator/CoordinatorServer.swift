@@ -52,7 +52,7 @@ public final class CoordinatorServer: Sendable {
         }
         nodeClient = StorageNodeClient(tls: try TLSSetup.client(
             ca: configuration.tls.clusterCA, certificate: configuration.tls.certificate, key: configuration.tls.key),
-            timeout: .seconds(30))
+            timeout: .seconds(30), probeTimeout: .milliseconds(max(2000, min(10_000, configuration.downAfterSeconds * 500))))
         let members = try configuration.nodes.map {
             ClusterTopology.Member(id: try NodeID($0.id), country: try Country($0.country), region: $0.region, url: $0.url)
         }

@@ -13,10 +13,13 @@ public import NIOSSL
 public final class StorageNodeClient: Sendable {
     let client: HTTPClient
     let timeout: TimeAmount
+    /// Of a health probe and of the drill fault endpoint: a node that holds requests (a frozen
+    /// process, a blackhole) must not hold up the poll of every other node past `down_after`.
+    let probeTimeout: TimeAmount
 
     /// - Parameter tls: from `TLSSetup.client(ca:certificate:key:)`, with the coordinator's
     ///   certificate.
-    public init(tls: TLSConfiguration, timeout: Duration = .seconds(30)) {
+    public init(tls: TLSConfiguration, timeout: Duration = .seconds(30), probeTimeout: Duration = .seconds(5)) {
         var configuration = HTTPClient.Configuration(tlsConfiguration: tls)
         // HTTP/1.1 with a pool of connections: AsyncHTTPClient's HTTP/2 streams bulk bodies at
         // a fraction of the speed (26 against 197 MB/s measured, Docs/performance.md).
@@ -27,6 +30,7 @@ public final class StorageNodeClient: Sendable {
         configuration.connectionPool.retryConnectionEstablishment = false
         client = HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
         self.timeout = .nanoseconds(Int64(timeout.components.seconds) * 1_000_000_000)
+        self.probeTimeout = .milliseconds(Int64(probeTimeout.components.seconds) * 1000 + probeTimeout.components.attoseconds / 1_000_000_000_000_000)
     }
 
     public func shutdown() async throws { try await client.shutdown() }
@@ -94,7 +98,7 @@ public final class StorageNodeClient: Sendable {
         if let createdAt { url += "?\(NodeAPI.createdAtParameter)=\(createdAt)" }
         var request = HTTPClientRequest(url: url)
         request.method = .DELETE
-        _ = try await send(request, base: base, expect: [204])
+        _ = try await send(request, base: base, expect: [204], timeout: probeTimeout)
     }
 
     public func list(base: String, prefix: [UInt8], after: String?, limit: Int) async throws(NodeClientError) -> ShardPage {
@@ -106,7 +110,7 @@ public final class StorageNodeClient: Sendable {
     }
 
     public func health(base: String) async throws(NodeClientError) -> NodeHealth {
-        let (_, body) = try await send(HTTPClientRequest(url: base + NodeAPI.healthPath), base: base, expect: [200])
+        let (_, body) = try await send(HTTPClientRequest(url: base + NodeAPI.healthPath), base: base, expect: [200], timeout: probeTimeout)
         return try decode(NodeHealth.self, body, base: base)
     }
 
@@ -127,16 +131,18 @@ public final class StorageNodeClient: Sendable {
         } else {
             request.method = .DELETE
         }
-        _ = try await send(request, base: base, expect: [204])
+        _ = try await send(request, base: base, expect: [204], timeout: probeTimeout)
     }
 
     // MARK: - Private
 
-    private func send(_ request: HTTPClientRequest, base: String, expect: Set<UInt>) async throws(NodeClientError) -> (HTTPHeaders, ByteBuffer) {
+    private func send(
+        _ request: HTTPClientRequest, base: String, expect: Set<UInt>, timeout: TimeAmount? = nil
+    ) async throws(NodeClientError) -> (HTTPHeaders, ByteBuffer) {
         let response: HTTPClientResponse
         let body: ByteBuffer
         do {
-            response = try await client.execute(request, timeout: timeout)
+            response = try await client.execute(request, timeout: timeout ?? self.timeout)
             body = try await response.body.collect(upTo: Limits.shardBodySizeMax + 4096)
         } catch {
             throw NodeClientError(.unavailable, "node \(base): \(error)")

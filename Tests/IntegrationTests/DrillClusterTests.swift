@@ -70,4 +70,30 @@ import TestSupport
             #expect(try await france.whoami(session).username == "jules", "France's coordinator serves again")
         }
     }
+
+    /// A blackholed node holds every request unanswered: health probes time out (and do not
+    /// hold up the poll of the other nodes), reads go to other shards, writes to alternates.
+    @Test func aBlackholedNodeIsSeenDownWithoutStallingTheOthers() async throws {
+        try await withHealingCluster("blackhole", via: "DE", user: "kim") { running, de, session, folder in
+            var stored = StoredFiles()
+            try await stored.upload(de, session, folder: folder, sizes: [2 << 20, 300_000], seed: 73, prefix: "before")
+            let victim = try #require(try await stored.manifests(de, session).first?.segments.first?.shards.first?.node.value)
+            let generator = LoadGenerator(duration: .seconds(20), fileBytes: 150_000, workers: 2, folder: "/load", scratch: folder + "/load")
+            async let load = generator.run(try running.client(via: "CH"), session)
+            try await Task.sleep(for: .seconds(3))
+            _ = try await de.adminDrillStart(DrillStartRequest(nodes: [victim], mode: .blackhole, ttlSeconds: 10))
+            try await awaitCondition("the blackholed node is seen down", seconds: 30) {
+                try await de.adminStatus().nodes.first { $0.id == victim }?.up == false
+            }
+            #expect(try await de.adminStatus().nodes.filter(\.up).count == 11, "every other node stays up")
+            let record = try await load
+            try await awaitCondition("the drill ends", seconds: 180) { try await de.adminDrill().phase == .ended }
+            let drill = try await de.adminDrill()
+            print("[drill] \(drill.events.map(\.what).joined(separator: " | "))")
+            print("[drill] load: \(LoadWindow.split(record, drill: drill))")
+            #expect(drill.outcome == "recovered" && drill.detectedAt != nil, "\(drill)")
+            #expect(record.verificationFailures.isEmpty && record.verified > 0, "\(record.verificationFailures)")
+            try await stored.verify(try running.client(via: "NZ"), session, folder: folder)
+        }
+    }
 }
