@@ -213,6 +213,26 @@ public final class CoffreClient: Sendable {
         try decode(DrillRecord.self, try await send(.GET, "/v1/admin/drill", token: try adminToken()))
     }
 
+    /// The scheme new objects get, segments by scheme, the re-encoding job.
+    public func adminPolicy() async throws -> PolicyStatus {
+        try decode(PolicyStatus.self, try await send(.GET, "/v1/admin/policy", token: try adminToken()))
+    }
+
+    /// Sets the cluster's erasure scheme; the leader re-encodes existing segments.
+    public func adminSetPolicy(k: Int, m: Int) async throws -> PolicyStatus.Job {
+        try decode(PolicyStatus.Job.self, try await send(.POST, "/v1/admin/policy", token: try adminToken(), json: PolicyChangeRequest(k: k, m: m), expect: [202]))
+    }
+
+    /// Stops the running re-encoding (the scheme stays set).
+    public func adminPolicyCancel() async throws -> PolicyStatus.Job {
+        try decode(PolicyStatus.Job.self, try await send(.POST, "/v1/admin/policy/cancel", token: try adminToken()))
+    }
+
+    /// What changing the scheme to RS(k, m) would do (nothing changes).
+    public func adminPolicyPlan(k: Int, m: Int) async throws -> PolicyPlanReport {
+        try decode(PolicyPlanReport.self, try await send(.GET, "/v1/admin/policy/plan?k=\(k)&m=\(m)", token: try adminToken()))
+    }
+
     /// Starts a rebalance (placement debt, skew) that the leader runs until a pass moves nothing.
     public func adminRebalanceStart(spread: Double? = nil) async throws -> RebalanceStatus.Job {
         try decode(

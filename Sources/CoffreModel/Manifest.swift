@@ -24,13 +24,29 @@ public struct SegmentManifest: Codable, Hashable, Sendable {
     public let shards: [ShardLocation]
     /// True when placement could not honour the country rule (see Docs/architecture.md).
     public let placementDebt: Bool
+    /// The segment's erasure scheme when it differs from the manifest's (a segment re-encoded
+    /// by a policy change while others of its object are not yet); absent otherwise.
+    public let policy: ErasurePolicy?
+    /// How many times the segment was re-encoded; its shards' keys name it (absent: 0, the
+    /// first encoding), so the shards of two encodings never share a key.
+    public let generation: Int?
 
-    public init(index: Int, length: Int, shardLength: Int, shards: [ShardLocation], placementDebt: Bool) {
+    public init(
+        index: Int, length: Int, shardLength: Int, shards: [ShardLocation], placementDebt: Bool, policy: ErasurePolicy? = nil,
+        generation: Int? = nil
+    ) {
         self.index = index
         self.length = length
         self.shardLength = shardLength
         self.shards = shards
         self.placementDebt = placementDebt
+        self.policy = policy
+        self.generation = generation == 0 ? nil : generation
+    }
+
+    /// The key of one of this segment's shards on a node (see `ObjectManifest.shardKey`).
+    public func shardKey(object: String, shard: Int) -> [UInt8] {
+        ObjectManifest.shardKey(object: object, segment: index, shard: shard, generation: generation ?? 0)
     }
 }
 
@@ -60,10 +76,17 @@ public struct ObjectManifest: Codable, Hashable, Sendable {
         self.createdAt = createdAt
     }
 
-    /// The shard key on a node: `<object id>/<segment>/<shard>`.
-    public static func shardKey(object: String, segment: Int, shard: Int) -> [UInt8] {
-        Array("\(object)/\(segment)/\(shard)".utf8)
+    /// The shard key on a node: `<object id>/<segment>/<shard>`, and
+    /// `<object id>/<segment>/<shard>/<generation>` for a segment re-encoded `generation` times.
+    public static func shardKey(object: String, segment: Int, shard: Int, generation: Int = 0) -> [UInt8] {
+        Array((generation == 0 ? "\(object)/\(segment)/\(shard)" : "\(object)/\(segment)/\(shard)/\(generation)").utf8)
     }
+
+    /// A segment's erasure scheme: its own, or the manifest's.
+    public func erasure(of segment: SegmentManifest) -> ErasurePolicy { segment.policy ?? policy }
+
+    /// Whether every segment is encoded with `target`.
+    public func isEncoded(with target: ErasurePolicy) -> Bool { segments.allSatisfy { erasure(of: $0) == target } }
 }
 
 extension Limits {

@@ -173,12 +173,16 @@ extension CoordinatorServer {
         _ request: Request, key: String, live: () -> Status, empty: (LeaderRecord?) -> Status
     ) async throws -> Response {
         try requireAdmin(request)
-        if election.current != nil { return try jsonResponse(live()) }
+        return try jsonResponse(try await leaderStatusValue(key: key, live: live, empty: empty))
+    }
+
+    func leaderStatusValue<Status: LeaderPublished>(key: String, live: () -> Status, empty: (LeaderRecord?) -> Status) async throws -> Status {
+        if election.current != nil { return live() }
         let leader = try await election.leader()
         if let (status, _) = try await read(Status.self, key), status.leader == leader?.coordinator, status.epoch == leader?.epoch {
-            return try jsonResponse(status)
+            return status
         }
-        return try jsonResponse(empty(leader))
+        return empty(leader)
     }
 
     /// `PUT`: the node is drained (nothing new goes there, the leader moves its shards away);

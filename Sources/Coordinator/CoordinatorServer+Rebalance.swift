@@ -31,7 +31,7 @@ extension CoordinatorServer {
         let draining = objects.topology.draining.union(try namedNodes(request, nodes: "drain", countries: "removeCountry"))
 
         var report = RebalancePlanReport()
-        let (segments, scanned, complete, _) = try await objects.everySegment()
+        let (segments, scanned, complete, _) = try await objects.everySegment(only: objects.policy.erasure)
         report.objectsScanned = scanned
         report.complete = complete
 

@@ -470,7 +470,7 @@ extension ObjectStore {
         for segment in manifest.segments {
             for shard in segment.shards {
                 guard let member = topology.member(shard.node) else { continue }
-                try? await nodes.delete(base: member.url, key: ObjectManifest.shardKey(object: manifest.id, segment: segment.index, shard: shard.index))
+                try? await nodes.delete(base: member.url, key: segment.shardKey(object: manifest.id, shard: shard.index))
             }
         }
     }

@@ -38,6 +38,7 @@ public final class CoordinatorServer: Sendable {
     public let scrub: ScrubScheduler
     public let rebalance: RebalanceWorker
     public let drills: DrillWorker
+    public let policies: PolicyWorker
     /// A drill's fault on this coordinator's client API (admin requests pass).
     let faults: FaultGate
 
@@ -68,10 +69,16 @@ public final class CoordinatorServer: Sendable {
         self.election = election
         health = HealthMonitor(
             coordinator: configuration.id, country: configuration.country, topology: topology, metadata: metadata, logger: logger,
-            onDrill: { [id = configuration.id, logger] drill in
-                let now = Int64(Date().timeIntervalSince1970 * 1000)
-                Self.applyDrill(drill, coordinator: id, now: now, faults: faults, logger: logger)
-                await election.setSidelined(drill.map { $0.faults(coordinator: id, now: now) && $0.mode != .slow } ?? false)
+            onPoll: { [id = configuration.id, logger, metadata, objects] in
+                do {
+                    let drill = try await DrillWorker.read(metadata)?.0
+                    let now = Int64(Date().timeIntervalSince1970 * 1000)
+                    Self.applyDrill(drill, coordinator: id, now: now, faults: faults, logger: logger)
+                    await election.setSidelined(drill.map { $0.faults(coordinator: id, now: now) && $0.mode != .slow } ?? false)
+                    try await Self.followPolicy(metadata, objects, logger: logger)
+                } catch {
+                    logger.warning("cannot read the cluster's settings", metadata: ["error": "\(error)"])
+                }
             })
         repair = RepairWorker(
             objects: objects, election: election,
@@ -89,6 +96,19 @@ public final class CoordinatorServer: Sendable {
             objects: objects, election: election, settings: .init(budgetBytesPerSecond: configuration.repairBudgetBytesPerSecond),
             logger: logger)
         drills = DrillWorker(objects: objects, election: election, repair: repair, logger: logger)
+        policies = PolicyWorker(
+            objects: objects, election: election, settings: .init(budgetBytesPerSecond: configuration.repairBudgetBytesPerSecond), logger: logger)
+    }
+
+    /// Writes new objects in the scheme operators set (`Keyspace.clusterPolicy`), once set.
+    static func followPolicy(_ metadata: any MetadataStore, _ objects: ObjectStore, logger: Logger) async throws {
+        guard let entry = try await metadata.get(Keyspace.clusterPolicy),
+            let set = try? JSONDecoder().decode(ClusterPolicy.self, from: Data(entry.value)),
+            let erasure = try? ErasurePolicy(dataShards: set.k, parityShards: set.m)
+        else { return }
+        if objects.setPolicy(objects.policy.forSegments(of: erasure)) {
+            logger.notice("erasure scheme changed", metadata: ["policy": "\(erasure)"])
+        }
     }
 
     /// Puts a drill's fault on this coordinator's client API while the drill names it, and
@@ -141,7 +161,7 @@ public final class CoordinatorServer: Sendable {
             app.addServices(cluster)
         }
         await health.step()
-        app.addServices(health, election, repair, collector, scrub, rebalance, drills)
+        app.addServices(health, election, repair, collector, scrub, rebalance, drills, policies)
         do {
             try await app.runService()
         } catch {
@@ -187,6 +207,10 @@ public final class CoordinatorServer: Sendable {
         router.get("/v1/admin/rebalance/plan") { [self] request, _ in try await adminRebalancePlan(request) }
         router.get("/v1/admin/drill/preflight") { [self] request, _ in try await adminDrillPreflight(request) }
         router.get("/v1/admin/drill") { [self] request, _ in try await adminDrill(request) }
+        router.get("/v1/admin/policy") { [self] request, _ in try await adminPolicy(request) }
+        router.post("/v1/admin/policy") { [self] request, _ in try await adminPolicyChange(request) }
+        router.post("/v1/admin/policy/cancel") { [self] request, _ in try await adminPolicyCancel(request) }
+        router.get("/v1/admin/policy/plan") { [self] request, _ in try await adminPolicyPlan(request) }
         router.post("/v1/admin/drill/start") { [self] request, _ in try await adminDrillStart(request) }
         router.post("/v1/admin/drill/stop") { [self] request, _ in try await adminDrillStop(request) }
         router.post("/v1/admin/rebalance/start") { [self] request, _ in try await adminRebalanceStart(request) }

@@ -11,7 +11,9 @@ extension ObjectStore {
     /// The segments of every object, as the planners see them (up to
     /// `Limits.rebalancePlanObjectsMax` objects: `complete` says whether that was all), and
     /// how many are in placement debt.
-    public func everySegment() async throws(CoordinatorError) -> (segments: [SegmentPlacement], objects: Int, complete: Bool, debt: Int) {
+    public func everySegment(only scheme: ErasurePolicy? = nil) async throws(CoordinatorError) -> (
+        segments: [SegmentPlacement], objects: Int, complete: Bool, debt: Int
+    ) {
         var segments: [SegmentPlacement] = []
         var objects = 0
         var debt = 0
@@ -23,7 +25,7 @@ extension ObjectStore {
             }
             for entry in page where objects < Limits.rebalancePlanObjectsMax {
                 guard let manifest = try? JSONDecoder().decode(ObjectManifest.self, from: Data(entry.value)) else { continue }
-                segments += ObjectStore.segmentPlacements(manifest)
+                segments += ObjectStore.segmentPlacements(manifest, only: scheme)
                 debt += manifest.segments.filter(\.placementDebt).count
                 objects += 1
             }
@@ -131,13 +133,13 @@ public final class DrillWorker: Service, Sendable {
             let faulted = record.phase == .faulted ? drilled : []
             let k = record.dataShards
             let risk = DrillPlanner.preflight(segments: segments, nodes: nodes, fault: faulted, dataShards: k, margin: record.margin, listed: 1)
-            let full = DrillPlanner.preflight(
-                segments: segments, nodes: nodes, fault: [], dataShards: k, margin: objects.policy.erasure.parityShards, listed: 0)
+            // Degraded: fewer healthy shards than the segment has (each in its own scheme).
+            let degraded = segments.filter { segment in Set(segment.nodes.filter { up.contains($0) }).count < segment.nodes.count }.count
             result.check = DrillCheck(
                 lowestHealthy: risk.lowestHealthy, atRisk: risk.atRiskCount,
                 riskiest: risk.atRisk.first.map { "\($0.objectId)/\($0.segment): \($0.healthy) healthy" },
                 downElsewhere: nodes.filter { !$0.isUp && !drilled.contains($0.id) }.map(\.id.value).sorted(),
-                degraded: full.atRiskCount, segments: full.segments, debtSegments: debt)
+                degraded: degraded, segments: segments.count, debtSegments: debt)
         }
         return result
     }

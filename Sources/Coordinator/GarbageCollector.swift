@@ -116,7 +116,9 @@ public final class GarbageCollector: Service, Sendable {
             manifests[place.objectId] = .some(try await manifestIfAny(place.objectId))
         }
         if let manifest = manifests[place.objectId]! {
-            let owner = manifest.segments.first { $0.index == place.segment }?.shards.first { $0.index == place.shard }?.node
+            // Referenced: the segment's current encoding names this node for this shard.
+            let segment = manifest.segments.first { $0.index == place.segment && ($0.generation ?? 0) == place.generation }
+            let owner = segment?.shards.first { $0.index == place.shard }?.node
             guard owner != member.id else { return }
         } else {
             guard try await intentExpired(place.objectId, now: now, graceMs: graceMs) else { return }
@@ -169,19 +171,23 @@ public final class GarbageCollector: Service, Sendable {
     }
 }
 
-/// Where a shard belongs, parsed from its key `<object>/<segment>/<shard>`.
+/// Where a shard belongs, parsed from its key `<object>/<segment>/<shard>[/<generation>]`.
 struct ShardPlace {
     let objectId: String
     let segment: Int
     let shard: Int
+    let generation: Int
 
     init?(_ key: String) {
         let parts = key.split(separator: "/", omittingEmptySubsequences: false)
-        guard parts.count == 3, !parts[0].isEmpty, let segment = Int(parts[1]), let shard = Int(parts[2]), segment >= 0, shard >= 0 else {
-            return nil
-        }
+        guard parts.count == 3 || parts.count == 4, !parts[0].isEmpty, let segment = Int(parts[1]), let shard = Int(parts[2]), segment >= 0,
+            shard >= 0
+        else { return nil }
+        let generation = parts.count == 4 ? Int(parts[3]) : 0
+        guard let generation, generation >= 0, parts.count == 3 || generation > 0 else { return nil }
         objectId = String(parts[0])
         self.segment = segment
         self.shard = shard
+        self.generation = generation
     }
 }

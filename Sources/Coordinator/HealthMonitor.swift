@@ -28,19 +28,20 @@ public final class HealthMonitor: Service, Sendable {
     let metadata: any MetadataStore
     let logger: Logger
     let country: String?
-    /// Told the drill as recorded at every poll (a coordinator puts its own fault on or off).
-    let onDrill: (@Sendable (DrillRecord?) async -> Void)?
+    /// Called after every poll: the coordinator follows cluster-wide settings from the
+    /// metadata store (a drill's fault on itself, the erasure scheme to write).
+    let onPoll: (@Sendable () async -> Void)?
 
     public init(
         coordinator: String, country: String? = nil, topology: ClusterTopology, metadata: any MetadataStore, logger: Logger,
-        onDrill: (@Sendable (DrillRecord?) async -> Void)? = nil
+        onPoll: (@Sendable () async -> Void)? = nil
     ) {
         self.coordinator = coordinator
         self.country = country
         self.topology = topology
         self.metadata = metadata
         self.logger = logger
-        self.onDrill = onDrill
+        self.onPoll = onPoll
     }
 
     public func run() async throws {
@@ -76,11 +77,7 @@ public final class HealthMonitor: Service, Sendable {
         } catch {
             logger.warning("cannot publish node observations", metadata: ["error": "\(error)"])
         }
-        if let onDrill {
-            do { await onDrill(try await DrillWorker.read(metadata)?.0) } catch {
-                logger.warning("cannot read the drill", metadata: ["error": "\(error.message)"])
-            }
-        }
+        await onPoll?()
     }
 
     /// The store incarnations placements refer to, as the leader recorded them, and the

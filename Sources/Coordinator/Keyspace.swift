@@ -81,6 +81,11 @@ public enum Keyspace {
     public static let scrubRequest = "cluster/scrub-request"
     /// Country states, as the leader last decided them.
     public static let countryStates = "cluster/countries"
+    /// The erasure scheme the cluster writes, once an operator set one (`ClusterPolicy`).
+    public static let clusterPolicy = "cluster/policy"
+    /// The running re-encoding job (`PolicyStatus.Job`) and the policy worker's status.
+    public static let policyJob = "cluster/policy-job"
+    public static let policyStatus = "cluster/policy-status"
     /// The running failover drill, or the last one (`DrillRecord`).
     public static let drill = "cluster/drill"
     /// Shards that a read or a scrub found corrupt or missing: `suspects/NODE/OBJECT/SEG/SHARD`.

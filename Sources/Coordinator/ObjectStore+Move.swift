@@ -46,8 +46,8 @@ extension ObjectStore {
                 throw CoordinatorError(.unavailable, "cannot read shard \(move.shard) of \(objectId)/\(move.segment) from \(move.from): \(gathered.failureSummary())")
             }
             let failures = await putShards(
-                objectId: objectId, segment: move.segment, targets: [(move.shard, move.to)], bodies: [move.shard: body],
-                checksums: [move.shard: segment.shards[move.shard].checksum])
+                objectId: objectId, segment: move.segment, generation: segment.generation ?? 0, targets: [(move.shard, move.to)],
+                bodies: [move.shard: body], checksums: [move.shard: segment.shards[move.shard].checksum])
             shardBuffers.give(body)
             if let error = failures[move.shard] {
                 if error.code == .nodeFull { topology.reportFull(move.to) } else { topology.reportFailure(move.to) }
@@ -56,7 +56,8 @@ extension ObjectStore {
             let now = updated.segments.first { $0.index == move.segment }!
             var nodes = now.shards.map(\.node)
             nodes[move.shard] = move.to
-            let debt = !PlacementPlanner.violations(of: Placement(nodes: nodes, placementDebt: false), policy: policy, nodes: topology.descriptors()).isEmpty
+            let rules = policy.forSegments(of: manifest.erasure(of: segment))
+            let debt = !PlacementPlanner.violations(of: Placement(nodes: nodes, placementDebt: false), policy: rules, nodes: topology.descriptors()).isEmpty
             updated = updated.replacing(segment: move.segment, nodes: [move.shard: move.to], placementDebt: debt)
             bytes += Int64(segment.shardLength)
         }
@@ -66,9 +67,11 @@ extension ObjectStore {
         return .moved(moves: valid.count, bytes: bytes)
     }
 
-    /// The segments of an object as the rebalancer plans over them.
-    public static func segmentPlacements(_ manifest: ObjectManifest) -> [SegmentPlacement] {
-        manifest.segments.map {
+    /// The segments of an object as the rebalancer plans over them; with `only`, those in that
+    /// scheme (the planner's country rule is the cluster's scheme's: a segment in another one
+    /// waits for its re-encoding).
+    public static func segmentPlacements(_ manifest: ObjectManifest, only scheme: ErasurePolicy? = nil) -> [SegmentPlacement] {
+        manifest.segments.filter { scheme == nil || manifest.erasure(of: $0) == scheme }.map {
             SegmentPlacement(objectId: manifest.id, segment: $0.index, nodes: $0.shards.map(\.node), shardBytes: Int64($0.shardLength))
         }
     }

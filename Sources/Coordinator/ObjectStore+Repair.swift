@@ -52,9 +52,6 @@ extension ObjectStore {
         objectId: String, segments indices: [Int], lostNodes: Set<NodeID>, suspects: Set<ShardRef>, fence: MetadataCondition?
     ) async throws(CoordinatorError) -> SegmentRepairOutcome {
         guard let (manifest, revision) = try await manifestAndRevision(objectId) else { return .skipped("object \(objectId) is gone") }
-        guard manifest.policy == policy.erasure else {
-            return .skipped("object is \(manifest.policy), the cluster writes \(policy.erasure): a policy change is the rebalancer's")
-        }
         var work: [(SegmentManifest, [Int])] = []
         for index in Set(indices).sorted() {
             guard let segment = manifest.segments.first(where: { $0.index == index }) else { continue }
@@ -66,7 +63,9 @@ extension ObjectStore {
         }
         guard !work.isEmpty else { return .skipped("no shard of \(objectId) segments \(indices) is lost any more") }
 
-        let rebuilt = try await rebuildAll(objectId: objectId, policy: manifest.policy, work: work, lostNodes: lostNodes)
+        // Each segment with its own scheme: one not yet re-encoded after a policy change is
+        // repaired as it is.
+        let rebuilt = try await rebuildAll(objectId: objectId, manifest: manifest, work: work, lostNodes: lostNodes)
         var updated = manifest
         var moved: [Int: NodeID] = [:]
         for segment in rebuilt {
@@ -131,7 +130,7 @@ extension ObjectStore {
 
     /// Rebuilds segments in parallel, at most `Limits.repairSegmentsInFlightMax` at once.
     private func rebuildAll(
-        objectId: String, policy erasure: ErasurePolicy, work: [(SegmentManifest, [Int])], lostNodes: Set<NodeID>
+        objectId: String, manifest: ObjectManifest, work: [(SegmentManifest, [Int])], lostNodes: Set<NodeID>
     ) async throws(CoordinatorError) -> [RebuiltSegment] {
         let results = await withTaskGroup(of: Result<RebuiltSegment, CoordinatorError>.self) { group in
             var pending = work[...]
@@ -140,7 +139,9 @@ extension ObjectStore {
                 guard let (segment, lost) = pending.popFirst() else { return }
                 group.addTask {
                     do throws(CoordinatorError) {
-                        return .success(try await self.rebuildSegment(objectId: objectId, policy: erasure, segment: segment, lost: lost, lostNodes: lostNodes))
+                        return .success(
+                            try await self.rebuildSegment(
+                                objectId: objectId, policy: manifest.erasure(of: segment), segment: segment, lost: lost, lostNodes: lostNodes))
                     } catch {
                         return .failure(error)
                     }
@@ -203,8 +204,8 @@ extension ObjectStore {
         let written: (nodes: [Int: NodeID], placementDebt: Bool)
         do {
             written = try await writeShards(
-                objectId: objectId, segment: index, shardLength: length, bodies: bodies, checksums: checksums, fixed: fixed,
-                avoiding: avoiding)
+                objectId: objectId, segment: index, generation: segment.generation ?? 0, policy: policy.forSegments(of: erasure),
+                shardLength: length, bodies: bodies, checksums: checksums, fixed: fixed, avoiding: avoiding)
         } catch let error as CoordinatorError {
             throw error
         } catch let error as PlacementError {
@@ -226,8 +227,13 @@ extension ObjectManifest {
             return SegmentManifest(
                 index: segment.index, length: segment.length, shardLength: segment.shardLength,
                 shards: segment.shards.map { ShardLocation(index: $0.index, node: moved[$0.index] ?? $0.node, checksum: $0.checksum) },
-                placementDebt: placementDebt)
+                placementDebt: placementDebt, policy: segment.policy, generation: segment.generation)
         }
-        return ObjectManifest(id: id, owner: owner, length: length, segmentSize: segmentSize, policy: policy, segments: segments, createdAt: createdAt)
+        return replacing(segments: segments)
+    }
+
+    /// The same manifest with other segments (policy, id and the rest kept).
+    func replacing(segments: [SegmentManifest]) -> ObjectManifest {
+        ObjectManifest(id: id, owner: owner, length: length, segmentSize: segmentSize, policy: policy, segments: segments, createdAt: createdAt)
     }
 }

@@ -105,7 +105,7 @@ extension ObjectStore {
         _ buffer: inout ByteBuffer, policy: ErasurePolicy, shardLength: Int, present: Set<Int>, wanted: Set<Int>?
     ) throws(CoordinatorError) {
         let total = policy.totalShards
-        let codec = policy == self.policy.erasure ? self.codec : ReedSolomon(policy: policy)
+        let codec = codec(policy)
         do {
             try buffer.withUnsafeMutableReadableBytes { all throws(ErasureCodingError) in
                 let shards = (0..<total).map {
@@ -127,8 +127,8 @@ extension ObjectStore {
     /// - Returns: the node of every shard written, and whether the segment's placement (with
     ///   `fixed`) breaks the country rule (placement debt).
     func writeShards(
-        objectId: String, segment: Int, shardLength: Int, bodies: [Int: ByteBuffer], checksums: [Int: UInt32],
-        fixed: [Int: NodeID], avoiding: Set<NodeID> = []
+        objectId: String, segment: Int, generation: Int, policy: PlacementPolicy, shardLength: Int, bodies: [Int: ByteBuffer],
+        checksums: [Int: UInt32], fixed: [Int: NodeID], avoiding: Set<NodeID> = []
     ) async throws -> (nodes: [Int: NodeID], placementDebt: Bool) {
         var random = placementRandom.stream("\(objectId)/\(segment)/\(fixed.values.map(\.value).sorted())")
         var avoid = avoiding
@@ -142,8 +142,8 @@ extension ObjectStore {
                 policy: policy, nodes: topology.placementDescriptors(), fixed: kept.merging(written) { a, _ in a },
                 shardBytes: Int64(shardLength), avoiding: avoid, using: &random)
             let results = await putShards(
-                objectId: objectId, segment: segment, targets: pending.map { ($0, placement.nodes[$0]) }, bodies: bodies,
-                checksums: checksums)
+                objectId: objectId, segment: segment, generation: generation, targets: pending.map { ($0, placement.nodes[$0]) },
+                bodies: bodies, checksums: checksums)
             var failed: [Int] = []
             var onlyFull = true
             for shard in pending {
@@ -180,7 +180,7 @@ extension ObjectStore {
 
     /// Writes shards in parallel; returns each failed shard's error (absent: written).
     func putShards(
-        objectId: String, segment: Int, targets: [(Int, NodeID)], bodies: [Int: ByteBuffer], checksums: [Int: UInt32]
+        objectId: String, segment: Int, generation: Int, targets: [(Int, NodeID)], bodies: [Int: ByteBuffer], checksums: [Int: UInt32]
     ) async -> [Int: NodeClientError] {
         await withTaskGroup(of: (Int, NodeClientError?).self) { group in
             for (shard, node) in targets {
@@ -188,7 +188,7 @@ extension ObjectStore {
                     guard let member = topology.member(node) else { return (shard, NodeClientError(.notFound, "unknown node")) }
                     do throws(NodeClientError) {
                         try await nodes.put(
-                            base: member.url, key: ObjectManifest.shardKey(object: objectId, segment: segment, shard: shard),
+                            base: member.url, key: ObjectManifest.shardKey(object: objectId, segment: segment, shard: shard, generation: generation),
                             body: bodies[shard]!, checksum: checksums[shard]!)
                         return (shard, nil)
                     } catch {
@@ -211,7 +211,7 @@ extension ObjectStore {
         var body = shardBuffers.take()
         do {
             _ = try await nodes.get(
-                base: member.url, key: ObjectManifest.shardKey(object: objectId, segment: segment.index, shard: index), into: &body)
+                base: member.url, key: segment.shardKey(object: objectId, shard: index), into: &body)
         } catch {
             shardBuffers.give(body)
             // A fetch cancelled because others won the race says nothing about the node.

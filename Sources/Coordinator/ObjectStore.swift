@@ -18,7 +18,10 @@ import Synchronization
 public final class ObjectStore: Sendable {
     public let topology: ClusterTopology
     public let metadata: any MetadataStore
-    public let policy: PlacementPolicy
+    /// The policy new objects are written with. It changes online (`setPolicy`): objects
+    /// written before keep theirs until re-encoded, and stay readable and repairable.
+    public var policy: PlacementPolicy { currentPolicy.withLock { $0 } }
+    private let currentPolicy: Mutex<PlacementPolicy>
     public let segmentSize: Int
     /// How long a read waits for a data shard before racing it with parity.
     public let hedgeAfter: Duration
@@ -33,7 +36,8 @@ public final class ObjectStore: Sendable {
     /// Where an upload's segment writes run while its next segment is encoded: the global
     /// executor unless given (a simulation gives its serial one, to replay exactly).
     public let executor: (any TaskExecutor)?
-    let codec: ReedSolomon
+    /// Reed-Solomon codecs by scheme (the tables are built once per scheme).
+    private let codecs = Mutex<[ErasurePolicy: ReedSolomon]>([:])
     let nodes: any ShardTransport
     /// Buffers of a whole segment's shards, reused by writes and reads.
     let buffers: BufferPool
@@ -53,13 +57,31 @@ public final class ObjectStore: Sendable {
         precondition(segmentSize > 0 && segmentSize <= Limits.segmentSizeMax)
         self.topology = topology
         self.metadata = metadata
-        self.policy = policy
+        currentPolicy = Mutex(policy)
         self.segmentSize = segmentSize
-        self.codec = ReedSolomon(policy: policy.erasure)
         self.nodes = topology.client
         let layout = SegmentLayout(policy: policy.erasure, segmentLength: segmentSize)
         buffers = BufferPool(capacity: layout.totalShardBytes, keep: Limits.segmentBuffersPooledMax)
         shardBuffers = BufferPool(capacity: layout.shardLength, keep: Limits.shardBuffersPooledMax)
+    }
+
+    /// Changes the policy new objects are written with; true when it changed.
+    @discardableResult
+    public func setPolicy(_ policy: PlacementPolicy) -> Bool {
+        currentPolicy.withLock { current in
+            defer { current = policy }
+            return current != policy
+        }
+    }
+
+    /// The codec of a scheme.
+    func codec(_ erasure: ErasurePolicy) -> ReedSolomon {
+        codecs.withLock { codecs in
+            if let codec = codecs[erasure] { return codec }
+            let codec = ReedSolomon(policy: erasure)
+            codecs[erasure] = codec
+            return codec
+        }
     }
 
     /// Starts writing a new object.
@@ -143,8 +165,9 @@ public final class ObjectStore: Sendable {
     /// One segment's ciphertext: the k data shards when they answer in time; otherwise any k
     /// shards (see `gatherShards`), decoded.
     func readSegment(_ manifest: ObjectManifest, _ segment: SegmentManifest) async throws(CoordinatorError) -> ByteBuffer {
-        let k = manifest.policy.dataShards
-        let total = manifest.policy.totalShards
+        let erasure = manifest.erasure(of: segment)
+        let k = erasure.dataShards
+        let total = erasure.totalShards
         let length = segment.shardLength
         let gathered = await gatherShards(objectId: manifest.id, segment: segment, count: k, candidates: Array(0..<total))
         guard gathered.bodies.count >= k else {
@@ -166,7 +189,7 @@ public final class ObjectStore: Sendable {
         if !missingData.isEmpty {
             // Any k shards decode; extra ones (a raced data shard that came late) are ignored.
             let present = Set(gathered.bodies.keys.sorted().prefix(k))
-            try rebuild(&output, policy: manifest.policy, shardLength: length, present: present, wanted: missingData)
+            try rebuild(&output, policy: erasure, shardLength: length, present: present, wanted: missingData)
         }
         // The whole buffer, so that it can go back to the pool; only the segment is readable.
         output.moveWriterIndex(to: output.readerIndex + segment.length)

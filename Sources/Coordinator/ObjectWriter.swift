@@ -18,6 +18,8 @@ public final class ObjectWriter: @unchecked Sendable {
     let store: ObjectStore
     public let objectId: String
     public let owner: String
+    /// The cluster's policy when the upload began: every segment is written with it.
+    let policy: PlacementPolicy
     private var filling: ByteBuffer
     private var segments: [SegmentManifest] = []
     private var writing: Task<SegmentManifest, any Error>?
@@ -33,6 +35,7 @@ public final class ObjectWriter: @unchecked Sendable {
         self.store = store
         self.objectId = objectId
         self.owner = owner
+        policy = store.policy
         filling = ByteBufferAllocator().buffer(capacity: 0)
     }
 
@@ -63,7 +66,7 @@ public final class ObjectWriter: @unchecked Sendable {
             self.writing = nil
         }
         return ObjectManifest(
-            id: objectId, owner: owner, length: length, segmentSize: store.segmentSize, policy: store.policy.erasure,
+            id: objectId, owner: owner, length: length, segmentSize: store.segmentSize, policy: policy.erasure,
             segments: segments, createdAt: store.clock.wallMillis())
     }
 
@@ -71,14 +74,14 @@ public final class ObjectWriter: @unchecked Sendable {
     /// for the segment being written, then starts writing this one.
     private func startSegment() async throws {
         try await keepIntentFresh()
-        let encoded = try store.encodeSegment(&filling)
+        let encoded = try store.encodeSegment(&filling, policy: policy.erasure)
         if let writing { segments.append(try await writing.value) }
         let shards = filling
         filling = ByteBufferAllocator().buffer(capacity: 0)
         let index = nextIndex
         nextIndex += 1
-        writing = Task(executorPreference: store.executor) { [store, objectId] in
-            try await store.writeSegment(objectId: objectId, index: index, shards: shards, encoded: encoded)
+        writing = Task(executorPreference: store.executor) { [store, objectId, policy] in
+            try await store.writeSegment(objectId: objectId, index: index, shards: shards, encoded: encoded, policy: policy)
         }
     }
 }
@@ -139,9 +142,10 @@ struct EncodedSegment: Sendable {
 extension ObjectStore {
     /// Erasure-codes a segment in place: `buffer` holds the segment's ciphertext and has room
     /// for the zero padding and the parity shards after it.
-    func encodeSegment(_ buffer: inout ByteBuffer) throws -> EncodedSegment {
+    func encodeSegment(_ buffer: inout ByteBuffer, policy erasure: ErasurePolicy) throws -> EncodedSegment {
         let length = buffer.readableBytes
-        let layout = SegmentLayout(policy: policy.erasure, segmentLength: length)
+        let layout = SegmentLayout(policy: erasure, segmentLength: length)
+        let codec = codec(erasure)
         let shardLength = layout.shardLength
         buffer.writeRepeatingByte(0, count: layout.totalShardBytes - length)
         try buffer.withUnsafeMutableReadableBytes { all in
@@ -149,7 +153,7 @@ extension ObjectStore {
                 segment: UnsafeRawBufferPointer(rebasing: all[..<layout.paddedLength]),
                 parity: UnsafeMutableRawBufferPointer(rebasing: all[layout.paddedLength...]), shardLength: shardLength)
         }
-        let checksums = (0..<policy.erasure.totalShards).map { shard in
+        let checksums = (0..<erasure.totalShards).map { shard in
             buffer.withUnsafeReadableBytes { CRC32C.checksum(UnsafeRawBufferPointer(rebasing: $0[(shard * shardLength)..<((shard + 1) * shardLength)])) }
         }
         return EncodedSegment(length: length, shardLength: shardLength, checksums: checksums)
@@ -157,8 +161,10 @@ extension ObjectStore {
 
     /// Writes an encoded segment's k + m shards (see `writeShards`). `shards` goes back to
     /// the buffer pool afterwards.
-    func writeSegment(objectId: String, index: Int, shards: ByteBuffer, encoded: EncodedSegment) async throws -> SegmentManifest {
-        defer { buffers.give(shards) }
+    func writeSegment(
+        objectId: String, index: Int, shards: ByteBuffer, encoded: EncodedSegment, policy: PlacementPolicy, generation: Int = 0, pooled: Bool = true
+    ) async throws -> SegmentManifest {
+        defer { if pooled { buffers.give(shards) } }
         let shardLength = encoded.shardLength
         let total = policy.erasure.totalShards
         var bodies: [Int: ByteBuffer] = [:]
@@ -168,10 +174,11 @@ extension ObjectStore {
             checksums[shard] = encoded.checksums[shard]
         }
         let (nodes, debt) = try await writeShards(
-            objectId: objectId, segment: index, shardLength: shardLength, bodies: bodies, checksums: checksums, fixed: [:])
+            objectId: objectId, segment: index, generation: generation, policy: policy, shardLength: shardLength, bodies: bodies,
+            checksums: checksums, fixed: [:])
         return SegmentManifest(
             index: index, length: encoded.length, shardLength: shardLength,
             shards: (0..<total).map { ShardLocation(index: $0, node: nodes[$0]!, checksum: encoded.checksums[$0]) },
-            placementDebt: debt)
+            placementDebt: debt, generation: generation)
     }
 }

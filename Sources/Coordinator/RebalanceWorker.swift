@@ -164,7 +164,7 @@ public final class RebalanceWorker: Service, Sendable {
         var segments: [SegmentPlacement] = []
         for objectId in objectIds {
             do {
-                segments += ObjectStore.segmentPlacements(try await objects.manifest(objectId))
+                segments += ObjectStore.segmentPlacements(try await objects.manifest(objectId), only: objects.policy.erasure)
             } catch {
                 guard error.code == .notFound else { throw error }
             }

@@ -23,6 +23,13 @@ public struct PlacementPolicy: Hashable, Sendable, Codable {
         self.excludedCountries = excludedCountries
     }
 
+    /// The same constraints for segments of another erasure scheme (those not yet re-encoded
+    /// after a policy change): the margin is kept where that scheme allows it.
+    public func forSegments(of other: ErasurePolicy) -> PlacementPolicy {
+        guard other != erasure else { return self }
+        return (try? PlacementPolicy(erasure: other, margin: max(0, min(margin, other.parityShards - 1)), excludedCountries: excludedCountries)) ?? self
+    }
+
     /// Most shards of one segment allowed in one country.
     public var shardsPerCountryMax: Int { erasure.parityShards - margin }
 }

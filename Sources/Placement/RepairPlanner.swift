@@ -179,7 +179,7 @@ public struct RepairPlanner: Sendable {
         }
         guard !lost.isEmpty else { return nil }
         let placement = Placement(nodes: segment.shards.map(\.node), placementDebt: segment.placementDebt)
-        let violations = PlacementPlanner.violations(of: placement, policy: policy, nodes: nodes).count
+        let violations = PlacementPlanner.violations(of: placement, policy: policy.forSegments(of: erasure), nodes: nodes).count
         return RepairDirective(
             objectId: objectId, segment: segment.index, lost: lost, lostNodes: lostNodes, healthy: healthy, violations: violations,
             shardLength: segment.shardLength, dataShards: erasure.dataShards, epoch: epoch)
@@ -188,7 +188,7 @@ public struct RepairPlanner: Sendable {
     /// Every directive for an object's manifest.
     public func plan(_ manifest: ObjectManifest, nodes: [NodeDescriptor], suspects: Set<ShardRef>) -> [RepairDirective] {
         manifest.segments.compactMap {
-            plan(objectId: manifest.id, policy: manifest.policy, segment: $0, nodes: nodes, suspects: suspects)
+            plan(objectId: manifest.id, policy: manifest.erasure(of: $0), segment: $0, nodes: nodes, suspects: suspects)
         }
     }
 

@@ -10,7 +10,7 @@ struct Admin: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Operate a cluster: status, nodes, objects, certificates, the local cluster.",
         subcommands: [
-                Status.self, Nodes.self, NodeCommand.self, Object.self, Repair.self, Rebalance.self, Plan.self, Drill.self, Countries.self, Scrub.self, GC.self,
+                Status.self, Nodes.self, NodeCommand.self, Object.self, Repair.self, Rebalance.self, Policy.self, Plan.self, Drill.self, Countries.self, Scrub.self, GC.self,
                 Certs.self, ClusterCommand.self,
             ])
 
@@ -200,8 +200,31 @@ struct Admin: AsyncParsableCommand {
 
     struct Plan: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "What-if: what draining a node or removing a country would move, and whether the policy can still be met. Changes nothing. (Policy changes and adding countries: not built yet.)",
-            subcommands: [PlanDrain.self, PlanRemoveCountry.self])
+            abstract: "What-if: what draining a node, removing a country or changing the erasure scheme would do, and whether the policy can still be met. Changes nothing. (Adding a country: not built yet.)",
+            subcommands: [PlanDrain.self, PlanRemoveCountry.self, PlanPolicy.self])
+
+        struct PlanPolicy: AsyncParsableCommand {
+            static let configuration = CommandConfiguration(commandName: "policy", abstract: "What changing the erasure scheme to K+M would do: segments re-encoded, bytes read and written, storage before and after, time at the budget.")
+            @OptionGroup var options: GlobalOptions
+            @Argument(help: "The scheme, as K+M (e.g. 8+4).") var scheme: String
+
+            func run() async throws {
+                let (k, m) = try parseScheme(scheme)
+                try await perform {
+                    try await using(options) { client in
+                        let report = try await client.adminPolicyPlan(k: k, m: m)
+                        if options.json { printJSON(report) } else {
+                            print("\(report.current) -> \(report.target): \(report.segmentsToReencode) segments of \(report.objects) objects to re-encode")
+                            print("read \(ByteCount(report.bytesToRead)), write \(ByteCount(report.bytesToWrite)); stored \(ByteCount(report.storedBytesNow)) now, \(ByteCount(report.storedBytesAfter)) after")
+                            if let seconds = report.estimatedSeconds { print(String(format: "about %.0f s at the budget of %@/s", seconds, ByteCount(report.budgetBytesPerSecond).description)) }
+                            print("lowest healthy shards of a segment: \(report.lowestHealthy.map(String.init) ?? "-") (old shards stay until each segment's swap)")
+                            print(report.policyCanBeMet ? "the nodes up can hold it within the country rule" : "the nodes up CANNOT hold it within the country rule")
+                            if !report.complete { print("(only \(report.objectsScanned) objects read: partial)") }
+                        }
+                    }
+                }
+            }
+        }
 
         struct PlanDrain: AsyncParsableCommand {
             static let configuration = CommandConfiguration(commandName: "drain", abstract: "What draining these nodes would move.")
@@ -228,6 +251,64 @@ struct Admin: AsyncParsableCommand {
                     try await using(options) { client in
                         let report = try await client.adminRebalancePlan(removeCountries: countries)
                         if options.json { printJSON(report) } else { print(Rebalance.RebalancePlanCommand.text(report)) }
+                    }
+                }
+            }
+        }
+    }
+
+    struct Policy: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "The erasure scheme: which one new objects get, segments by scheme, and changing it online (the leader re-encodes existing segments as a job; reads and writes go on).",
+            subcommands: [PolicyStatusCommand.self, SetPolicy.self, Cancel.self], defaultSubcommand: PolicyStatusCommand.self)
+
+        struct PolicyStatusCommand: AsyncParsableCommand {
+            static let configuration = CommandConfiguration(commandName: "status", abstract: "The scheme, segments by scheme, the re-encoding job.")
+            @OptionGroup var options: GlobalOptions
+
+            func run() async throws {
+                try await perform {
+                    try await using(options) { client in
+                        let status = try await client.adminPolicy()
+                        if options.json { printJSON(status) } else {
+                            print("new objects: \(status.policy ?? "-"); segments: " + (status.segmentsByScheme ?? [:]).sorted { $0.key < $1.key }.map { "\($0.value) \($0.key)" }.joined(separator: ", "))
+                            if let job = status.job {
+                                print("re-encoding to RS(\(job.k),\(job.m)): pass \(job.pass), \(job.foundThisPass) objects found in this pass")
+                            } else if let finished = status.lastJobFinishedAt {
+                                print("last re-encoding finished \(Date(timeIntervalSince1970: Double(finished) / 1000))")
+                            }
+                            print("leader \(status.leader ?? "none"): \(status.objectsReencoded) objects, \(status.segmentsReencoded) segments re-encoded, \(ByteCount(status.bytesWritten)) written, \(status.refused) refused, \(status.failed) failed" + (status.lastError.map { "; last error: \($0)" } ?? ""))
+                        }
+                    }
+                }
+            }
+        }
+
+        struct SetPolicy: AsyncParsableCommand {
+            static let configuration = CommandConfiguration(commandName: "set", abstract: "Write new objects as K+M from now on and re-encode the others (refused when the nodes cannot hold K+M shards within the country rule: exit 7; while a re-encoding runs: exit 5).")
+            @OptionGroup var options: GlobalOptions
+            @Argument(help: "The scheme, as K+M (e.g. 8+4).") var scheme: String
+
+            func run() async throws {
+                let (k, m) = try parseScheme(scheme)
+                try await perform {
+                    try await using(options) { client in
+                        let job = try await client.adminSetPolicy(k: k, m: m)
+                        if options.json { printJSON(job) } else { print("new objects are RS(\(job.k),\(job.m)); re-encoding the others (coffre admin policy status)") }
+                    }
+                }
+            }
+        }
+
+        struct Cancel: AsyncParsableCommand {
+            static let configuration = CommandConfiguration(abstract: "Stop the re-encoding after the object in hand; the scheme stays set, segments keep the scheme they have.")
+            @OptionGroup var options: GlobalOptions
+
+            func run() async throws {
+                try await perform {
+                    try await using(options) { client in
+                        let job = try await client.adminPolicyCancel()
+                        if options.json { printJSON(job) } else { print("re-encoding to RS(\(job.k),\(job.m)) cancelled in pass \(job.pass)") }
                     }
                 }
             }

@@ -16,6 +16,13 @@ struct DrillOptions: ParsableArguments {
     }
 }
 
+/// `8+4`: k and m.
+func parseScheme(_ text: String) throws -> (Int, Int) {
+    let parts = text.split(separator: "+")
+    guard parts.count == 2, let k = Int(parts[0]), let m = Int(parts[1]) else { throw ValidationError("\(text) is not a scheme K+M (e.g. 8+4)") }
+    return (k, m)
+}
+
 /// `90`, `90s`, `5m`, `1h`: seconds.
 func parseDuration(_ text: String) throws -> Int {
     let units: [Character: Int] = ["s": 1, "m": 60, "h": 3600]

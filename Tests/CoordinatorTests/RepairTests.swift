@@ -65,10 +65,10 @@ struct MemoryCluster {
     func checkFullRedundancy(_ id: String, excluding gone: Set<NodeID>) async throws {
         let manifest = try await store.manifest(id)
         for segment in manifest.segments {
-            #expect(Set(segment.shards.map(\.node)).count == manifest.policy.totalShards)
+            #expect(Set(segment.shards.map(\.node)).count == manifest.erasure(of: segment).totalShards)
             for shard in segment.shards {
                 #expect(!gone.contains(shard.node), "\(id)/\(segment.index)/\(shard.index) still on \(shard.node)")
-                let stored = transport.shard(shard.node.value, key: ObjectManifest.shardKey(object: id, segment: segment.index, shard: shard.index))
+                let stored = transport.shard(shard.node.value, key: segment.shardKey(object: id, shard: shard.index))
                 #expect(stored?.checksum == shard.checksum, "\(id)/\(segment.index)/\(shard.index) on \(shard.node)")
             }
         }
