@@ -31,38 +31,23 @@ public final class PolicyWorker: Service, Sendable {
         }
     }
 
-    struct State {
-        var epoch: Int64?
-        var pacer: Pacer
-        var meter = RateMeter()
-        var status: PolicyStatus
-        var published = PublishThrottle()
-    }
-
     let objects: ObjectStore
     let election: LeaderElection
     let settings: Settings
     let logger: Logger
-    private let state: Mutex<State>
+    private let work: PacedWork<PolicyStatus>
 
     public init(objects: ObjectStore, election: LeaderElection, settings: Settings, logger: Logger) {
         self.objects = objects
         self.election = election
         self.settings = settings
         self.logger = logger
-        state = Mutex(State(pacer: Pacer(bytesPerSecond: settings.budgetBytesPerSecond), status: PolicyStatus(leader: nil, epoch: 0)))
+        work = PacedWork(budgetBytesPerSecond: settings.budgetBytesPerSecond, clock: objects.clock)
     }
 
     var metadata: any MetadataStore { objects.metadata }
-    private var nanoseconds: Int64 { objects.clock.monotonic().nanoseconds }
 
-    public func status() -> PolicyStatus {
-        let now = nanoseconds
-        return state.withLock { state in
-            state.status.rateBytesPerSecond = state.meter.rate(now: now)
-            return state.status
-        }
-    }
+    public func status() -> PolicyStatus { work.status() }
 
     public func run() async throws {
         while !Task.isCancelled && !Task.isShuttingDownGracefully {
@@ -74,87 +59,56 @@ public final class PolicyWorker: Service, Sendable {
     @discardableResult
     public func step() async -> Bool {
         guard let term = election.current else { return false }
-        state.withLock { state in
-            if state.epoch != term.epoch {
-                state.epoch = term.epoch
-                state.status = PolicyStatus(leader: term.coordinator, epoch: term.epoch)
+        work.begin(term)
+        do throws(CoordinatorError) {
+            await work.followBudget(metadata)
+            let step: (job: PolicyStatus.Job, finished: Bool, committed: Bool)? = try await metadata.stepManifestPass(
+                key: Keyspace.policyJob, term: term, pageSize: settings.objectsPerStep
+            ) { (job: inout PolicyStatus.Job, page) throws(CoordinatorError) in
+                let erasure: ErasurePolicy
+                do throws(ModelError) { erasure = try ErasurePolicy(dataShards: job.k, parityShards: job.m) } catch {
+                    throw CoordinatorError(error.code, error.message)
+                }
+                let target = objects.policy.forSegments(of: erasure)
+                for entry in page {
+                    guard let manifest = try? JSONDecoder().decode(ObjectManifest.self, from: Data(entry.value)), !manifest.isEncoded(with: erasure)
+                    else { continue }
+                    job.foundThisPass += 1
+                    await reencode(manifest, to: target, term)
+                }
             }
-        }
-        do {
-            let worked = try await jobStep(term)
-            await publish(term)
-            return worked
+            let now = objects.clock.wallMillis()
+            work.withLock { state in
+                state.status.job = step.flatMap { $0.committed && !$0.finished ? $0.job : nil }
+                if let step, step.finished && step.committed { state.status.lastJobFinishedAt = now }
+            }
+            if let step, step.finished && step.committed {
+                logger.notice("re-encoding finished", metadata: ["policy": "RS(\(step.job.k),\(step.job.m))", "passes": "\(step.job.pass)"])
+            }
+            await work.publish(term, key: Keyspace.policyStatus, to: metadata)
+            return step != nil
         } catch {
-            state.withLock { $0.status.lastError = error.message }
+            work.withLock { $0.status.lastError = error.message }
             logger.warning("re-encoding step failed", metadata: ["error": "\(error.message)"])
-            await publish(term)
+            await work.publish(term, key: Keyspace.policyStatus, to: metadata)
             return false
         }
-    }
-
-    private func jobStep(_ term: LeaderTerm) async throws(CoordinatorError) -> Bool {
-        let entry: MetadataEntry?
-        do { entry = try await metadata.get(Keyspace.policyJob) } catch { throw CoordinatorError(error.code, error.message) }
-        guard let entry, var job = try? JSONDecoder().decode(PolicyStatus.Job.self, from: Data(entry.value)) else {
-            state.withLock { $0.status.job = nil }
-            return false
-        }
-        let erasure: ErasurePolicy
-        do { erasure = try ErasurePolicy(dataShards: job.k, parityShards: job.m) } catch { throw CoordinatorError(error.code, error.message) }
-        let target = objects.policy.forSegments(of: erasure)
-        if let budget = await metadata.repairBudget() {
-            let now = nanoseconds
-            state.withLock { if $0.pacer.bytesPerSecond != budget { $0.pacer.setBudget(budget, now: now) } }
-        }
-        let page: [MetadataEntry]
-        do { page = try await metadata.list(prefix: Keyspace.manifests, after: job.cursor, limit: settings.objectsPerStep) } catch {
-            throw CoordinatorError(error.code, error.message)
-        }
-        for manifestEntry in page {
-            guard let manifest = try? JSONDecoder().decode(ObjectManifest.self, from: Data(manifestEntry.value)), !manifest.isEncoded(with: erasure)
-            else { continue }
-            job.foundThisPass += 1
-            await reencode(manifest, to: target, term)
-        }
-        // On to the next page; at the end of a pass, the job ends if the pass found nothing.
-        let finished = page.count < settings.objectsPerStep && job.foundThisPass == 0
-        if page.count == settings.objectsPerStep {
-            job.cursor = page.last?.key
-        } else if !finished {
-            job.pass += 1
-            job.cursor = nil
-            job.foundThisPass = 0
-        }
-        let mutation: MetadataMutation = finished ? .delete(Keyspace.policyJob) : .putJSON(Keyspace.policyJob, job)
-        let committed: Int64?
-        do { committed = try await metadata.commit(if: [term.fence, .revision(entry.key, entry.modRevision)], then: [mutation]) } catch {
-            throw CoordinatorError(error.code, error.message)
-        }
-        let now = objects.clock.wallMillis()
-        state.withLock { state in
-            state.status.job = committed == nil || finished ? nil : job
-            if finished && committed != nil { state.status.lastJobFinishedAt = now }
-        }
-        if finished && committed != nil { logger.notice("re-encoding finished", metadata: ["policy": "\(erasure)", "passes": "\(job.pass)"]) }
-        return true
     }
 
     /// Re-encodes one object, a few segments per swap, paced by the budget.
     private func reencode(_ manifest: ObjectManifest, to target: PlacementPolicy, _ term: LeaderTerm) async {
         let perSegment = manifest.segments.map { Int64($0.length) * 2 }.max() ?? 0
         while true {
-            let wait = state.withLock { $0.pacer.spend(perSegment * Int64(settings.segmentsPerSwap), now: nanoseconds) }
-            if wait > 0 { await objects.clock.sleep(.nanoseconds(wait)) }
+            await work.pace(perSegment * Int64(settings.segmentsPerSwap))
             do {
                 let outcome = try await objects.reencode(objectId: manifest.id, to: target, segmentsMax: settings.segmentsPerSwap, fence: term.fence)
-                let now = nanoseconds
                 switch outcome {
                 case .reencoded(let segments, let read, let written, let finished):
-                    state.withLock { state in
+                    work.record(written)
+                    work.withLock { state in
                         state.status.segmentsReencoded += segments
                         state.status.bytesRead += read
                         state.status.bytesWritten += written
-                        state.meter.record(written, now: now)
                         if finished { state.status.objectsReencoded += 1 }
                     }
                     if finished {
@@ -164,11 +118,11 @@ public final class PolicyWorker: Service, Sendable {
                 case .skipped:
                     return
                 case .conflict:
-                    state.withLock { $0.status.refused += 1 }
+                    work.withLock { $0.status.refused += 1 }
                     return
                 }
             } catch {
-                state.withLock { state in
+                work.withLock { state in
                     state.status.failed += 1
                     state.status.lastError = "\(manifest.id): \(error.message)"
                 }
@@ -176,18 +130,5 @@ public final class PolicyWorker: Service, Sendable {
                 return
             }
         }
-    }
-
-    private func publish(_ term: LeaderTerm) async {
-        let now = objects.clock.monotonic()
-        let nanos = nanoseconds
-        let status: PolicyStatus? = state.withLock { state in
-            guard state.published.take(now: now) else { return nil }
-            state.status.rateBytesPerSecond = state.meter.rate(now: nanos)
-            state.status.updatedAt = objects.clock.wallMillis()
-            return state.status
-        }
-        guard let status else { return }
-        _ = try? await metadata.commit(if: [term.fence], then: [.putJSON(Keyspace.policyStatus, status)])
     }
 }

@@ -37,38 +37,23 @@ public final class RebalanceWorker: Service, Sendable {
         }
     }
 
-    struct State {
-        var epoch: Int64?
-        var pacer: Pacer
-        var meter = RateMeter()
-        var status: RebalanceStatus
-        var published = PublishThrottle()
-    }
-
     let objects: ObjectStore
     let election: LeaderElection
     let settings: Settings
     let logger: Logger
-    private let state: Mutex<State>
+    private let state: PacedWork<RebalanceStatus>
 
     public init(objects: ObjectStore, election: LeaderElection, settings: Settings, logger: Logger) {
         self.objects = objects
         self.election = election
         self.settings = settings
         self.logger = logger
-        state = Mutex(State(pacer: Pacer(bytesPerSecond: settings.budgetBytesPerSecond), status: RebalanceStatus(leader: nil, epoch: 0)))
+        state = PacedWork(budgetBytesPerSecond: settings.budgetBytesPerSecond, clock: objects.clock)
     }
 
     var metadata: any MetadataStore { objects.metadata }
-    private var nanoseconds: Int64 { objects.clock.monotonic().nanoseconds }
 
-    public func status() -> RebalanceStatus {
-        let now = nanoseconds
-        return state.withLock { state in
-            state.status.rateBytesPerSecond = state.meter.rate(now: now)
-            return state.status
-        }
-    }
+    public func status() -> RebalanceStatus { state.status() }
 
     public func run() async throws {
         while !Task.isCancelled && !Task.isShuttingDownGracefully {
@@ -80,15 +65,10 @@ public final class RebalanceWorker: Service, Sendable {
     @discardableResult
     public func step() async -> Bool {
         guard let term = election.current else { return false }
-        state.withLock { state in
-            if state.epoch != term.epoch {
-                state.epoch = term.epoch
-                state.status = RebalanceStatus(leader: term.coordinator, epoch: term.epoch)
-            }
-        }
+        state.begin(term)
         do {
             let drains = try await readDrains()
-            await readBudget()
+            await state.followBudget(metadata)
             var progress: [RebalanceStatus.Drain] = []
             var placed = Set<String>()
             for (node, requestedAt) in drains.sorted(by: { $0.key < $1.key }) {
@@ -100,63 +80,41 @@ public final class RebalanceWorker: Service, Sendable {
             guard !placed.isEmpty else {
                 // Drains first; a started rebalance when no drain has work.
                 let worked = try await jobStep(term, draining: Set(drains.keys))
-                await publish(term)
+                await state.publish(term, key: Keyspace.rebalanceStatus, to: metadata)
                 return worked
             }
             let moves = try await plan(Array(placed).sorted().prefix(settings.objectsPerStep), draining: Set(drains.keys), spread: 1)
             await carryOut(moves, term)
-            await publish(term)
+            await state.publish(term, key: Keyspace.rebalanceStatus, to: metadata)
             return !moves.isEmpty
         } catch {
             state.withLock { $0.status.lastError = error.message }
             logger.warning("rebalance step failed", metadata: ["error": "\(error.message)"])
-            await publish(term)
+            await state.publish(term, key: Keyspace.rebalanceStatus, to: metadata)
             return false
         }
     }
 
-    /// One page of a started rebalance (`Keyspace.rebalanceJob`): the next objects of its pass
-    /// over the manifests, planned and moved (debt, skew). The job record holds the cursor,
-    /// written under the leader's fence after the page's moves, so a new leader resumes at the
-    /// page where the last one stopped; a pass that moves nothing ends the job.
+    /// One page of a started rebalance (`Keyspace.rebalanceJob`, `stepManifestPass`): the
+    /// next objects of its pass over the manifests, planned and moved (debt, skew); a pass that
+    /// moves nothing ends the job.
     private func jobStep(_ term: LeaderTerm, draining: Set<NodeID>) async throws(CoordinatorError) -> Bool {
-        let entry: MetadataEntry?
-        do { entry = try await metadata.get(Keyspace.rebalanceJob) } catch { throw CoordinatorError(error.code, error.message) }
-        guard let entry, var job = try? JSONDecoder().decode(RebalanceStatus.Job.self, from: Data(entry.value)) else {
-            state.withLock { $0.status.job = nil }
-            return false
-        }
-        let page: [MetadataEntry]
-        do { page = try await metadata.list(prefix: Keyspace.manifests, after: job.cursor, limit: settings.objectsPerStep) } catch {
-            throw CoordinatorError(error.code, error.message)
-        }
-        let objectIds = page.map { String($0.key.dropFirst(Keyspace.manifests.count)) }
-        let moves = try await plan(objectIds[...], draining: draining, spread: job.spread)
-        let done = state.withLock { $0.status.movesDone }
-        await carryOut(moves, term)
-        job.movesThisPass += state.withLock { $0.status.movesDone } - done
-        // On to the next page; at the end of a pass, the job ends if the pass moved nothing.
-        let finished = page.count < settings.objectsPerStep && job.movesThisPass == 0
-        if page.count == settings.objectsPerStep {
-            job.cursor = page.last?.key
-        } else if !finished {
-            job.pass += 1
-            job.cursor = nil
-            job.movesThisPass = 0
-        }
-        let mutation: MetadataMutation = finished ? .delete(Keyspace.rebalanceJob) : .putJSON(Keyspace.rebalanceJob, job)
-        // Conditional on the record as read: a cancel (its deletion) meanwhile wins.
-        let committed: Int64?
-        do { committed = try await metadata.commit(if: [term.fence, .revision(entry.key, entry.modRevision)], then: [mutation]) } catch {
-            throw CoordinatorError(error.code, error.message)
+        let step: (job: RebalanceStatus.Job, finished: Bool, committed: Bool)? = try await metadata.stepManifestPass(
+            key: Keyspace.rebalanceJob, term: term, pageSize: settings.objectsPerStep
+        ) { (job: inout RebalanceStatus.Job, page) throws(CoordinatorError) in
+            let objectIds = page.map { String($0.key.dropFirst(Keyspace.manifests.count)) }
+            let moves = try await plan(objectIds[...], draining: draining, spread: job.spread)
+            let done = state.withLock { $0.status.movesDone }
+            await carryOut(moves, term)
+            job.movesThisPass += state.withLock { $0.status.movesDone } - done
         }
         let now = objects.clock.wallMillis()
         state.withLock { state in
-            state.status.job = committed == nil || finished ? nil : job
-            if finished && committed != nil { state.status.lastJobFinishedAt = now }
+            state.status.job = step.flatMap { $0.committed && !$0.finished ? $0.job : nil }
+            if let step, step.finished && step.committed { state.status.lastJobFinishedAt = now }
         }
-        if finished && committed != nil { logger.notice("rebalance finished", metadata: ["rebalance.passes": "\(job.pass)"]) }
-        return true
+        if let step, step.finished && step.committed { logger.notice("rebalance finished", metadata: ["rebalance.passes": "\(step.job.pass)"]) }
+        return step != nil
     }
 
     /// The planner's moves for these objects' segments.
@@ -192,19 +150,16 @@ public final class RebalanceWorker: Service, Sendable {
 
     private func move(_ moves: [ShardMove], _ term: LeaderTerm) async {
         let bytes = moves.reduce(0) { $0 + $1.bytes }
-        let spentAt = nanoseconds
-        let wait = state.withLock { $0.pacer.spend(bytes, now: spentAt) }
-        if wait > 0 { await objects.clock.sleep(.nanoseconds(wait)) }
+        await state.pace(bytes)
         let objectId = moves[0].objectId
         do {
             let outcome = try await objects.moveShards(objectId: objectId, moves: moves, fence: term.fence)
-            let doneAt = nanoseconds
+            if case .moved(_, let moved) = outcome { state.record(moved) }
             state.withLock { state in
                 switch outcome {
                 case .moved(let count, let moved):
                     state.status.movesDone += count
                     state.status.bytesMoved += moved
-                    state.meter.record(moved, now: doneAt)
                     for move in moves { objects.topology.recordMove(bytes: move.bytes, from: move.from, to: move.to) }
                 case .conflict: state.status.movesRefused += moves.count
                 case .skipped: break
@@ -228,26 +183,5 @@ public final class RebalanceWorker: Service, Sendable {
         } catch {
             throw CoordinatorError(error.code, error.message)
         }
-    }
-
-    private func readBudget() async {
-        guard let budget = await metadata.repairBudget() else { return }
-        let now = nanoseconds
-        state.withLock { state in
-            if state.pacer.bytesPerSecond != budget { state.pacer.setBudget(budget, now: now) }
-        }
-    }
-
-    private func publish(_ term: LeaderTerm) async {
-        let now = objects.clock.monotonic()
-        let nanos = nanoseconds
-        let status: RebalanceStatus? = state.withLock { state in
-            guard state.published.take(now: now) else { return nil }
-            state.status.rateBytesPerSecond = state.meter.rate(now: nanos)
-            state.status.updatedAt = objects.clock.wallMillis()
-            return state.status
-        }
-        guard let status else { return }
-        _ = try? await metadata.commit(if: [term.fence], then: [.putJSON(Keyspace.rebalanceStatus, status)])
     }
 }
