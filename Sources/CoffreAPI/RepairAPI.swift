@@ -245,6 +245,8 @@ public struct RebalancePlanReport: Codable, Hashable, Sendable {
 
     /// Nodes treated as drained: those being drained, those asked for, those of removed countries.
     public var draining: [String] = []
+    /// Nodes a what-if added (`plan add-country`), empty and up; absent otherwise.
+    public var added: [String]?
     public var moves: Int = 0
     public var movesByReason: [String: Int] = [:]
     public var bytes: Int64 = 0
@@ -363,5 +365,16 @@ public struct NodeAnnouncement: Codable, Hashable, Sendable {
         self.country = country
         self.region = region
         self.url = url
+    }
+}
+
+/// `DELETE /v1/admin/nodes/{node}`: a node removed from the cluster after its drain.
+public struct NodeRemoval: Codable, Hashable, Sendable {
+    public var node: String
+    /// Milliseconds since 1970.
+    public var removedAt: Int64
+    public init(node: String, removedAt: Int64) {
+        self.node = node
+        self.removedAt = removedAt
     }
 }

@@ -186,9 +186,14 @@ public final class CoffreClient: Sendable {
 
     /// What rebalancing would do (nothing changes): now, or with `drain` nodes drained and
     /// the nodes of `removeCountries` gone.
-    public func adminRebalancePlan(drain: [String] = [], removeCountries: [String] = [], spread: Double? = nil) async throws -> RebalancePlanReport {
-        let query = (drain.map { "drain=\($0)" } + removeCountries.map { "removeCountry=\($0)" } + (spread.map { ["spread=\($0)"] } ?? []))
-            .joined(separator: "&")
+    public func adminRebalancePlan(
+        drain: [String] = [], removeCountries: [String] = [], spread: Double? = nil, addCountry: (code: String, nodes: Int, capacity: Int64?)? = nil
+    ) async throws -> RebalancePlanReport {
+        var parts = drain.map { "drain=\($0)" } + removeCountries.map { "removeCountry=\($0)" } + (spread.map { ["spread=\($0)"] } ?? [])
+        if let addCountry {
+            parts += ["addCountry=\(addCountry.code)", "addNodes=\(addCountry.nodes)"] + (addCountry.capacity.map { ["addCapacity=\($0)"] } ?? [])
+        }
+        let query = parts.joined(separator: "&")
         return try decode(RebalancePlanReport.self, try await send(.GET, "/v1/admin/rebalance/plan" + (query.isEmpty ? "" : "?" + query), token: try adminToken()))
     }
 
@@ -243,6 +248,11 @@ public final class CoffreClient: Sendable {
     /// Cancels the running rebalance after the moves in hand.
     public func adminRebalanceCancel() async throws -> RebalanceStatus.Job {
         try decode(RebalanceStatus.Job.self, try await send(.POST, "/v1/admin/rebalance/cancel", token: try adminToken()))
+    }
+
+    /// Removes a drained (or dead) node that holds nothing any more.
+    public func adminRemoveNode(_ node: String) async throws -> NodeRemoval {
+        try decode(NodeRemoval.self, try await send(.DELETE, "/v1/admin/nodes/\(node)", token: try adminToken()))
     }
 
     /// Drains a node (`drain: true`: nothing new goes there, its shards move away) or

@@ -97,6 +97,8 @@ extension Limits {
 }
 
 extension Limits {
+    /// Health rounds a coordinator keeps going at once (a round waits on its slowest node).
+    public static let healthRoundsInFlightMax = 8
     /// Longest a failover drill's fault may last (its TTL).
     public static let drillSecondsMax = 6 * 3600
     /// Events one drill record keeps (the first ones and the last ones past it).

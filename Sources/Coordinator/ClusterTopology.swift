@@ -39,7 +39,10 @@ public final class ClusterTopology: Sendable {
     }
 
     /// Every node known: from the configuration, and announced since (`update`).
-    public var members: [Member] { memberList.withLock { $0 } }
+    public var members: [Member] {
+        let removed = removedNodes.withLock { $0 }
+        return memberList.withLock { $0 }.filter { !removed.contains($0.id) }
+    }
     private let memberList: Mutex<[Member]>
     public let downAfter: Duration
     let client: any ShardTransport
@@ -52,6 +55,11 @@ public final class ClusterTopology: Sendable {
     private let trusted = Mutex<[NodeID: String]>([:])
     /// Nodes being drained: nothing new is placed on them.
     private let drainingNodes = Mutex<Set<NodeID>>([])
+    /// Nodes an operator removed (`Keyspace.removed`): no longer members, whatever the
+    /// configuration lists.
+    private let removedNodes = Mutex<Set<NodeID>>([])
+    /// Nodes whose health probe is out.
+    private let probing = Mutex<Set<NodeID>>([])
 
     public init(members: [Member], client: any ShardTransport, downAfter: Duration = .seconds(10), clock: WorkClock = .system) {
         memberList = Mutex(members)
@@ -61,7 +69,13 @@ public final class ClusterTopology: Sendable {
         observations = Mutex(Dictionary(uniqueKeysWithValues: members.map { ($0.id, Observation()) }))
     }
 
-    public func member(_ id: NodeID) -> Member? { memberList.withLock { list in list.first { $0.id == id } } }
+    public func member(_ id: NodeID) -> Member? {
+        guard !removedNodes.withLock({ $0.contains(id) }) else { return nil }
+        return memberList.withLock { list in list.first { $0.id == id } }
+    }
+
+    public func setRemoved(_ nodes: Set<NodeID>) { removedNodes.withLock { $0 = nodes } }
+    public var removed: Set<NodeID> { removedNodes.withLock { $0 } }
 
     /// Adds new members and updates known ones (a node that moved to a new address); never
     /// removes one (a node leaves by being drained, not by being forgotten).
@@ -80,13 +94,20 @@ public final class ClusterTopology: Sendable {
         }
     }
 
-    /// Polls every node's health at once; returns how many answered.
+    /// Polls every node's health at once; returns how many answered. A node whose probe from
+    /// an earlier round is still out (a node that holds requests) is not asked again: rounds
+    /// may overlap (`HealthMonitor`), so one such node never holds up the others' polls.
     @discardableResult
     public func refresh() async -> Int {
-        let members = self.members
+        let members = probing.withLock { probing in
+            let idle = self.members.filter { !probing.contains($0.id) }
+            probing.formUnion(idle.map(\.id))
+            return idle
+        }
         return await withTaskGroup(of: (NodeID, NodeHealthSnapshot?).self) { group in
             for member in members {
-                group.addTask { [client] in
+                group.addTask { [self] in
+                    defer { probing.withLock { _ = $0.remove(member.id) } }
                     let health = try? await client.health(base: member.url)
                     return (member.id, health.map { NodeHealthSnapshot(capacity: $0.capacityBytes, used: $0.usedBytes, incarnation: $0.incarnation) })
                 }

@@ -185,6 +185,35 @@ extension CoordinatorServer {
         return empty(leader)
     }
 
+    /// `DELETE /v1/admin/nodes/{node}`: the node leaves the cluster. Only once nothing is
+    /// placed on it (a drain emptied it, or repair rebuilt its shards elsewhere) and it is
+    /// being drained or down: `conflict` otherwise, with what is left. Its membership, disk
+    /// and drain records go and a tombstone (`Keyspace.removed`) stays, so that no coordinator
+    /// polls it, places on it or lets it announce itself again.
+    func adminRemoveNode(_ request: Request, _ context: BasicRequestContext) async throws -> Response {
+        try requireAdmin(request)
+        let text = try context.parameters.require("node")
+        guard let id = try? NodeID(text), objects.topology.member(id) != nil else { throw APIError(.notFound, "no node \(text)") }
+        let placed = try await metadata.objectsPlaced(on: id, limit: Limits.metadataListPageMax)
+        guard placed.isEmpty else {
+            throw APIError(.conflict, "\(placed.count)\(placed.count == Limits.metadataListPageMax ? "+" : "") objects still have a shard on \(id): drain it first (coffre admin node drain \(id))")
+        }
+        let draining = try await metadata.get(Keyspace.drain(id)) != nil
+        guard draining || !objects.topology.isUp(id) else {
+            throw APIError(.conflict, "\(id) is up and not drained: drain it first, so that nothing new is placed there meanwhile")
+        }
+        let now = objects.clock.wallMillis()
+        _ = try await metadata.commit(
+            if: [],
+            then: [
+                .put(Keyspace.removed(id), Array(String(now).utf8)), .delete(Keyspace.member(id)), .delete(Keyspace.disk(id)),
+                .delete(Keyspace.drain(id)),
+            ])
+        objects.topology.setRemoved(objects.topology.removed.union([id]))
+        logger.notice("node removed", metadata: ["node.id": "\(id)"])
+        return try jsonResponse(NodeRemoval(node: id.value, removedAt: now))
+    }
+
     /// `PUT`: the node is drained (nothing new goes there, the leader moves its shards away);
     /// `DELETE`: the drain is cancelled between two moves. Both answer the node's drain
     /// record (`requestedAt` 0 when none).

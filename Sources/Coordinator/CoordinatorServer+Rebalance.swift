@@ -35,7 +35,9 @@ extension CoordinatorServer {
         report.objectsScanned = scanned
         report.complete = complete
 
-        let nodes = objects.topology.descriptors()
+        let added = try hypotheticalNodes(request)
+        let nodes = objects.topology.descriptors() + added
+        report.added = added.isEmpty ? nil : added.map(\.id.value)
         let plan = RebalancePlanner(policy: objects.policy, spread: spread).plan(segments: segments, nodes: nodes, draining: draining)
         let budget = await metadata.repairBudget() ?? configuration.repairBudgetBytesPerSecond
         report.draining = draining.map(\.value).sorted()
@@ -102,6 +104,26 @@ extension CoordinatorServer {
             atRiskCount: preflight.atRiskCount,
             atRisk: preflight.atRisk.map { .init(objectId: $0.objectId, segment: $0.segment, healthy: $0.healthy) },
             segments: preflight.segments, objectsScanned: scanned, complete: complete))
+    }
+
+    /// Nodes a what-if adds (`addCountry=CC&addNodes=N[&addCapacity=BYTES]`): empty, up, with
+    /// the given capacity or the median of the members'. None without `addCountry`.
+    private func hypotheticalNodes(_ request: Request) throws -> [NodeDescriptor] {
+        let query = request.uri.queryParameters
+        guard let code = query.get("addCountry") else { return [] }
+        guard let country = try? Country(String(code)) else { throw APIError(.invalidArgument, "addCountry: \(code) is not a country code") }
+        let count = query.get("addNodes").flatMap { Int($0) } ?? 3
+        guard (1...Limits.nodesMax).contains(count) else { throw APIError(.invalidArgument, "addNodes must be 1...\(Limits.nodesMax)") }
+        let capacities = objects.topology.descriptors().map(\.capacityBytes).sorted()
+        let capacity = try query.get("addCapacity").map { text -> Int64 in
+            guard let value = Int64(text), value > 0 else { throw APIError(.invalidArgument, "addCapacity must be a positive number of bytes") }
+            return value
+        } ?? (capacities.isEmpty ? 1 << 40 : capacities[capacities.count / 2])
+        return try (1...count).map { index in
+            NodeDescriptor(
+                id: try NodeID("\(country.code.lowercased())-new-\(index)"), country: country, region: "\(country.code.lowercased())-new",
+                capacityBytes: capacity)
+        }
     }
 
     /// The nodes a query names: by id (parameter `nodes`, repeatable) and by country (every

@@ -53,7 +53,7 @@ public final class CoordinatorServer: Sendable {
         }
         nodeClient = StorageNodeClient(tls: try TLSSetup.client(
             ca: configuration.tls.clusterCA, certificate: configuration.tls.certificate, key: configuration.tls.key),
-            timeout: .seconds(30), probeTimeout: .milliseconds(max(2000, min(10_000, configuration.downAfterSeconds * 500))))
+            timeout: .seconds(30), probeTimeout: .seconds(10))
         let members = try configuration.nodes.map {
             ClusterTopology.Member(id: try NodeID($0.id), country: try Country($0.country), region: $0.region, url: $0.url)
         }
@@ -217,6 +217,7 @@ public final class CoordinatorServer: Sendable {
         router.post("/v1/admin/rebalance/cancel") { [self] request, _ in try await adminRebalanceCancel(request) }
         router.put("/v1/admin/nodes/:node/drain") { [self] request, context in try await adminDrain(request, context, drain: true) }
         router.delete("/v1/admin/nodes/:node/drain") { [self] request, context in try await adminDrain(request, context, drain: false) }
+        router.delete("/v1/admin/nodes/:node") { [self] request, context in try await adminRemoveNode(request, context) }
         router.get("/v1/admin/scrub") { [self] request, _ in try await adminScrubStatus(request) }
         router.post("/v1/admin/scrub/:node") { [self] request, context in try await adminScrubNode(request, context) }
         return router

@@ -45,11 +45,23 @@ public final class HealthMonitor: Service, Sendable {
     }
 
     public func run() async throws {
-        // Six polls per down_after: a node's silence is seen at most a sixth of it late.
+        // Six polls per down_after: a node's silence is seen at most a sixth of it late. A
+        // round starts on time even when earlier ones wait on a node that holds requests (at
+        // most `Limits.healthRoundsInFlightMax` at once); that node is not asked again until it
+        // answers or its probe times out (`ClusterTopology.refresh`).
         let interval = Duration.milliseconds(max(250, Int(topology.downAfter.components.seconds) * 1000 / 6))
-        while !Task.isCancelled && !Task.isShuttingDownGracefully {
-            await step()
-            await topology.clock.sleep(interval)
+        await withTaskGroup(of: Void.self) { group in
+            var inFlight = 0
+            while !Task.isCancelled && !Task.isShuttingDownGracefully {
+                if inFlight >= Limits.healthRoundsInFlightMax {
+                    await group.next()
+                    inFlight -= 1
+                }
+                group.addTask { await self.step() }
+                inFlight += 1
+                await topology.clock.sleep(interval)
+            }
+            group.cancelAll()
         }
     }
 
@@ -85,6 +97,7 @@ public final class HealthMonitor: Service, Sendable {
     func loadDisks() async throws(MetadataError) {
         topology.setTrusted(try await Self.trustedDisks(metadata))
         topology.setDraining(Set(try await metadata.byNode(Keyspace.drains).keys))
+        topology.setRemoved(Set(try await metadata.byNode(Keyspace.removedAll).keys))
     }
 
     /// `Keyspace.disks`: node -> the incarnation of its store that placements refer to.

@@ -56,6 +56,9 @@ public enum Keyspace {
     /// A node an operator asked to empty (value: milliseconds since 1970 of the request):
     /// nothing new is placed on it and the leader moves its shards away.
     public static func drain(_ node: NodeID) -> String { "drains/\(node)" }
+    /// A node removed after its drain (the value: when, ms since 1970): it is a member no more.
+    public static func removed(_ node: NodeID) -> String { "removed/\(node)" }
+    public static let removedAll = "removed/"
     public static let drains = "drains/"
     /// One coordinator's view of the nodes (when it last heard from each), under its lease:
     /// the leader merges them, so no single coordinator's view condemns a node.

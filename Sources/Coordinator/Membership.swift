@@ -52,6 +52,9 @@ extension CoordinatorServer {
         guard body.url.hasPrefix("https://"), body.url.utf8.count <= 256, (1...64).contains(body.region.utf8.count) else {
             throw APIError(.invalidArgument, "a node announces an https URL (at most 256 bytes) and a region of 1...64 bytes")
         }
+        guard try await metadata.get(Keyspace.removed(id)) == nil else {
+            throw APIError(.forbidden, "node \(id) was removed from the cluster (coffre admin node remove); a new disk joins under a new id")
+        }
         let record = MemberRecord(node: id.value, country: country.code, region: body.region, url: body.url)
         let key = Keyspace.member(id)
         let existing = try await metadata.get(key)

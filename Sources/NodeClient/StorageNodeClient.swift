@@ -13,13 +13,13 @@ public import NIOSSL
 public final class StorageNodeClient: Sendable {
     let client: HTTPClient
     let timeout: TimeAmount
-    /// Of a health probe and of the drill fault endpoint: a node that holds requests (a frozen
-    /// process, a blackhole) must not hold up the poll of every other node past `down_after`.
+    /// Of a health probe and of the drill fault endpoint: shorter than a shard transfer's, so
+    /// that a node that holds requests (a frozen process, a blackhole) is given up on sooner.
     let probeTimeout: TimeAmount
 
     /// - Parameter tls: from `TLSSetup.client(ca:certificate:key:)`, with the coordinator's
     ///   certificate.
-    public init(tls: TLSConfiguration, timeout: Duration = .seconds(30), probeTimeout: Duration = .seconds(5)) {
+    public init(tls: TLSConfiguration, timeout: Duration = .seconds(30), probeTimeout: Duration = .seconds(10)) {
         var configuration = HTTPClient.Configuration(tlsConfiguration: tls)
         // HTTP/1.1 with a pool of connections: AsyncHTTPClient's HTTP/2 streams bulk bodies at
         // a fraction of the speed (26 against 197 MB/s measured, Docs/performance.md).

@@ -200,8 +200,26 @@ struct Admin: AsyncParsableCommand {
 
     struct Plan: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "What-if: what draining a node, removing a country or changing the erasure scheme would do, and whether the policy can still be met. Changes nothing. (Adding a country: not built yet.)",
-            subcommands: [PlanDrain.self, PlanRemoveCountry.self, PlanPolicy.self])
+            abstract: "What-if: what draining a node, removing or adding a country, or changing the erasure scheme would do, and whether the policy can still be met. Changes nothing.",
+            subcommands: [PlanDrain.self, PlanRemoveCountry.self, PlanAddCountry.self, PlanPolicy.self])
+
+        struct PlanAddCountry: AsyncParsableCommand {
+            static let configuration = CommandConfiguration(commandName: "add-country", abstract: "What adding a country of N empty nodes would move to even out utilisation (a started rebalance would do it).")
+            @OptionGroup var options: GlobalOptions
+            @Argument(help: "Country code.") var country: String
+            @Argument(help: "How many nodes.") var nodes: Int
+            @Option(help: "Bytes per node (default: the median of the members').") var capacity: Int64?
+            @Option(help: "Utilisation spread left alone, as a fraction of capacity (0.01...1).") var spread: Double = 0.05
+
+            func run() async throws {
+                try await perform {
+                    try await using(options) { client in
+                        let report = try await client.adminRebalancePlan(spread: spread, addCountry: (country, nodes, capacity))
+                        if options.json { printJSON(report) } else { print(Rebalance.RebalancePlanCommand.text(report)) }
+                    }
+                }
+            }
+        }
 
         struct PlanPolicy: AsyncParsableCommand {
             static let configuration = CommandConfiguration(commandName: "policy", abstract: "What changing the erasure scheme to K+M would do: segments re-encoded, bytes read and written, storage before and after, time at the budget.")
@@ -317,8 +335,24 @@ struct Admin: AsyncParsableCommand {
 
     struct NodeCommand: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
-            commandName: "node", abstract: "One storage node: drain it before it leaves, or cancel a drain.",
-            subcommands: [Drain.self, Undrain.self])
+            commandName: "node", abstract: "One storage node: drain it before it leaves, cancel a drain, remove it once empty.",
+            subcommands: [Drain.self, Undrain.self, Remove.self])
+
+        struct Remove: AsyncParsableCommand {
+            static let configuration = CommandConfiguration(
+                abstract: "Remove a node from the cluster once nothing is placed on it (after coffre admin node drain, or once repair rebuilt a dead node's shards); exit 5 while shards are left. Its id cannot announce itself again.")
+            @OptionGroup var options: GlobalOptions
+            @Argument(help: "The node's id.") var node: String
+
+            func run() async throws {
+                try await perform {
+                    try await using(options) { client in
+                        let removal = try await client.adminRemoveNode(node)
+                        if options.json { printJSON(removal) } else { print("\(removal.node): removed; stop its process and reclaim its disk") }
+                    }
+                }
+            }
+        }
 
         struct Drain: AsyncParsableCommand {
             static let configuration = CommandConfiguration(
@@ -411,6 +445,7 @@ struct Admin: AsyncParsableCommand {
             static func text(_ report: RebalancePlanReport) -> String {
                 var lines: [String] = []
                 lines.append("treated as drained: \(report.draining.isEmpty ? "none" : report.draining.joined(separator: ", "))")
+                if let added = report.added { lines.append("added (empty, up): \(added.joined(separator: ", "))") }
                 let reasons = report.movesByReason.sorted { $0.key < $1.key }.map { "\($0.value) \($0.key)" }.joined(separator: ", ")
                 lines.append("moves: \(report.moves)\(reasons.isEmpty ? "" : " (\(reasons))"), \(ByteCount(report.bytes))")
                 let eta = report.estimatedSeconds.map { String(format: "%.0f s", $0) } ?? "-"

@@ -35,7 +35,7 @@ import TestSupport
     @Test func unreferencedShardsGoAfterTheGraceAndReferencedOnesNever() async throws {
         try await withTemporaryDirectory { folder in
             let cluster = try await MemoryCluster(folder: folder)
-            let election = LeaderElection(coordinator: "c", metadata: cluster.metadata, ttlSeconds: 30, logger: Logger(label: "test"))
+            let election = LeaderElection(coordinator: "c", metadata: cluster.metadata, ttlSeconds: 600, logger: Logger(label: "test"))
             await election.step()
             let collector = GarbageCollector(objects: cluster.store, election: election, settings: .init(grace: .seconds(60), pageSize: 7), logger: Logger(label: "test"))
             var random = SeededGenerator(seed: 31)
@@ -68,7 +68,7 @@ import TestSupport
     @Test func aReturningNodesReplacedShardsAreCollectedAndARewrittenShardIsNot() async throws {
         try await withTemporaryDirectory { folder in
             let cluster = try await MemoryCluster(folder: folder)
-            let election = LeaderElection(coordinator: "c", metadata: cluster.metadata, ttlSeconds: 30, logger: Logger(label: "test"))
+            let election = LeaderElection(coordinator: "c", metadata: cluster.metadata, ttlSeconds: 600, logger: Logger(label: "test"))
             await election.step()
             let collector = GarbageCollector(objects: cluster.store, election: election, settings: .init(grace: .seconds(60)), logger: Logger(label: "test"))
             let bytes = SeededGenerator(seed: 32).bytesOnce(1 << 20)
@@ -130,7 +130,7 @@ import TestSupport
 
             // The collector leaves the shards of an upload with a fresh intent, however old
             // they look, and takes them once the intent is gone.
-            let election = LeaderElection(coordinator: "c", metadata: memory.metadata, ttlSeconds: 30, logger: Logger(label: "test"))
+            let election = LeaderElection(coordinator: "c", metadata: memory.metadata, ttlSeconds: 600, logger: Logger(label: "test"))
             await election.step()
             let collector = GarbageCollector(objects: store, election: election, settings: .init(grace: .seconds(600)), logger: Logger(label: "test"))
             let now = Int64(Date().timeIntervalSince1970 * 1000)
@@ -166,7 +166,7 @@ import TestSupport
     @Test func theScheduleWalksEveryNodeAndQueuesWhatIsCorrupt() async throws {
         try await withTemporaryDirectory { folder in
             let cluster = try await MemoryCluster(folder: folder)
-            let election = LeaderElection(coordinator: "c", metadata: cluster.metadata, ttlSeconds: 30, logger: Logger(label: "test"))
+            let election = LeaderElection(coordinator: "c", metadata: cluster.metadata, ttlSeconds: 600, logger: Logger(label: "test"))
             await election.step()
             let manifest = try await cluster.upload(SeededGenerator(seed: 41).bytesOnce(1 << 20), id: "scrubbed")
             let location = manifest.segments[0].shards[8]

@@ -149,7 +149,7 @@ struct MemoryCluster {
             let manifest = try await cluster.upload(bytes, id: "fenced")
             let logger = Logger(label: "test")
             let first = LeaderElection(coordinator: "c-fr", metadata: cluster.metadata, ttlSeconds: 1, logger: logger)
-            let second = LeaderElection(coordinator: "c-de", metadata: cluster.metadata, ttlSeconds: 30, logger: logger)
+            let second = LeaderElection(coordinator: "c-de", metadata: cluster.metadata, ttlSeconds: 600, logger: logger)
             await first.step()
             await second.step()
             let old = try #require(first.current)

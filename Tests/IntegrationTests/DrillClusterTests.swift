@@ -96,4 +96,40 @@ import TestSupport
             try await stored.verify(try running.client(via: "NZ"), session, folder: folder)
         }
     }
+
+    /// A second, real failure during a drill: a country holding three shards of some segment is
+    /// drilled at margin 0 (that segment keeps 6 = k healthy shards) with repair paused, then a
+    /// node holding another shard of it is killed with SIGKILL: it falls to 5, and the leader
+    /// lifts the drill at once.
+    @Test func aRealFailureDuringACountryDrillAbortsIt() async throws {
+        try await withHealingCluster("abort", via: "CH", user: "nina") { running, ch, session, folder in
+            var stored = StoredFiles()
+            try await stored.upload(ch, session, folder: folder, sizes: [3 << 20, 500_000], seed: 75, prefix: "before")
+            var chosen: (country: String, victim: String)?
+            for segment in try await stored.manifests(ch, session).flatMap(\.segments) where chosen == nil {
+                let byCountry = Dictionary(grouping: segment.shards.map(\.node.value), by: { String($0.prefix(2)).uppercased() })
+                if let full = byCountry.first(where: { $0.value.count == 3 }), let victim = segment.shards.map(\.node.value).first(where: {
+                    String($0.prefix(2)).uppercased() != full.key
+                }) {
+                    chosen = (full.key, victim)
+                }
+            }
+            let (country, victim) = try #require(chosen, "some segment has three shards in one country")
+            try await ch.adminSetRepairBudget(bytesPerSecond: 0)
+            _ = try await ch.adminDrillStart(DrillStartRequest(countries: [country], mode: .stop, ttlSeconds: 300, margin: 0))
+            try await awaitCondition("\(country) is seen down", seconds: 30) { try await ch.adminDrill().detectedAt != nil }
+            try running.cluster.kill9("node \(victim)")
+            try await awaitCondition("the drill aborts", seconds: 60) { try await ch.adminDrill().liftReason == "aborted" }
+            let drill = try await ch.adminDrill()
+            print("[drill] \(drill.events.map(\.what).joined(separator: " | "))")
+            #expect(drill.abortReason?.contains(victim) == true, "\(drill.abortReason ?? "-")")
+            #expect(drill.liftedAt! - drill.startedAt < 300_000, "long before the TTL")
+            // Repair goes on: the drilled nodes answer again, the killed node's shards are
+            // rebuilt elsewhere, the drill ends.
+            try await ch.adminSetRepairBudget(bytesPerSecond: 500_000_000)
+            try await awaitCondition("the drill ends", seconds: 180) { try await ch.adminDrill().phase == .ended }
+            #expect(try await ch.adminDrill().outcome == "recovered")
+            try await stored.verify(try running.client(via: "NZ"), session, folder: folder)
+        }
+    }
 }

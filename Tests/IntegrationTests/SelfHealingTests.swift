@@ -393,6 +393,10 @@ func fullyRedundant(_ manifests: [ObjectManifest], up: Set<String>, gone: Set<St
             var stored = StoredFiles()
             // 16 MiB of files: 24 MiB of shards, about 2 % of each node's 96 MiB.
             try await stored.upload(ch, session, folder: folder, sizes: [6 << 20, 6 << 20, 4 << 20], seed: 61, prefix: "before")
+            // What-if first: adding Japan's three empty nodes would spread shards onto them.
+            let grow = try await ch.adminRebalancePlan(spread: 0.01, addCountry: ("JP", 3, nil))
+            #expect(grow.added == ["jp-new-1", "jp-new-2", "jp-new-3"] && (grow.movesByReason["skew"] ?? 0) > 0, "\(grow)")
+            #expect(grow.firstMoves.allSatisfy { $0.to.hasPrefix("jp-new-") } && grow.policyCanBeMet, "\(grow.firstMoves)")
             for n in 1...3 { try await running.cluster.addNode(id: "jp-\(n)", country: "JP", region: "jp-tokyo", capacityBytes: 96 << 20) }
             try await awaitCondition("the new nodes are up", seconds: 30) {
                 try await ch.adminStatus().nodes.filter { $0.id.hasPrefix("jp-") && $0.up }.count == 3
@@ -451,7 +455,26 @@ func fullyRedundant(_ manifests: [ObjectManifest], up: Set<String>, gone: Set<St
             try await awaitCondition("the drained node is empty", seconds: 90) {
                 try await de.adminStatus().nodes.first { $0.id == victim }?.usedBytes == 0
             }
-            _ = try await de.adminDrain(node: victim, drain: false)
+            // Empty and drained: it leaves the cluster, on every coordinator, and cannot come back
+            // under its id. A node that holds shards cannot be removed.
+            let busy = try #require(manifests.first?.segments.first?.shards.first?.node.value)
+            do {
+                _ = try await de.adminRemoveNode(busy)
+                Issue.record("\(busy) holds shards and was removed")
+            } catch let error as ClientError {
+                #expect(error.code == .conflict, "\(error)")
+            }
+            let removal = try await de.adminRemoveNode(victim)
+            #expect(removal.node == victim)
+            for country in ["FR", "DE", "CH", "NZ"] {
+                let client = try running.client(via: country)
+                try await awaitCondition("coordinator \(country) forgets \(victim)", seconds: 30) {
+                    try await !client.adminStatus().nodes.contains { $0.id == victim }
+                }
+            }
+            try await stored.upload(de, session, folder: folder, sizes: [1 << 20], seed: 53, prefix: "after")
+            #expect(try await stored.manifests(de, session).allSatisfy { $0.segments.allSatisfy { !$0.shards.contains { $0.node.value == victim } } })
+            try await stored.verify(try running.client(via: "NZ"), session, folder: folder)
         }
     }
 }
