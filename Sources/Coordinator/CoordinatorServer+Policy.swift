@@ -19,17 +19,9 @@ extension CoordinatorServer {
         if status.job == nil, let (job, _) = try await read(PolicyStatus.Job.self, Keyspace.policyJob) { status.job = job }
         status.policy = objects.policy.erasure.description
         var schemes: [String: Int] = [:]
-        var after: String?
-        var scanned = 0
-        repeat {
-            let page = try await metadata.list(prefix: Keyspace.manifests, after: after, limit: Limits.metadataListPageMax)
-            for entry in page {
-                guard let manifest = try? JSONDecoder().decode(ObjectManifest.self, from: Data(entry.value)) else { continue }
-                for segment in manifest.segments { schemes[manifest.erasure(of: segment).description, default: 0] += 1 }
-                scanned += 1
-            }
-            after = page.count == Limits.metadataListPageMax ? page.last?.key : nil
-        } while after != nil && scanned < Limits.rebalancePlanObjectsMax
+        _ = try await objects.everyManifest { manifest in
+            for segment in manifest.segments { schemes[manifest.erasure(of: segment).description, default: 0] += 1 }
+        }
         status.segmentsByScheme = schemes
         return try jsonResponse(status)
     }
@@ -87,38 +79,25 @@ extension CoordinatorServer {
         let erasure: ErasurePolicy
         do { erasure = try ErasurePolicy(dataShards: k, parityShards: m) } catch { throw APIError(error.code, error.message) }
         let target = objects.policy.forSegments(of: erasure)
-        var objectsCount = 0
         var segments = 0
         var read: Int64 = 0
         var written: Int64 = 0
         var storedNow: Int64 = 0
         var storedAfter: Int64 = 0
-        var after: String?
-        var complete = true
         var placements: [SegmentPlacement] = []
-        repeat {
-            let page = try await metadata.list(prefix: Keyspace.manifests, after: after, limit: Limits.metadataListPageMax)
-            for entry in page {
-                guard objectsCount < Limits.rebalancePlanObjectsMax else {
-                    complete = false
-                    break
-                }
-                guard let manifest = try? JSONDecoder().decode(ObjectManifest.self, from: Data(entry.value)) else { continue }
-                objectsCount += 1
-                placements += ObjectStore.segmentPlacements(manifest)
-                for segment in manifest.segments {
-                    let scheme = manifest.erasure(of: segment)
-                    storedNow += Int64(scheme.totalShards * segment.shardLength)
-                    let layout = SegmentLayout(policy: erasure, segmentLength: segment.length)
-                    storedAfter += Int64(layout.totalShardBytes)
-                    guard scheme != erasure else { continue }
-                    segments += 1
-                    read += Int64(scheme.dataShards * segment.shardLength)
-                    written += Int64(layout.totalShardBytes)
-                }
+        let (objectsCount, complete) = try await objects.everyManifest { manifest in
+            placements += ObjectStore.segmentPlacements(manifest)
+            for segment in manifest.segments {
+                let scheme = manifest.erasure(of: segment)
+                storedNow += Int64(scheme.totalShards * segment.shardLength)
+                let layout = SegmentLayout(policy: erasure, segmentLength: segment.length)
+                storedAfter += Int64(layout.totalShardBytes)
+                guard scheme != erasure else { continue }
+                segments += 1
+                read += Int64(scheme.dataShards * segment.shardLength)
+                written += Int64(layout.totalShardBytes)
             }
-            after = page.count == Limits.metadataListPageMax && complete ? page.last?.key : nil
-        } while after != nil
+        }
         let budget = await metadata.repairBudget() ?? configuration.repairBudgetBytesPerSecond
         let lowest = DrillPlanner.preflight(
             segments: placements, nodes: objects.topology.descriptors(), fault: [], dataShards: 0, margin: 0, listed: 0

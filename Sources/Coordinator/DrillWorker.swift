@@ -7,35 +7,6 @@ public import Placement
 public import ServiceLifecycle
 import Synchronization
 
-extension ObjectStore {
-    /// The segments of every object, as the planners see them (up to
-    /// `Limits.rebalancePlanObjectsMax` objects: `complete` says whether that was all), and
-    /// how many are in placement debt.
-    public func everySegment(only scheme: ErasurePolicy? = nil) async throws(CoordinatorError) -> (
-        segments: [SegmentPlacement], objects: Int, complete: Bool, debt: Int
-    ) {
-        var segments: [SegmentPlacement] = []
-        var objects = 0
-        var debt = 0
-        var after: String?
-        repeat {
-            let page: [MetadataEntry]
-            do { page = try await metadata.list(prefix: Keyspace.manifests, after: after, limit: Limits.metadataListPageMax) } catch {
-                throw CoordinatorError(error.code, error.message)
-            }
-            for entry in page where objects < Limits.rebalancePlanObjectsMax {
-                guard let manifest = try? JSONDecoder().decode(ObjectManifest.self, from: Data(entry.value)) else { continue }
-                segments += ObjectStore.segmentPlacements(manifest, only: scheme)
-                debt += manifest.segments.filter(\.placementDebt).count
-                objects += 1
-            }
-            after = page.count == Limits.metadataListPageMax ? page.last?.key : nil
-            if objects >= Limits.rebalancePlanObjectsMax, after != nil { return (segments, objects, false, debt) }
-        } while after != nil
-        return (segments, objects, true, debt)
-    }
-}
-
 /// The leader's drill runner: the shell around `DrillProgress`.
 ///
 /// The drill lives in the metadata store (`Keyspace.drill`), so whichever coordinator leads

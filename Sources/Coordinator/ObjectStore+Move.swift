@@ -67,6 +67,42 @@ extension ObjectStore {
         return .moved(moves: valid.count, bytes: bytes)
     }
 
+    /// Hands every committed manifest to `body`, a page at a time, up to
+    /// `Limits.rebalancePlanObjectsMax` objects (`complete` says whether that was all): the one
+    /// walk over every object that dry runs, drill checks and the policy status make.
+    public func everyManifest(_ body: (ObjectManifest) -> Void) async throws(CoordinatorError) -> (objects: Int, complete: Bool) {
+        var objects = 0
+        var after: String?
+        repeat {
+            let page: [MetadataEntry]
+            do { page = try await metadata.list(prefix: Keyspace.manifests, after: after, limit: Limits.metadataListPageMax) } catch {
+                throw CoordinatorError(error.code, error.message)
+            }
+            for entry in page {
+                guard objects < Limits.rebalancePlanObjectsMax else { return (objects, false) }
+                guard let manifest = try? JSONDecoder().decode(ObjectManifest.self, from: Data(entry.value)) else { continue }
+                body(manifest)
+                objects += 1
+            }
+            after = page.count == Limits.metadataListPageMax ? page.last?.key : nil
+        } while after != nil
+        return (objects, true)
+    }
+
+    /// The segments of every object as the planners see them (see `everyManifest`), with
+    /// `only` those in that scheme, and how many are in placement debt.
+    public func everySegment(only scheme: ErasurePolicy? = nil) async throws(CoordinatorError) -> (
+        segments: [SegmentPlacement], objects: Int, complete: Bool, debt: Int
+    ) {
+        var segments: [SegmentPlacement] = []
+        var debt = 0
+        let (objects, complete) = try await everyManifest { manifest in
+            segments += ObjectStore.segmentPlacements(manifest, only: scheme)
+            debt += manifest.segments.filter(\.placementDebt).count
+        }
+        return (segments, objects, complete, debt)
+    }
+
     /// The segments of an object as the rebalancer plans over them; with `only`, those in that
     /// scheme (the planner's country rule is the cluster's scheme's: a segment in another one
     /// waits for its re-encoding).
