@@ -8,6 +8,13 @@ public enum FaultMode: String, Codable, Hashable, Sendable, CaseIterable {
     /// Every request waits `latencyMilliseconds` first; `lossPercent` of them are then
     /// dropped (503).
     case slow
+    /// The drill puts no fault on: the operator brings the failure about (kills processes,
+    /// flips bytes on disk, fills a disk; `Cluster/drills/` does) and ends it by the TTL or
+    /// `drill stop`; the drill watches, decides and reports as for the others.
+    case external
+
+    /// Whether the processes of the drill are faulted by Coffre's own fault layer.
+    public var injects: Bool { self != .external }
 }
 
 /// A fault a storage node applies to itself (`PUT /v1/fault`): set by the leader for a drill,
@@ -190,7 +197,7 @@ public struct DrillRecord: Codable, Hashable, Sendable {
 
     /// Whether the fault is on for this coordinator (by id) at `now` (ms since 1970): never past
     /// `nodeFaultUntil`, even when no leader is left to lift it.
-    public func faults(coordinator id: String, now: Int64) -> Bool { phase == .faulted && coordinators.contains(id) && now < nodeFaultUntil }
+    public func faults(coordinator id: String, now: Int64) -> Bool { mode.injects && phase == .faulted && coordinators.contains(id) && now < nodeFaultUntil }
 }
 
 /// What a load generator saw (`coffre load --out FILE`), which `drill report --load FILE`

@@ -116,8 +116,10 @@ public final class DrillWorker: Service, Sendable {
     }
 
     /// Puts the fault on every drilled node, or takes it off; a node that does not answer is
-    /// tried again at the next step (and lifts it by itself at `nodeFaultUntil`).
+    /// tried again at the next step (and lifts it by itself at `nodeFaultUntil`). Nothing for
+    /// an `external` drill: the operator's failure is not ours to lift.
     private func carryOut(_ directive: DrillDirective, _ record: DrillRecord) async {
+        guard record.mode.injects else { return }
         let fault: NodeFault? =
             directive == .applyFault
             ? NodeFault(

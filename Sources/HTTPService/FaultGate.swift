@@ -28,6 +28,8 @@ public final class FaultGate: Sendable {
     public func pass() async throws {
         guard let fault = current else { return }
         switch fault.mode {
+        case .external:
+            return
         case .stop:
             throw APIError(.unavailable, "stopped by drill \(fault.drill)")
         case .blackhole:

@@ -81,14 +81,14 @@ extension Admin {
             @Option(help: "A storage node to take out (repeatable).") var node: [String] = []
             @Option(help: "A country whose storage nodes to take out (repeatable).") var country: [String] = []
             @Option(help: "A coordinator to take out, by id or country code (repeatable).") var coordinator: [String] = []
-            @Option(help: "stop (refuse service), blackhole (hold requests unanswered) or slow (latency and loss).") var mode: String = "stop"
+            @Option(help: "stop (refuse service), blackhole (hold requests unanswered), slow (latency and loss), or external (no fault put on: you cause the failure, e.g. kill processes, and end it by the TTL or drill stop; Cluster/drills/ does).") var mode: String = "stop"
             @Option(help: "Longest the fault lasts: 90, 90s, 5m, 1h.") var ttl: String = "5m"
             @Option(help: "Healthy shards beyond k every segment must keep (default: the policy's margin).") var margin: Int?
             @Option(help: "slow: milliseconds added to every request.") var latency: Int?
             @Option(help: "slow: percent of requests dropped.") var loss: Int?
 
             func run() async throws {
-                guard let faultMode = FaultMode(rawValue: mode) else { throw ValidationError("--mode must be stop, blackhole or slow") }
+                guard let faultMode = FaultMode(rawValue: mode) else { throw ValidationError("--mode must be stop, blackhole, slow or external") }
                 guard !node.isEmpty || !country.isEmpty || !coordinator.isEmpty else { throw ValidationError("name a --node, a --country or a --coordinator") }
                 let seconds = try parseDuration(ttl)
                 let global = try options.global

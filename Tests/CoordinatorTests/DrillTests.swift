@@ -77,18 +77,24 @@ import TestSupport
         #expect(drill.phase == .faulted)
     }
 
+    /// The leader's drill runner over `cluster` holding `objects` objects of 200 KiB, leading
+    /// (repair never counts a node lost by time alone).
+    static func leadersRunner(_ cluster: MemoryCluster, objects: Int, seed: UInt64) async throws -> DrillWorker {
+        var random = SeededGenerator(seed: seed)
+        for index in 0..<objects { _ = try await cluster.upload(random.bytes(200 << 10), id: "d\(index)") }
+        let election = LeaderElection(coordinator: "c", metadata: cluster.metadata, ttlSeconds: 600, logger: Logger(label: "test"))
+        await election.step()
+        let repair = RepairWorker(
+            objects: cluster.store, election: election,
+            settings: .init(downAfterMilliseconds: 3_600_000, repairAfterMilliseconds: 3_600_000, budgetBytesPerSecond: 1 << 40),
+            logger: Logger(label: "test"))
+        return DrillWorker(objects: cluster.store, election: election, repair: repair, settings: .init(checkEvery: 1), logger: Logger(label: "test"))
+    }
+
     @Test func theLeadersRunnerPutsTheFaultOnAndAbortsWhenANodeElsewhereFails() async throws {
         try await withTemporaryDirectory { folder in
             let cluster = try await MemoryCluster(folder: folder, segmentSize: 64 << 10)
-            var random = SeededGenerator(seed: 77)
-            for index in 0..<6 { _ = try await cluster.upload(random.bytes(200 << 10), id: "d\(index)") }
-            let election = LeaderElection(coordinator: "c", metadata: cluster.metadata, ttlSeconds: 600, logger: Logger(label: "test"))
-            await election.step()
-            let repair = RepairWorker(
-                objects: cluster.store, election: election,
-                settings: .init(downAfterMilliseconds: 3_600_000, repairAfterMilliseconds: 3_600_000, budgetBytesPerSecond: 1 << 40),
-                logger: Logger(label: "test"))
-            let worker = DrillWorker(objects: cluster.store, election: election, repair: repair, settings: .init(checkEvery: 1), logger: Logger(label: "test"))
+            let worker = try await Self.leadersRunner(cluster, objects: 6, seed: 77)
             #expect(await worker.step() == false, "no drill: nothing to do")
 
             var drill = Self.record(ttl: 600)
@@ -126,6 +132,43 @@ import TestSupport
             #expect(await worker.step())
             recorded = try #require(try await DrillWorker.read(cluster.metadata)?.0)
             #expect(recorded.phase == .ended && recorded.outcome == "recovered" && recorded.degradedSegments == 0)
+        }
+    }
+
+    /// An `external` drill puts no fault on anything (the operator kills or damages), yet
+    /// detects, watches and ends as the others do.
+    @Test func anExternalDrillPutsNoFaultOnAndStillDetectsAndEnds() async throws {
+        try await withTemporaryDirectory { folder in
+            let cluster = try await MemoryCluster(folder: folder, segmentSize: 64 << 10)
+            let worker = try await Self.leadersRunner(cluster, objects: 4, seed: 78)
+            var drill = Self.record(ttl: 600, nodes: ["fr-1"])
+            drill.mode = .external
+            drill.coordinators = ["c-fr"]
+            drill.startedAt = Int64(Date().timeIntervalSince1970 * 1000)
+            drill.liftAt = drill.startedAt + 600_000
+            drill.nodeFaultUntil = drill.liftAt + 60_000
+            #expect(!drill.faults(coordinator: "c-fr", now: drill.startedAt + 1), "no coordinator faults itself for an external drill")
+            try await cluster.metadata.put(Keyspace.drill, Array(try JSONEncoder().encode(drill)))
+            #expect(await worker.step())
+            #expect(cluster.transport.fault("fr-1") == nil && cluster.transport.isUp("fr-1"), "no fault put on the node")
+
+            // The operator's own failure: the node dies; the drill sees it.
+            cluster.transport.setDown("fr-1", true)
+            cluster.topology.reportFailure(try NodeID("fr-1"))
+            #expect(await worker.step())
+            var recorded = try #require(try await DrillWorker.read(cluster.metadata)?.0)
+            #expect(recorded.phase == .faulted && recorded.detectedAt != nil)
+
+            // Stopped (as a script does at the TTL), the node back: recovered, no fault ever set.
+            recorded.stopRequested = true
+            try await cluster.metadata.put(Keyspace.drill, Array(try JSONEncoder().encode(recorded)))
+            #expect(await worker.step())
+            cluster.transport.setDown("fr-1", false)
+            await cluster.topology.refresh()
+            #expect(await worker.step())
+            recorded = try #require(try await DrillWorker.read(cluster.metadata)?.0)
+            #expect(recorded.phase == .ended && recorded.outcome == "recovered", "\(recorded.events)")
+            #expect(cluster.transport.fault("fr-1") == nil)
         }
     }
 }
