@@ -30,6 +30,19 @@ public struct LocalCluster: Sendable {
         self.binaries = absolute(binaries)
     }
 
+    /// The cluster whose folder (`<run>/<name>`) `up` wrote: its topology is read from there
+    /// (`topology.json`), so a script given only the folder can stop and start its processes.
+    public init(folder: String, binaries: String) throws {
+        let path = (folder.hasSuffix("/") ? String(folder.dropLast()) : folder)
+        let topology: ClusterTopologyFile
+        do {
+            topology = try ClusterTopologyFile.load(path + "/topology.json")
+        } catch {
+            throw LocalClusterError("\(path) is not the folder of a local cluster that was brought up (no readable topology.json): \(error)")
+        }
+        self.init(topology: topology, runDirectory: (path as NSString).deletingLastPathComponent, binaries: binaries)
+    }
+
     struct Pids: Codable {
         var processes: [String: Int32] = [:]
     }
@@ -52,13 +65,14 @@ public struct LocalCluster: Sendable {
     /// Starts everything and waits until every coordinator sees every node; returns the
     /// client profile (also saved when `saveProfile`).
     public func up(saveProfile: Bool = true, log: @Sendable (String) -> Void = { _ in }) async throws -> Profile {
-        if let pids = try? loadPids(), pids.processes.values.contains(where: { kill($0, 0) == 0 }) {
+        if let pids = try? loadPids(), pids.processes.values.contains(where: Self.running) {
             throw LocalClusterError("cluster \(topology.name) is already running (see \(pidsFile)); run down first")
         }
         try? FileManager.default.removeItem(atPath: folder)
         for sub in ["certs", "logs", "config", "data"] {
             try FileManager.default.createDirectory(atPath: folder + "/" + sub, withIntermediateDirectories: true)
         }
+        try JSONEncoder().encode(topology).write(to: URL(fileURLWithPath: folder + "/topology.json"))
         log("certificates")
         let authority = try CertificateAuthority.create(name: "Coffre \(topology.name) cluster CA")
         try authority.write(to: folder + "/certs")
@@ -96,14 +110,17 @@ public struct LocalCluster: Sendable {
     public func down() throws -> Int {
         guard let pids = try? loadPids() else { return 0 }
         var stopped = 0
-        for pid in pids.processes.values where kill(pid, 0) == 0 {
+        for pid in pids.processes.values where Self.running(pid) {
             kill(pid, SIGTERM)
             stopped += 1
         }
         let deadline = Date().addingTimeInterval(10)
         for pid in pids.processes.values {
-            while kill(pid, 0) == 0, Date() < deadline { usleep(50_000) }
-            if kill(pid, 0) == 0 { kill(pid, SIGKILL) }
+            Self.awaitExit(pid, until: deadline)
+            if Self.running(pid) {
+                kill(pid, SIGKILL)
+                Self.awaitExit(pid, until: Date().addingTimeInterval(5))
+            }
         }
         try? FileManager.default.removeItem(atPath: pidsFile)
         return stopped
@@ -112,7 +129,7 @@ public struct LocalCluster: Sendable {
     /// Each recorded process and whether it runs.
     public func processes() -> [(name: String, pid: Int32, running: Bool)] {
         guard let pids = try? loadPids() else { return [] }
-        return pids.processes.sorted { $0.key < $1.key }.map { ($0.key, $0.value, kill($0.value, 0) == 0) }
+        return pids.processes.sorted { $0.key < $1.key }.map { ($0.key, $0.value, Self.running($0.value)) }
     }
 
     /// The processes a selector names: `node ID`, every process of a country (its
@@ -144,12 +161,13 @@ public struct LocalCluster: Sendable {
         let pids = try loadPids()
         var stopped: [String] = []
         for name in names {
-            guard let pid = pids.processes[name], kill(pid, 0) == 0 else { continue }
+            guard let pid = pids.processes[name], Self.running(pid) else { continue }
             kill(pid, hard ? SIGKILL : SIGTERM)
-            let deadline = Date().addingTimeInterval(hard ? 5 : 15)
-            var status: Int32 = 0
-            while kill(pid, 0) == 0, waitpid(pid, &status, WNOHANG) == 0, Date() < deadline { usleep(20_000) }
-            if kill(pid, 0) == 0 { kill(pid, SIGKILL); waitpid(pid, &status, 0) }
+            Self.awaitExit(pid, until: Date().addingTimeInterval(hard ? 5 : 15))
+            if Self.running(pid) {
+                kill(pid, SIGKILL)
+                Self.awaitExit(pid, until: Date().addingTimeInterval(5))
+            }
             stopped.append(name)
         }
         return stopped
@@ -163,7 +181,7 @@ public struct LocalCluster: Sendable {
         let launches = try loadLaunches()
         var started: [String] = []
         for name in names {
-            if let pid = pids.processes[name], kill(pid, 0) == 0 { continue }
+            if let pid = pids.processes[name], Self.running(pid) { continue }
             guard let launch = launches.processes[name] else { throw LocalClusterError("no launch recorded for \(name)") }
             if let portFile = launch.portFile { try? FileManager.default.removeItem(atPath: portFile) }
             try spawn(name, launch.executable, launch.arguments, portFile: launch.portFile, pids: &pids)
@@ -179,6 +197,26 @@ public struct LocalCluster: Sendable {
         return started
     }
 
+    /// Whether a process runs: it exists and is not a zombie (a process this one did not start
+    /// — started by an earlier `coffre admin cluster` — cannot be reaped here, so `kill(pid, 0)`
+    /// alone would call it running until its parent reaps it).
+    static func running(_ pid: Int32) -> Bool {
+        guard kill(pid, 0) == 0 else { return false }
+        guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8), let end = stat.lastIndex(of: ")"),
+            let state = stat[end...].dropFirst(2).first
+        else { return true }
+        return state != "Z" && state != "X"
+    }
+
+    /// Waits until a process has exited (reaping it when it is a child of this one) or the deadline.
+    static func awaitExit(_ pid: Int32, until deadline: Date) {
+        var status: Int32 = 0
+        while Date() < deadline {
+            if waitpid(pid, &status, WNOHANG) == pid || !running(pid) { return }
+            usleep(20_000)
+        }
+    }
+
     /// Sends a signal to one process (SIGSTOP freezes it, SIGCONT thaws it: for drills and tests).
     public func signal(_ name: String, _ signal: Int32) throws {
         guard let pid = try loadPids().processes[name] else { throw LocalClusterError("no process \(name)") }
@@ -189,8 +227,7 @@ public struct LocalCluster: Sendable {
     public func kill9(_ name: String) throws {
         guard let pid = try loadPids().processes[name] else { throw LocalClusterError("no process \(name)") }
         kill(pid, SIGKILL)
-        var status: Int32 = 0
-        waitpid(pid, &status, 0)
+        Self.awaitExit(pid, until: Date().addingTimeInterval(5))
     }
 
     // MARK: - Private

@@ -391,7 +391,7 @@ struct Admin: AsyncParsableCommand {
 
     struct Rebalance: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Rebalancing: drains, a started rebalance (placement debt, skew), the moves the leader made; a dry run of what it would do. (Policy changes: not built yet.)",
+            abstract: "Rebalancing: drains, a started rebalance (placement debt, skew), the moves the leader made; a dry run of what it would do. (Erasure-scheme changes: coffre admin policy.)",
             subcommands: [RebalanceStatusCommand.self, RebalancePlanCommand.self, Start.self, Cancel.self], defaultSubcommand: RebalanceStatusCommand.self)
 
         struct Start: AsyncParsableCommand {
@@ -619,9 +619,12 @@ struct Admin: AsyncParsableCommand {
             @Option(help: "Topology YAML.") var topology: String = "Cluster/topologies/dev.yaml"
             @Option(help: "Run folder.") var run: String = "Cluster/run"
             @Option(help: "Folder holding coffred.") var bin: String = ".build/release"
+            @Option(name: .customLong("cluster"), help: "A running cluster's own folder (<run>/<name>, where up wrote its topology), instead of --topology and --run.")
+            var clusterFolder: String?
 
             func cluster() throws -> LocalCluster {
-                LocalCluster(topology: try ClusterTopologyFile.load(topology), runDirectory: run, binaries: bin)
+                if let clusterFolder { return try LocalCluster(folder: clusterFolder, binaries: bin) }
+                return LocalCluster(topology: try ClusterTopologyFile.load(topology), runDirectory: run, binaries: bin)
             }
         }
 
