@@ -65,6 +65,10 @@ public enum Limits {
     public static let shardKeyLockStripes = 256
     /// Shard body buffers a storage node keeps for reuse.
     public static let nodeBodyBuffersPooledMax = 16
+    /// Free space a storage node keeps on its data disk: it refuses shards (507 `node_full`)
+    /// and reports itself full rather than let its disk run out, so that its metadata store
+    /// can still write and deletes can still free space.
+    public static let nodeDiskReserveBytes: Int64 = 32 << 20
     /// Bytes a shard body write hands the kernel at once with direct I/O (the size of the
     /// aligned bounce buffer per write in flight).
     public static let shardDirectWriteBlockSize = 1 << 20

@@ -102,10 +102,29 @@ public final class StorageNodeServer: Sendable {
 
     func health() -> NodeHealth {
         let (bytes, shards) = usage.withLock { $0 }
+        // The capacity offered is what is configured, or less when the disk has less room left
+        // (beyond its reserve): a full disk reports the node full and placement passes it over.
+        var capacity = configuration.capacityBytes
+        var status = "ok"
+        if let free = diskFreeBytes() {
+            let room = max(0, free - Limits.nodeDiskReserveBytes)
+            if bytes + room < capacity {
+                capacity = bytes + room
+                status = room == 0 ? "disk_full" : "disk_limited"
+            }
+        }
         return NodeHealth(
             node: configuration.node, country: configuration.country, region: configuration.region,
-            capacityBytes: configuration.capacityBytes, usedBytes: bytes, shardCount: shards, status: "ok",
+            capacityBytes: capacity, usedBytes: bytes, shardCount: shards, status: status,
             incarnation: store.incarnation)
+    }
+
+    /// Bytes free on the data directory's file system for an unprivileged writer (nil when
+    /// it cannot be read).
+    func diskFreeBytes() -> Int64? {
+        var stats = statvfs()
+        guard statvfs(configuration.dataDirectory, &stats) == 0 else { return nil }
+        return Int64(stats.f_bavail) * Int64(stats.f_frsize)
     }
 
     // MARK: - Handlers
@@ -137,6 +156,11 @@ public final class StorageNodeServer: Sendable {
         let (bytes, _) = usage.withLock { $0 }
         guard bytes + length <= configuration.capacityBytes else {
             throw APIError(.nodeFull, "node \(configuration.node) is full: \(ByteCount(bytes)) of \(ByteCount(configuration.capacityBytes)) used")
+        }
+        if let free = diskFreeBytes(), free - length < Limits.nodeDiskReserveBytes {
+            throw APIError(
+                .nodeFull,
+                "node \(configuration.node)'s disk is full: \(ByteCount(free)) free, it keeps \(ByteCount(Limits.nodeDiskReserveBytes)) in reserve")
         }
         let received = body
         let previous = try await blocking { [store] in
