@@ -148,16 +148,17 @@ func crc(_ buffer: ByteBuffer) -> UInt32 { buffer.withUnsafeReadableBytes { CRC3
         }
     }
 
-    /// A node whose disk fills (a real 12 MiB tmpfs under its data folder, though it declares
-    /// far more capacity) refuses writes with `node_full` (507) and keeps serving what it has;
-    /// one whose declared capacity is used up says the same.
+    /// A node whose disk fills (a real 48 MiB tmpfs under its data folder, though it declares
+    /// far more capacity) refuses writes with `node_full` (507) while it still has its reserve
+    /// of 32 MiB free, reports itself full, and keeps serving what it has; one whose declared
+    /// capacity is used up says the same.
     @Test(.enabled(if: canMountTmpfs(), "needs root to mount a small tmpfs: the full disk is real"))
     func aFullDiskRefusesWritesWithAClearCodeAndKeepsServing() async throws {
         try await withTemporaryDirectory { folder in
             let pki = try TestPKI(folder: folder)
             let disk = folder + "/fr-1"
             try FileManager.default.createDirectory(atPath: disk, withIntermediateDirectories: true)
-            let mounted = try runProcess("mount", ["-t", "tmpfs", "-o", "size=12m", "tmpfs", disk])
+            let mounted = try runProcess("mount", ["-t", "tmpfs", "-o", "size=48m", "tmpfs", disk])
             try #require(mounted.status == 0, "\(mounted.output)")
             defer { _ = try? runProcess("umount", ["-l", disk]) }
             let node = try await NodeProcess.start(folder: folder, pki: pki, capacity: 1 << 30)
@@ -175,8 +176,13 @@ func crc(_ buffer: ByteBuffer) -> UInt32 { buffer.withUnsafeReadableBytes { CRC3
                 }
             }
             #expect(refusal?.code == .nodeFull, "\(String(describing: refusal))\n\(node.process.log)")
-            #expect(stored.count >= 4 && stored.count < 12)
+            #expect(stored.count >= 4 && stored.count < 16, "\(stored.count) shards of 1 MiB stored")
             for (key, body) in stored { #expect(try await client.get(base: node.base, key: key).body == body) }
+            let health = try await client.health(base: node.base)
+            // Under a shard's worth of room beyond the reserve: offered as such, or as nothing.
+            #expect(["disk_full", "disk_limited"].contains(health.status) && health.capacityBytes - health.usedBytes < 1 << 20, "\(health)")
+            var free = statvfs()
+            #expect(statvfs(disk, &free) == 0 && Int64(free.f_bavail) * Int64(free.f_frsize) >= Limits.nodeDiskReserveBytes - (1 << 20), "the reserve is kept")
             node.process.kill9()
 
             // Declared capacity used up: the same code.
