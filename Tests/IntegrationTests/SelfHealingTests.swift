@@ -423,6 +423,74 @@ extension RealClusters {
             }
         }
 
+        /// A rebalance cancelled midway stops with every shard placed and nothing orphaned; another,
+        /// whose leader is killed with SIGKILL midway, is resumed by the next leader and finishes;
+        /// afterwards the nodes hold exactly what the manifests reference.
+        @Test func aCancelledRebalanceAndOneWhoseLeaderIsKilledLoseAndOrphanNothing() async throws {
+            try await withHealingCluster("rebalance-faults", gcGraceSeconds: 5, capacityBytes: 96 << 20, via: "CH", user: "jan") { running, ch, session, folder in
+                var stored = StoredFiles()
+                // Twelve one-segment objects: the job moves them one by one, slowly.
+                try await stored.upload(ch, session, folder: folder, sizes: Array(repeating: 1_500_000, count: 12), seed: 71, prefix: "r")
+                for n in 1...3 { try await running.cluster.addNode(id: "jp-\(n)", country: "JP", region: "jp-tokyo", capacityBytes: 96 << 20) }
+                try await awaitCondition("the new nodes are up", seconds: 30) {
+                    try await ch.adminStatus().nodes.filter { $0.id.hasPrefix("jp-") && $0.up }.count == 3
+                }
+                let nodes = Set(try await ch.adminStatus().nodes.map(\.id))
+                // Every shard on a known node, and nothing stored that no manifest references
+                // (once the collector's grace is over).
+                func wholeAndTidy(_ client: CoffreClient) async throws {
+                    let manifests = try await stored.manifests(client, session)
+                    for manifest in manifests {
+                        for segment in manifest.segments {
+                            #expect(segment.shards.count == 9 && Set(segment.shards.map(\.node.value)).isSubset(of: nodes), "\(manifest.id)")
+                        }
+                    }
+                    try await awaitCondition("the nodes hold just what the manifests reference", seconds: 60) {
+                        let (held, referenced) = try await storedAndReferenced(client, try await stored.manifests(client, session))
+                        return held == referenced
+                    }
+                    try await stored.verify(client, session, folder: folder)
+                }
+
+                // 1. Slowly (300 kB/s), then cancelled once some moves are done.
+                try await ch.adminSetRepairBudget(bytesPerSecond: 300_000)
+                _ = try await ch.adminRebalanceStart(spread: 0.001)
+                try await awaitCondition("the first rebalance has moved something", seconds: 60) { try await ch.adminRebalanceStatus().movesDone >= 1 }
+                _ = try await ch.adminRebalanceCancel()
+                try await awaitCondition("the job is gone", seconds: 30) { try await ch.adminRebalanceStatus().job == nil }
+                let cancelled = try await ch.adminRebalanceStatus()
+                #expect(cancelled.movesDone >= 1, "\(cancelled)")
+                let left = try await ch.adminRebalancePlan(spread: 0.001)
+                #expect(left.moves > 0, "the cancelled job left moves to make: \(left)")
+                try await wholeAndTidy(ch)
+
+                // 2. Started again, and its leader killed with SIGKILL once it has moved something.
+                _ = try await ch.adminRebalanceStart(spread: 0.001)
+                try await awaitCondition("the second rebalance has moved something", seconds: 60) {
+                    let status = try await ch.adminRebalanceStatus()
+                    return status.job != nil && status.movesDone >= 1
+                }
+                let before = try await ch.adminRebalanceStatus()
+                let leader = try #require(before.leader)
+                let leaderCountry = String(leader.suffix(2)).uppercased()
+                try running.cluster.kill9("coordinator \(leaderCountry)")
+                let other = try running.client(via: ["NZ", "DE", "FR", "CH"].first { $0 != leaderCountry }!)
+                try await awaitCondition("another coordinator leads the job", seconds: 60) {
+                    let status = try await other.adminRebalanceStatus()
+                    return status.leader != nil && status.leader != leader && status.epoch > before.epoch
+                }
+                try await other.adminSetRepairBudget(bytesPerSecond: 500_000_000)
+                try await awaitCondition("the resumed rebalance ends", seconds: 120) {
+                    let status = try await other.adminRebalanceStatus()
+                    return status.job == nil && status.lastJobFinishedAt != nil && status.leader != leader
+                }
+                let resumed = try await other.adminRebalanceStatus()
+                #expect(resumed.movesDone >= 1, "the new leader moved the rest: \(resumed)")
+                try await running.cluster.start(["coordinator \(leaderCountry)"])
+                try await wholeAndTidy(other)
+            }
+        }
+
         @Test func aDrainedNodeEndsEmptyUnderLoadAndEveryFileReadsBack() async throws {
             try await withHealingCluster("drain", gcGraceSeconds: 10, via: "DE", user: "hana") { running, de, session, folder in
                 var stored = StoredFiles()
