@@ -31,6 +31,8 @@ public final class StorageNodeServer: Sendable {
     let bodies = BufferPool(capacity: 1 << 20, keep: Limits.nodeBodyBuffersPooledMax)
     /// A drill's fault on this node (`NodeAPI.faultPath`), in front of every other handler.
     public let faults = FaultGate()
+    /// Connections held, refused and cut off.
+    public let connections = ConnectionCounter()
 
     public init(configuration: StorageNodeConfiguration, logger: Logger) throws {
         try configuration.validate()
@@ -60,7 +62,7 @@ public final class StorageNodeServer: Sendable {
         let announcer = Announcer(configuration: configuration, logger: logger)
         var app = Application(
             router: makeRouter(),
-            server: try .http2Upgrade(tlsConfiguration: tls),
+            server: try guardedServer(tls: tls, connections: connections),
             configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "coffre-node"),
             onServerRunning: { [configuration, logger] channel in
                 let port = channel.localAddress?.port ?? 0
@@ -77,10 +79,10 @@ public final class StorageNodeServer: Sendable {
         try? await announcer.client.shutdown()
     }
 
-    func makeRouter() -> Router<BasicRequestContext> {
-        let router = Router(context: BasicRequestContext.self)
-        router.middlewares.add(ErrorMiddleware<BasicRequestContext>())
-        router.middlewares.add(FaultMiddleware<BasicRequestContext>(gate: faults) { $0 == NodeAPI.faultPath })
+    func makeRouter() -> Router<ServiceContext> {
+        let router = Router(context: ServiceContext.self)
+        router.middlewares.add(ErrorMiddleware<ServiceContext>())
+        router.middlewares.add(FaultMiddleware<ServiceContext>(gate: faults) { $0 == NodeAPI.faultPath })
         router.put(RouterPath(NodeAPI.faultPath)) { [self] request, _ in try await setFault(request) }
         router.delete(RouterPath(NodeAPI.faultPath)) { [self] _, _ in
             faults.set(nil)
@@ -129,7 +131,7 @@ public final class StorageNodeServer: Sendable {
 
     // MARK: - Handlers
 
-    private func put(_ request: Request, _ context: BasicRequestContext) async throws -> Response {
+    private func put(_ request: Request, _ context: ServiceContext) async throws -> Response {
         let key = try shardKey(context)
         guard let text = request.headers[HTTPField.Name(NodeAPI.checksumHeader)!], let checksum = NodeAPI.parseChecksum(text) else {
             throw APIError(.invalidArgument, "header \(NodeAPI.checksumHeader) must hold the body's CRC-32C as 8 hex digits")
@@ -175,7 +177,7 @@ public final class StorageNodeServer: Sendable {
         return try jsonResponse(ShardInfo(key: Hex.encode(key.bytes), length: length, checksum: NodeAPI.checksumText(checksum), createdAt: millis(Date())), status: .created)
     }
 
-    private func get(_ context: BasicRequestContext) async throws -> Response {
+    private func get(_ context: ServiceContext) async throws -> Response {
         let key = try shardKey(context)
         // Read with direct I/O into an aligned stretch of a reused buffer: no page cache, no
         // fresh pages, no copy on the way out. (Taken inside the closure, so that this buffer
@@ -210,7 +212,7 @@ public final class StorageNodeServer: Sendable {
         })
     }
 
-    private func stat(_ context: BasicRequestContext) async throws -> Response {
+    private func stat(_ context: ServiceContext) async throws -> Response {
         let key = try shardKey(context)
         let record = try await blocking { [store] in try store.stat(key) }
         var headers = HTTPFields()
@@ -222,7 +224,7 @@ public final class StorageNodeServer: Sendable {
     /// `DELETE /v1/shards/KEY`, or with `?created-at=MS` only the shard created at that
     /// millisecond (409 `conflict` otherwise, nothing deleted): the collector's
     /// compare-and-delete.
-    private func delete(_ request: Request, _ context: BasicRequestContext) async throws -> Response {
+    private func delete(_ request: Request, _ context: ServiceContext) async throws -> Response {
         let key = try shardKey(context)
         let previous: ShardRecord?
         if let text = request.uri.queryParameters.get(NodeAPI.createdAtParameter) {
@@ -292,7 +294,7 @@ public final class StorageNodeServer: Sendable {
 
     // MARK: - Helpers
 
-    private func shardKey(_ context: BasicRequestContext) throws -> ShardKey {
+    private func shardKey(_ context: ServiceContext) throws -> ShardKey {
         try ShardKey(try hexBytes(try context.parameters.require("key"), "shard key"))
     }
 

@@ -20,7 +20,7 @@ import TestSupport
         "CoffreAPI": ["CoffreModel"],
         "LocalCluster": ["ClusterTLS", "CoffreClient", "Yams", "Glibc"],
         "CoffreClient": ["Encryption", "CoffreAPI", "CoffreModel", "ClusterTLS", "Sodium", "DirectIO", "AsyncHTTPClient", "NIOCore", "NIOHTTP1"],
-        "HTTPService": ["CoffreModel", "CoffreAPI", "Hummingbird", "HTTPTypes", "NIOCore", "Yams"],
+        "HTTPService": ["CoffreModel", "CoffreAPI", "Hummingbird", "HummingbirdCore", "HummingbirdHTTP2", "HTTPTypes", "NIOCore", "NIOHTTP1", "NIOHTTPTypes", "NIOSSL", "Yams"],
         "Coordinator": [
             "CoffreModel", "CoffreAPI", "Placement", "ErasureCoding", "Checksum", "Metadata", "NodeClient", "NIOCore",
             "ClusterTLS", "HTTPService", "Hummingbird", "HummingbirdHTTP2", "HTTPTypes", "Logging", "Crypto", "Yams",
