@@ -19,13 +19,16 @@ public struct APIErrorBody: Codable, Hashable, Sendable {
     /// The HTTP status for a code: one table for the whole API (Docs/api.md).
     public static func status(for code: ErrorCode) -> Int {
         switch code {
-        case .invalidArgument, .weakParameters: 400
+        case .invalidArgument, .weakParameters, .badRequest: 400
         case .unauthenticated: 401
         case .forbidden: 403
         case .notFound: 404
         case .conflict: 409
+        case .timeout: 408
         case .drillRefused: 412
         case .limitExceeded: 413
+        case .rangeNotSatisfiable: 416
+        case .rateLimited: 429
         case .checksumMismatch: 422
         case .quotaExceeded, .metadataFull, .nodeFull: 507
         case .unavailable, .insufficientNodes: 503

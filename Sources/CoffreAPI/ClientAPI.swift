@@ -245,3 +245,21 @@ public enum ContentHeaders {
     /// The new file's name tag in its folder (see `CreateFolderRequest.nameTag`).
     public static let nameTag = "x-coffre-name-tag"
 }
+
+/// `GET /v1/health` of a coordinator (no authentication): for load balancers and probes.
+/// `status` is `ok` while it sees at least one storage node up, else `degraded`.
+public struct CoordinatorHealth: Codable, Hashable, Sendable {
+    public var coordinator: String
+    public var country: String
+    public var status: String
+    public var nodesUp: Int
+    public var nodes: Int
+
+    public init(coordinator: String, country: String, status: String, nodesUp: Int, nodes: Int) {
+        self.coordinator = coordinator
+        self.country = country
+        self.status = status
+        self.nodesUp = nodesUp
+        self.nodes = nodes
+    }
+}

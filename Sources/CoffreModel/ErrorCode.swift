@@ -19,6 +19,15 @@ public struct ErrorCode: Hashable, Sendable, CustomStringConvertible {
     // Input and limits.
     public static let invalidArgument = ErrorCode("invalid_argument")
     public static let limitExceeded = ErrorCode("limit_exceeded")
+    /// The request itself is malformed at the HTTP level (framing, headers, encoding).
+    public static let badRequest = ErrorCode("bad_request")
+    /// The client took too long: to send its headers, or to make progress with its body.
+    public static let timeout = ErrorCode("timeout")
+    /// Too many attempts (logins, registrations) from one account or address: retry after
+    /// the `Retry-After` header's seconds.
+    public static let rateLimited = ErrorCode("rate_limited")
+    /// A `Range` that selects no byte of the file (416, with `Content-Range: bytes */LENGTH`).
+    public static let rangeNotSatisfiable = ErrorCode("range_not_satisfiable")
 
     // Cryptography. One code for every failure to authenticate, by design (see Docs/format.md).
     public static let decryptionFailed = ErrorCode("decryption_failed")

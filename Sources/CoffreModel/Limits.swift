@@ -65,6 +65,36 @@ public enum Limits {
     public static let shardKeyLockStripes = 256
     /// Shard body buffers a storage node keeps for reuse.
     public static let nodeBodyBuffersPooledMax = 16
+    /// Bytes of a request's header fields together (one field may use them all: encrypted
+    /// attributes travel in a header, base64url of up to 64 KiB), fields in a request, and
+    /// bytes of its URL. Larger requests are refused (400/413 with the JSON error).
+    public static let requestHeaderBytesMax = 96 << 10
+    public static let requestHeaderCountMax = 100
+    public static let urlBytesMax = 8 << 10
+    /// Connections a daemon holds at once, and from one source address (HTTP/2 streams count
+    /// as connections); more are closed at once.
+    public static let connectionsMax = 4096
+    public static let connectionsPerAddressMax = 256
+    /// Seconds from a connection's opening to its first request's headers, whole; and from an
+    /// answer to the next request on a kept-alive connection. Slower clients are cut off.
+    public static let requestHeaderSecondsMax: Int64 = 10
+    public static let keepAliveIdleSecondsMax: Int64 = 75
+    /// A request body must bring at least this many bytes every this many seconds of the
+    /// daemon waiting for it, or the connection is cut off.
+    public static let bodyProgressSeconds: Int64 = 10
+    public static let bodyProgressBytesMin = 1024
+    /// Keys (names, addresses) a coordinator's rate limiter remembers at once.
+    public static let rateLimitKeysMax = 100_000
+    /// Sign-ins per account name: a burst, then so many a minute; per source address the same
+    /// for every name together; registrations per source address.
+    public static let loginBurstPerAccount = 10
+    public static let loginsPerMinutePerAccount = 10
+    public static let loginBurstPerAddress = 60
+    public static let loginsPerMinutePerAddress = 60
+    public static let registrationBurstPerAddress = 20
+    public static let registrationsPerMinutePerAddress = 10
+    /// Bytes of a JSON request body (every API call but uploads and shard writes).
+    public static let jsonBodyBytesMax = 1 << 20
     /// Free space a storage node keeps on its data disk: it refuses shards (507 `node_full`)
     /// and reports itself full rather than let its disk run out, so that its metadata store
     /// can still write and deletes can still free space.

@@ -23,7 +23,7 @@ extension CoordinatorServer {
         return bytes
     }
 
-    func prelogin(_ context: BasicRequestContext) async throws -> Response {
+    func prelogin(_ context: ServiceContext) async throws -> Response {
         let username = try validUsername(try context.parameters.require("username"))
         if let id = try await metadata.get(Keyspace.username(username)).map({ String(decoding: $0.value, as: UTF8.self) }),
             let (account, _) = try await read(AccountRecord.self, Keyspace.account(id))
@@ -35,15 +35,26 @@ extension CoordinatorServer {
         return try jsonResponse(PreloginResponse(passwordSalt: Base64URL.encode(fake), passwordParameters: Argon2Parameters(operations: 3, memoryBytes: 256 << 20)))
     }
 
-    func register(_ request: Request) async throws -> Response {
+    func register(_ request: Request, _ context: ServiceContext) async throws -> Response {
+        try throttle([("register/" + context.clientAddress, Self.registrationRule)])
         let body = try await decodeBody(RegisterRequest.self, request)
         let username = try validUsername(body.username)
         let authKey = try decodeBinary(body.authKey, "authKey", size: 32...32)
         _ = try decodeBinary(body.passwordSalt, "passwordSalt", size: 16...16)
-        guard body.passwordParameters.operations >= Limits.argon2OpsMin, body.passwordParameters.memoryBytes >= Limits.argon2MemoryMin else {
-            throw APIError(.weakParameters, "Argon2id parameters below the floor")
+        let parameters = body.passwordParameters
+        guard parameters.operations >= Limits.argon2OpsMin, parameters.memoryBytes >= Limits.argon2MemoryMin else {
+            throw APIError(
+                .weakParameters,
+                "Argon2id parameters below the floor: at least \(Limits.argon2OpsMin) passes and \(ByteCount(Int64(Limits.argon2MemoryMin))), got \(parameters.operations) and \(parameters.memoryBytes) B")
         }
-        guard body.keyRecord.utf8.count <= 16_384 else { throw APIError(.limitExceeded, "keyRecord exceeds 16 KiB") }
+        // The ceiling every client enforces: parameters over it would lock the account's
+        // owner out (no client would compute them) and make prelogin answer absurd work.
+        guard parameters.operations <= Limits.argon2OpsMax, parameters.memoryBytes <= Limits.argon2MemoryMax else {
+            throw APIError(
+                .invalidArgument,
+                "Argon2id parameters above the ceiling: at most \(Limits.argon2OpsMax) passes and \(ByteCount(Int64(Limits.argon2MemoryMax))), got \(parameters.operations) and \(parameters.memoryBytes) B")
+        }
+        try requireJSONObject(body.keyRecord, "keyRecord", bytes: 16_384)
         let id = randomToken(12)
         let salt = randomToken(16)
         let account = AccountRecord(
@@ -58,9 +69,10 @@ extension CoordinatorServer {
         return try jsonResponse(WhoAmIResponse(accountId: id, username: username, quotaBytes: account.quotaBytes, usedBytes: 0), status: .created)
     }
 
-    func login(_ request: Request) async throws -> Response {
+    func login(_ request: Request, _ context: ServiceContext) async throws -> Response {
         let body = try await decodeBody(LoginRequest.self, request)
         let username = try validUsername(body.username)
+        try throttle([("login/name/" + username, Self.loginRuleByName), ("login/address/" + context.clientAddress, Self.loginRuleByAddress)])
         let authKey = try decodeBinary(body.authKey, "authKey", size: 32...32)
         let denied = APIError(.unauthenticated, "wrong username or password")
         guard let id = try await metadata.get(Keyspace.username(username)).map({ String(decoding: $0.value, as: UTF8.self) }),
@@ -72,6 +84,24 @@ extension CoordinatorServer {
         let expiresAt = now() + Int64(configuration.sessionLifetimeSeconds) * 1000
         try await metadata.put(Keyspace.session(tokenHash: sha256Hex(Array(token.utf8))), encode(SessionRecord(accountId: id, expiresAt: expiresAt)))
         return try jsonResponse(LoginResponse(token: token, accountId: id, keyRecord: account.keyRecord, expiresAt: expiresAt), status: .created)
+    }
+
+    static let loginRuleByName = RateLimiter.Rule(burst: Double(Limits.loginBurstPerAccount), perMinute: Double(Limits.loginsPerMinutePerAccount))
+    static let loginRuleByAddress = RateLimiter.Rule(
+        burst: Double(Limits.loginBurstPerAddress), perMinute: Double(Limits.loginsPerMinutePerAddress))
+    static let registrationRule = RateLimiter.Rule(
+        burst: Double(Limits.registrationBurstPerAddress), perMinute: Double(Limits.registrationsPerMinutePerAddress))
+
+    /// Takes an attempt from each bucket named; 429 `rate_limited` with `Retry-After` when one
+    /// is empty. (A password is tried by computing Argon2id on the client, but guessers must
+    /// still be slowed down here.)
+    func throttle(_ buckets: [(String, RateLimiter.Rule)]) throws {
+        let time = now()
+        let wait = attempts.withLock { limiter in buckets.compactMap { limiter.take($0.0, $0.1, now: time) }.max() }
+        guard let wait else { return }
+        var fields = HTTPFields()
+        fields[.retryAfter] = String(wait)
+        throw APIError(.rateLimited, "too many attempts: try again in \(wait) s", headers: fields)
     }
 
     /// The account behind the request's bearer token; `unauthenticated` otherwise.
@@ -109,9 +139,13 @@ extension CoordinatorServer {
         return try jsonResponse(WhoAmIResponse(accountId: account.id, username: account.username, quotaBytes: account.quotaBytes, usedBytes: account.usedBytes))
     }
 
+    /// 401 `unauthenticated` without the cluster's admin token (compared in constant time).
     func requireAdmin(_ request: Request) throws {
-        guard let header = request.headers[.authorization], header == "Bearer " + configuration.adminToken else {
-            throw APIError(.forbidden, "admin token required")
+        guard let header = request.headers[.authorization], header.hasPrefix("Bearer ") else {
+            throw APIError(.unauthenticated, "the admin token is required (Authorization: Bearer TOKEN)")
+        }
+        guard constantTimeEqual(Array(header.utf8.dropFirst(7)), Array(configuration.adminToken.utf8)) else {
+            throw APIError(.unauthenticated, "wrong admin token")
         }
     }
 
@@ -133,7 +167,7 @@ extension CoordinatorServer {
             metadataAlarms: alarms.isEmpty ? nil : alarms, leader: leader?.coordinator))
     }
 
-    func adminObject(_ request: Request, _ context: BasicRequestContext) async throws -> Response {
+    func adminObject(_ request: Request, _ context: ServiceContext) async throws -> Response {
         try requireAdmin(request)
         return try jsonResponse(try await objects.manifest(try context.parameters.require("id")))
     }
@@ -190,7 +224,7 @@ extension CoordinatorServer {
     /// being drained or down: `conflict` otherwise, with what is left. Its membership, disk
     /// and drain records go and a tombstone (`Keyspace.removed`) stays, so that no coordinator
     /// polls it, places on it or lets it announce itself again.
-    func adminRemoveNode(_ request: Request, _ context: BasicRequestContext) async throws -> Response {
+    func adminRemoveNode(_ request: Request, _ context: ServiceContext) async throws -> Response {
         try requireAdmin(request)
         let text = try context.parameters.require("node")
         guard let id = try? NodeID(text), objects.topology.member(id) != nil else { throw APIError(.notFound, "no node \(text)") }
@@ -217,7 +251,7 @@ extension CoordinatorServer {
     /// `PUT`: the node is drained (nothing new goes there, the leader moves its shards away);
     /// `DELETE`: the drain is cancelled between two moves. Both answer the node's drain
     /// record (`requestedAt` 0 when none).
-    func adminDrain(_ request: Request, _ context: BasicRequestContext, drain: Bool) async throws -> Response {
+    func adminDrain(_ request: Request, _ context: ServiceContext, drain: Bool) async throws -> Response {
         try requireAdmin(request)
         let text = try context.parameters.require("node")
         guard let id = try? NodeID(text), objects.topology.member(id) != nil else { throw APIError(.notFound, "no node \(text)") }
@@ -235,7 +269,7 @@ extension CoordinatorServer {
 
     /// `?wait=true`: one whole pass over the node now, answered with what it found;
     /// otherwise the leader's schedule takes that node next (202).
-    func adminScrubNode(_ request: Request, _ context: BasicRequestContext) async throws -> Response {
+    func adminScrubNode(_ request: Request, _ context: ServiceContext) async throws -> Response {
         try requireAdmin(request)
         let text = try context.parameters.require("node")
         guard let id = try? NodeID(text), let member = objects.topology.member(id) else { throw APIError(.notFound, "no node \(text)") }
@@ -280,6 +314,15 @@ extension CoordinatorServer {
         }
         try await metadata.put(Keyspace.repairBudget, Array(String(body.bytesPerSecond).utf8))
         return try jsonResponse(body)
+    }
+}
+
+/// An opaque client record (a key record, a link record) must be a JSON object of at most
+/// `bytes` bytes: the server never reads inside it, but it stores and serves only that shape.
+func requireJSONObject(_ text: String, _ what: String, bytes: Int) throws {
+    guard text.utf8.count <= bytes else { throw APIError(.limitExceeded, "\(what) of \(text.utf8.count) bytes exceeds \(bytes)") }
+    guard (try? JSONSerialization.jsonObject(with: Data(text.utf8))) is [String: Any] else {
+        throw APIError(.invalidArgument, "\(what) must be a JSON object (the client's record, as a string)")
     }
 }
 

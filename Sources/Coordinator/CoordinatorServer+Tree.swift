@@ -136,14 +136,14 @@ extension CoordinatorServer {
         return try jsonResponse(NodeList(nodes: nodes))
     }
 
-    func ownedNode(_ request: Request, _ context: BasicRequestContext) async throws -> TreeNodeInfo {
+    func ownedNode(_ request: Request, _ context: ServiceContext) async throws -> TreeNodeInfo {
         let (account, _) = try await authenticate(request)
         let id = try validNodeId(try context.parameters.require("id"))
         guard let (node, _) = try await read(TreeNodeInfo.self, treeKey(account.id, id)) else { throw APIError(.notFound, "no node \(id)") }
         return node
     }
 
-    func updateNode(_ request: Request, _ context: BasicRequestContext) async throws -> Response {
+    func updateNode(_ request: Request, _ context: ServiceContext) async throws -> Response {
         let (account, _) = try await authenticate(request)
         let id = try validNodeId(try context.parameters.require("id"))
         let body = try await decodeBody(UpdateNodeRequest.self, request)
@@ -198,7 +198,7 @@ extension CoordinatorServer {
         }
     }
 
-    func deleteNode(_ request: Request, _ context: BasicRequestContext) async throws -> Response {
+    func deleteNode(_ request: Request, _ context: ServiceContext) async throws -> Response {
         let id = try validNodeId(try context.parameters.require("id"))
         for _ in 0..<5 {
             let (account, accountRevision) = try await authenticate(request)
@@ -237,14 +237,20 @@ extension CoordinatorServer {
     /// Uploads: an error answered before the body is read drains the body first (up to
     /// `Limits.uploadDrainMax`), so that an HTTP/2 client blocked on flow control gets the
     /// answer instead of waiting forever.
-    func upload(_ request: Request, _ context: BasicRequestContext) async throws -> Response {
+    func upload(_ request: Request, _ context: ServiceContext) async throws -> Response {
         let reading = BodyReading()
         do {
             return try await uploadBody(request, context, reading)
         } catch {
             // A body can be read once: one refused after reading began was drained where it
-            // was refused, or was read whole (a name taken at the commit).
+            // was refused, or was read whole (a name taken at the commit). One refused before
+            // is drained (bounded) so that a client that sends before it reads gets the answer;
+            // one declared larger than the drain limit (10 TB over the quota) is answered at
+            // once, and its connection closed rather than read.
             guard !reading.started.load(ordering: .relaxed) else { throw error }
+            if let declared = request.headers[.contentLength].flatMap(Int64.init), declared > Int64(Limits.uploadDrainMax) {
+                throw CloseAfterAnswer(error)
+            }
             var drained = 0
             do {
                 for try await piece in request.body {
@@ -256,7 +262,7 @@ extension CoordinatorServer {
         }
     }
 
-    func uploadBody(_ request: Request, _ context: BasicRequestContext, _ reading: BodyReading) async throws -> Response {
+    func uploadBody(_ request: Request, _ context: ServiceContext, _ reading: BodyReading) async throws -> Response {
         let (account, accountRevision) = try await authenticate(request)
         let id = try validNodeId(try context.parameters.require("id"))
         let headers = request.headers
@@ -398,20 +404,40 @@ extension CoordinatorServer {
         })
     }
 
-    /// `bytes=a-b`, `bytes=a-`, `bytes=-n` (one range).
-    static func parseRange(_ text: String, length: Int64) throws -> Range<Int64> {
-        let invalid = APIError(.invalidArgument, "unsupported Range \(text): use one bytes=a-b range within \(length) bytes")
-        guard text.hasPrefix("bytes="), length > 0 else { throw invalid }
-        let parts = text.dropFirst(6).split(separator: "-", maxSplits: 1, omittingEmptySubsequences: false)
-        guard parts.count == 2, !parts[1].contains(",") else { throw invalid }
+    /// One byte range of a file of `length` bytes, as RFC 9110 reads it: `bytes=a-b`, `bytes=a-`,
+    /// `bytes=-n` (the last n). An end past the file is clamped to it; a range that selects no
+    /// byte is 416 `range_not_satisfiable` with `Content-Range: bytes */LENGTH`; anything else
+    /// (another unit, signs, spaces, an end before the start, several ranges) is 400 `bad_request`.
+    public static func parseRange(_ text: String, length: Int64) throws -> Range<Int64> {
+        let malformed = APIError(.badRequest, "malformed Range \(text): give one range, bytes=FIRST-LAST, bytes=FIRST- or bytes=-SUFFIX")
+        guard text.hasPrefix("bytes=") else { throw malformed }
+        let spec = text.dropFirst(6)
+        guard !spec.contains(",") else { throw APIError(.badRequest, "several ranges in one request are not served: ask for one at a time") }
+        let parts = spec.split(separator: "-", maxSplits: 1, omittingEmptySubsequences: false)
+        func number(_ digits: Substring) -> Int64? {
+            guard !digits.isEmpty, digits.count <= 18, digits.allSatisfy({ $0.isASCII && $0.isNumber }) else { return nil }
+            return Int64(digits)
+        }
+        var fields = HTTPFields()
+        fields[.contentRange] = "bytes */\(length)"
+        let unsatisfiable = APIError(.rangeNotSatisfiable, "Range \(text) selects no byte of a file of \(length) bytes", headers: fields)
+        guard parts.count == 2 else { throw malformed }
         if parts[0].isEmpty {
-            guard let suffix = Int64(parts[1]), suffix > 0 else { throw invalid }
+            guard let suffix = number(parts[1]) else { throw malformed }
+            guard suffix > 0, length > 0 else { throw unsatisfiable }
             return max(0, length - suffix)..<length
         }
-        guard let start = Int64(parts[0]), start < length else { throw invalid }
-        let end = parts[1].isEmpty ? length - 1 : min(Int64(parts[1]) ?? -1, length - 1)
-        guard end >= start else { throw invalid }
-        return start..<(end + 1)
+        guard let first = number(parts[0]) else { throw malformed }
+        let last: Int64
+        if parts[1].isEmpty {
+            last = Int64.max
+        } else {
+            guard let value = number(parts[1]) else { throw malformed }
+            last = value
+        }
+        guard last >= first else { throw malformed }
+        guard first < length else { throw unsatisfiable }
+        return first..<(min(last, length - 1) + 1)
     }
 
     // MARK: - Links
@@ -422,7 +448,7 @@ extension CoordinatorServer {
         guard let id = Base64URL.decode(body.linkId), id.count == 16 else { throw APIError(.invalidArgument, "a link id is base64url of 16 bytes") }
         let nodeId = try validNodeId(body.nodeId)
         guard try await metadata.get(treeKey(account.id, nodeId)) != nil else { throw APIError(.notFound, "no node \(nodeId)") }
-        guard body.record.utf8.count <= 4096 else { throw APIError(.limitExceeded, "link record exceeds 4 KiB") }
+        try requireJSONObject(body.record, "link record", bytes: 4096)
         if let expiry = body.expiresAt, expiry <= now() { throw APIError(.invalidArgument, "expiresAt is in the past") }
         let info = LinkInfo(linkId: body.linkId, nodeId: nodeId, record: body.record, expiresAt: body.expiresAt, createdAt: now())
         let committed = try await metadata.commit(
@@ -442,7 +468,7 @@ extension CoordinatorServer {
         return try jsonResponse(LinkList(links: links))
     }
 
-    func revokeLink(_ request: Request, _ context: BasicRequestContext) async throws -> Response {
+    func revokeLink(_ request: Request, _ context: ServiceContext) async throws -> Response {
         let (account, _) = try await authenticate(request)
         let id = try context.parameters.require("id")
         guard let (link, revision) = try await read(StoredLink.self, Keyspace.link(id)), link.owner == account.id else {
@@ -453,7 +479,7 @@ extension CoordinatorServer {
     }
 
     /// A link as anyone holding it sees it: no account, never the fragment.
-    func publicLink(_ context: BasicRequestContext) async throws -> PublicLink {
+    func publicLink(_ context: ServiceContext) async throws -> PublicLink {
         let id = try context.parameters.require("id")
         guard let (link, _) = try await read(StoredLink.self, Keyspace.link(id)) else { throw APIError(.notFound, "no link \(id)") }
         if let expiry = link.info.expiresAt, expiry <= now() { throw APIError(.notFound, "link \(id) has expired") }

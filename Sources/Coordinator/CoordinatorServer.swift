@@ -3,7 +3,7 @@ import CoffreAPI
 import CoffreModel
 import Crypto
 import Foundation
-import HTTPService
+public import HTTPService
 import HTTPTypes
 import Hummingbird
 import HummingbirdHTTP2
@@ -30,6 +30,8 @@ public final class CoordinatorServer: Sendable {
     /// needs invalidating through a watch on `sessions/`), so a cached one is as good as a
     /// read and saves an etcd round trip on every request.
     let sessions = Mutex<[String: SessionRecord]>([:])
+    /// Sign-in and registration attempts by account name and source address.
+    let attempts = Mutex(RateLimiter())
     /// Background services: node health, leadership, repair.
     public let health: HealthMonitor
     public let election: LeaderElection
@@ -41,6 +43,8 @@ public final class CoordinatorServer: Sendable {
     public let policies: PolicyWorker
     /// A drill's fault on this coordinator's client API (admin requests pass).
     let faults: FaultGate
+    /// Connections held, refused and cut off (client API and cluster listener together).
+    public let connections = ConnectionCounter()
 
     public init(configuration: CoordinatorConfiguration, logger: Logger) throws {
         try configuration.validate(file: "configuration")
@@ -136,7 +140,7 @@ public final class CoordinatorServer: Sendable {
         let tls = try TLSSetup.server(certificate: configuration.tls.certificate, key: configuration.tls.key, clientCA: nil)
         var app = Application(
             router: makeRouter(),
-            server: try .http2Upgrade(tlsConfiguration: tls),
+            server: try guardedServer(tls: tls, connections: connections),
             configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "coffre-coordinator"),
             onServerRunning: { [configuration, logger] channel in
                 let port = channel.localAddress?.port ?? 0
@@ -150,7 +154,7 @@ public final class CoordinatorServer: Sendable {
                 certificate: configuration.tls.certificate, key: configuration.tls.key, clientCA: configuration.tls.clusterCA, alpn: ["http/1.1"])
             let cluster = Application(
                 router: makeClusterRouter(),
-                server: try .http2Upgrade(tlsConfiguration: mutual),
+                server: try guardedServer(tls: mutual, connections: connections),
                 configuration: .init(address: .hostname(configuration.host, port: clusterPort), serverName: "coffre-coordinator-cluster"),
                 onServerRunning: { [configuration] channel in
                     if let file = configuration.clusterPortFile {
@@ -171,13 +175,19 @@ public final class CoordinatorServer: Sendable {
         try await nodeClient.shutdown()
     }
 
-    func makeRouter() -> Router<BasicRequestContext> {
-        let router = Router(context: BasicRequestContext.self)
-        router.middlewares.add(ErrorMiddleware<BasicRequestContext>())
-        router.middlewares.add(FaultMiddleware<BasicRequestContext>(gate: faults) { $0.hasPrefix("/v1/admin/") })
+    func makeRouter() -> Router<ServiceContext> {
+        let router = Router(context: ServiceContext.self)
+        router.middlewares.add(ErrorMiddleware<ServiceContext>())
+        router.middlewares.add(FaultMiddleware<ServiceContext>(gate: faults) { $0.hasPrefix("/v1/admin/") })
+        router.get("/v1/health") { [self] _, _ in
+            let nodes = objects.topology.descriptors()
+            let up = nodes.filter(\.isUp).count
+            return try jsonResponse(CoordinatorHealth(
+                coordinator: configuration.id, country: configuration.country, status: up > 0 ? "ok" : "degraded", nodesUp: up, nodes: nodes.count))
+        }
         router.get("/v1/prelogin/:username") { [self] _, context in try await prelogin(context) }
-        router.post("/v1/accounts") { [self] request, _ in try await register(request) }
-        router.post("/v1/sessions") { [self] request, _ in try await login(request) }
+        router.post("/v1/accounts") { [self] request, context in try await register(request, context) }
+        router.post("/v1/sessions") { [self] request, context in try await login(request, context) }
         router.get("/v1/whoami") { [self] request, _ in try await whoami(request) }
         router.post("/v1/nodes") { [self] request, _ in try await createFolder(request) }
         router.get("/v1/nodes") { [self] request, _ in try await listChildren(request) }

@@ -40,12 +40,12 @@ enum Exit {
     static func code(for error: any Error) -> Int32 {
         guard let coded = error as? any CodedError else { return 1 }
         switch coded.code {
-        case .invalidArgument, .weakParameters, .limitExceeded: return 2
+        case .invalidArgument, .weakParameters, .limitExceeded, .badRequest, .rangeNotSatisfiable: return 2
         case .unauthenticated, .forbidden: return 3
         case .notFound: return 4
         case .conflict: return 5
         case .quotaExceeded, .metadataFull, .nodeFull: return 6
-        case .unavailable, .insufficientNodes: return 7
+        case .unavailable, .insufficientNodes, .timeout, .rateLimited: return 7
         case .decryptionFailed, .signatureInvalid, .corrupt: return 8
         case .drillRefused: return 9
         default: return 1

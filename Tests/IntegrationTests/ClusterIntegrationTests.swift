@@ -256,7 +256,7 @@ extension RealClusters {
                     (.GET, "/v1/nodes/\(nodeId)", session.token, nil, [], 404, "not_found"),
                     (.GET, "/v1/nodes/not-an-id!", session.token, nil, [], 400, "invalid_argument"),
                     (.POST, "/v1/nodes", session.token, #"{"id":"\#(nodeId)","parent":"root","attributes":"!!","wrappedKey":"AA"}"#, [], 400, "invalid_argument"),
-                    (.GET, "/v1/admin/status", session.token, nil, [], 403, "forbidden"),
+                    (.GET, "/v1/admin/status", session.token, nil, [], 401, "unauthenticated"),
                     (.GET, "/v1/l/unknown-link", nil, nil, [], 404, "not_found"),
                     (.GET, "/v1/nodes?parent=root&name=short", session.token, nil, [], 400, "invalid_argument"),
                     (.PUT, "/v1/nodes/\(nodeId)/content", session.token, "x", [(ContentHeaders.parent, "root"), (ContentHeaders.attributes, "AAAA"),
