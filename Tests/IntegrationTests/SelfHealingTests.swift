@@ -427,11 +427,12 @@ extension RealClusters {
         /// whose leader is killed with SIGKILL midway, is resumed by the next leader and finishes;
         /// afterwards the nodes hold exactly what the manifests reference.
         @Test func aCancelledRebalanceAndOneWhoseLeaderIsKilledLoseAndOrphanNothing() async throws {
-            try await withHealingCluster("rebalance-faults", gcGraceSeconds: 5, capacityBytes: 96 << 20, via: "CH", user: "jan") { running, ch, session, folder in
+            try await withHealingCluster("rebalance-faults", gcGraceSeconds: 5, capacityBytes: 12 << 20, via: "CH", user: "jan") { running, ch, session, folder in
                 var stored = StoredFiles()
-                // Twelve one-segment objects: the job moves them one by one, slowly.
-                try await stored.upload(ch, session, folder: folder, sizes: Array(repeating: 1_500_000, count: 12), seed: 71, prefix: "r")
-                for n in 1...3 { try await running.cluster.addNode(id: "jp-\(n)", country: "JP", region: "jp-tokyo", capacityBytes: 96 << 20) }
+                // Twenty one-segment objects, 2.5 MB of shards a node of 12 MiB: the three new
+                // nodes need some 40 moves to come within 1 % of the others.
+                try await stored.upload(ch, session, folder: folder, sizes: Array(repeating: 1_000_000, count: 20), seed: 71, prefix: "r")
+                for n in 1...3 { try await running.cluster.addNode(id: "jp-\(n)", country: "JP", region: "jp-tokyo", capacityBytes: 12 << 20) }
                 try await awaitCondition("the new nodes are up", seconds: 30) {
                     try await ch.adminStatus().nodes.filter { $0.id.hasPrefix("jp-") && $0.up }.count == 3
                 }
@@ -452,24 +453,29 @@ extension RealClusters {
                     try await stored.verify(client, session, folder: folder)
                 }
 
-                // 1. Slowly (300 kB/s), then cancelled once some moves are done.
-                try await ch.adminSetRepairBudget(bytesPerSecond: 300_000)
-                _ = try await ch.adminRebalanceStart(spread: 0.001)
-                try await awaitCondition("the first rebalance has moved something", seconds: 60) { try await ch.adminRebalanceStatus().movesDone >= 1 }
+                // 1. Slowly (100 kB/s: the pass takes about a minute), then cancelled while its
+                // copies land.
+                try await ch.adminSetRepairBudget(bytesPerSecond: 100_000)
+                let planned = try await ch.adminRebalancePlan(spread: 0.01)
+                print("rebalance plan: \(planned.moves) moves, \(planned.bytes) bytes")
+                #expect(planned.moves >= 20, "\(planned)")
+                // Moves land on the new nodes while the pass (of every object) runs: the
+                // leader publishes its counters when a step ends, the nodes their usage at once.
+                func onNewNodes() async throws -> Int64 {
+                    try await ch.adminStatus().nodes.filter { $0.id.hasPrefix("jp-") }.reduce(0) { $0 + $1.usedBytes }
+                }
+                _ = try await ch.adminRebalanceStart(spread: 0.01)
+                try await awaitCondition("the first rebalance's copies reach the new nodes", seconds: 60) { try await onNewNodes() > 0 }
                 _ = try await ch.adminRebalanceCancel()
-                try await awaitCondition("the job is gone", seconds: 30) { try await ch.adminRebalanceStatus().job == nil }
-                let cancelled = try await ch.adminRebalanceStatus()
-                #expect(cancelled.movesDone >= 1, "\(cancelled)")
-                let left = try await ch.adminRebalancePlan(spread: 0.001)
-                #expect(left.moves > 0, "the cancelled job left moves to make: \(left)")
+                try await awaitCondition("the job is gone", seconds: 60) { try await ch.adminRebalanceStatus().job == nil }
+                let left = try await ch.adminRebalancePlan(spread: 0.01)
+                #expect(left.moves > 0 && left.moves < planned.moves, "the cancelled job stopped midway: \(left.moves) of \(planned.moves) moves left")
                 try await wholeAndTidy(ch)
 
-                // 2. Started again, and its leader killed with SIGKILL once it has moved something.
-                _ = try await ch.adminRebalanceStart(spread: 0.001)
-                try await awaitCondition("the second rebalance has moved something", seconds: 60) {
-                    let status = try await ch.adminRebalanceStatus()
-                    return status.job != nil && status.movesDone >= 1
-                }
+                // 2. Started again, and its leader killed with SIGKILL while its copies land.
+                let landed = try await onNewNodes()
+                _ = try await ch.adminRebalanceStart(spread: 0.01)
+                try await awaitCondition("the second rebalance's copies reach the new nodes", seconds: 60) { try await onNewNodes() > landed }
                 let before = try await ch.adminRebalanceStatus()
                 let leader = try #require(before.leader)
                 let leaderCountry = String(leader.suffix(2)).uppercased()
