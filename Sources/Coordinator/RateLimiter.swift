@@ -16,6 +16,7 @@ public struct RateLimiter: Sendable {
     struct Bucket: Sendable {
         var tokens: Double
         var at: Int64
+        var rule: Rule
     }
 
     let keysMax: Int
@@ -28,24 +29,24 @@ public struct RateLimiter: Sendable {
     /// Takes one attempt for `key` at `now` (milliseconds): nil when allowed, else the seconds
     /// to wait before the next one is.
     public mutating func take(_ key: String, _ rule: Rule, now: Int64) -> Int? {
-        var bucket = refilled(buckets[key] ?? Bucket(tokens: rule.burst, at: now), rule, now: now)
+        var bucket = refilled(buckets[key] ?? Bucket(tokens: rule.burst, at: now, rule: rule), now: now)
         guard bucket.tokens >= 1 - 1e-9 else {
             buckets[key] = bucket
             return max(1, Int(((1 - bucket.tokens) * 60 / rule.perMinute).rounded(.up)))
         }
         bucket.tokens -= 1
-        if buckets[key] == nil, buckets.count >= keysMax { forgetFull(now: now, rule) }
+        if buckets[key] == nil, buckets.count >= keysMax { forgetFull(now: now) }
         buckets[key] = bucket
         return nil
     }
 
-    private func refilled(_ bucket: Bucket, _ rule: Rule, now: Int64) -> Bucket {
-        let gained = Double(max(0, now - bucket.at)) / 60_000 * rule.perMinute
-        return Bucket(tokens: min(rule.burst, bucket.tokens + gained), at: now)
+    private func refilled(_ bucket: Bucket, now: Int64) -> Bucket {
+        let gained = Double(max(0, now - bucket.at)) / 60_000 * bucket.rule.perMinute
+        return Bucket(tokens: min(bucket.rule.burst, bucket.tokens + gained), at: now, rule: bucket.rule)
     }
 
-    private mutating func forgetFull(now: Int64, _ rule: Rule) {
-        buckets = buckets.filter { refilled($0.value, rule, now: now).tokens < rule.burst }
+    private mutating func forgetFull(now: Int64) {
+        buckets = buckets.filter { refilled($0.value, now: now).tokens < $0.value.rule.burst }
         if buckets.count >= keysMax { buckets.removeAll(keepingCapacity: true) }
     }
 }
