@@ -190,14 +190,20 @@ public func loadYAMLConfiguration<T: Decodable>(_ type: T.Type, file: String) th
 }
 
 /// The request context of every daemon: Hummingbird's, with the client's address (for limits
-/// per source address).
+/// per source address) and its connection.
 public struct ServiceContext: RequestContext, RemoteAddressRequestContext {
     public var coreContext: CoreRequestContextStorage
     public let remoteAddress: SocketAddress?
+    /// The connection (for an HTTP/2 stream, the stream's connection): what TLS proved of the
+    /// client, its certificate, is read from it.
+    public let connection: any Channel
 
     public init(source: ApplicationRequestContextSource) {
         coreContext = .init(source: source)
         remoteAddress = source.channel.remoteAddress ?? source.channel.parent?.remoteAddress
+        // An HTTP/2 stream's parent is its connection (whose parent is the listener); an
+        // HTTP/1.1 connection's parent is the listener itself.
+        if let parent = source.channel.parent, parent.parent != nil { connection = parent } else { connection = source.channel }
     }
 
     /// The client's IP address, as text.

@@ -11,6 +11,7 @@ import HTTPTypes
 public import Logging
 import NIOCore
 import NIOPosix
+import NIOSSL
 import ShardStore
 import Synchronization
 
@@ -82,6 +83,7 @@ public final class StorageNodeServer: Sendable {
     func makeRouter() -> Router<ServiceContext> {
         let router = Router(context: ServiceContext.self)
         router.middlewares.add(ErrorMiddleware<ServiceContext>())
+        router.middlewares.add(CoordinatorsOnly())
         router.middlewares.add(FaultMiddleware<ServiceContext>(gate: faults) { $0 == NodeAPI.faultPath })
         router.put(RouterPath(NodeAPI.faultPath)) { [self] request, _ in try await setFault(request) }
         router.delete(RouterPath(NodeAPI.faultPath)) { [self] _, _ in
@@ -311,3 +313,23 @@ public final class StorageNodeServer: Sendable {
 
 func millis(_ date: Date) -> Int64 { Int64(date.timeIntervalSince1970 * 1000) }
 
+
+/// Only coordinators call a storage node. Mutual TLS proves a client holds a certificate of the
+/// cluster's CA; the identity the certificate names (`coffre://coordinator/ID`, a URI SAN) says
+/// it is a coordinator. A node's certificate, or one naming no identity, is refused (403) for
+/// every call — shards, scrub, health, a drill's fault — so that a node's key, seized with its
+/// machine, cannot read, write or delete shards anywhere else.
+struct CoordinatorsOnly: RouterMiddleware {
+    typealias Context = ServiceContext
+
+    func handle(_ request: Request, context: ServiceContext, next: (Request, ServiceContext) async throws -> Response) async throws -> Response {
+        let der = try? await context.connection.nioSSL_peerCertificate().get()?.toDERBytes()
+        guard let der, let identity = ClusterIdentity.of(certificateDER: der) else {
+            throw APIError(.forbidden, "the client certificate names no cluster identity: only coordinators (coffre://coordinator/ID) call a storage node")
+        }
+        guard identity.role == .coordinator else {
+            throw APIError(.forbidden, "\(identity) may not call a storage node: only coordinators do")
+        }
+        return try await next(request, context)
+    }
+}

@@ -1,8 +1,8 @@
 import ClusterTLS
 import Foundation
 
-/// Certificates for one test: a cluster CA, nodes, a coordinator, and an outsider from
-/// another CA.
+/// Certificates for one test: a cluster CA, nodes, a coordinator (each naming its role), one
+/// of the CA naming no role, and an outsider from another CA.
 public struct TestPKI: Sendable {
     public let folder: String
 
@@ -10,8 +10,12 @@ public struct TestPKI: Sendable {
         self.folder = folder
         let authority = try CertificateAuthority.create()
         try authority.write(to: folder)
-        try authority.issue(commonName: "storage node", hosts: ["127.0.0.1", "localhost"]).write(to: folder, name: "node")
-        try authority.issue(commonName: "coordinator", hosts: ["127.0.0.1", "localhost"]).write(to: folder, name: "coordinator")
+        try authority.issue(commonName: "storage node", hosts: ["127.0.0.1", "localhost"], identity: .init(role: .node, id: "test-node"))
+            .write(to: folder, name: "node")
+        try authority.issue(commonName: "coordinator", hosts: ["127.0.0.1", "localhost"], identity: .init(role: .coordinator, id: "test-coordinator"))
+            .write(to: folder, name: "coordinator")
+        // The cluster's CA, but no identity: refused by nodes like a node's own certificate.
+        try authority.issue(commonName: "anonymous", hosts: ["127.0.0.1"]).write(to: folder, name: "anonymous")
         let outsider = try CertificateAuthority.create(name: "Not the cluster")
         try outsider.issue(commonName: "intruder", hosts: ["127.0.0.1"]).write(to: folder, name: "intruder")
     }

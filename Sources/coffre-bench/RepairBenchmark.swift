@@ -57,8 +57,11 @@ struct RepairBenchmark {
         let nodes = Dictionary(uniqueKeysWithValues: status.nodes.map { ($0.id, $0.url) })
 
         // Baseline: the reads repair must do, with nothing rebuilt.
+        // Nodes serve coordinators only: read as one does, with a coordinator's certificate.
+        let coordinator = "coordinator-" + cluster.topology.countries[0].code.lowercased()
         let reader = StorageNodeClient(tls: try TLSSetup.client(
-            ca: cluster.folder + "/certs/ca.pem", certificate: cluster.folder + "/certs/server.pem", key: cluster.folder + "/certs/server-key.pem"))
+            ca: cluster.folder + "/certs/ca.pem", certificate: cluster.folder + "/certs/\(coordinator).pem",
+            key: cluster.folder + "/certs/\(coordinator)-key.pem"))
         let baselineSeconds = try await timed("repair.baseline") {
             for manifest in manifests {
                 for segment in manifest.segments where segment.shards.contains(where: { $0.node == victim }) {

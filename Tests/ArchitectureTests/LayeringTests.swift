@@ -29,7 +29,7 @@ import TestSupport
         "NodeClient": ["CoffreModel", "CoffreAPI", "AsyncHTTPClient", "NIOCore", "NIOHTTP1", "NIOSSL"],
         "StorageNode": [
             "ShardStore", "Checksum", "CoffreModel", "CoffreAPI", "ClusterTLS", "HTTPService", "DirectIO", "Hummingbird", "HummingbirdHTTP2",
-            "HTTPTypes", "NIOCore", "NIOPosix", "Logging", "Yams", "AsyncHTTPClient", "ServiceLifecycle",
+            "HTTPTypes", "NIOCore", "NIOPosix", "NIOSSL", "Logging", "Yams", "AsyncHTTPClient", "ServiceLifecycle",
         ],
         "ClusterTLS": ["CoffreModel", "Crypto", "X509", "SwiftASN1", "NIOSSL"],
         "Metadata": ["RocksDB", "CoffreModel", "AsyncHTTPClient", "NIOCore"],

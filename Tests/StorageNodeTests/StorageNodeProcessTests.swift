@@ -86,6 +86,32 @@ func crc(_ buffer: ByteBuffer) -> UInt32 { buffer.withUnsafeReadableBytes { CRC3
         }
     }
 
+    /// Certificates by role: only a coordinator's certificate may call a node. Another node's
+    /// certificate (of the same CA: what a node seized with its machine holds) and one naming no
+    /// role are refused with 403 for every call; the shard is untouched.
+    @Test func onlyCoordinatorsMayCallANode() async throws {
+        try await withTemporaryDirectory { folder in
+            let pki = try TestPKI(folder: folder)
+            let node = try await NodeProcess.start(folder: folder, pki: pki)
+            defer { node.process.kill9() }
+            let coordinator = StorageNodeClient(tls: try TLSSetup.client(ca: pki.ca, certificate: pki.certificate("coordinator"), key: pki.key("coordinator")))
+            let body = randomBody(100_000, seed: 9)
+            let key = Array("role/1".utf8)
+            try await coordinator.put(base: node.base, key: key, body: body, checksum: crc(body))
+            for name in ["node", "anonymous"] {
+                let client = StorageNodeClient(tls: try TLSSetup.client(ca: pki.ca, certificate: pki.certificate(name), key: pki.key(name)), timeout: .seconds(5))
+                let refused: (any Error) -> Bool = { ($0 as? NodeClientError)?.code == .forbidden }
+                await #expect("\(name): GET") { _ = try await client.get(base: node.base, key: key) } throws: { refused($0) }
+                await #expect("\(name): PUT") { try await client.put(base: node.base, key: key, body: body, checksum: crc(body)) } throws: { refused($0) }
+                await #expect("\(name): DELETE") { try await client.delete(base: node.base, key: key, ifCreatedAt: nil) } throws: { refused($0) }
+                await #expect("\(name): health") { _ = try await client.health(base: node.base) } throws: { refused($0) }
+                try await client.shutdown()
+            }
+            #expect(try await coordinator.get(base: node.base, key: key).body == body, "the shard is untouched and a coordinator still reads it")
+            try await coordinator.shutdown()
+        }
+    }
+
     @Test func badInputGetsItsErrorCodeAndTheNodeKeepsServing() async throws {
         try await withTemporaryDirectory { folder in
             let pki = try TestPKI(folder: folder)
