@@ -4,28 +4,16 @@ import CoffreModel
 import Foundation
 import HTTPService
 import HTTPTypes
-public import Hummingbird
+import Hummingbird
 import Metadata
 import NIOCore
 import NIOSSL
 
-/// A request on the coordinator's cluster listener, which keeps the connection so that the
-/// handler can read the peer's certificate.
-public struct ClusterRequestContext: RequestContext {
-    public var coreContext: CoreRequestContextStorage
-    let channel: any Channel
-
-    public init(source: ApplicationRequestContextSource) {
-        coreContext = .init(source: source)
-        channel = source.channel
-    }
-}
-
 extension CoordinatorServer {
     /// The cluster listener's routes: mutual TLS, cluster certificates only.
-    func makeClusterRouter() -> Router<ClusterRequestContext> {
-        let router = Router(context: ClusterRequestContext.self)
-        router.middlewares.add(ErrorMiddleware<ClusterRequestContext>())
+    func makeClusterRouter() -> Router<ServiceContext> {
+        let router = Router(context: ServiceContext.self)
+        router.middlewares.add(ErrorMiddleware<ServiceContext>())
         router.post("/v1/cluster/announce") { [self] request, context in try await announce(request, context) }
         return router
     }
@@ -33,9 +21,9 @@ extension CoordinatorServer {
     /// A storage node announces itself: it becomes a member (`Keyspace.member`), which every
     /// coordinator loads at its next health round. The node's certificate must name it
     /// (`coffre://node/ID`): a node cannot register, or move, another.
-    func announce(_ request: Request, _ context: ClusterRequestContext) async throws -> Response {
+    func announce(_ request: Request, _ context: ServiceContext) async throws -> Response {
         let body = try await decodeBody(NodeAnnouncement.self, request)
-        guard let der = try? await context.channel.nioSSL_peerCertificate().get()?.toDERBytes(),
+        guard let der = try? await context.connection.nioSSL_peerCertificate().get()?.toDERBytes(),
             let identity = ClusterIdentity.of(certificateDER: der)
         else { throw APIError(.forbidden, "the client certificate names no cluster identity (coffre://node/ID)") }
         guard identity.role == .node, identity.id == body.node else {
