@@ -99,12 +99,18 @@ let package = Package(
 
         .target(name: "CoffreAPI", dependencies: ["CoffreModel"], swiftSettings: strict),
 
+        // The daemons' configuration files (YAML), checked without starting anything.
+        .target(
+            name: "DaemonConfiguration",
+            dependencies: ["CoffreModel", "ShardStore", .product(name: "Yams", package: "Yams")],
+            swiftSettings: strict
+        ),
+
         // Layer 4: services.
         .target(
             name: "HTTPService",
             dependencies: [
                 "CoffreModel", "CoffreAPI",
-                .product(name: "Yams", package: "Yams"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -119,7 +125,7 @@ let package = Package(
         .target(
             name: "StorageNode",
             dependencies: [
-                "ShardStore", "Checksum", "CoffreModel", "CoffreAPI", "ClusterTLS", "HTTPService", "DirectIO",
+                "ShardStore", "Checksum", "CoffreModel", "CoffreAPI", "ClusterTLS", "DaemonConfiguration", "HTTPService", "DirectIO",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -129,7 +135,6 @@ let package = Package(
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "Logging", package: "swift-log"),
-                .product(name: "Yams", package: "Yams"),
             ],
             swiftSettings: strict
         ),
@@ -150,7 +155,7 @@ let package = Package(
             name: "Coordinator",
             dependencies: [
                 "CoffreModel", "CoffreAPI", "Placement", "ErasureCoding", "Checksum", "Metadata", "NodeClient",
-                "ClusterTLS", "HTTPService",
+                "ClusterTLS", "DaemonConfiguration", "HTTPService",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "Hummingbird", package: "hummingbird"),
@@ -158,7 +163,6 @@ let package = Package(
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Crypto", package: "swift-crypto"),
-                .product(name: "Yams", package: "Yams"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
             swiftSettings: strict
@@ -188,7 +192,7 @@ let package = Package(
         .executableTarget(
             name: "coffred",
             dependencies: [
-                "StorageNode", "Coordinator", "HTTPService",
+                "StorageNode", "Coordinator", "DaemonConfiguration", "HTTPService",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],

@@ -1,4 +1,5 @@
 import ClusterTLS
+public import DaemonConfiguration
 import CoffreAPI
 import CoffreModel
 import Crypto

@@ -2,6 +2,7 @@ import AsyncHTTPClient
 import ClusterTLS
 import CoffreModel
 import CoffreAPI
+import DaemonConfiguration
 import Foundation
 import Logging
 import NIOCore

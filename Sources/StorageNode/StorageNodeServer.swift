@@ -1,5 +1,6 @@
 import Checksum
 import ClusterTLS
+public import DaemonConfiguration
 import CoffreAPI
 import CoffreModel
 import DirectIO

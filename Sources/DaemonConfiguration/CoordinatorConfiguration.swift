@@ -1,6 +1,5 @@
-import CoffreModel
+public import CoffreModel
 import Foundation
-public import HTTPService
 
 /// Everything a coordinator needs to start: a YAML file (Docs/configuration.md).
 public struct CoordinatorConfiguration: Codable, Sendable {
@@ -117,7 +116,9 @@ public struct CoordinatorConfiguration: Codable, Sendable {
         return configuration
     }
 
-    public func validate(file: String) throws(ConfigurationError) {
+    /// Checks every value; the first bad one is reported. `checkFiles`: whether the files it
+    /// names must be readable here.
+    public func validate(file: String, checkFiles: Bool = true) throws(ConfigurationError) {
         func fail(_ key: String, _ reason: String) -> ConfigurationError { ConfigurationError(file: file, key: key, reason: reason) }
         do { _ = try Country(country) } catch { throw fail("country", error.message) }
         guard (0...65_535).contains(port) else { throw fail("port", "must be 0...65535, got \(port)") }
@@ -144,12 +145,13 @@ public struct CoordinatorConfiguration: Codable, Sendable {
         guard scrubBudgetBytesPerSecond >= 0 else { throw fail("scrub_budget_bytes_per_second", "must be 0 (off) or more") }
         guard (1...(30 * 86_400)).contains(sessionLifetimeSeconds) else { throw fail("session_lifetime_seconds", "must be 1...2592000") }
         guard adminToken.utf8.count >= 16 else { throw fail("admin_token", "must be at least 16 characters") }
-        for (key, path) in [("tls.certificate", tls.certificate), ("tls.key", tls.key), ("tls.cluster_ca", tls.clusterCA)] {
+        for (key, path) in [("tls.certificate", tls.certificate), ("tls.key", tls.key), ("tls.cluster_ca", tls.clusterCA)] where checkFiles {
             guard FileManager.default.isReadableFile(atPath: path) else { throw fail(key, "cannot read \(path)") }
         }
     }
 
-    func placementPolicy() throws(ModelError) -> PlacementPolicyValues {
+    /// The policy section as model values.
+    public func placementPolicy() throws(ModelError) -> PlacementPolicyValues {
         let erasure = try ErasurePolicy(dataShards: policy.k, parityShards: policy.m)
         var excluded = Set<Country>()
         for code in policy.excludedCountries { excluded.insert(try Country(code)) }
@@ -157,8 +159,9 @@ public struct CoordinatorConfiguration: Codable, Sendable {
     }
 }
 
-struct PlacementPolicyValues {
-    let erasure: ErasurePolicy
-    let margin: Int
-    let excluded: Set<Country>
+/// The erasure scheme, margin and excluded countries a coordinator starts with.
+public struct PlacementPolicyValues: Sendable {
+    public let erasure: ErasurePolicy
+    public let margin: Int
+    public let excluded: Set<Country>
 }
