@@ -239,11 +239,9 @@ public final class ShardStore: Sendable {
     /// decided (a repair that put it back here) is never removed.
     /// - Returns: the deleted record, or nil when the shard is absent or was created at
     ///   another time (nothing is deleted then).
-    public func delete(_ key: ShardKey, ifCreatedAt createdAt: Date) throws(ShardStoreError) -> ShardRecord? {
+    public func delete(_ key: ShardKey, ifCreatedAtMilliseconds createdAt: UInt64) throws(ShardStoreError) -> ShardRecord? {
         try withKeyLock(key) { () throws(ShardStoreError) -> ShardRecord? in
-            guard let previous = try? stat(key),
-                Int64((previous.createdAt.timeIntervalSince1970 * 1000).rounded()) == Int64((createdAt.timeIntervalSince1970 * 1000).rounded())
-            else { return nil }
+            guard let previous = try? stat(key), previous.createdAtMilliseconds == createdAt else { return nil }
             try deleteUnlocked(key, previous: previous)
             return previous
         }

@@ -33,7 +33,9 @@ public struct ShardKey: Hashable, Sendable, CustomStringConvertible {
 public struct ShardRecord: Hashable, Sendable {
     public let length: UInt64
     public let checksum: UInt32
-    public let createdAt: Date
+    /// Milliseconds since 1970, exactly as encoded (the collector compares it to the
+    /// millisecond, so it never passes through floating point).
+    public let createdAtMilliseconds: UInt64
     /// The body is in RocksDB next to the record, not in a body file: small shards with the
     /// `files` engine (`Limits.shardInlineSizeMax`), every shard with `rocksdbBlobs`.
     public let inline: Bool
@@ -41,31 +43,44 @@ public struct ShardRecord: Hashable, Sendable {
     static let encodedSize = 24
     static let version: UInt8 = 1
 
-    public init(length: UInt64, checksum: UInt32, createdAt: Date, inline: Bool = false) {
+    public init(length: UInt64, checksum: UInt32, createdAtMilliseconds: UInt64, inline: Bool = false) {
         self.length = length
         self.checksum = checksum
+        self.createdAtMilliseconds = createdAtMilliseconds
         self.inline = inline
-        // Kept to the millisecond, as encoded.
-        self.createdAt = Date(timeIntervalSince1970: (createdAt.timeIntervalSince1970 * 1000).rounded(.down) / 1000)
     }
 
-    func encoded() -> [UInt8] {
+    /// Kept to the nearest millisecond.
+    public init(length: UInt64, checksum: UInt32, createdAt: Date, inline: Bool = false) {
+        self.init(length: length, checksum: checksum, createdAtMilliseconds: Self.milliseconds(createdAt), inline: inline)
+    }
+
+    public var createdAt: Date { Date(timeIntervalSince1970: Double(createdAtMilliseconds) / 1000) }
+
+    /// A time as whole milliseconds since 1970: nearest, 0 before 1970, clamped far ahead.
+    public static func milliseconds(_ date: Date) -> UInt64 {
+        let value = (date.timeIntervalSince1970 * 1000).rounded()
+        guard value > 0 else { return 0 }
+        return value < 1.8e19 ? UInt64(value) : UInt64.max
+    }
+
+    /// The 24 bytes kept in the `meta` family.
+    public func encoded() -> [UInt8] {
         // Byte 1 holds flags (bit 0: inline); bytes 2 and 3 are reserved, zero.
         var out = [Self.version, inline ? 1 : 0, 0, 0]
         append(UInt64(checksum), bytes: 4, to: &out)
         append(length, bytes: 8, to: &out)
-        append(UInt64(max(0, createdAt.timeIntervalSince1970 * 1000)), bytes: 8, to: &out)
+        append(createdAtMilliseconds, bytes: 8, to: &out)
         return out
     }
 
-    init?(decoding bytes: [UInt8]) {
-        guard bytes.count == Self.encodedSize, bytes[0] == Self.version, bytes[1] & ~1 == 0 else { return nil }
+    /// Reads a record; nil for anything but the encoding above (reserved bits set included).
+    public init?(decoding bytes: [UInt8]) {
+        guard bytes.count == Self.encodedSize, bytes[0] == Self.version, bytes[1] & ~1 == 0, bytes[2] == 0, bytes[3] == 0 else { return nil }
         func read(_ offset: Int, _ count: Int) -> UInt64 {
             bytes[offset..<(offset + count)].reduce(0) { $0 << 8 | UInt64($1) }
         }
-        self.init(
-            length: read(8, 8), checksum: UInt32(read(4, 4)),
-            createdAt: Date(timeIntervalSince1970: Double(read(16, 8)) / 1000), inline: bytes[1] & 1 == 1)
+        self.init(length: read(8, 8), checksum: UInt32(read(4, 4)), createdAtMilliseconds: read(16, 8), inline: bytes[1] & 1 == 1)
     }
 }
 

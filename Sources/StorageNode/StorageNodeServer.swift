@@ -168,16 +168,18 @@ public final class StorageNodeServer: Sendable {
                 "node \(configuration.node)'s disk is full: \(ByteCount(free)) free, it keeps \(ByteCount(Limits.nodeDiskReserveBytes)) in reserve")
         }
         let received = body
+        // One time for the record and the answer: the collector later deletes by it.
+        let createdAt = Date()
         let previous = try await blocking { [store] in
             let previous = try? store.stat(key)
-            try received.withUnsafeReadableBytes { try store.put(key, body: $0, checksum: checksum) }
+            try received.withUnsafeReadableBytes { try store.put(key, body: $0, checksum: checksum, createdAt: createdAt) }
             return previous
         }
         usage.withLock {
             $0.bytes += length - Int64(previous?.length ?? 0)
             $0.shards += previous == nil ? 1 : 0
         }
-        return try jsonResponse(ShardInfo(key: Hex.encode(key.bytes), length: length, checksum: NodeAPI.checksumText(checksum), createdAt: millis(Date())), status: .created)
+        return try jsonResponse(ShardInfo(key: Hex.encode(key.bytes), length: length, checksum: NodeAPI.checksumText(checksum), createdAt: Int64(clamping: ShardRecord.milliseconds(createdAt))), status: .created)
     }
 
     private func get(_ context: ServiceContext) async throws -> Response {
@@ -234,8 +236,7 @@ public final class StorageNodeServer: Sendable {
             guard let millis = Int64(text), millis >= 0 else {
                 throw APIError(.invalidArgument, "\(NodeAPI.createdAtParameter) is milliseconds since 1970, got \(text)")
             }
-            let when = Date(timeIntervalSince1970: Double(millis) / 1000)
-            previous = try await blocking { [store] in try store.delete(key, ifCreatedAt: when) }
+            previous = try await blocking { [store] in try store.delete(key, ifCreatedAtMilliseconds: UInt64(millis)) }
             guard previous != nil else {
                 throw APIError(.conflict, "shard \(Hex.encode(key.bytes)) is absent or was not created at \(millis)")
             }
@@ -259,7 +260,7 @@ public final class StorageNodeServer: Sendable {
         let limit = query.get("limit").flatMap(Int.init) ?? Limits.shardListPageMax
         let page = try await blocking { [store] in try store.list(prefix: prefix, after: after, limit: limit) }
         let shards = page.map {
-            ShardInfo(key: Hex.encode($0.key.bytes), length: Int64($0.record.length), checksum: NodeAPI.checksumText($0.record.checksum), createdAt: millis($0.record.createdAt))
+            ShardInfo(key: Hex.encode($0.key.bytes), length: Int64($0.record.length), checksum: NodeAPI.checksumText($0.record.checksum), createdAt: Int64(clamping: $0.record.createdAtMilliseconds))
         }
         let full = page.count == min(max(limit, 0), Limits.shardListPageMax)
         return try jsonResponse(ShardPage(shards: shards, next: full ? shards.last?.key : nil))

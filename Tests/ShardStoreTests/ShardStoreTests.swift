@@ -61,6 +61,34 @@ func bodyFiles(_ path: String, _ engine: ShardStoreEngine) -> [(path: String, si
         }
     }
 
+    /// Found by the shard-record fuzzer: a creation time went through floating point and came
+    /// back a millisecond off (1790000000.123 s listed as ...122 ms), so the collector's
+    /// compare-and-delete by that time could never match. Times are whole milliseconds now.
+    @Test(arguments: engines)
+    func aShardIsDeletedByTheExactMillisecondItReports(engine: ShardStoreEngine) async throws {
+        try await withTemporaryDirectory { path in
+            let store = try ShardStore(path: path, engine: engine)
+            let body = shardBody(3, 100)
+            let created = Date(timeIntervalSince1970: 1_790_000_000.123)
+            try store.put(ShardKey("t"), body: body, checksum: CRC32C.checksum(body), createdAt: created)
+            let listed = try #require(try store.list().first).record
+            #expect(listed.createdAtMilliseconds == 1_790_000_000_123)
+            #expect(try store.delete(ShardKey("t"), ifCreatedAtMilliseconds: listed.createdAtMilliseconds - 1) == nil)
+            #expect(try store.delete(ShardKey("t"), ifCreatedAtMilliseconds: listed.createdAtMilliseconds) == listed)
+        }
+    }
+
+    @Test func aRecordDecodesOnlyFromItsEncodingAndBackToIt() {
+        let record = ShardRecord(length: 1 << 20, checksum: 0xDEAD_BEEF, createdAtMilliseconds: UInt64.max, inline: true)
+        #expect(ShardRecord(decoding: record.encoded()) == record)
+        var reserved = record.encoded()
+        reserved[2] = 1
+        #expect(ShardRecord(decoding: reserved) == nil)
+        #expect(ShardRecord(decoding: Array(record.encoded().dropLast())) == nil)
+        #expect(ShardRecord.milliseconds(Date(timeIntervalSince1970: -5)) == 0)
+        #expect(ShardRecord.milliseconds(.distantFuture) == 64_092_211_200_000)
+    }
+
     @Test(arguments: engines)
     func refusesABodyThatDoesNotMatchItsChecksum(engine: ShardStoreEngine) async throws {
         try await withTemporaryDirectory { path in
