@@ -1,3 +1,5 @@
+import Foundation
+
 /// Where one shard of a segment lives.
 public struct ShardLocation: Codable, Hashable, Sendable {
     /// Shard number: 0..<k data, k..<k+m parity.
@@ -89,7 +91,58 @@ public struct ObjectManifest: Codable, Hashable, Sendable {
     public func isEncoded(with target: ErasurePolicy) -> Bool { segments.allSatisfy { erasure(of: $0) == target } }
 }
 
+extension ObjectManifest {
+    /// Decodes a manifest from the metadata store and checks its shape (`validate`): a record
+    /// that is not valid JSON, or whose numbers disagree, throws `corrupt` and never
+    /// reaches code that would index by its numbers.
+    public static func decode(_ bytes: some Collection<UInt8>) throws(ModelError) -> ObjectManifest {
+        let manifest: ObjectManifest
+        do { manifest = try JSONDecoder().decode(ObjectManifest.self, from: Data(bytes)) } catch {
+            throw ModelError(.corrupt, "manifest is not readable JSON: \(error)")
+        }
+        try manifest.validate()
+        return manifest
+    }
+
+    /// Checks that the numbers agree as the writer makes them: segments cover `length` in
+    /// order, every segment has k + m shards numbered in order, and each shard's length is
+    /// what its segment's length and scheme give.
+    public func validate() throws(ModelError) {
+        func fail(_ what: String) -> ModelError { ModelError(.corrupt, "manifest of \(id): \(what)") }
+        guard !id.isEmpty, id.utf8.count <= Limits.objectIdSizeMax, !id.contains("/") else {
+            throw fail("object id of \(id.utf8.count) bytes, or with a \"/\"")
+        }
+        guard length >= 0 else { throw fail("length \(length)") }
+        guard segmentSize >= 1, segmentSize <= Limits.segmentSizeMax else { throw fail("segment size \(segmentSize)") }
+        let expected = (length + Int64(segmentSize) - 1) / Int64(segmentSize)
+        guard Int64(segments.count) == expected else { throw fail("\(segments.count) segments for \(length) bytes, expected \(expected)") }
+        var covered: Int64 = 0
+        for (position, segment) in segments.enumerated() {
+            let isLast = position == segments.count - 1
+            guard segment.index == position else { throw fail("segment \(position) is numbered \(segment.index)") }
+            guard segment.length >= 1, segment.length <= segmentSize, isLast || segment.length == segmentSize else {
+                throw fail("segment \(position) has \(segment.length) bytes")
+            }
+            covered += Int64(segment.length)
+            let erasure = erasure(of: segment)
+            guard segment.shards.count == erasure.totalShards else {
+                throw fail("segment \(position) has \(segment.shards.count) shards, \(erasure) needs \(erasure.totalShards)")
+            }
+            for (number, shard) in segment.shards.enumerated() where shard.index != number {
+                throw fail("shard \(number) of segment \(position) is numbered \(shard.index)")
+            }
+            guard segment.shardLength == erasure.shardLength(forSegmentLength: segment.length) else {
+                throw fail("segment \(position) has shards of \(segment.shardLength) bytes for \(segment.length) bytes under \(erasure)")
+            }
+            guard (segment.generation ?? 0) >= 0 else { throw fail("segment \(position) has generation \(segment.generation ?? 0)") }
+        }
+        guard covered == length else { throw fail("segments hold \(covered) bytes of \(length)") }
+    }
+}
+
 extension Limits {
+    /// Longest object id a manifest may carry (coordinators make 22-character ids).
+    public static let objectIdSizeMax = 128
     /// Default ciphertext bytes per segment.
     public static let segmentSizeDefault = 16 << 20
     /// Largest segment; a coordinator holds at most two per upload in memory.

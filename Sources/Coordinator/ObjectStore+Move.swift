@@ -80,7 +80,7 @@ extension ObjectStore {
             }
             for entry in page {
                 guard objects < Limits.rebalancePlanObjectsMax else { return (objects, false) }
-                guard let manifest = try? JSONDecoder().decode(ObjectManifest.self, from: Data(entry.value)) else { continue }
+                guard let manifest = try? ObjectManifest.decode(entry.value) else { continue }
                 body(manifest)
                 objects += 1
             }

@@ -92,8 +92,8 @@ extension ObjectStore {
         let entry: MetadataEntry?
         do { entry = try await metadata.get(Keyspace.manifest(objectId)) } catch { throw CoordinatorError(error.code, error.message) }
         guard let entry else { return nil }
-        do { return (try JSONDecoder().decode(ObjectManifest.self, from: Data(entry.value)), entry.modRevision) } catch {
-            throw CoordinatorError(.storageFailure, "manifest of \(objectId) is unreadable: \(error)")
+        do { return (try ObjectManifest.decode(entry.value), entry.modRevision) } catch {
+            throw CoordinatorError(error.code, "manifest of \(objectId) is unreadable: \(error.message)")
         }
     }
 

@@ -107,10 +107,8 @@ public final class ObjectStore: Sendable {
             throw CoordinatorError(error.code, error.message)
         }
         guard let entry else { throw CoordinatorError(.notFound, "no object \(objectId)") }
-        do {
-            return try JSONDecoder().decode(ObjectManifest.self, from: Data(entry.value))
-        } catch {
-            throw CoordinatorError(.storageFailure, "manifest of \(objectId) is unreadable: \(error)")
+        do { return try ObjectManifest.decode(entry.value) } catch {
+            throw CoordinatorError(error.code, "manifest of \(objectId) is unreadable: \(error.message)")
         }
     }
 

@@ -71,7 +71,7 @@ public final class PolicyWorker: Service, Sendable {
                 }
                 let target = objects.policy.forSegments(of: erasure)
                 for entry in page {
-                    guard let manifest = try? JSONDecoder().decode(ObjectManifest.self, from: Data(entry.value)), !manifest.isEncoded(with: erasure)
+                    guard let manifest = try? ObjectManifest.decode(entry.value), !manifest.isEncoded(with: erasure)
                     else { continue }
                     job.foundThisPass += 1
                     await reencode(manifest, to: target, term)

@@ -1,4 +1,5 @@
 import CoffreModel
+import Foundation
 import Testing
 
 @Suite struct ErasurePolicyTests {
@@ -48,5 +49,49 @@ import Testing
         #expect(ByteCount(512).description == "512 B")
         #expect(ByteCount.mebibytes(4).description == "4.0 MiB")
         #expect(ByteCount(1536).description == "1.5 KiB")
+    }
+}
+
+@Suite struct ManifestValidationTests {
+    static let policy = try! ErasurePolicy(dataShards: 2, parityShards: 1)
+
+    static func segment(_ index: Int, _ length: Int, shards: Int = 3, shardLength: Int? = nil) -> SegmentManifest {
+        SegmentManifest(
+            index: index, length: length, shardLength: shardLength ?? policy.shardLength(forSegmentLength: length),
+            shards: (0..<shards).map { ShardLocation(index: $0, node: try! NodeID("n-\($0)"), checksum: 0) }, placementDebt: false)
+    }
+
+    static func manifest(length: Int64, _ segments: [SegmentManifest], id: String = "AAAA") -> ObjectManifest {
+        ObjectManifest(id: id, owner: "o", length: length, segmentSize: 10, policy: policy, segments: segments, createdAt: 0)
+    }
+
+    static func encoded(_ manifest: ObjectManifest) -> [UInt8] { Array(try! JSONEncoder().encode(manifest)) }
+
+    @Test func aManifestAsWritersMakeThemDecodes() throws {
+        let good = Self.manifest(length: 25, [Self.segment(0, 10), Self.segment(1, 10), Self.segment(2, 5)])
+        #expect(try ObjectManifest.decode(Self.encoded(good)) == good)
+        let empty = Self.manifest(length: 0, [])
+        #expect(try ObjectManifest.decode(Self.encoded(empty)) == empty)
+    }
+
+    /// A manifest whose numbers disagree would have reads index past its arrays: it is refused
+    /// as `corrupt` with the reason, before anything uses it.
+    @Test(arguments: [
+        ("too few shards", manifest(length: 5, [segment(0, 5, shards: 2)])),
+        ("a segment too many", manifest(length: 5, [segment(0, 5), segment(1, 5)])),
+        ("a short middle segment", manifest(length: 15, [segment(0, 5), segment(1, 10)])),
+        ("lengths that do not add up", manifest(length: 12, [segment(0, 10), segment(1, 5)])),
+        ("a shard length off by one", manifest(length: 5, [segment(0, 5, shardLength: 4)])),
+        ("segments out of order", manifest(length: 20, [segment(1, 10), segment(0, 10)])),
+        ("a negative length", manifest(length: -1, [])),
+        ("a slash in the id", manifest(length: 0, [], id: "a/b")),
+    ])
+    func aManifestWhoseNumbersDisagreeIsCorrupt(what: String, manifest: ObjectManifest) {
+        #expect("\(what)") { _ = try ObjectManifest.decode(Self.encoded(manifest)) } throws: { ($0 as? ModelError)?.code == .corrupt }
+    }
+
+    @Test func bytesThatAreNotAManifestAreCorrupt() {
+        #expect(throws: ModelError.self) { _ = try ObjectManifest.decode(Array("{\"id\":1}".utf8)) }
+        #expect(throws: ModelError.self) { _ = try ObjectManifest.decode([0xff, 0x00]) }
     }
 }
