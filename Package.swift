@@ -17,6 +17,7 @@ let package = Package(
         .executable(name: "coffre-bench", targets: ["coffre-bench"]),
         .executable(name: "coffred", targets: ["coffred"]),
         .executable(name: "coffre", targets: ["coffre"]),
+        .executable(name: "coffre-fuzz", targets: ["coffre-fuzz"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-crypto.git", from: "4.5.2"),
@@ -188,7 +189,16 @@ let package = Package(
             swiftSettings: strict
         ),
 
+        // The decoders that read outside bytes, as fuzz targets (Scripts/fuzz, Docs/testing.md).
+        .target(
+            name: "FuzzTargets",
+            dependencies: ["CoffreModel", "CoffreAPI", "Encryption", "ShardStore", "DaemonConfiguration", "Sodium"],
+            swiftSettings: strict
+        ),
+
         // Layer 5: executables.
+        .target(name: "CLibFuzzer"),
+        .executableTarget(name: "coffre-fuzz", dependencies: ["FuzzTargets", "CLibFuzzer"], swiftSettings: strict),
         .executableTarget(
             name: "coffred",
             dependencies: [
@@ -232,6 +242,7 @@ let package = Package(
             swiftSettings: strict
         ),
         .testTarget(name: "CoffreModelTests", dependencies: ["CoffreModel"]),
+        .testTarget(name: "FuzzTargetsTests", dependencies: ["FuzzTargets", "CoffreModel", "TestSupport"]),
         .testTarget(
             name: "AESGCMTests",
             dependencies: ["AESGCM", "TestSupport", .product(name: "Crypto", package: "swift-crypto")]

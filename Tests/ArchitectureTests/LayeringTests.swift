@@ -19,6 +19,7 @@ import TestSupport
         "Placement": ["CoffreModel"],
         "CoffreAPI": ["CoffreModel"],
         "DaemonConfiguration": ["CoffreModel", "ShardStore", "Yams"],
+        "FuzzTargets": ["CoffreAPI", "CoffreModel", "DaemonConfiguration", "Encryption", "ShardStore", "Sodium"],
         "LocalCluster": ["ClusterTLS", "CoffreClient", "Yams", "Glibc"],
         "CoffreClient": ["Encryption", "CoffreAPI", "CoffreModel", "ClusterTLS", "Sodium", "DirectIO", "AsyncHTTPClient", "NIOCore", "NIOHTTP1"],
         "HTTPService": ["CoffreModel", "CoffreAPI", "Hummingbird", "HummingbirdCore", "HummingbirdHTTP2", "HTTPTypes", "NIOCore", "NIOHTTP1", "NIOHTTPTypes", "NIOSSL"],
