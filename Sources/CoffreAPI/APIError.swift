@@ -60,6 +60,30 @@ public enum NodeAPI {
 }
 
 /// A storage node's report of itself.
+/// What a daemon's connection guard and request limit have counted since it started.
+public struct ConnectionStats: Codable, Hashable, Sendable {
+    /// Connections held now, and closed at once for being over a connection limit.
+    public var open: Int
+    public var refused: Int
+    /// Connections cut off for sending their headers, or their body, too slowly.
+    public var slowHeaders: Int
+    public var slowBodies: Int
+    /// Requests being served now, the most served at once, and those answered 503 for it.
+    public var requestsInFlight: Int
+    public var requestsInFlightMax: Int
+    public var shed: Int
+
+    public init(open: Int, refused: Int, slowHeaders: Int, slowBodies: Int, requestsInFlight: Int, requestsInFlightMax: Int, shed: Int) {
+        self.open = open
+        self.refused = refused
+        self.slowHeaders = slowHeaders
+        self.slowBodies = slowBodies
+        self.requestsInFlight = requestsInFlight
+        self.requestsInFlightMax = requestsInFlightMax
+        self.shed = shed
+    }
+}
+
 public struct NodeHealth: Codable, Hashable, Sendable {
     public let node: String
     public let country: String
@@ -71,11 +95,14 @@ public struct NodeHealth: Codable, Hashable, Sendable {
     /// The shard store's incarnation: new when its disk was replaced or wiped (absent from
     /// nodes older than it).
     public let incarnation: String?
+    /// The node's connection and request counters (absent from older nodes).
+    public var connections: ConnectionStats?
 
     public init(
         node: String, country: String, region: String, capacityBytes: Int64, usedBytes: Int64, shardCount: Int, status: String,
-        incarnation: String? = nil
+        incarnation: String? = nil, connections: ConnectionStats? = nil
     ) {
+        self.connections = connections
         self.node = node
         self.country = country
         self.region = region

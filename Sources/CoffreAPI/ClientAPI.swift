@@ -254,8 +254,11 @@ public struct CoordinatorHealth: Codable, Hashable, Sendable {
     public var status: String
     public var nodesUp: Int
     public var nodes: Int
+    /// Its connection and request counters (client API and cluster listener together).
+    public var connections: ConnectionStats?
 
-    public init(coordinator: String, country: String, status: String, nodesUp: Int, nodes: Int) {
+    public init(coordinator: String, country: String, status: String, nodesUp: Int, nodes: Int, connections: ConnectionStats? = nil) {
+        self.connections = connections
         self.coordinator = coordinator
         self.country = country
         self.status = status

@@ -75,6 +75,9 @@ public enum Limits {
     /// as connections); more are closed at once.
     public static let connectionsMax = 4096
     public static let connectionsPerAddressMax = 256
+    /// Requests a daemon serves at once (from their headers until their answer is written);
+    /// more are answered 503 `unavailable` with `Retry-After` at once, before any work.
+    public static let requestsInFlightMax = 1024
     /// Seconds from a connection's opening to its first request's headers, whole; and from an
     /// answer to the next request on a kept-alive connection. Slower clients are cut off.
     public static let requestHeaderSecondsMax: Int64 = 10

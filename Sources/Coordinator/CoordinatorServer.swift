@@ -45,12 +45,13 @@ public final class CoordinatorServer: Sendable {
     /// A drill's fault on this coordinator's client API (admin requests pass).
     let faults: FaultGate
     /// Connections held, refused and cut off (client API and cluster listener together).
-    public let connections = ConnectionCounter()
+    public let connections: ConnectionCounter
 
     public init(configuration: CoordinatorConfiguration, logger: Logger) throws {
         try configuration.validate(file: "configuration")
         self.configuration = configuration
         self.logger = logger
+        connections = ConnectionCounter(limits: ConnectionLimits(requestsInFlightMax: configuration.requestsInFlightMax))
         if configuration.etcd.isEmpty {
             metadata = try EmbeddedMetadataStore(path: configuration.metadataDirectory!)
         } else {
@@ -179,12 +180,14 @@ public final class CoordinatorServer: Sendable {
     func makeRouter() -> Router<ServiceContext> {
         let router = Router(context: ServiceContext.self)
         router.middlewares.add(ErrorMiddleware<ServiceContext>())
+        router.middlewares.add(RequestsInFlightMiddleware<ServiceContext>(counter: connections))
         router.middlewares.add(FaultMiddleware<ServiceContext>(gate: faults) { $0.hasPrefix("/v1/admin/") })
         router.get("/v1/health") { [self] _, _ in
             let nodes = objects.topology.descriptors()
             let up = nodes.filter(\.isUp).count
             return try jsonResponse(CoordinatorHealth(
-                coordinator: configuration.id, country: configuration.country, status: up > 0 ? "ok" : "degraded", nodesUp: up, nodes: nodes.count))
+                coordinator: configuration.id, country: configuration.country, status: up > 0 ? "ok" : "degraded", nodesUp: up, nodes: nodes.count,
+                connections: connections.stats))
         }
         router.get("/v1/prelogin/:username") { [self] _, context in try await prelogin(context) }
         router.post("/v1/accounts") { [self] request, context in try await register(request, context) }

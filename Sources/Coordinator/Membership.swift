@@ -14,6 +14,7 @@ extension CoordinatorServer {
     func makeClusterRouter() -> Router<ServiceContext> {
         let router = Router(context: ServiceContext.self)
         router.middlewares.add(ErrorMiddleware<ServiceContext>())
+        router.middlewares.add(RequestsInFlightMiddleware<ServiceContext>(counter: connections))
         router.post("/v1/cluster/announce") { [self] request, context in try await announce(request, context) }
         return router
     }

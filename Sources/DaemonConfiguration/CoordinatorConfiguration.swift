@@ -71,6 +71,8 @@ public struct CoordinatorConfiguration: Codable, Sendable {
     /// announce themselves; nil: none, the membership is `nodes` only.
     public var clusterPort: Int?
     public var clusterPortFile: String?
+    /// Requests served at once; more are answered 503 at once.
+    public var requestsInFlightMax: Int
 
     enum CodingKeys: String, CodingKey {
         case id, country, region, host, port, tls, metadataDirectory = "metadata_directory", etcd, nodes, policy
@@ -79,7 +81,7 @@ public struct CoordinatorConfiguration: Codable, Sendable {
         case repairBudgetBytesPerSecond = "repair_budget_bytes_per_second", leaderLeaseSeconds = "leader_lease_seconds"
         case gcGraceSeconds = "gc_grace_seconds", scrubBudgetBytesPerSecond = "scrub_budget_bytes_per_second"
         case sessionLifetimeSeconds = "session_lifetime_seconds", adminToken = "admin_token", publicURL = "public_url", portFile = "port_file"
-        case clusterPort = "cluster_port", clusterPortFile = "cluster_port_file"
+        case clusterPort = "cluster_port", clusterPortFile = "cluster_port_file", requestsInFlightMax = "requests_in_flight_max"
     }
 
     public init(from decoder: any Decoder) throws {
@@ -108,6 +110,7 @@ public struct CoordinatorConfiguration: Codable, Sendable {
         portFile = try c.decodeIfPresent(String.self, forKey: .portFile)
         clusterPort = try c.decodeIfPresent(Int.self, forKey: .clusterPort)
         clusterPortFile = try c.decodeIfPresent(String.self, forKey: .clusterPortFile)
+        requestsInFlightMax = try c.decodeIfPresent(Int.self, forKey: .requestsInFlightMax) ?? Limits.requestsInFlightMax
     }
 
     public static func load(file: String) throws(ConfigurationError) -> CoordinatorConfiguration {
@@ -144,6 +147,7 @@ public struct CoordinatorConfiguration: Codable, Sendable {
         guard (1...(30 * 86_400)).contains(gcGraceSeconds) else { throw fail("gc_grace_seconds", "must be 1...2592000") }
         guard scrubBudgetBytesPerSecond >= 0 else { throw fail("scrub_budget_bytes_per_second", "must be 0 (off) or more") }
         guard (1...(30 * 86_400)).contains(sessionLifetimeSeconds) else { throw fail("session_lifetime_seconds", "must be 1...2592000") }
+        guard (1...1_000_000).contains(requestsInFlightMax) else { throw fail("requests_in_flight_max", "must be 1...1000000") }
         guard adminToken.utf8.count >= 16 else { throw fail("admin_token", "must be at least 16 characters") }
         for (key, path) in [("tls.certificate", tls.certificate), ("tls.key", tls.key), ("tls.cluster_ca", tls.clusterCA)] where checkFiles {
             guard FileManager.default.isReadableFile(atPath: path) else { throw fail(key, "cannot read \(path)") }

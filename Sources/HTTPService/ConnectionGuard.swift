@@ -8,7 +8,7 @@ public import NIOCore
 import NIOHTTP1
 import NIOHTTPTypes
 import HTTPTypes
-import CoffreAPI
+public import CoffreAPI
 import Synchronization
 
 /// What a daemon lets one client hold: connections in all and per source address, how long a
@@ -24,12 +24,16 @@ public struct ConnectionLimits: Sendable {
     /// daemon waiting for it (time the daemon itself is not reading does not count).
     public var bodyProgressInterval: TimeAmount
     public var bodyProgressBytes: Int
+    /// Requests served at once; more are shed (503 `unavailable`, `Retry-After: 1`).
+    public var requestsInFlightMax: Int
 
     public init(
         connectionsMax: Int = Limits.connectionsMax, connectionsPerAddressMax: Int = Limits.connectionsPerAddressMax,
         headerTimeout: TimeAmount = .seconds(Limits.requestHeaderSecondsMax), idleTimeout: TimeAmount = .seconds(Limits.keepAliveIdleSecondsMax),
-        bodyProgressInterval: TimeAmount = .seconds(Limits.bodyProgressSeconds), bodyProgressBytes: Int = Limits.bodyProgressBytesMin
+        bodyProgressInterval: TimeAmount = .seconds(Limits.bodyProgressSeconds), bodyProgressBytes: Int = Limits.bodyProgressBytesMin,
+        requestsInFlightMax: Int = Limits.requestsInFlightMax
     ) {
+        self.requestsInFlightMax = requestsInFlightMax
         self.connectionsMax = connectionsMax
         self.connectionsPerAddressMax = connectionsPerAddressMax
         self.headerTimeout = headerTimeout
@@ -57,6 +61,8 @@ public final class ConnectionCounter: Sendable {
         public var refused = 0
         public var slowHeaders = 0
         public var slowBodies = 0
+        public var requestsInFlight = 0
+        public var shed = 0
     }
 
     public let limits: ConnectionLimits
@@ -67,6 +73,30 @@ public final class ConnectionCounter: Sendable {
     }
 
     public var counts: Counts { state.withLock { $0.counts } }
+
+    /// The counts as the health endpoints show them.
+    public var stats: ConnectionStats {
+        let counts = self.counts
+        return ConnectionStats(
+            open: counts.open, refused: counts.refused, slowHeaders: counts.slowHeaders, slowBodies: counts.slowBodies,
+            requestsInFlight: counts.requestsInFlight, requestsInFlightMax: limits.requestsInFlightMax, shed: counts.shed)
+    }
+
+    /// Takes a place for a request; false (and counted as shed) when as many are served as may be.
+    func startRequest() -> Bool {
+        state.withLock { state in
+            guard state.counts.requestsInFlight < limits.requestsInFlightMax else {
+                state.counts.shed += 1
+                return false
+            }
+            state.counts.requestsInFlight += 1
+            return true
+        }
+    }
+
+    func endRequest() {
+        state.withLock { $0.counts.requestsInFlight -= 1 }
+    }
 
     /// Takes a place for a connection from `address`; false (and counted) when the daemon or
     /// that address holds as many as it may.
@@ -253,4 +283,44 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
         phase = .answering
         context.close(promise: nil)
     }
+}
+
+/// Sheds requests past `ConnectionLimits.requestsInFlightMax`: 503 `unavailable` with
+/// `Retry-After: 1`, before any work. A request counts from its headers until its answer's
+/// body is written, or dropped unwritten (a closed connection): the place is given back when
+/// the answer is released, so it cannot leak.
+public struct RequestsInFlightMiddleware<Context: RequestContext>: RouterMiddleware {
+    let counter: ConnectionCounter
+
+    public init(counter: ConnectionCounter) { self.counter = counter }
+
+    public func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        guard counter.startRequest() else {
+            throw APIError(
+                .unavailable, "this daemon is serving \(counter.limits.requestsInFlightMax) requests, its most at once: retry shortly",
+                headers: [.retryAfter: "1"])
+        }
+        let place = RequestPlace(counter)
+        var response = try await next(request, context)
+        let body = response.body
+        response.body = ResponseBody(contentLength: body.contentLength) { writer in
+            try await body.write(writer)
+            place.release()
+        }
+        return response
+    }
+}
+
+/// One request's place; given back once, when the request's answer is written or released.
+final class RequestPlace: Sendable {
+    let counter: ConnectionCounter
+    let released = Atomic<Bool>(false)
+
+    init(_ counter: ConnectionCounter) { self.counter = counter }
+
+    func release() {
+        if !released.exchange(true, ordering: .acquiringAndReleasing) { counter.endRequest() }
+    }
+
+    deinit { release() }
 }

@@ -387,6 +387,7 @@ public struct LocalCluster: Sendable {
         ]
         if let lifetime = topology.sessionLifetimeSeconds { config["session_lifetime_seconds"] = lifetime }
         if let seconds = topology.repairAfterSeconds { config["repair_after_seconds"] = seconds }
+        if let count = topology.requestsInFlightMax { config["requests_in_flight_max"] = count }
         if let budget = topology.repairBudgetBytesPerSecond { config["repair_budget_bytes_per_second"] = budget }
         if let seconds = topology.leaderLeaseSeconds { config["leader_lease_seconds"] = seconds }
         if let seconds = topology.gcGraceSeconds { config["gc_grace_seconds"] = seconds }

@@ -48,13 +48,15 @@ public struct ClusterTopologyFile: Codable, Sendable {
     public var gcGraceSeconds: Int?
     /// etcd's backend quota (`--quota-backend-bytes`); 2 GiB when nil.
     public var etcdQuotaBytes: Int64?
+    /// Requests each coordinator serves at once (`requests_in_flight_max`).
+    public var requestsInFlightMax: Int?
 
     enum CodingKeys: String, CodingKey {
         case name, countries, etcdCountries = "etcd_countries", policy, segmentSizeBytes = "segment_size_bytes"
         case quotaBytesDefault = "quota_bytes_default", basePort = "base_port", downAfterSeconds = "down_after_seconds"
         case sessionLifetimeSeconds = "session_lifetime_seconds", repairAfterSeconds = "repair_after_seconds"
         case repairBudgetBytesPerSecond = "repair_budget_bytes_per_second", leaderLeaseSeconds = "leader_lease_seconds"
-        case gcGraceSeconds = "gc_grace_seconds", etcdQuotaBytes = "etcd_quota_bytes"
+        case gcGraceSeconds = "gc_grace_seconds", etcdQuotaBytes = "etcd_quota_bytes", requestsInFlightMax = "requests_in_flight_max"
     }
 
     public init(name: String, countries: [CountryEntry], etcdCountries: [String], policy: PolicyEntry, segmentSizeBytes: Int?, quotaBytesDefault: Int64?, basePort: Int, downAfterSeconds: Int?, sessionLifetimeSeconds: Int? = nil,

@@ -84,6 +84,7 @@ public final class StorageNodeServer: Sendable {
     func makeRouter() -> Router<ServiceContext> {
         let router = Router(context: ServiceContext.self)
         router.middlewares.add(ErrorMiddleware<ServiceContext>())
+        router.middlewares.add(RequestsInFlightMiddleware<ServiceContext>(counter: connections))
         router.middlewares.add(CoordinatorsOnly())
         router.middlewares.add(FaultMiddleware<ServiceContext>(gate: faults) { $0 == NodeAPI.faultPath })
         router.put(RouterPath(NodeAPI.faultPath)) { [self] request, _ in try await setFault(request) }
@@ -121,7 +122,7 @@ public final class StorageNodeServer: Sendable {
         return NodeHealth(
             node: configuration.node, country: configuration.country, region: configuration.region,
             capacityBytes: capacity, usedBytes: bytes, shardCount: shards, status: status,
-            incarnation: store.incarnation)
+            incarnation: store.incarnation, connections: connections.stats)
     }
 
     /// Bytes free on the data directory's file system for an unprivileged writer (nil when

@@ -12,7 +12,9 @@ extension RealClusters {
     @Suite(.serialized, .timeLimit(.minutes(5))) struct HostileClientTests {
         @Test func malformedSlowAndAbusiveRequestsGetDocumentedAnswers() async throws {
             try await withTemporaryDirectory { folder in
-                let running = try await RunningCluster(folder: folder, topology: smallTopology("hostile"))
+                var topology = smallTopology("hostile")
+                topology.requestsInFlightMax = 24
+                let running = try await RunningCluster(folder: folder, topology: topology)
                 await running.run { running in
                     let seed = UInt64.random(in: 0..<(1 << 32))
                     print("hostile client seed \(seed)")

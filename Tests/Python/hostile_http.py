@@ -261,6 +261,42 @@ def main():
     check("40 clients sending headers a byte a second are cut off", closed == len(slow), f"{closed} of {len(slow)} closed")
     check("meanwhile a normal request answers within 2 s", worst < 2, f"worst {worst:.2f} s")
 
+    # Requests in flight: as many stalled bodies as the coordinator serves at once hold it;
+    # the next request is shed at once (503 unavailable, Retry-After); when they go, it serves.
+    status, _, body = call(coordinator, "GET", "/v1/health")
+    stats = json.loads(body).get("connections", {}) if status == 200 else {}
+    check("health shows the connection counters", {"open", "refused", "slowHeaders", "slowBodies", "requestsInFlight", "shed"} <= set(stats),
+          f"{body[:300]!r}")
+    check("the slow-header clients were counted", stats.get("slowHeaders", 0) >= len(slow), f"{stats}")
+    limit = stats.get("requestsInFlightMax", 0)
+    if 0 < limit <= 64:
+        held = []
+        for _ in range(limit):
+            s = coordinator.connect()
+            s.sendall(request("PUT", "/v1/admin/repair/budget", admin + [("Content-Type", "application/json"), ("Content-Length", "100")]) + b'{"bytes')
+            held.append(s)
+        shed = None
+        deadline = time.time() + 5
+        while time.time() < deadline and shed is None:
+            status, headers, body = call(coordinator, "GET", "/v1/health")
+            if status == 503:
+                shed = (headers, body)
+            time.sleep(0.1)
+        check(f"with {limit} requests in flight the next is shed: 503 unavailable with Retry-After",
+              shed is not None and json_error(503, shed[1]) == "unavailable" and shed[0].get("retry-after") == "1", f"{shed}")
+        for s in held:
+            s.close()
+        served = False
+        deadline = time.time() + 5
+        while time.time() < deadline and not served:
+            served = call(coordinator, "GET", "/v1/health")[0] == 200
+            time.sleep(0.1)
+        status, _, body = call(coordinator, "GET", "/v1/health")
+        after = json.loads(body).get("connections", {}) if status == 200 else {}
+        check("when they go it serves again, and counted what it shed", served and after.get("shed", 0) >= 1, f"{after}")
+    else:
+        check("the test cluster's requests_in_flight_max is small", False, f"{limit}")
+
     # The storage node, as a coordinator calls it (mutual TLS).
     status, _, body = call(coordinator, "GET", "/v1/admin/status", admin)
     nodes = json.loads(body)["nodes"] if status == 200 else []
