@@ -16,10 +16,12 @@ extension RealClusters {
                 topology.requestsInFlightMax = 24
                 let running = try await RunningCluster(folder: folder, topology: topology)
                 await running.run { running in
+                    let session = try await newAccount(try running.client(via: "IS"), "hostile-uploader")
                     let seed = UInt64.random(in: 0..<(1 << 32))
                     print("hostile client seed \(seed)")
                     let result = try await runProcessInBackground(
-                        "python3", [repositoryRoot + "/Tests/Python/hostile_http.py", running.cluster.folder, "--seed", String(seed), "--fuzz-seconds", "20"])
+                        "python3", [repositoryRoot + "/Tests/Python/hostile_http.py", running.cluster.folder, "--seed", String(seed), "--fuzz-seconds", "20",
+                         "--token", session.token])
                     print(result.output)
                     #expect(result.status == 0, "hostile_http.py failed (seed \(seed)); rerun: python3 Tests/Python/hostile_http.py CLUSTER --seed \(seed)")
                 }

@@ -11,6 +11,7 @@ timeouts hold against slow clients, sign-ins are rate limited, and a seeded fuzz
 malformed requests finds no 5xx, no undocumented error body and no daemon that stops
 answering. Prints one line per check and exits 1 if any failed.
 """
+import base64
 import json
 import os
 import random
@@ -296,6 +297,40 @@ def main():
         check("when they go it serves again, and counted what it shed", served and after.get("shed", 0) >= 1, f"{after}")
     else:
         check("the test cluster's requests_in_flight_max is small", False, f"{limit}")
+
+    # Uploads whose body stops early, or whose framing is ambiguous, store nothing.
+    if "--token" in sys.argv:
+        user = [("Authorization", "Bearer " + sys.argv[sys.argv.index("--token") + 1])]
+        b64 = lambda n: base64.urlsafe_b64encode(os.urandom(n)).rstrip(b"=").decode()
+
+        def content_headers():
+            return user + [("x-coffre-attributes", b64(93)), ("x-coffre-wrapped-key", b64(61)), ("x-coffre-file-key", b64(61)),
+                           ("x-coffre-name-tag", b64(16))]
+
+        def state():
+            status, _, body = call(coordinator, "GET", "/v1/whoami", user)
+            used = json.loads(body)["usedBytes"] if status == 200 else None
+            status, _, body = call(coordinator, "GET", "/v1/nodes", user)
+            ids = sorted(n["id"] for n in json.loads(body)["nodes"]) if status == 200 else None
+            return used, ids
+
+        before = state()
+        node_id = b64(16)
+        sock = coordinator.connect()
+        sock.sendall(request("PUT", f"/v1/nodes/{node_id}/content", content_headers() + [("Content-Length", str(3 << 20))]))
+        sock.sendall(os.urandom(1 << 20))
+        sock.close()
+        status, _, body = coordinator.exchange(request("PUT", f"/v1/nodes/{b64(16)}/content",
+                                                       content_headers() + [("Content-Length", "10"), ("Transfer-Encoding", "chunked")], b"5\r\nhello\r\n0\r\n\r\n"))
+        check("an upload with both Content-Length and chunked framing: 400 bad_request",
+              status == 400 and json_error(status, body) == "bad_request", f"{status} {body[:200]!r}")
+        after = state()
+        check("an upload cut after 1 MiB of 3 MiB leaves nothing: no file, no usage", after == before and before[0] is not None,
+              f"before {before}, after {after}")
+        status, _, body = call(coordinator, "PUT", f"/v1/nodes/{node_id}/content", content_headers(), os.urandom(1000))
+        check("the cut upload's node id can be used again", status == 201, f"{status} {body[:200]!r}")
+    else:
+        check("a session token for the upload cases (--token)", False)
 
     # The storage node, as a coordinator calls it (mutual TLS).
     status, _, body = call(coordinator, "GET", "/v1/admin/status", admin)
