@@ -16,6 +16,20 @@ public struct PublicIdentity: Hashable, Sendable, Codable {
         self.agreementKey = agreementKey
     }
 
+    enum CodingKeys: String, CodingKey { case signingKey, agreementKey }
+
+    /// Decoding checks the key sizes as `init(signingKey:agreementKey:)` does.
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        do {
+            try self.init(
+                signingKey: try container.decode([UInt8].self, forKey: .signingKey),
+                agreementKey: try container.decode([UInt8].self, forKey: .agreementKey))
+        } catch let error as EncryptionError {
+            throw DecodingError.dataCorruptedError(forKey: .signingKey, in: container, debugDescription: error.message)
+        }
+    }
+
     /// Checks an Ed25519 signature made by `Identity.sign(_:context:)`.
     public func verify(_ signature: [UInt8], of message: [UInt8], context: String) throws(EncryptionError) {
         guard let key = try? Curve25519.Signing.PublicKey(rawRepresentation: signingKey),

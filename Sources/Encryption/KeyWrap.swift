@@ -33,6 +33,17 @@ public struct WrappedKey: Hashable, Sendable, Codable {
         self.bytes = bytes
     }
 
+    enum CodingKeys: String, CodingKey { case bytes }
+
+    /// Decoding checks the size and version as `init(bytes:)` does: a record from a server
+    /// (key records, links) must not carry a wrapped key that `unwrap` would read past.
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        do { try self.init(bytes: try container.decode([UInt8].self, forKey: .bytes)) } catch let error as EncryptionError {
+            throw DecodingError.dataCorruptedError(forKey: .bytes, in: container, debugDescription: error.message)
+        }
+    }
+
     /// Seals `key` under `wrappingKey`, bound to `context`.
     public static func wrap(_ key: SecretKey, under wrappingKey: SecretKey, context: WrapContext) -> WrappedKey {
         let cipher = try! AESGCMKey(key: wrappingKey.derive(.keyWrapping).bytes)

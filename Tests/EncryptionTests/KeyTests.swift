@@ -1,3 +1,4 @@
+import Foundation
 import CoffreModel
 import Crypto
 @testable import Encryption
@@ -190,3 +191,23 @@ import Testing
         #expect(Identity(masterKey: master).publicIdentity != Identity(masterKey: .random()).publicIdentity)
     }
 }
+
+/// Found by the key-record fuzzer: a key record (or link record) from a server could carry a
+/// wrapped key of 4 bytes, which decoding accepted and `unwrap` then read past (a trap in
+/// the client). Decoding now checks sizes as the initialisers do.
+@Suite struct RecordDecodingTests {
+    @Test func aWrappedKeyOfTheWrongSizeDoesNotDecode() throws {
+        let key = WrappedKey.wrap(.random(), under: .random(), context: WrapContext(type: "t", owner: "o", subject: "s"))
+        let good = try JSONEncoder().encode(key)
+        #expect(try JSONDecoder().decode(WrappedKey.self, from: good) == key)
+        for bytes in [[1, 85, 83, 65], [UInt8](repeating: 1, count: 62), [2] + [UInt8](repeating: 0, count: 60)] {
+            #expect(throws: DecodingError.self) { try JSONDecoder().decode(WrappedKey.self, from: JSONEncoder().encode(["bytes": bytes])) }
+        }
+    }
+
+    @Test func aPublicIdentityWithShortKeysDoesNotDecode() throws {
+        let json = #"{"signingKey":[2,147],"agreementKey":[1,2,3]}"#
+        #expect(throws: DecodingError.self) { try JSONDecoder().decode(PublicIdentity.self, from: Data(json.utf8)) }
+    }
+}
+
