@@ -72,8 +72,17 @@ public struct ConnectionStats: Codable, Hashable, Sendable {
     public var requestsInFlight: Int
     public var requestsInFlightMax: Int
     public var shed: Int
+    /// TCP connections held now (before TLS; an HTTP/2 connection counts once, its streams in
+    /// `open`), and those closed for not finishing their TLS handshake in time.
+    public var transports: Int
+    public var slowHandshakes: Int
 
-    public init(open: Int, refused: Int, slowHeaders: Int, slowBodies: Int, requestsInFlight: Int, requestsInFlightMax: Int, shed: Int) {
+    public init(
+        open: Int, refused: Int, slowHeaders: Int, slowBodies: Int, requestsInFlight: Int, requestsInFlightMax: Int, shed: Int,
+        transports: Int, slowHandshakes: Int
+    ) {
+        self.transports = transports
+        self.slowHandshakes = slowHandshakes
         self.open = open
         self.refused = refused
         self.slowHeaders = slowHeaders

@@ -6,6 +6,8 @@ public import Hummingbird
 public import NIOSSL
 public import NIOCore
 import NIOHTTP1
+import NIOTLS
+public import Logging
 import NIOHTTPTypes
 import HTTPTypes
 public import CoffreAPI
@@ -45,12 +47,133 @@ public struct ConnectionLimits: Sendable {
 
 /// The HTTPS server of every daemon: HTTP/2 by ALPN (HTTP/1.1 otherwise), the connection
 /// guard on every connection and stream, and the header limits of `Limits`.
+///
+/// Each TCP connection passes a `TransportGuard` first: it is counted (its own tally, against
+/// the same limits) and must finish its TLS handshake within the header timeout; an HTTP/2
+/// connection with no open stream is closed after the keep-alive idle time.
 public func guardedServer(tls: TLSConfiguration, connections: ConnectionCounter) throws -> HTTPServerBuilder {
     let decoder = HTTP1Channel.Configuration.DecoderConfiguration(
         maxHeaderFieldSize: Limits.requestHeaderBytesMax, maxHeaderListSize: Limits.requestHeaderBytesMax,
         maxHeaderFieldCount: Limits.requestHeaderCountMax)
     let stream = HTTP1Channel.Configuration(additionalChannelHandlers: [connections.makeGuard()], httpDecoderConfiguration: decoder)
-    return try .http2Upgrade(tlsConfiguration: tls, configuration: .init(streamConfiguration: stream))
+    // Idle: no open stream. The graceful close (GOAWAY, then a PING the client must answer)
+    // is bounded too, or a client that never reads would hold the connection.
+    let configuration = HTTP2UpgradeChannel.Configuration(
+        idleTimeout: .nanoseconds(connections.limits.idleTimeout.nanoseconds),
+        gracefulCloseTimeout: .nanoseconds(connections.limits.headerTimeout.nanoseconds), streamConfiguration: stream)
+    return HTTPServerBuilder { responder in
+        TransportGuardedChannel(
+            inner: try HTTP2UpgradeChannel(tlsConfiguration: tls, configuration: configuration, responder: responder), counter: connections)
+    }
+}
+
+/// A server child channel with a `TransportGuard` in front of everything `inner` sets up, and a
+/// watch right after the TLS handler that tells the guard when the handshake is done.
+struct TransportGuardedChannel<Inner: ServerChildChannel>: ServerChildChannel {
+    let inner: Inner
+    let counter: ConnectionCounter
+
+    func setup(channel: any Channel, logger: Logger) -> EventLoopFuture<Inner.Value> {
+        let transport = TransportGuard(counter: counter)
+        do { try channel.pipeline.syncOperations.addHandler(transport) } catch { return channel.eventLoop.makeFailedFuture(error) }
+        return inner.setup(channel: channel, logger: logger).flatMapThrowing { value in
+            let tls = try channel.pipeline.syncOperations.handler(type: NIOSSLServerHandler.self)
+            try channel.pipeline.syncOperations.addHandler(HandshakeWatch(transport), position: .after(tls))
+            return value
+        }
+    }
+
+    func handle(value: Inner.Value, logger: Logger) async {
+        await inner.handle(value: value, logger: logger)
+    }
+}
+
+/// The first handler of every TCP connection: counts it, refuses one over the limits at once,
+/// and closes one whose TLS handshake is not done within the header timeout (a client that
+/// connects and sends nothing, or dribbles its handshake), counted as a slow handshake.
+///
+/// An HTTP/2 connection is also closed when its client sends nothing at all for the idle time
+/// and the header timeout together: HTTP/2's own idle close waits for the client to answer a
+/// PING, which a client that never reads does not (a live client sends at least
+/// WINDOW_UPDATEs while it receives). Counted as slow headers.
+final class TransportGuard: ChannelInboundHandler, RemovableChannelHandler {
+    typealias InboundIn = ByteBuffer
+
+    let counter: ConnectionCounter
+    var address = ""
+    var admitted = false
+    var handshakeDone = false
+    var deadline: Scheduled<Void>?
+    var silence: RepeatedTask?
+    var lastInbound = NIODeadline.now()
+
+    init(counter: ConnectionCounter) { self.counter = counter }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        address = context.channel.remoteAddress?.ipAddress ?? "unknown"
+        guard counter.admitTransport(address) else {
+            context.close(promise: nil)
+            return
+        }
+        admitted = true
+        let bound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+        deadline = context.eventLoop.scheduleTask(in: counter.limits.headerTimeout) {
+            let (handler, context) = bound.value
+            guard !handler.handshakeDone else { return }
+            handler.counter.countSlowHandshake()
+            context.close(promise: nil)
+        }
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        deadline?.cancel()
+        deadline = nil
+        silence?.cancel()
+        silence = nil
+        if admitted {
+            admitted = false
+            counter.releaseTransport(address)
+        }
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        lastInbound = .now()
+        context.fireChannelRead(data)
+    }
+
+    func handshakeCompleted(context: ChannelHandlerContext, protocol negotiated: String?) {
+        handshakeDone = true
+        deadline?.cancel()
+        deadline = nil
+        guard negotiated == "h2" else { return }
+        let limit = counter.limits.idleTimeout + counter.limits.headerTimeout
+        let bound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+        silence = context.eventLoop.scheduleRepeatedTask(initialDelay: .seconds(5), delay: .seconds(5)) { task in
+            let (handler, context) = bound.value
+            guard NIODeadline.now() - handler.lastInbound > limit else { return }
+            task.cancel()
+            handler.counter.countSlow(headers: true)
+            context.close(promise: nil)
+        }
+    }
+}
+
+/// Sits after the TLS handler, where its handshake event arrives, and tells the guard (on
+/// the guard's own context: it closes the whole connection).
+final class HandshakeWatch: ChannelInboundHandler, RemovableChannelHandler {
+    typealias InboundIn = NIOAny
+    let transport: TransportGuard
+
+    init(_ transport: TransportGuard) { self.transport = transport }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if case .handshakeCompleted(let negotiated) = event as? TLSUserEvent,
+            let guardContext = try? context.pipeline.syncOperations.context(handler: transport)
+        {
+            transport.handshakeCompleted(context: guardContext, protocol: negotiated)
+        }
+        context.fireUserInboundEventTriggered(event)
+    }
 }
 
 /// The connections a daemon holds, shared by every connection's `ConnectionGuard`, and what
@@ -63,23 +186,40 @@ public final class ConnectionCounter: Sendable {
         public var slowBodies = 0
         public var requestsInFlight = 0
         public var shed = 0
+        /// TCP connections held (whatever their protocol, before TLS), and those closed for
+        /// not finishing their TLS handshake in time.
+        public var transports = 0
+        public var slowHandshakes = 0
     }
 
     public let limits: ConnectionLimits
-    private let state = Mutex<(counts: Counts, perAddress: [String: Int])>((Counts(), [:]))
+    struct State {
+        var counts = Counts()
+        var connections = Tally()
+        var transports = Tally()
+    }
+    private let state = Mutex(State())
 
     public init(limits: ConnectionLimits = .init()) {
         self.limits = limits
     }
 
-    public var counts: Counts { state.withLock { $0.counts } }
+    public var counts: Counts {
+        state.withLock { state in
+            var counts = state.counts
+            counts.open = state.connections.held
+            counts.transports = state.transports.held
+            return counts
+        }
+    }
 
     /// The counts as the health endpoints show them.
     public var stats: ConnectionStats {
         let counts = self.counts
         return ConnectionStats(
             open: counts.open, refused: counts.refused, slowHeaders: counts.slowHeaders, slowBodies: counts.slowBodies,
-            requestsInFlight: counts.requestsInFlight, requestsInFlightMax: limits.requestsInFlightMax, shed: counts.shed)
+            requestsInFlight: counts.requestsInFlight, requestsInFlightMax: limits.requestsInFlightMax, shed: counts.shed,
+            transports: counts.transports, slowHandshakes: counts.slowHandshakes)
     }
 
     /// Takes a place for a request; false (and counted as shed) when as many are served as may be.
@@ -98,27 +238,44 @@ public final class ConnectionCounter: Sendable {
         state.withLock { $0.counts.requestsInFlight -= 1 }
     }
 
-    /// Takes a place for a connection from `address`; false (and counted) when the daemon or
-    /// that address holds as many as it may.
-    func admit(_ address: String) -> Bool {
+    /// One tally of places: connections (HTTP/1.1 connections and HTTP/2 streams), or TCP
+    /// connections; each held in all and per source address.
+    struct Tally {
+        var held = 0
+        var perAddress: [String: Int] = [:]
+    }
+
+    /// Takes a place for a connection (or stream) from `address`; false (and counted) when the
+    /// daemon or that address holds as many as it may.
+    func admit(_ address: String) -> Bool { take(address, \.connections) }
+    func release(_ address: String) { give(address, \.connections) }
+    /// Takes a place for a TCP connection: the same limits as `admit`, a tally of its own.
+    func admitTransport(_ address: String) -> Bool { take(address, \.transports) }
+    func releaseTransport(_ address: String) { give(address, \.transports) }
+
+    private func take(_ address: String, _ tally: WritableKeyPath<State, Tally> & Sendable) -> Bool {
         state.withLock { state in
-            let held = state.perAddress[address, default: 0]
-            guard state.counts.open < limits.connectionsMax, held < limits.connectionsPerAddressMax else {
+            let held = state[keyPath: tally].perAddress[address, default: 0]
+            guard state[keyPath: tally].held < limits.connectionsMax, held < limits.connectionsPerAddressMax else {
                 state.counts.refused += 1
                 return false
             }
-            state.counts.open += 1
-            state.perAddress[address] = held + 1
+            state[keyPath: tally].held += 1
+            state[keyPath: tally].perAddress[address] = held + 1
             return true
         }
     }
 
-    func release(_ address: String) {
+    private func give(_ address: String, _ tally: WritableKeyPath<State, Tally> & Sendable) {
         state.withLock { state in
-            state.counts.open -= 1
-            let held = state.perAddress[address, default: 1] - 1
-            state.perAddress[address] = held > 0 ? held : nil
+            state[keyPath: tally].held -= 1
+            let held = state[keyPath: tally].perAddress[address, default: 1] - 1
+            state[keyPath: tally].perAddress[address] = held > 0 ? held : nil
         }
+    }
+
+    func countSlowHandshake() {
+        state.withLock { $0.counts.slowHandshakes += 1 }
     }
 
     func countSlow(headers: Bool) {

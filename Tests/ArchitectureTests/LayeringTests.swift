@@ -22,7 +22,7 @@ import TestSupport
         "FuzzTargets": ["CoffreAPI", "CoffreModel", "DaemonConfiguration", "Encryption", "ShardStore", "Sodium"],
         "LocalCluster": ["ClusterTLS", "CoffreClient", "Yams", "Glibc"],
         "CoffreClient": ["Encryption", "CoffreAPI", "CoffreModel", "ClusterTLS", "Sodium", "DirectIO", "AsyncHTTPClient", "NIOCore", "NIOHTTP1"],
-        "HTTPService": ["CoffreModel", "CoffreAPI", "Hummingbird", "HummingbirdCore", "HummingbirdHTTP2", "HTTPTypes", "NIOCore", "NIOHTTP1", "NIOHTTPTypes", "NIOSSL"],
+        "HTTPService": ["CoffreModel", "CoffreAPI", "Hummingbird", "HummingbirdCore", "HummingbirdHTTP2", "HTTPTypes", "NIOCore", "NIOHTTP1", "NIOHTTPTypes", "NIOSSL", "NIOTLS", "Logging"],
         "Coordinator": [
             "CoffreModel", "CoffreAPI", "Placement", "ErasureCoding", "Checksum", "Metadata", "NodeClient", "NIOCore",
             "ClusterTLS", "DaemonConfiguration", "HTTPService", "Hummingbird", "HummingbirdHTTP2", "HTTPTypes", "Logging", "Crypto",

@@ -9,6 +9,9 @@ extension RealClusters {
     /// body, bad framing, forged admin token, slow client and wrong password is answered as
     /// `Docs/api.md` says, with a JSON error and a stable code; then a seeded fuzzer of malformed
     /// requests for 20 s finds no 5xx, no undocumented error body and no daemon that stops.
+    /// `hostile_h2.py` does the same over HTTP/2 (rapid reset, CONTINUATION floods, too many
+    /// streams, broken frames, a frame fuzzer) and checks that a connection that never starts
+    /// TLS is closed.
     @Suite(.serialized, .timeLimit(.minutes(5))) struct HostileClientTests {
         @Test func malformedSlowAndAbusiveRequestsGetDocumentedAnswers() async throws {
             try await withTemporaryDirectory { folder in
@@ -24,6 +27,11 @@ extension RealClusters {
                          "--token", session.token])
                     print(result.output)
                     #expect(result.status == 0, "hostile_http.py failed (seed \(seed)); rerun: python3 Tests/Python/hostile_http.py CLUSTER --seed \(seed)")
+                    // The same over HTTP/2: rapid reset, CONTINUATION floods, broken frames, a fuzzer.
+                    let h2 = try await runProcessInBackground(
+                        "python3", [repositoryRoot + "/Tests/Python/hostile_h2.py", running.cluster.folder, "--seed", String(seed), "--fuzz-seconds", "15"])
+                    print(h2.output)
+                    #expect(h2.status == 0, "hostile_h2.py failed (seed \(seed)); rerun: python3 Tests/Python/hostile_h2.py CLUSTER --seed \(seed)")
                 }
             }
         }

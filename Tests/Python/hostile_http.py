@@ -161,12 +161,17 @@ def malformed(target, label, path="/v1/accounts", method="POST"):
                    {"bad_request"}, half_close=True)
 
 
-def main():
+def arguments():
+    """The cluster folder, the seed (printed), the fuzzer's seconds and the cluster's profile."""
     folder = sys.argv[1]
     seed = int(sys.argv[sys.argv.index("--seed") + 1]) if "--seed" in sys.argv else random.randrange(1 << 32)
     fuzz_seconds = float(sys.argv[sys.argv.index("--fuzz-seconds") + 1]) if "--fuzz-seconds" in sys.argv else 20
     print(f"seed {seed}", flush=True)
-    profile = json.load(open(os.path.join(folder, "profile.json")))
+    return folder, seed, fuzz_seconds, json.load(open(os.path.join(folder, "profile.json")))
+
+
+def main():
+    folder, seed, fuzz_seconds, profile = arguments()
     ca = profile["ca"]
     token = profile["adminToken"]
     coordinator = Target(profile["coordinators"][0]["url"], ca)
