@@ -94,6 +94,7 @@ let package = Package(
                 .product(name: "X509", package: "swift-certificates"),
                 .product(name: "SwiftASN1", package: "swift-asn1"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "NIOCore", package: "swift-nio"),
             ],
             swiftSettings: strict
         ),
@@ -265,7 +266,10 @@ let package = Package(
             ],
             exclude: ["Vectors"]
         ),
-        .testTarget(name: "ClusterTLSTests", dependencies: ["ClusterTLS", "TestSupport"]),
+        .testTarget(
+            name: "ClusterTLSTests",
+            dependencies: ["ClusterTLS", "TestSupport", .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOEmbedded", package: "swift-nio")]
+        ),
         .testTarget(
             name: "StorageNodeTests",
             dependencies: [

@@ -46,6 +46,8 @@ public final class CoordinatorServer: Sendable {
     let faults: FaultGate
     /// Connections held, refused and cut off (client API and cluster listener together).
     public let connections: ConnectionCounter
+    /// Who each cluster-listener connection's certificate names (nodes announcing themselves).
+    let peers = PeerIdentities()
 
     public init(configuration: CoordinatorConfiguration, logger: Logger) throws {
         try configuration.validate(file: "configuration")

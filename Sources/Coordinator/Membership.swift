@@ -7,7 +7,6 @@ import HTTPTypes
 import Hummingbird
 import Metadata
 import NIOCore
-import NIOSSL
 
 extension CoordinatorServer {
     /// The cluster listener's routes: mutual TLS, cluster certificates only.
@@ -24,9 +23,7 @@ extension CoordinatorServer {
     /// (`coffre://node/ID`): a node cannot register, or move, another.
     func announce(_ request: Request, _ context: ServiceContext) async throws -> Response {
         let body = try await decodeBody(NodeAnnouncement.self, request)
-        guard let der = try? await context.connection.nioSSL_peerCertificate().get()?.toDERBytes(),
-            let identity = ClusterIdentity.of(certificateDER: der)
-        else { throw APIError(.forbidden, "the client certificate names no cluster identity (coffre://node/ID)") }
+        guard let identity = await peers.identity(of: context.connection) else { throw APIError(.forbidden, "the client certificate names no cluster identity (coffre://node/ID)") }
         guard identity.role == .node, identity.id == body.node else {
             throw APIError(.forbidden, "a certificate of \(identity) cannot announce node \(body.node)")
         }

@@ -12,7 +12,6 @@ import HTTPTypes
 public import Logging
 import NIOCore
 import NIOPosix
-import NIOSSL
 import ShardStore
 import Synchronization
 
@@ -35,6 +34,8 @@ public final class StorageNodeServer: Sendable {
     public let faults = FaultGate()
     /// Connections held, refused and cut off.
     public let connections = ConnectionCounter()
+    /// Who each connection's certificate names (only coordinators are served).
+    let peers = PeerIdentities()
 
     public init(configuration: StorageNodeConfiguration, logger: Logger) throws {
         try configuration.validate()
@@ -85,7 +86,7 @@ public final class StorageNodeServer: Sendable {
         let router = Router(context: ServiceContext.self)
         router.middlewares.add(ErrorMiddleware<ServiceContext>())
         router.middlewares.add(RequestsInFlightMiddleware<ServiceContext>(counter: connections))
-        router.middlewares.add(CoordinatorsOnly())
+        router.middlewares.add(CoordinatorsOnly(peers: peers))
         router.middlewares.add(FaultMiddleware<ServiceContext>(gate: faults) { $0 == NodeAPI.faultPath })
         router.put(RouterPath(NodeAPI.faultPath)) { [self] request, _ in try await setFault(request) }
         router.delete(RouterPath(NodeAPI.faultPath)) { [self] _, _ in
@@ -324,10 +325,10 @@ func millis(_ date: Date) -> Int64 { Int64(date.timeIntervalSince1970 * 1000) }
 /// machine, cannot read, write or delete shards anywhere else.
 struct CoordinatorsOnly: RouterMiddleware {
     typealias Context = ServiceContext
+    let peers: PeerIdentities
 
     func handle(_ request: Request, context: ServiceContext, next: (Request, ServiceContext) async throws -> Response) async throws -> Response {
-        let der = try? await context.connection.nioSSL_peerCertificate().get()?.toDERBytes()
-        guard let der, let identity = ClusterIdentity.of(certificateDER: der) else {
+        guard let identity = await peers.identity(of: context.connection) else {
             throw APIError(.forbidden, "the client certificate names no cluster identity: only coordinators (coffre://coordinator/ID) call a storage node")
         }
         guard identity.role == .coordinator else {

@@ -33,7 +33,7 @@ import TestSupport
             "ShardStore", "Checksum", "CoffreModel", "CoffreAPI", "ClusterTLS", "DaemonConfiguration", "HTTPService", "DirectIO", "Hummingbird",
             "HummingbirdHTTP2", "HTTPTypes", "NIOCore", "NIOPosix", "NIOSSL", "Logging", "AsyncHTTPClient", "ServiceLifecycle",
         ],
-        "ClusterTLS": ["CoffreModel", "Crypto", "X509", "SwiftASN1", "NIOSSL"],
+        "ClusterTLS": ["CoffreModel", "Crypto", "X509", "SwiftASN1", "NIOSSL", "NIOCore"],
         "Metadata": ["RocksDB", "CoffreModel", "AsyncHTTPClient", "NIOCore"],
         "TestSupport": ["ClusterTLS", "LocalCluster", "NodeClient", "CoffreAPI", "CoffreModel", "Checksum", "NIOCore"],
     ]
