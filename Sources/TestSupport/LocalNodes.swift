@@ -36,7 +36,7 @@ public struct NodeProcess: Sendable {
     /// Starts a node whose data lives in `folder/<id>`; restarting with the same id reuses it.
     public static func start(
         id: String = "fr-1", country: String = "FR", region: String = "fr-paris", folder: String, pki: TestPKI,
-        capacity: Int64 = 1 << 30, extra: [String] = []
+        capacity: Int64 = 1 << 30, extra: [String] = [], certificate: String = "node", ca: String? = nil
     ) async throws -> NodeProcess {
         let portFile = folder + "/\(id)-port-\(UUID().uuidString)"
         let process = try ChildProcess(
@@ -44,7 +44,7 @@ public struct NodeProcess: Sendable {
             arguments: [
                 "node", "--node", id, "--country", country, "--region", region,
                 "--data-directory", folder + "/" + id, "--capacity-bytes", String(capacity),
-                "--tls-certificate", pki.certificate("node"), "--tls-key", pki.key("node"), "--tls-cluster-ca", pki.ca,
+                "--tls-certificate", pki.certificate(certificate), "--tls-key", pki.key(certificate), "--tls-cluster-ca", ca ?? pki.ca,
                 "--port", "0", "--port-file", portFile, "--log-level", "warning",
             ] + extra,
             logPath: folder + "/\(id)-\(UUID().uuidString).log")

@@ -517,14 +517,28 @@ struct Admin: AsyncParsableCommand {
 
     struct Certs: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Create a cluster CA (if FOLDER has none) and issue certificates for coordinators and nodes.",
-            discussion: "Example: coffre admin certs ./certs --issue fr-1=127.0.0.1,node1.fr.example --issue coordinator-fr=127.0.0.1")
+            abstract: "The cluster CA and certificates by role: create, issue, list, rotate the CA.",
+            discussion: """
+                Creates a CA in FOLDER if it has none. A certificate issued as ROLE/ID (coordinator/coordinator-fr, node/fr-1) names \
+                its holder (coffre://ROLE/ID): storage nodes serve coordinators only, and a node announces only itself. \
+                Rotation (Docs/operations.md, "Certificates"): --rotate makes a new CA and ca-bundle.pem (new and previous); \
+                give every daemon the bundle as its cluster_ca, reissue and restart them one by one, then give them ca.pem alone.
+                Examples:
+                  coffre admin certs ./certs --issue coordinator/coordinator-fr=fr.coffre.example,127.0.0.1 --issue node/fr-1=10.0.1.5
+                  coffre admin certs ./certs --list --json
+                  coffre admin certs ./certs --rotate
+                """)
         @Argument(help: "Folder for ca.pem, ca-key.pem and the issued NAME.pem / NAME-key.pem.") var folder: String
-        @Option(help: "NAME=HOST[,HOST...] to issue (repeatable).") var issue: [String] = []
+        @Option(help: "ROLE/ID=HOST[,HOST...] (file ROLE-ID.pem, or ID.pem when ID starts with ROLE), or NAME=HOST[,HOST...] for a certificate naming no role (repeatable).")
+        var issue: [String] = []
+        @Option(help: "Days an issued certificate is valid.") var days: Int = 397
+        @Flag(help: "Start a CA rotation: a new ca.pem, the old as ca-previous.pem, both in ca-bundle.pem.") var rotate = false
+        @Flag(help: "List the folder's certificates: role, signer, days left.") var list = false
+        @Flag(help: "Print the list as JSON.") var json = false
 
         func run() async throws {
             try await perform {
-                let authority: CertificateAuthority
+                var authority: CertificateAuthority
                 if FileManager.default.fileExists(atPath: folder + "/ca.pem") {
                     authority = try CertificateAuthority.load(from: folder)
                 } else {
@@ -532,13 +546,39 @@ struct Admin: AsyncParsableCommand {
                     try authority.write(to: folder)
                     print("created \(folder)/ca.pem and ca-key.pem (keep the key offline)")
                 }
+                if rotate {
+                    authority = try CertificateAuthority.rotate(in: folder)
+                    print("new CA: \(folder)/ca.pem; previous: ca-previous.pem; trust ca-bundle.pem everywhere until every certificate is reissued")
+                }
+                guard (1...3650).contains(days) else { throw ClientError(.invalidArgument, "--days must be 1...3650") }
                 for item in issue {
-                    let parts = item.split(separator: "=", maxSplits: 1).map(String.init)
-                    guard parts.count == 2 else { throw ClientError(.invalidArgument, "--issue takes NAME=HOST[,HOST...]") }
-                    try authority.issue(commonName: parts[0], hosts: parts[1].split(separator: ",").map(String.init)).write(to: folder, name: parts[0])
-                    print("issued \(folder)/\(parts[0]).pem")
+                    let (name, identity, hosts) = try Self.parse(item)
+                    try authority.issue(commonName: "coffre \(name)", hosts: hosts, identity: identity, days: days).write(to: folder, name: name)
+                    print("issued \(folder)/\(name).pem" + (identity.map { " naming \($0)" } ?? " (naming no role: nodes refuse it)"))
+                }
+                if list {
+                    let summaries = try CertificateSummary.list(folder: folder, now: Date())
+                    if json { printJSON(summaries) } else {
+                        for s in summaries {
+                            let role = s.isAuthority ? "CA" : (s.identity ?? "no role")
+                            print("\(s.name): \(role), signed by the \(s.signedBy) CA, \(s.daysLeft) days left")
+                        }
+                    }
                 }
             }
+        }
+
+        /// `ROLE/ID=HOSTS` or `NAME=HOSTS`: the file name, the identity, the hosts.
+        static func parse(_ item: String) throws -> (String, ClusterIdentity?, [String]) {
+            let parts = item.split(separator: "=", maxSplits: 1).map(String.init)
+            guard parts.count == 2, !parts[0].isEmpty else { throw ClientError(.invalidArgument, "--issue takes ROLE/ID=HOST[,HOST...] or NAME=HOST[,HOST...]") }
+            let hosts = parts[1].split(separator: ",").map(String.init)
+            guard parts[0].contains("/") else { return (parts[0], nil, hosts) }
+            guard let identity = ClusterIdentity(uri: "coffre://" + parts[0]) else {
+                throw ClientError(.invalidArgument, "\(parts[0]): ROLE is coordinator or node, and ID is not empty")
+            }
+            let name = identity.id.hasPrefix(identity.role.rawValue) ? identity.id : "\(identity.role.rawValue)-\(identity.id)"
+            return (name, identity, hosts)
         }
     }
 

@@ -112,6 +112,41 @@ func crc(_ buffer: ByteBuffer) -> UInt32 { buffer.withUnsafeReadableBytes { CRC3
         }
     }
 
+    /// CA rotation (Docs/operations.md, "Certificates"): while daemons trust the bundle of the
+    /// new and the previous CA, certificates of both are accepted; a daemon that trusts the new
+    /// CA alone refuses the previous one's certificates at the handshake.
+    @Test func aCABundleLetsBothCAsInDuringARotation() async throws {
+        try await withTemporaryDirectory { folder in
+            let pki = try TestPKI(folder: folder)
+            let fresh = try CertificateAuthority.rotate(in: folder)
+            try fresh.issue(commonName: "coordinator", hosts: ["127.0.0.1"], identity: .init(role: .coordinator, id: "c-new")).write(to: folder, name: "coordinator-new")
+            try fresh.issue(commonName: "node", hosts: ["127.0.0.1"], identity: .init(role: .node, id: "n-new")).write(to: folder, name: "node-new")
+            let bundle = folder + "/ca-bundle.pem"
+            func client(_ name: String, trusting ca: String) throws -> StorageNodeClient {
+                StorageNodeClient(tls: try TLSSetup.client(ca: ca, certificate: pki.certificate(name), key: pki.key(name)), timeout: .seconds(5))
+            }
+            // Midway: the node still has its old certificate and trusts the bundle.
+            let midway = try await NodeProcess.start(id: "mid-1", folder: folder, pki: pki, ca: bundle)
+            defer { midway.process.kill9() }
+            for name in ["coordinator", "coordinator-new"] {
+                let coordinator = try client(name, trusting: bundle)
+                #expect(try await coordinator.health(base: midway.base).node == "mid-1", "\(name) during the rotation")
+                try await coordinator.shutdown()
+            }
+            // Done: a node with a new certificate trusting only the new CA.
+            let done = try await NodeProcess.start(id: "done-1", folder: folder, pki: pki, certificate: "node-new", ca: folder + "/ca.pem")
+            defer { done.process.kill9() }
+            let current = try client("coordinator-new", trusting: folder + "/ca.pem")
+            #expect(try await current.health(base: done.base).node == "done-1")
+            try await current.shutdown()
+            let stale = try client("coordinator", trusting: bundle)
+            await #expect("a certificate of the previous CA, after the rotation") { _ = try await stale.health(base: done.base) } throws: {
+                ($0 as? NodeClientError)?.code == .unavailable
+            }
+            try await stale.shutdown()
+        }
+    }
+
     @Test func badInputGetsItsErrorCodeAndTheNodeKeepsServing() async throws {
         try await withTemporaryDirectory { folder in
             let pki = try TestPKI(folder: folder)
