@@ -57,7 +57,10 @@ public final class CoordinatorServer: Sendable {
         if configuration.etcd.isEmpty {
             metadata = try EmbeddedMetadataStore(path: configuration.metadataDirectory!)
         } else {
-            metadata = try EtcdMetadataStore(endpoints: configuration.etcd)
+            let tls = try configuration.etcdTLS.map { files throws(ClusterTLSError) in
+                try TLSSetup.client(ca: files.ca, certificate: files.certificate, key: files.key)
+            }
+            metadata = try EtcdMetadataStore(endpoints: configuration.etcd, tls: tls)
         }
         nodeClient = StorageNodeClient(tls: try TLSSetup.client(
             ca: configuration.tls.clusterCA, certificate: configuration.tls.certificate, key: configuration.tls.key),

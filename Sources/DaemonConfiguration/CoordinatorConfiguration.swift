@@ -12,6 +12,14 @@ public struct CoordinatorConfiguration: Codable, Sendable {
         enum CodingKeys: String, CodingKey { case certificate, key, clusterCA = "cluster_ca" }
     }
 
+    /// The client certificate a coordinator shows etcd, and the CA it trusts for etcd (a CA
+    /// of etcd's own: storage nodes hold no certificate etcd accepts).
+    public struct EtcdTLSFiles: Codable, Sendable {
+        public var certificate: String
+        public var key: String
+        public var ca: String
+    }
+
     public struct NodeEntry: Codable, Sendable {
         public var id: String
         public var country: String
@@ -45,6 +53,8 @@ public struct CoordinatorConfiguration: Codable, Sendable {
     public var metadataDirectory: String?
     /// etcd client URLs; when set, the metadata lives in etcd.
     public var etcd: [String]
+    /// For `https://` etcd endpoints.
+    public var etcdTLS: EtcdTLSFiles?
     public var nodes: [NodeEntry]
     public var policy: PolicyEntry
     public var segmentSizeBytes: Int
@@ -75,7 +85,7 @@ public struct CoordinatorConfiguration: Codable, Sendable {
     public var requestsInFlightMax: Int
 
     enum CodingKeys: String, CodingKey {
-        case id, country, region, host, port, tls, metadataDirectory = "metadata_directory", etcd, nodes, policy
+        case id, country, region, host, port, tls, metadataDirectory = "metadata_directory", etcd, etcdTLS = "etcd_tls", nodes, policy
         case segmentSizeBytes = "segment_size_bytes", quotaBytesDefault = "quota_bytes_default"
         case downAfterSeconds = "down_after_seconds", repairAfterSeconds = "repair_after_seconds"
         case repairBudgetBytesPerSecond = "repair_budget_bytes_per_second", leaderLeaseSeconds = "leader_lease_seconds"
@@ -94,6 +104,7 @@ public struct CoordinatorConfiguration: Codable, Sendable {
         tls = try c.decode(TLSFiles.self, forKey: .tls)
         metadataDirectory = try c.decodeIfPresent(String.self, forKey: .metadataDirectory)
         etcd = try c.decodeIfPresent([String].self, forKey: .etcd) ?? []
+        etcdTLS = try c.decodeIfPresent(EtcdTLSFiles.self, forKey: .etcdTLS)
         nodes = try c.decodeIfPresent([NodeEntry].self, forKey: .nodes) ?? []
         policy = try c.decodeIfPresent(PolicyEntry.self, forKey: .policy) ?? PolicyEntry()
         segmentSizeBytes = try c.decodeIfPresent(Int.self, forKey: .segmentSizeBytes) ?? Limits.segmentSizeDefault
@@ -126,6 +137,18 @@ public struct CoordinatorConfiguration: Codable, Sendable {
         do { _ = try Country(country) } catch { throw fail("country", error.message) }
         guard (0...65_535).contains(port) else { throw fail("port", "must be 0...65535, got \(port)") }
         guard !etcd.isEmpty || metadataDirectory != nil else { throw fail("etcd", "set etcd endpoints or metadata_directory") }
+        for (i, endpoint) in etcd.enumerated() {
+            guard endpoint.hasPrefix("http://") || endpoint.hasPrefix("https://") else { throw fail("etcd[\(i)]", "must be an http(s) URL") }
+            guard endpoint.hasPrefix("https://") == (etcdTLS != nil) else {
+                throw fail("etcd_tls", "https endpoints need etcd_tls (certificate, key, ca), and http ones none")
+            }
+        }
+        if let etcdTLS, checkFiles {
+            for (key, path) in [("etcd_tls.certificate", etcdTLS.certificate), ("etcd_tls.key", etcdTLS.key), ("etcd_tls.ca", etcdTLS.ca)]
+            where !FileManager.default.isReadableFile(atPath: path) {
+                throw fail(key, "cannot read \(path)")
+            }
+        }
         guard !nodes.isEmpty || clusterPort != nil else {
             throw fail("nodes", "list storage nodes, or set cluster_port so that they can announce themselves")
         }

@@ -280,21 +280,45 @@ public struct LocalCluster: Sendable {
         try saveLaunches(launches)
     }
 
+    /// Where etcd's own CA and certificates live: members' (server and peer) and coordinators'
+    /// (client). A CA of its own, so that no storage node's certificate opens etcd.
+    var etcdCerts: String { folder + "/certs/etcd" }
+
+    /// The etcd CA and certificates: one per member (its server and peer identity), one per
+    /// coordinator (`client-coordinator-CC`).
+    func issueEtcdCertificates() throws {
+        let authority = try CertificateAuthority.create(name: "Coffre \(topology.name) etcd CA")
+        try authority.write(to: etcdCerts)
+        for code in topology.etcdCountries {
+            try authority.issue(commonName: "etcd-\(code.lowercased())", hosts: ["127.0.0.1", "localhost"]).write(to: etcdCerts, name: "etcd-\(code.lowercased())")
+        }
+        for country in topology.countries {
+            let id = "coordinator-" + country.code.lowercased()
+            try authority.issue(commonName: id, hosts: ["127.0.0.1"]).write(to: etcdCerts, name: "client-" + id)
+        }
+    }
+
     func startEtcd(_ pids: inout Pids, log: (String) -> Void) async throws -> [String] {
         guard !topology.etcdCountries.isEmpty else { return [] }
-        log("etcd (\(topology.etcdCountries.count) members)")
+        log("etcd (\(topology.etcdCountries.count) members, TLS with client certificates)")
+        try issueEtcdCertificates()
         let members = topology.etcdCountries.enumerated().map { (index, code) in
             (name: "etcd-\(code.lowercased())", client: topology.basePort + 2 * index, peer: topology.basePort + 2 * index + 1, code: code)
         }
-        let cluster = members.map { "\($0.name)=http://127.0.0.1:\($0.peer)" }.joined(separator: ",")
+        let cluster = members.map { "\($0.name)=https://127.0.0.1:\($0.peer)" }.joined(separator: ",")
         for port in members.flatMap({ [$0.client, $0.peer] }) where !Self.isPortFree(port) {
             throw LocalClusterError("port \(port) for etcd is taken: change base_port in the topology (or run Cluster/down)")
         }
         for member in members {
             try spawn("etcd \(member.code)", "/usr/bin/etcd", [
                 "--name", member.name, "--data-dir", folder + "/data/" + member.name,
-                "--listen-client-urls", "http://127.0.0.1:\(member.client)", "--advertise-client-urls", "http://127.0.0.1:\(member.client)",
-                "--listen-peer-urls", "http://127.0.0.1:\(member.peer)", "--initial-advertise-peer-urls", "http://127.0.0.1:\(member.peer)",
+                "--listen-client-urls", "https://127.0.0.1:\(member.client)", "--advertise-client-urls", "https://127.0.0.1:\(member.client)",
+                "--listen-peer-urls", "https://127.0.0.1:\(member.peer)", "--initial-advertise-peer-urls", "https://127.0.0.1:\(member.peer)",
+                // Clients and peers alike must show a certificate of etcd's CA.
+                "--cert-file", etcdCerts + "/\(member.name).pem", "--key-file", etcdCerts + "/\(member.name)-key.pem",
+                "--client-cert-auth", "--trusted-ca-file", etcdCerts + "/ca.pem",
+                "--peer-cert-file", etcdCerts + "/\(member.name).pem", "--peer-key-file", etcdCerts + "/\(member.name)-key.pem",
+                "--peer-client-cert-auth", "--peer-trusted-ca-file", etcdCerts + "/ca.pem",
                 "--initial-cluster", cluster, "--initial-cluster-state", "new", "--initial-cluster-token", "coffre-" + topology.name,
                 "--log-level", "error",
                 // Keep an hour of history, not every revision ever (etcd keeps all until
@@ -303,10 +327,11 @@ public struct LocalCluster: Sendable {
                 "--quota-backend-bytes", String(topology.etcdQuotaBytes ?? (2 << 30)),
             ], pids: &pids)
         }
-        let endpoints = members.map { "http://127.0.0.1:\($0.client)" }
+        let endpoints = members.map { "https://127.0.0.1:\($0.client)" }
         let deadline = Date().addingTimeInterval(30)
+        let client = etcdCerts + "/client-coordinator-" + topology.countries[0].code.lowercased()
         for endpoint in endpoints {
-            while !(await httpHealthy(endpoint + "/health")) {
+            while !(await httpHealthy(endpoint + "/health", curl: ["--cacert", etcdCerts + "/ca.pem", "--cert", client + ".pem", "--key", client + "-key.pem"])) {
                 guard Date() < deadline else { throw LocalClusterError("etcd at \(endpoint) did not become healthy in 30 s (see \(folder)/logs)") }
                 try await Task.sleep(for: .milliseconds(200))
             }
@@ -395,6 +420,9 @@ public struct LocalCluster: Sendable {
             config["metadata_directory"] = folder + "/data/\(id)-metadata"
         } else {
             config["etcd"] = etcd
+            config["etcd_tls"] = [
+                "certificate": etcdCerts + "/client-\(id).pem", "key": etcdCerts + "/client-\(id)-key.pem", "ca": etcdCerts + "/ca.pem",
+            ]
         }
         let file = folder + "/config/\(id).yaml"
         try Yams.dump(object: config).write(toFile: file, atomically: true, encoding: .utf8)
@@ -452,10 +480,10 @@ public struct LocalCluster: Sendable {
         }
     }
 
-    func httpHealthy(_ url: String) async -> Bool {
+    func httpHealthy(_ url: String, curl options: [String] = []) async -> Bool {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = ["curl", "-sf", "-m", "1", url]
+        process.arguments = ["curl", "-sf", "-m", "1"] + options + [url]
         process.standardOutput = FileHandle.nullDevice
         process.standardError = FileHandle.nullDevice
         guard (try? process.run()) != nil else { return false }

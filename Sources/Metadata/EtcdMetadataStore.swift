@@ -2,6 +2,7 @@ import AsyncHTTPClient
 import CoffreModel
 import Foundation
 import NIOCore
+public import NIOSSL
 import Synchronization
 
 /// The metadata store in a real etcd cluster (3.4+), through etcd's v3 JSON gateway.
@@ -21,12 +22,22 @@ public final class EtcdMetadataStore: MetadataStore {
     /// - Parameters:
     ///   - endpoints: client URLs of etcd members, such as `http://127.0.0.1:2379`.
     ///   - timeout: per request; etcd answers in milliseconds or has lost its quorum.
-    public init(endpoints: [String], timeout: Duration = .seconds(5)) throws(MetadataError) {
+    ///   - tls: for `https://` endpoints: the etcd CA to trust and the client certificate to
+    ///     show (etcd runs with `--client-cert-auth`: only coordinators hold such a certificate).
+    public init(endpoints: [String], timeout: Duration = .seconds(5), tls: TLSConfiguration? = nil) throws(MetadataError) {
         guard !endpoints.isEmpty, endpoints.allSatisfy({ $0.hasPrefix("http://") || $0.hasPrefix("https://") }) else {
             throw MetadataError(.invalidArgument, "etcd endpoints must be http(s) URLs, got \(endpoints)")
         }
         self.endpoints = endpoints.map { $0.hasSuffix("/") ? String($0.dropLast()) : $0 }
-        self.client = Self.sharedClient
+        if let tls {
+            var configuration = Self.clientConfiguration
+            configuration.tlsConfiguration = tls
+            // One per process in practice (a coordinator opens one store), never shut down
+            // like the shared one.
+            self.client = HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
+        } else {
+            self.client = Self.sharedClient
+        }
         self.timeout = .nanoseconds(Int64(timeout.components.seconds) * 1_000_000_000 + timeout.components.attoseconds / 1_000_000_000)
     }
 
@@ -35,12 +46,14 @@ public final class EtcdMetadataStore: MetadataStore {
     /// rather than retrying it until the request's deadline: a dead member must cost a
     /// refused connect, not seconds, or a lease granted just before can expire before the
     /// transaction that uses it.
-    static let sharedClient: HTTPClient = {
+    static let sharedClient = HTTPClient(eventLoopGroupProvider: .singleton, configuration: clientConfiguration)
+
+    static var clientConfiguration: HTTPClient.Configuration {
         var configuration = HTTPClient.Configuration()
         configuration.connectionPool.retryConnectionEstablishment = false
         configuration.timeout.connect = .seconds(1)
-        return HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
-    }()
+        return configuration
+    }
 
     /// The endpoint that answered last: tried first, so that a dead member is tried only
     /// after the live ones have failed.

@@ -34,7 +34,7 @@ import TestSupport
             "HummingbirdHTTP2", "HTTPTypes", "NIOCore", "NIOPosix", "NIOSSL", "Logging", "AsyncHTTPClient", "ServiceLifecycle",
         ],
         "ClusterTLS": ["CoffreModel", "Crypto", "X509", "SwiftASN1", "NIOSSL", "NIOCore"],
-        "Metadata": ["RocksDB", "CoffreModel", "AsyncHTTPClient", "NIOCore"],
+        "Metadata": ["RocksDB", "CoffreModel", "AsyncHTTPClient", "NIOCore", "NIOSSL"],
         "TestSupport": ["ClusterTLS", "LocalCluster", "NodeClient", "CoffreAPI", "CoffreModel", "Checksum", "NIOCore"],
     ]
     static let alwaysAllowed: Set<String> = ["Foundation", "Synchronization", "Glibc", "Darwin", "Dispatch"]

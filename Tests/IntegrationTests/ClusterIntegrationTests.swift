@@ -118,6 +118,19 @@ extension RealClusters {
                 #expect(try read(folder + "/big.out") == big)
                 phase("64 MiB up and down")
 
+                // etcd speaks TLS and serves only certificates of its own CA, which only
+                // coordinators hold: none, or a storage node's, is refused at the handshake.
+                let certs = running.cluster.folder + "/certs"
+                let config = try String(contentsOfFile: running.cluster.folder + "/config/coordinator-fr.yaml", encoding: .utf8)
+                let endpoint = try #require(config.split(separator: "\n").first { $0.contains("- https://127.0.0.1:") }?.split(separator: " ").last)
+                func etcdHealth(_ credentials: [String]) async throws -> Int32 {
+                    try await runProcessInBackground("curl", ["-s", "-m", "5", "--cacert", certs + "/etcd/ca.pem"] + credentials + [endpoint + "/health"]).status
+                }
+                #expect(try await etcdHealth([]) != 0, "etcd refuses a client with no certificate")
+                #expect(try await etcdHealth(["--cert", certs + "/node-fr-1.pem", "--key", certs + "/node-fr-1-key.pem"]) != 0, "and a node's")
+                #expect(try await etcdHealth(["--cert", certs + "/etcd/client-coordinator-fr.pem", "--key", certs + "/etcd/client-coordinator-fr-key.pem"]) == 0)
+                phase("etcd refuses all but coordinators")
+
                 // Range reads, through Germany.
                 for range in [UInt64(0)..<1, 65_535..<65_537, 10_000_000..<10_300_000, UInt64(big.count - 5)..<UInt64(big.count)] {
                     #expect(try await de.read("/Secret Projects/Quarterly Ledger 2026.bin", range: range, session) == Array(big[Int(range.lowerBound)..<Int(range.upperBound)]))
