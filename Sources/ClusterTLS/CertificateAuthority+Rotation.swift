@@ -9,7 +9,13 @@ extension CertificateAuthority {
     /// Starts a rotation in `folder`: the current CA becomes `ca-previous.pem` (and its key
     /// `ca-previous-key.pem`), a new one is written as `ca.pem`, and `ca-bundle.pem` holds both
     /// certificates. Certificates issued from `folder` afterwards are signed by the new CA.
+    /// Refused while a rotation is under way (`ca-previous.pem` exists): its previous CA still
+    /// signs live certificates; `finishRotation` ends it.
     public static func rotate(in folder: String, name: String = "Coffre cluster CA") throws(ClusterTLSError) -> CertificateAuthority {
+        guard !FileManager.default.fileExists(atPath: folder + "/ca-previous.pem") else {
+            throw ClusterTLSError(
+                .conflict, "a rotation is under way in \(folder) (ca-previous.pem exists): finish it first (--finish-rotation, once no certificate of the previous CA is in use)")
+        }
         let previous = try load(from: folder)
         try writeFile(folder + "/ca-previous.pem", previous.certificatePEM, mode: 0o644)
         try writeFile(folder + "/ca-previous-key.pem", previous.privateKey.pemRepresentation, mode: 0o600)
@@ -19,6 +25,17 @@ extension CertificateAuthority {
         let bundle = [fresh.certificatePEM, previous.certificatePEM].map { $0.hasSuffix("\n") ? $0 : $0 + "\n" }.joined()
         try writeFile(folder + "/ca-bundle.pem", bundle, mode: 0o644)
         return fresh
+    }
+
+    /// Ends a rotation: removes the previous CA and the bundle (step 4 done: every daemon
+    /// trusts `ca.pem` alone). Refused while a certificate in `folder` is signed by the
+    /// previous CA.
+    public static func finishRotation(in folder: String, now: Date) throws(ClusterTLSError) {
+        let stale = try CertificateSummary.list(folder: folder, now: now).filter { $0.signedBy == "previous" && !$0.isAuthority }
+        guard stale.isEmpty else {
+            throw ClusterTLSError(.conflict, "still signed by the previous CA: \(stale.map(\.name).joined(separator: ", ")): reissue them first")
+        }
+        for file in ["ca-previous.pem", "ca-previous-key.pem", "ca-bundle.pem"] { try? FileManager.default.removeItem(atPath: folder + "/" + file) }
     }
 }
 

@@ -114,7 +114,7 @@ extension ObjectManifest {
         }
         guard length >= 0 else { throw fail("length \(length)") }
         guard segmentSize >= 1, segmentSize <= Limits.segmentSizeMax else { throw fail("segment size \(segmentSize)") }
-        let expected = (length + Int64(segmentSize) - 1) / Int64(segmentSize)
+        let expected = length / Int64(segmentSize) + (length % Int64(segmentSize) == 0 ? 0 : 1)
         guard Int64(segments.count) == expected else { throw fail("\(segments.count) segments for \(length) bytes, expected \(expected)") }
         var covered: Int64 = 0
         for (position, segment) in segments.enumerated() {

@@ -113,7 +113,11 @@ public final class GarbageCollector: Service, Sendable {
         guard now - shard.createdAt >= graceMs else { return }
         guard let bytes = Hex.decode(shard.key), let place = ShardPlace(String(decoding: bytes, as: UTF8.self)) else { return }
         if manifests[place.objectId] == nil {
-            manifests[place.objectId] = .some(try await manifestIfAny(place.objectId))
+            do { manifests[place.objectId] = .some(try await manifestIfAny(place.objectId)) } catch let error as CoordinatorError where error.code == .corrupt {
+                // Never collect on a guess: a corrupt manifest keeps its object's shards, and
+                // the scan goes on past them.
+                return
+            }
         }
         if let manifest = manifests[place.objectId]! {
             // Referenced: the segment's current encoding names this node for this shard.

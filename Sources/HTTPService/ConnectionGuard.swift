@@ -56,11 +56,12 @@ public func guardedServer(tls: TLSConfiguration, connections: ConnectionCounter)
         maxHeaderFieldSize: Limits.requestHeaderBytesMax, maxHeaderListSize: Limits.requestHeaderBytesMax,
         maxHeaderFieldCount: Limits.requestHeaderCountMax)
     let stream = HTTP1Channel.Configuration(additionalChannelHandlers: [connections.makeGuard()], httpDecoderConfiguration: decoder)
-    // Idle: no open stream. The graceful close (GOAWAY, then a PING the client must answer)
-    // is bounded too, or a client that never reads would hold the connection.
+    // Idle: no open stream. Once the client answers the GOAWAY's PING, its open streams get
+    // the idle time to finish (a download under way is not cut short); a client that never
+    // answers is the transport guard's to cut.
     let configuration = HTTP2UpgradeChannel.Configuration(
         idleTimeout: .nanoseconds(connections.limits.idleTimeout.nanoseconds),
-        gracefulCloseTimeout: .nanoseconds(connections.limits.headerTimeout.nanoseconds), streamConfiguration: stream)
+        gracefulCloseTimeout: .nanoseconds(connections.limits.idleTimeout.nanoseconds), streamConfiguration: stream)
     return HTTPServerBuilder { responder in
         TransportGuardedChannel(
             inner: try HTTP2UpgradeChannel(tlsConfiguration: tls, configuration: configuration, responder: responder), counter: connections)
@@ -92,12 +93,14 @@ struct TransportGuardedChannel<Inner: ServerChildChannel>: ServerChildChannel {
 /// and closes one whose TLS handshake is not done within the header timeout (a client that
 /// connects and sends nothing, or dribbles its handshake), counted as a slow handshake.
 ///
-/// An HTTP/2 connection is also closed when its client sends nothing at all for the idle time
-/// and the header timeout together: HTTP/2's own idle close waits for the client to answer a
-/// PING, which a client that never reads does not (a live client sends at least
-/// WINDOW_UPDATEs while it receives). Counted as slow headers.
-final class TransportGuard: ChannelInboundHandler, RemovableChannelHandler {
+/// An HTTP/2 connection is also closed when nothing moves for the idle time and the header
+/// timeout together: no byte from the client, and no write the socket took without
+/// back-pressure (a download to a client that reads, however slowly, moves). HTTP/2's own idle
+/// close waits for the client to answer a PING, which a client that never reads does not.
+/// Counted as slow headers.
+final class TransportGuard: ChannelDuplexHandler, RemovableChannelHandler {
     typealias InboundIn = ByteBuffer
+    typealias OutboundIn = Any
 
     let counter: ConnectionCounter
     var address = ""
@@ -139,6 +142,16 @@ final class TransportGuard: ChannelInboundHandler, RemovableChannelHandler {
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         lastInbound = .now()
         context.fireChannelRead(data)
+    }
+
+    func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
+        if context.channel.isWritable { lastInbound = .now() }
+        context.write(data, promise: promise)
+    }
+
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        if context.channel.isWritable { lastInbound = .now() }
+        context.fireChannelWritabilityChanged()
     }
 
     func handshakeCompleted(context: ChannelHandlerContext, protocol negotiated: String?) {
@@ -446,16 +459,27 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
 /// `Retry-After: 1`, before any work. A request counts from its headers until its answer's
 /// body is written, or dropped unwritten (a closed connection): the place is given back when
 /// the answer is released, so it cannot leak.
+///
+/// Health checks are never shed (`exempt`): a busy daemon must not look dead to the probes
+/// that decide whether its data is rebuilt elsewhere. A shed request with a body closes its
+/// connection, so that the body it brought is not read only to be dropped.
 public struct RequestsInFlightMiddleware<Context: RequestContext>: RouterMiddleware {
     let counter: ConnectionCounter
+    let exempt: Set<String>
 
-    public init(counter: ConnectionCounter) { self.counter = counter }
+    public init(counter: ConnectionCounter, exempt: Set<String> = ["/v1/health"]) {
+        self.counter = counter
+        self.exempt = exempt
+    }
 
     public func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        if exempt.contains(request.uri.path) { return try await next(request, context) }
         guard counter.startRequest() else {
-            throw APIError(
+            let error = APIError(
                 .unavailable, "this daemon is serving \(counter.limits.requestsInFlightMax) requests, its most at once: retry shortly",
                 headers: [.retryAfter: "1"])
+            let hasBody = (request.headers[.contentLength].flatMap(Int.init) ?? 0) > 0 || request.headers[.transferEncoding] != nil
+            throw hasBody ? CloseAfterAnswer(error) : error
         }
         let place = RequestPlace(counter)
         var response = try await next(request, context)

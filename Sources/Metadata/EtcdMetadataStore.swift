@@ -32,9 +32,11 @@ public final class EtcdMetadataStore: MetadataStore {
         if let tls {
             var configuration = Self.clientConfiguration
             configuration.tlsConfiguration = tls
-            // One per process in practice (a coordinator opens one store), never shut down
-            // like the shared one.
-            self.client = HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
+            // One per process in practice (a coordinator opens one store); kept for the process's
+            // life like the shared one (an HTTPClient must not be freed before it is shut down).
+            let client = HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
+            Self.retained.withLock { $0.append(client) }
+            self.client = client
         } else {
             self.client = Self.sharedClient
         }
@@ -47,6 +49,8 @@ public final class EtcdMetadataStore: MetadataStore {
     /// refused connect, not seconds, or a lease granted just before can expire before the
     /// transaction that uses it.
     static let sharedClient = HTTPClient(eventLoopGroupProvider: .singleton, configuration: clientConfiguration)
+    /// The TLS clients made for stores, never freed.
+    static let retained = Mutex<[HTTPClient]>([])
 
     static var clientConfiguration: HTTPClient.Configuration {
         var configuration = HTTPClient.Configuration()

@@ -71,7 +71,11 @@ struct ClusterBenchmarks {
             _ = try await fr.upload(run + "/small.bin", to: "/small-\(i)", session)
             latencies.append(now() - start)
         }
-        let etcd = try EtcdMetadataStore(endpoints: ["http://127.0.0.1:\(topology.basePort)"])
+        // etcd speaks TLS and wants a client certificate of its own CA: France's coordinator's.
+        let etcdCerts = cluster.folder + "/certs/etcd"
+        let etcd = try EtcdMetadataStore(
+            endpoints: ["https://127.0.0.1:\(topology.basePort)"],
+            tls: try TLSSetup.client(ca: etcdCerts + "/ca.pem", certificate: etcdCerts + "/client-coordinator-fr.pem", key: etcdCerts + "/client-coordinator-fr-key.pem"))
         let value = [UInt8](repeating: 7, count: 4096)
         var etcdLatencies: [Double] = []
         for i in 0..<smallCount {

@@ -533,6 +533,8 @@ struct Admin: AsyncParsableCommand {
         var issue: [String] = []
         @Option(help: "Days an issued certificate is valid.") var days: Int = 397
         @Flag(help: "Start a CA rotation: a new ca.pem, the old as ca-previous.pem, both in ca-bundle.pem.") var rotate = false
+        @Flag(help: "End a CA rotation: remove ca-previous.pem and ca-bundle.pem (refused while a certificate here is signed by the previous CA).")
+        var finishRotation = false
         @Flag(help: "List the folder's certificates: role, signer, days left.") var list = false
         @Flag(help: "Print the list as JSON.") var json = false
 
@@ -545,6 +547,10 @@ struct Admin: AsyncParsableCommand {
                     authority = try CertificateAuthority.create()
                     try authority.write(to: folder)
                     print("created \(folder)/ca.pem and ca-key.pem (keep the key offline)")
+                }
+                if finishRotation {
+                    try CertificateAuthority.finishRotation(in: folder, now: Date())
+                    print("rotation finished: ca-previous.pem and ca-bundle.pem removed; daemons trust ca.pem alone")
                 }
                 if rotate {
                     authority = try CertificateAuthority.rotate(in: folder)

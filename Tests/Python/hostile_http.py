@@ -284,18 +284,20 @@ def main():
         shed = None
         deadline = time.time() + 5
         while time.time() < deadline and shed is None:
-            status, headers, body = call(coordinator, "GET", "/v1/health")
+            status, headers, body = call(coordinator, "GET", "/v1/whoami")
             if status == 503:
                 shed = (headers, body)
             time.sleep(0.1)
         check(f"with {limit} requests in flight the next is shed: 503 unavailable with Retry-After",
               shed is not None and json_error(503, shed[1]) == "unavailable" and shed[0].get("retry-after") == "1", f"{shed}")
+        status, _, _ = call(coordinator, "GET", "/v1/health")
+        check("meanwhile health checks are never shed", status == 200, f"{status}")
         for s in held:
             s.close()
         served = False
         deadline = time.time() + 5
         while time.time() < deadline and not served:
-            served = call(coordinator, "GET", "/v1/health")[0] == 200
+            served = call(coordinator, "GET", "/v1/whoami")[0] == 401
             time.sleep(0.1)
         status, _, body = call(coordinator, "GET", "/v1/health")
         after = json.loads(body).get("connections", {}) if status == 200 else {}
@@ -319,6 +321,9 @@ def main():
             ids = sorted(n["id"] for n in json.loads(body)["nodes"]) if status == 200 else None
             return used, ids
 
+        status, _, body = call(coordinator, "GET", "/v1/admin/status", user)
+        check("the admin API refuses a user's session token: 401", status == 401 and json_error(status, body) == "unauthenticated",
+              f"{status} {body[:200]!r}")
         before = state()
         node_id = b64(16)
         sock = coordinator.connect()
