@@ -10,8 +10,8 @@ no 5xx, no undocumented error body and no daemon that stops.
 
     python3 Tests/Python/hostile_h2.py CLUSTER_DIR [--seed N] [--fuzz-seconds S] [--slow]
 
-`--slow` adds the idle case (a connection that speaks HTTP/2 and then never reads or writes is
-closed after the idle time and the header timeout, 85 s).
+`--slow` adds the idle case (a connection that speaks HTTP/2 and then never writes is closed:
+idle GOAWAY after 75 s, then nothing moves for 85 s: within 170 s).
 """
 import json
 import os
@@ -288,7 +288,7 @@ def main():
         sock = coordinator.connect()
         sock.sendall(opening())
         opened = time.time()
-        sock.settimeout(100)
+        sock.settimeout(200)
         closed_at = None
         try:
             while sock.recv(1 << 16):
@@ -296,8 +296,8 @@ def main():
             closed_at = time.time() - opened
         except OSError:
             closed_at = time.time() - opened
-        base.check("an HTTP/2 connection whose client never reads nor writes is closed within 95 s",
-                   closed_at is not None and closed_at < 95, f"{closed_at}")
+        base.check("an HTTP/2 connection whose client never writes is closed within 170 s",
+                   closed_at is not None and closed_at < 170, f"{closed_at}")
 
     print(f"{len(base.failures)} failed" if base.failures else "all passed", flush=True)
     sys.exit(1 if base.failures else 0)
