@@ -206,7 +206,7 @@ let package = Package(
         .executableTarget(
             name: "coffred",
             dependencies: [
-                "StorageNode", "Coordinator", "DaemonConfiguration", "HTTPService",
+                "StorageNode", "Coordinator", "DaemonConfiguration", "HTTPService", "ClusterTLS",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],

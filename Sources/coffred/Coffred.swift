@@ -1,4 +1,5 @@
 import ArgumentParser
+import ClusterTLS
 import DaemonConfiguration
 import Foundation
 import Logging
@@ -37,6 +38,8 @@ struct Node: AsyncParsableCommand {
     @Option(help: "A coordinator's cluster listener to announce this node to (repeatable).") var announce: [String] = []
     @Option(help: "URL coordinators reach this node at (default https://HOST:PORT).") var advertiseUrl: String?
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.") var logLevel: String = "info"
+    @Flag(help: "Check the configuration (file, flags, certificate and key) and exit: 0 when usable, 2 with the first problem.")
+    var checkConfig = false
 
     func run() async throws {
         var logger = Logger(label: "coffred.node")
@@ -44,6 +47,11 @@ struct Node: AsyncParsableCommand {
         let configuration: StorageNodeConfiguration
         do {
             configuration = try resolve()
+            if checkConfig {
+                _ = try TLSSetup.server(certificate: configuration.tls.certificate, key: configuration.tls.key, clientCA: configuration.tls.clusterCA)
+                print("coffred node: configuration of \(configuration.node) is usable (\(config ?? "flags"))")
+                return
+            }
         } catch {
             FileHandle.standardError.write(Data("coffred node: invalid configuration: \(error)\n".utf8))
             throw ExitCode(2)
@@ -123,6 +131,8 @@ struct CoordinatorCommand: AsyncParsableCommand {
     @Option(help: "Port of the cluster listener where nodes announce themselves (0: any free port).") var clusterPort: Int?
     @Option(help: "Write the cluster listener's port to this file.") var clusterPortFile: String?
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.") var logLevel: String = "info"
+    @Flag(help: "Check the configuration (file, flags, certificates and keys) and exit: 0 when usable, 2 with the first problem.")
+    var checkConfig = false
 
     func run() async throws {
         var logger = Logger(label: "coffred.coordinator")
@@ -154,6 +164,13 @@ struct CoordinatorCommand: AsyncParsableCommand {
             if let clusterPort { configuration.clusterPort = clusterPort }
             if let clusterPortFile { configuration.clusterPortFile = clusterPortFile }
             try configuration.validate(file: config)
+            if checkConfig {
+                _ = try TLSSetup.server(certificate: configuration.tls.certificate, key: configuration.tls.key, clientCA: nil)
+                _ = try TLSSetup.client(ca: configuration.tls.clusterCA, certificate: configuration.tls.certificate, key: configuration.tls.key)
+                if let files = configuration.etcdTLS { _ = try TLSSetup.client(ca: files.ca, certificate: files.certificate, key: files.key) }
+                print("coffred coordinator: configuration of \(configuration.id) is usable (\(config))")
+                return
+            }
         } catch {
             FileHandle.standardError.write(Data("coffred coordinator: invalid configuration: \(error)\n".utf8))
             throw ExitCode(2)

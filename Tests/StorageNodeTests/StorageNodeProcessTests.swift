@@ -147,6 +147,44 @@ func crc(_ buffer: ByteBuffer) -> UInt32 { buffer.withUnsafeReadableBytes { CRC3
         }
     }
 
+    /// `coffred node --check-config` checks the file, the flags, the certificate and key, and
+    /// exits (0 usable, 2 with the first problem) without starting anything.
+    @Test func checkConfigValidatesAndStartsNothing() async throws {
+        try await withTemporaryDirectory { folder in
+            let pki = try TestPKI(folder: folder)
+            let base = [
+                "node", "--check-config", "--node", "fr-9", "--region", "fr-paris", "--data-directory", folder + "/data",
+                "--capacity-bytes", "1000000", "--tls-certificate", pki.certificate("node"), "--tls-key", pki.key("node"), "--tls-cluster-ca", pki.ca,
+            ]
+            let good = try await runProcessInBackground(builtExecutable("coffred"), base + ["--country", "FR"])
+            #expect(good.status == 0, "\(good.output)")
+            #expect(!FileManager.default.fileExists(atPath: folder + "/data"), "nothing started")
+            let country = try await runProcessInBackground(builtExecutable("coffred"), base + ["--country", "France"])
+            #expect(country.status == 2 && country.output.contains("country"), "\(country.output)")
+            let key = try await runProcessInBackground(builtExecutable("coffred"), base.map { $0 == pki.key("node") ? pki.ca : $0 } + ["--country", "FR"])
+            #expect(key.status == 2 && key.output.contains("TLS"), "a certificate where the key should be: \(key.output)")
+
+            // A coordinator's file: usable, then with etcd over https but no etcd_tls.
+            let file = folder + "/coordinator.yaml"
+            let yaml = """
+                id: c-fr
+                country: FR
+                region: fr-paris
+                tls: {certificate: \(pki.certificate("coordinator")), key: \(pki.key("coordinator")), cluster_ca: \(pki.ca)}
+                metadata_directory: \(folder)/metadata
+                cluster_port: 0
+                admin_token: 0123456789abcdef0123
+
+                """
+            try yaml.write(toFile: file, atomically: true, encoding: .utf8)
+            let coordinator = try await runProcessInBackground(builtExecutable("coffred"), ["coordinator", "--check-config", "--config", file])
+            #expect(coordinator.status == 0, "\(coordinator.output)")
+            let https = try await runProcessInBackground(
+                builtExecutable("coffred"), ["coordinator", "--check-config", "--config", file, "--etcd", "https://127.0.0.1:2379"])
+            #expect(https.status == 2 && https.output.contains("etcd_tls"), "\(https.output)")
+        }
+    }
+
     @Test func badInputGetsItsErrorCodeAndTheNodeKeepsServing() async throws {
         try await withTemporaryDirectory { folder in
             let pki = try TestPKI(folder: folder)
