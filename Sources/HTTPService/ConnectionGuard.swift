@@ -1,13 +1,13 @@
 public import CoffreModel
 import Foundation
-public import HummingbirdHTTP2
+import HummingbirdHTTP2
 public import HummingbirdCore
-public import Hummingbird
+import Hummingbird
 public import NIOSSL
 public import NIOCore
 import NIOHTTP1
 import NIOTLS
-public import Logging
+import Logging
 import NIOHTTPTypes
 import HTTPTypes
 public import CoffreAPI
@@ -65,127 +65,6 @@ public func guardedServer(tls: TLSConfiguration, connections: ConnectionCounter)
     return HTTPServerBuilder { responder in
         TransportGuardedChannel(
             inner: try HTTP2UpgradeChannel(tlsConfiguration: tls, configuration: configuration, responder: responder), counter: connections)
-    }
-}
-
-/// A server child channel with a `TransportGuard` in front of everything `inner` sets up, and a
-/// watch right after the TLS handler that tells the guard when the handshake is done.
-struct TransportGuardedChannel<Inner: ServerChildChannel>: ServerChildChannel {
-    let inner: Inner
-    let counter: ConnectionCounter
-
-    func setup(channel: any Channel, logger: Logger) -> EventLoopFuture<Inner.Value> {
-        let transport = TransportGuard(counter: counter)
-        do { try channel.pipeline.syncOperations.addHandler(transport) } catch { return channel.eventLoop.makeFailedFuture(error) }
-        return inner.setup(channel: channel, logger: logger).flatMapThrowing { value in
-            let tls = try channel.pipeline.syncOperations.handler(type: NIOSSLServerHandler.self)
-            try channel.pipeline.syncOperations.addHandler(HandshakeWatch(transport), position: .after(tls))
-            return value
-        }
-    }
-
-    func handle(value: Inner.Value, logger: Logger) async {
-        await inner.handle(value: value, logger: logger)
-    }
-}
-
-/// The first handler of every TCP connection: counts it, refuses one over the limits at once,
-/// and closes one whose TLS handshake is not done within the header timeout (a client that
-/// connects and sends nothing, or dribbles its handshake), counted as a slow handshake.
-///
-/// An HTTP/2 connection is also closed when nothing moves for the idle time and the header
-/// timeout together: no byte from the client, and no write the socket took without
-/// back-pressure (a download to a client that reads, however slowly, moves). HTTP/2's own idle
-/// close waits for the client to answer a PING, which a client that never reads does not.
-/// Counted as slow headers.
-final class TransportGuard: ChannelDuplexHandler, RemovableChannelHandler {
-    typealias InboundIn = ByteBuffer
-    typealias OutboundIn = Any
-
-    let counter: ConnectionCounter
-    var address = ""
-    var admitted = false
-    var handshakeDone = false
-    var deadline: Scheduled<Void>?
-    var silence: RepeatedTask?
-    var lastInbound = NIODeadline.now()
-
-    init(counter: ConnectionCounter) { self.counter = counter }
-
-    func handlerAdded(context: ChannelHandlerContext) {
-        address = context.channel.remoteAddress?.ipAddress ?? "unknown"
-        guard counter.admitTransport(address) else {
-            context.close(promise: nil)
-            return
-        }
-        admitted = true
-        let bound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
-        deadline = context.eventLoop.scheduleTask(in: counter.limits.headerTimeout) {
-            let (handler, context) = bound.value
-            guard !handler.handshakeDone else { return }
-            handler.counter.countSlowHandshake()
-            context.close(promise: nil)
-        }
-    }
-
-    func handlerRemoved(context: ChannelHandlerContext) {
-        deadline?.cancel()
-        deadline = nil
-        silence?.cancel()
-        silence = nil
-        if admitted {
-            admitted = false
-            counter.releaseTransport(address)
-        }
-    }
-
-    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        lastInbound = .now()
-        context.fireChannelRead(data)
-    }
-
-    func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
-        if context.channel.isWritable { lastInbound = .now() }
-        context.write(data, promise: promise)
-    }
-
-    func channelWritabilityChanged(context: ChannelHandlerContext) {
-        if context.channel.isWritable { lastInbound = .now() }
-        context.fireChannelWritabilityChanged()
-    }
-
-    func handshakeCompleted(context: ChannelHandlerContext, protocol negotiated: String?) {
-        handshakeDone = true
-        deadline?.cancel()
-        deadline = nil
-        guard negotiated == "h2" else { return }
-        let limit = counter.limits.idleTimeout + counter.limits.headerTimeout
-        let bound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
-        silence = context.eventLoop.scheduleRepeatedTask(initialDelay: .seconds(5), delay: .seconds(5)) { task in
-            let (handler, context) = bound.value
-            guard NIODeadline.now() - handler.lastInbound > limit else { return }
-            task.cancel()
-            handler.counter.countSlow(headers: true)
-            context.close(promise: nil)
-        }
-    }
-}
-
-/// Sits after the TLS handler, where its handshake event arrives, and tells the guard (on
-/// the guard's own context: it closes the whole connection).
-final class HandshakeWatch: ChannelInboundHandler, RemovableChannelHandler {
-    typealias InboundIn = NIOAny
-    let transport: TransportGuard
-
-    init(_ transport: TransportGuard) { self.transport = transport }
-
-    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
-        if case .handshakeCompleted(let negotiated) = event as? TLSUserEvent,
-            let guardContext = try? context.pipeline.syncOperations.context(handler: transport)
-        {
-            transport.handshakeCompleted(context: guardContext, protocol: negotiated)
-        }
-        context.fireUserInboundEventTriggered(event)
     }
 }
 
@@ -266,7 +145,7 @@ public final class ConnectionCounter: Sendable {
     func admitTransport(_ address: String) -> Bool { take(address, \.transports) }
     func releaseTransport(_ address: String) { give(address, \.transports) }
 
-    private func take(_ address: String, _ tally: WritableKeyPath<State, Tally> & Sendable) -> Bool {
+    private func take(_ address: String, _ tally: WritableKeyPath<State, Tally>) -> Bool {
         state.withLock { state in
             let held = state[keyPath: tally].perAddress[address, default: 0]
             guard state[keyPath: tally].held < limits.connectionsMax, held < limits.connectionsPerAddressMax else {
@@ -279,7 +158,7 @@ public final class ConnectionCounter: Sendable {
         }
     }
 
-    private func give(_ address: String, _ tally: WritableKeyPath<State, Tally> & Sendable) {
+    private func give(_ address: String, _ tally: WritableKeyPath<State, Tally>) {
         state.withLock { state in
             state[keyPath: tally].held -= 1
             let held = state[keyPath: tally].perAddress[address, default: 1] - 1
@@ -453,55 +332,4 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
         phase = .answering
         context.close(promise: nil)
     }
-}
-
-/// Sheds requests past `ConnectionLimits.requestsInFlightMax`: 503 `unavailable` with
-/// `Retry-After: 1`, before any work. A request counts from its headers until its answer's
-/// body is written, or dropped unwritten (a closed connection): the place is given back when
-/// the answer is released, so it cannot leak.
-///
-/// Health checks are never shed (`exempt`): a busy daemon must not look dead to the probes
-/// that decide whether its data is rebuilt elsewhere. A shed request with a body closes its
-/// connection, so that the body it brought is not read only to be dropped.
-public struct RequestsInFlightMiddleware<Context: RequestContext>: RouterMiddleware {
-    let counter: ConnectionCounter
-    let exempt: Set<String>
-
-    public init(counter: ConnectionCounter, exempt: Set<String> = ["/v1/health"]) {
-        self.counter = counter
-        self.exempt = exempt
-    }
-
-    public func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
-        if exempt.contains(request.uri.path) { return try await next(request, context) }
-        guard counter.startRequest() else {
-            let error = APIError(
-                .unavailable, "this daemon is serving \(counter.limits.requestsInFlightMax) requests, its most at once: retry shortly",
-                headers: [.retryAfter: "1"])
-            let hasBody = (request.headers[.contentLength].flatMap(Int.init) ?? 0) > 0 || request.headers[.transferEncoding] != nil
-            throw hasBody ? CloseAfterAnswer(error) : error
-        }
-        let place = RequestPlace(counter)
-        var response = try await next(request, context)
-        let body = response.body
-        response.body = ResponseBody(contentLength: body.contentLength) { writer in
-            try await body.write(writer)
-            place.release()
-        }
-        return response
-    }
-}
-
-/// One request's place; given back once, when the request's answer is written or released.
-final class RequestPlace: Sendable {
-    let counter: ConnectionCounter
-    let released = Atomic<Bool>(false)
-
-    init(_ counter: ConnectionCounter) { self.counter = counter }
-
-    func release() {
-        if !released.exchange(true, ordering: .acquiringAndReleasing) { counter.endRequest() }
-    }
-
-    deinit { release() }
 }
