@@ -33,6 +33,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-http-types.git", from: "1.8.0"),
         .package(url: "https://github.com/apple/swift-nio-extras.git", from: "1.34.1"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.6.0"),
+        .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
     ],
     targets: [
         // Layer 0: C libraries from Debian, a module map each.
@@ -110,10 +112,23 @@ let package = Package(
         ),
 
         // Layer 4: services.
+        // Metrics (swift-metrics, exported for Prometheus), probes and JSON-lines logs.
+        .target(
+            name: "Telemetry",
+            dependencies: [
+                "CoffreModel",
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "CoreMetrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strict
+        ),
         .target(
             name: "HTTPService",
             dependencies: [
-                "CoffreModel", "CoffreAPI",
+                "CoffreModel", "CoffreAPI", "Telemetry",
+                .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -130,7 +145,7 @@ let package = Package(
         .target(
             name: "StorageNode",
             dependencies: [
-                "ShardStore", "Checksum", "CoffreModel", "CoffreAPI", "ClusterTLS", "DaemonConfiguration", "HTTPService", "DirectIO",
+                "ShardStore", "Checksum", "CoffreModel", "CoffreAPI", "ClusterTLS", "DaemonConfiguration", "HTTPService", "DirectIO", "Telemetry",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -160,7 +175,7 @@ let package = Package(
             name: "Coordinator",
             dependencies: [
                 "CoffreModel", "CoffreAPI", "Placement", "ErasureCoding", "Checksum", "Metadata", "NodeClient",
-                "ClusterTLS", "DaemonConfiguration", "HTTPService",
+                "ClusterTLS", "DaemonConfiguration", "HTTPService", "Telemetry",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "Hummingbird", package: "hummingbird"),
@@ -206,7 +221,7 @@ let package = Package(
         .executableTarget(
             name: "coffred",
             dependencies: [
-                "StorageNode", "Coordinator", "DaemonConfiguration", "HTTPService", "ClusterTLS",
+                "StorageNode", "Coordinator", "DaemonConfiguration", "HTTPService", "ClusterTLS", "Telemetry",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -256,6 +271,12 @@ let package = Package(
         .testTarget(
             name: "HTTPServiceTests",
             dependencies: ["HTTPService", .product(name: "NIOCore", package: "swift-nio")]
+        ),
+        .testTarget(
+            name: "TelemetryTests",
+            dependencies: [
+                "Telemetry", "TestSupport", .product(name: "Logging", package: "swift-log"), .product(name: "Metrics", package: "swift-metrics"),
+            ]
         ),
         .testTarget(name: "SodiumTests", dependencies: ["Sodium", "CoffreModel"]),
         .testTarget(name: "ErasureCodingTests", dependencies: ["ErasureCoding", "CoffreModel", "TestSupport"]),
