@@ -1,4 +1,5 @@
 public import Foundation
+import SwiftASN1
 import X509
 
 /// Replacing the cluster CA without a moment when daemons distrust each other
@@ -53,6 +54,16 @@ public struct CertificateSummary: Codable, Sendable, Hashable {
     /// `current` or `previous` (the CA of the folder that signed it), or `other`.
     public var signedBy: String
     public var isAuthority: Bool
+
+    /// When the first certificate of a PEM file to expire does (a bundle holds several).
+    public static func expiry(ofPEMFile path: String) throws -> Date {
+        let text = try String(contentsOfFile: path, encoding: .utf8)
+        let certificates = try PEMDocument.parseMultiple(pemString: text).map { try Certificate(pemDocument: $0) }
+        guard let first = certificates.map(\.notValidAfter).min() else {
+            throw ClusterTLSError(.invalidArgument, "\(path) holds no certificate")
+        }
+        return first
+    }
 
     /// Every certificate in `folder`, sorted by name.
     public static func list(folder: String, now: Date) throws(ClusterTLSError) -> [CertificateSummary] {

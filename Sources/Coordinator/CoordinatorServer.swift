@@ -14,6 +14,7 @@ import NIOCore
 import NodeClient
 import Placement
 import Synchronization
+public import Telemetry
 
 /// A coordinator: the client API over TLS (HTTP/1.1 and HTTP/2 by ALPN) in front of the
 /// object store, the account and tree records, and share links.
@@ -48,19 +49,23 @@ public final class CoordinatorServer: Sendable {
     public let connections: ConnectionCounter
     /// Who each cluster-listener connection's certificate names (nodes announcing themselves).
     let peers = PeerIdentities()
+    /// What `/metrics` of the telemetry listener shows.
+    public let metrics: MetricsRegistry
 
     public init(configuration: CoordinatorConfiguration, logger: Logger) throws {
         try configuration.validate(file: "configuration")
         self.configuration = configuration
         self.logger = logger
         connections = ConnectionCounter(limits: ConnectionLimits(requestsInFlightMax: configuration.requestsInFlightMax))
+        let metrics = MetricsRegistry()
+        self.metrics = metrics
         if configuration.etcd.isEmpty {
-            metadata = try EmbeddedMetadataStore(path: configuration.metadataDirectory!)
+            metadata = MeteredMetadataStore(base: try EmbeddedMetadataStore(path: configuration.metadataDirectory!), metrics: metrics)
         } else {
             let tls = try configuration.etcdTLS.map { files throws(ClusterTLSError) in
                 try TLSSetup.client(ca: files.ca, certificate: files.certificate, key: files.key)
             }
-            metadata = try EtcdMetadataStore(endpoints: configuration.etcd, tls: tls)
+            metadata = MeteredMetadataStore(base: try EtcdMetadataStore(endpoints: configuration.etcd, tls: tls), metrics: metrics)
         }
         nodeClient = StorageNodeClient(tls: try TLSSetup.client(
             ca: configuration.tls.clusterCA, certificate: configuration.tls.certificate, key: configuration.tls.key),
@@ -71,9 +76,12 @@ public final class CoordinatorServer: Sendable {
         let topology = ClusterTopology(members: members, client: nodeClient, downAfter: .seconds(configuration.downAfterSeconds))
         let values = try configuration.placementPolicy()
         let policy = try PlacementPolicy(erasure: values.erasure, margin: values.margin, excludedCountries: values.excluded)
+        let transport = MeteredShardTransport(base: nodeClient, metrics: metrics) { [topology] url in
+            topology.members.first { $0.url == url }?.id.value ?? url
+        }
         objects = ObjectStore(
             topology: topology, metadata: metadata, policy: policy, segmentSize: configuration.segmentSizeBytes,
-            collectorGrace: .seconds(configuration.gcGraceSeconds))
+            collectorGrace: .seconds(configuration.gcGraceSeconds), transport: transport, metrics: metrics)
         let faults = FaultGate()
         self.faults = faults
         let election = LeaderElection(coordinator: configuration.id, metadata: metadata, ttlSeconds: configuration.leaderLeaseSeconds, logger: logger)
@@ -109,6 +117,7 @@ public final class CoordinatorServer: Sendable {
         drills = DrillWorker(objects: objects, election: election, repair: repair, logger: logger)
         policies = PolicyWorker(
             objects: objects, election: election, settings: .init(budgetBytesPerSecond: configuration.repairBudgetBytesPerSecond), logger: logger)
+        registerMetrics()
     }
 
     /// Writes new objects in the scheme operators set (`Keyspace.clusterPolicy`), once set.
@@ -171,6 +180,11 @@ public final class CoordinatorServer: Sendable {
                 logger: logger)
             app.addServices(cluster)
         }
+        if let telemetry = configuration.telemetry {
+            app.addServices(TelemetryListener.application(
+                host: telemetry.host, port: telemetry.port, portFile: telemetry.portFile, metrics: metrics, logger: logger,
+                readiness: { [self] in await readiness() }))
+        }
         await health.step()
         app.addServices(health, election, repair, collector, scrub, rebalance, drills, policies)
         do {
@@ -184,6 +198,7 @@ public final class CoordinatorServer: Sendable {
 
     func makeRouter() -> Router<ServiceContext> {
         let router = Router(context: ServiceContext.self)
+        router.middlewares.add(RequestMetricsMiddleware<ServiceContext>(metrics: metrics))
         router.middlewares.add(ErrorMiddleware<ServiceContext>())
         router.middlewares.add(RequestsInFlightMiddleware<ServiceContext>(counter: connections))
         router.middlewares.add(FaultMiddleware<ServiceContext>(gate: faults) { $0.hasPrefix("/v1/admin/") })

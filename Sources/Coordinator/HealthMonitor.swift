@@ -4,6 +4,7 @@ import Foundation
 public import Logging
 public import Metadata
 public import ServiceLifecycle
+import Synchronization
 
 /// One coordinator's view of the storage nodes, as it publishes it for the others.
 public struct NodeObservations: Codable, Hashable, Sendable {
@@ -31,6 +32,12 @@ public final class HealthMonitor: Service, Sendable {
     /// Called after every poll: the coordinator follows cluster-wide settings from the
     /// metadata store (a drill's fault on itself, the erasure scheme to write).
     let onPoll: (@Sendable () async -> Void)?
+    /// The countries' states as the leader last published them, read at every poll.
+    private let publishedCountries = Mutex<CountryList?>(nil)
+
+    /// The countries' states as the leader last published them (nil before the first poll
+    /// that read them).
+    public func countries() -> CountryList? { publishedCountries.withLock { $0 } }
 
     public init(
         coordinator: String, country: String? = nil, topology: ClusterTopology, metadata: any MetadataStore, logger: Logger,
@@ -83,6 +90,7 @@ public final class HealthMonitor: Service, Sendable {
             if let entry = try await metadata.get(Keyspace.countryStates),
                 let list = try? JSONDecoder().decode(CountryList.self, from: Data(entry.value))
             {
+                publishedCountries.withLock { $0 = list }
                 let quarantined = list.countries.filter { $0.state == "quarantined" || $0.state == "evacuated" }
                 topology.setQuarantined(Set(quarantined.compactMap { try? Country($0.country) }))
             }

@@ -12,6 +12,7 @@ extension CoordinatorServer {
     /// The cluster listener's routes: mutual TLS, cluster certificates only.
     func makeClusterRouter() -> Router<ServiceContext> {
         let router = Router(context: ServiceContext.self)
+        router.middlewares.add(RequestMetricsMiddleware<ServiceContext>(metrics: metrics))
         router.middlewares.add(ErrorMiddleware<ServiceContext>())
         router.middlewares.add(RequestsInFlightMiddleware<ServiceContext>(counter: connections))
         router.post("/v1/cluster/announce") { [self] request, context in try await announce(request, context) }

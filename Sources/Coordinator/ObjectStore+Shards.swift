@@ -7,6 +7,7 @@ import NIOCore
 import NodeClient
 import Placement
 import Synchronization
+import Telemetry
 
 /// The three steps every path over shards is made of — reads, repair and (later) the
 /// rebalancer call the same ones:
@@ -53,6 +54,7 @@ extension ObjectStore {
         await withTaskGroup(of: Event.self) { group in
             var next = candidates[...]
             var inFlight = 0
+            var hedging = false
             /// Asks for a shard; false when its node is believed down (kept for later).
             @discardableResult
             func ask(_ shard: Int, evenIfDown: Bool = false) -> Bool {
@@ -63,6 +65,7 @@ extension ObjectStore {
                     return false
                 }
                 inFlight += 1
+                if hedging { metrics.counter(.shardHedges, node.value).increment() }
                 group.addTask { .shard(shard, await self.fetchShard(objectId, segment, shard)) }
                 return true
             }
@@ -83,7 +86,9 @@ extension ObjectStore {
             while gathered.bodies.count < count, let event = await group.next() {
                 switch event {
                 case .hedge:
+                    hedging = true
                     askMore(count - gathered.bodies.count)
+                    hedging = false
                 case .shard(let index, .success(let body)):
                     inFlight -= 1
                     gathered.bodies[index] = body

@@ -5,9 +5,10 @@ import Foundation
 import HTTPService
 public import Metadata
 public import NIOCore
-import NodeClient
+public import NodeClient
 public import Placement
 import Synchronization
+public import Telemetry
 
 /// Objects over storage nodes: cuts ciphertext into segments, erasure-codes each, places the
 /// shards, writes them in parallel (a failed node is replaced by an alternate), and commits
@@ -43,12 +44,16 @@ public final class ObjectStore: Sendable {
     let buffers: BufferPool
     /// Buffers of one shard, reused by reads.
     let shardBuffers: BufferPool
+    /// Where hedged reads are counted (the coordinator's registry).
+    public let metrics: MetricsRegistry
 
     public init(
         topology: ClusterTopology, metadata: any MetadataStore, policy: PlacementPolicy, segmentSize: Int = Limits.segmentSizeDefault,
         hedgeAfter: Duration = .seconds(1), collectorGrace: Duration = .seconds(Limits.collectorGraceSecondsDefault),
-        placementRandom: RandomSource = RandomSource(), clock: WorkClock? = nil, executor: (any TaskExecutor)? = nil
+        placementRandom: RandomSource = RandomSource(), clock: WorkClock? = nil, executor: (any TaskExecutor)? = nil,
+        transport: (any ShardTransport)? = nil, metrics: MetricsRegistry = MetricsRegistry()
     ) {
+        self.metrics = metrics
         self.placementRandom = placementRandom
         self.executor = executor
         self.clock = clock ?? topology.clock
@@ -59,7 +64,7 @@ public final class ObjectStore: Sendable {
         self.metadata = metadata
         currentPolicy = Mutex(policy)
         self.segmentSize = segmentSize
-        self.nodes = topology.client
+        self.nodes = transport ?? topology.client
         let layout = SegmentLayout(policy: policy.erasure, segmentLength: segmentSize)
         buffers = BufferPool(capacity: layout.totalShardBytes, keep: Limits.segmentBuffersPooledMax)
         shardBuffers = BufferPool(capacity: layout.shardLength, keep: Limits.shardBuffersPooledMax)

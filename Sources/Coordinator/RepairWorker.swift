@@ -307,6 +307,20 @@ public final class RepairWorker: Service, Sendable {
         }
     }
 
+    /// Queued and in-flight segments by their healthy shards, and how many of them have fewer
+    /// than k + `margin` (at risk): for the metrics.
+    public func degradedSegments(margin: Int) -> (byHealthy: [Int: Int], atRisk: Int) {
+        state.withLock { state in
+            var byHealthy: [Int: Int] = [:]
+            var atRisk = 0
+            for entry in state.queue.entries + state.inFlight {
+                byHealthy[entry.healthy, default: 0] += 1
+                if entry.healthy < entry.dataShards + margin { atRisk += 1 }
+            }
+            return (byHealthy, atRisk)
+        }
+    }
+
     /// Countries where nothing new may be placed, as this leader decided.
     public var quarantinedCountries: Set<Country> { state.withLock { $0.countries.quarantined } }
 

@@ -83,6 +83,11 @@ public struct CoordinatorConfiguration: Codable, Sendable {
     public var clusterPortFile: String?
     /// Requests served at once; more are answered 503 at once.
     public var requestsInFlightMax: Int
+    /// `/metrics`, `/livez`, `/readyz`; nil: not served.
+    public var telemetry: TelemetryConfiguration?
+    /// `text` or `json` (one object per line).
+    public var logFormat: String
+    public var logLevel: String
 
     enum CodingKeys: String, CodingKey {
         case id, country, region, host, port, tls, metadataDirectory = "metadata_directory", etcd, etcdTLS = "etcd_tls", nodes, policy
@@ -92,6 +97,7 @@ public struct CoordinatorConfiguration: Codable, Sendable {
         case gcGraceSeconds = "gc_grace_seconds", scrubBudgetBytesPerSecond = "scrub_budget_bytes_per_second"
         case sessionLifetimeSeconds = "session_lifetime_seconds", adminToken = "admin_token", publicURL = "public_url", portFile = "port_file"
         case clusterPort = "cluster_port", clusterPortFile = "cluster_port_file", requestsInFlightMax = "requests_in_flight_max"
+        case telemetry, logFormat = "log_format", logLevel = "log_level"
     }
 
     public init(from decoder: any Decoder) throws {
@@ -122,6 +128,9 @@ public struct CoordinatorConfiguration: Codable, Sendable {
         clusterPort = try c.decodeIfPresent(Int.self, forKey: .clusterPort)
         clusterPortFile = try c.decodeIfPresent(String.self, forKey: .clusterPortFile)
         requestsInFlightMax = try c.decodeIfPresent(Int.self, forKey: .requestsInFlightMax) ?? Limits.requestsInFlightMax
+        telemetry = try c.decodeIfPresent(TelemetryConfiguration.self, forKey: .telemetry)
+        logFormat = try c.decodeIfPresent(String.self, forKey: .logFormat) ?? "text"
+        logLevel = try c.decodeIfPresent(String.self, forKey: .logLevel) ?? "info"
     }
 
     public static func load(file: String) throws(ConfigurationError) -> CoordinatorConfiguration {
@@ -172,6 +181,8 @@ public struct CoordinatorConfiguration: Codable, Sendable {
         guard (1...(30 * 86_400)).contains(sessionLifetimeSeconds) else { throw fail("session_lifetime_seconds", "must be 1...2592000") }
         guard (1...1_000_000).contains(requestsInFlightMax) else { throw fail("requests_in_flight_max", "must be 1...1000000") }
         guard adminToken.utf8.count >= 16 else { throw fail("admin_token", "must be at least 16 characters") }
+        try telemetry?.validate(fail)
+        try LogSettings.validate(format: logFormat, level: logLevel, fail)
         for (key, path) in [("tls.certificate", tls.certificate), ("tls.key", tls.key), ("tls.cluster_ca", tls.clusterCA)] where checkFiles {
             guard FileManager.default.isReadableFile(atPath: path) else { throw fail(key, "cannot read \(path)") }
         }

@@ -45,6 +45,11 @@ public struct StorageNodeConfiguration: Codable, Sendable, Equatable {
     public var announce: [String] = []
     /// Where coordinators reach this node; `https://HOST:PORT` of the listener when nil.
     public var advertiseURL: String?
+    /// `/metrics`, `/livez`, `/readyz`; nil: not served.
+    public var telemetry: TelemetryConfiguration?
+    /// `text` or `json` (one object per line).
+    public var logFormat: String = "text"
+    public var logLevel: String = "info"
 
     public init(node: String, country: String, region: String, dataDirectory: String, capacityBytes: Int64, tls: TLSFiles) {
         self.node = node
@@ -58,6 +63,7 @@ public struct StorageNodeConfiguration: Codable, Sendable, Equatable {
     enum CodingKeys: String, CodingKey {
         case node, country, region, host, port, dataDirectory = "data_directory", capacityBytes = "capacity_bytes"
         case durability, engine, tls, portFile = "port_file", announce, advertiseURL = "advertise_url"
+        case telemetry, logFormat = "log_format", logLevel = "log_level"
     }
 
     public init(from decoder: any Decoder) throws {
@@ -75,6 +81,9 @@ public struct StorageNodeConfiguration: Codable, Sendable, Equatable {
         portFile = try c.decodeIfPresent(String.self, forKey: .portFile)
         announce = try c.decodeIfPresent([String].self, forKey: .announce) ?? []
         advertiseURL = try c.decodeIfPresent(String.self, forKey: .advertiseURL)
+        telemetry = try c.decodeIfPresent(TelemetryConfiguration.self, forKey: .telemetry)
+        logFormat = try c.decodeIfPresent(String.self, forKey: .logFormat) ?? "text"
+        logLevel = try c.decodeIfPresent(String.self, forKey: .logLevel) ?? "info"
     }
 
     /// Reads and checks a YAML file; errors name the file, the key and the reason.
@@ -97,6 +106,8 @@ public struct StorageNodeConfiguration: Codable, Sendable, Equatable {
         if let advertiseURL, !advertiseURL.hasPrefix("https://") { throw fail("advertise_url", "must be an https URL, got \(advertiseURL)") }
         guard ShardStore.Durability(rawValue: durability) != nil else { throw fail("durability", "must be synced or buffered, got \(durability)") }
         guard ShardStoreEngine(rawValue: engine) != nil else { throw fail("engine", "must be files or rocksdb-blobs, got \(engine)") }
+        try telemetry?.validate(fail)
+        try LogSettings.validate(format: logFormat, level: logLevel, fail)
         for (key, path) in [("tls.certificate", tls.certificate), ("tls.key", tls.key), ("tls.cluster_ca", tls.clusterCA)] where checkFiles {
             guard FileManager.default.isReadableFile(atPath: path) else { throw fail(key, "cannot read \(path)") }
         }

@@ -302,11 +302,15 @@ public struct LocalCluster: Sendable {
         guard !topology.etcdCountries.isEmpty else { return [] }
         log("etcd (\(topology.etcdCountries.count) members, TLS with client certificates)")
         try issueEtcdCertificates()
+        let count = topology.etcdCountries.count
         let members = topology.etcdCountries.enumerated().map { (index, code) in
-            (name: "etcd-\(code.lowercased())", client: topology.basePort + 2 * index, peer: topology.basePort + 2 * index + 1, code: code)
+            (
+                name: "etcd-\(code.lowercased())", client: topology.basePort + 2 * index, peer: topology.basePort + 2 * index + 1,
+                metrics: topology.basePort + 2 * count + index, code: code
+            )
         }
         let cluster = members.map { "\($0.name)=https://127.0.0.1:\($0.peer)" }.joined(separator: ",")
-        for port in members.flatMap({ [$0.client, $0.peer] }) where !Self.isPortFree(port) {
+        for port in members.flatMap({ [$0.client, $0.peer, $0.metrics] }) where !Self.isPortFree(port) {
             throw LocalClusterError("port \(port) for etcd is taken: change base_port in the topology (or run Cluster/down)")
         }
         for member in members {
@@ -321,6 +325,8 @@ public struct LocalCluster: Sendable {
                 "--peer-client-cert-auth", "--peer-trusted-ca-file", etcdCerts + "/ca.pem",
                 "--initial-cluster", cluster, "--initial-cluster-state", "new", "--initial-cluster-token", "coffre-" + topology.name,
                 "--log-level", "error",
+                // Prometheus scrapes etcd's own metrics (its backend size against its quota).
+                "--listen-metrics-urls", "http://127.0.0.1:\(member.metrics)",
                 // Keep an hour of history, not every revision ever (etcd keeps all until
                 // compacted), and a backend quota that raises NOSPACE before the disk fills.
                 "--auto-compaction-mode", "periodic", "--auto-compaction-retention", "1h",
@@ -352,7 +358,57 @@ public struct LocalCluster: Sendable {
                 throw LocalClusterError("node \(id) did not start in 30 s (see \(folder)/logs/node-\(id).log)")
             }
             try fixPort("node \(id)", port: port)
+            try await fixTelemetryPort("node \(id)", file: folder + "/data/\(id).telemetry-port")
         }
+    }
+
+    /// The telemetry listener on a free port, and the topology's log format and level.
+    func daemonTelemetryArguments(_ portFile: String) -> [String] {
+        ["--telemetry-port", "0", "--telemetry-port-file", portFile, "--log-format", topology.logFormat ?? "text",
+         "--log-level", topology.logLevel ?? "warning"]
+    }
+
+    /// Fixes a daemon's telemetry port once it listens (so that a restart keeps it), and
+    /// writes the scrape targets again.
+    func fixTelemetryPort(_ name: String, file: String) async throws {
+        guard let port = try await waitForFile(file) else { throw LocalClusterError("\(name) did not open its telemetry listener in 30 s") }
+        try fixPort(name, port: port, flag: "--telemetry-port")
+        try writeScrapeTargets()
+    }
+
+    /// `prometheus-targets.json` in the cluster's folder: every daemon's and etcd member's
+    /// metrics address, in Prometheus's `file_sd_configs` format, labelled by job, process
+    /// and country (Docs/metrics.md).
+    public func writeScrapeTargets() throws {
+        struct Group: Encodable {
+            let targets: [String]
+            let labels: [String: String]
+        }
+        var groups: [Group] = []
+        for (name, launch) in try loadLaunches().processes.sorted(by: { $0.key < $1.key }) {
+            let words = name.split(separator: " ").map(String.init)
+            guard words.count == 2 else { continue }
+            let job: String
+            let address: String
+            switch words[0] {
+            case "node", "coordinator":
+                guard let index = launch.arguments.firstIndex(of: "--telemetry-port"), index + 1 < launch.arguments.count,
+                    launch.arguments[index + 1] != "0"
+                else { continue }
+                job = "coffre-" + words[0]
+                address = "127.0.0.1:" + launch.arguments[index + 1]
+            case "etcd":
+                guard let index = launch.arguments.firstIndex(of: "--listen-metrics-urls"), index + 1 < launch.arguments.count else { continue }
+                job = "etcd"
+                address = String(launch.arguments[index + 1].dropFirst("http://".count))
+            default: continue
+            }
+            let country = words[0] == "node" ? String(words[1].prefix(2)).uppercased() : words[1].uppercased()
+            groups.append(Group(targets: [address], labels: ["job": job, "process": name, "country": country]))
+        }
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+        try encoder.encode(groups).write(to: URL(fileURLWithPath: folder + "/prometheus-targets.json"), options: .atomic)
     }
 
     /// Issues a node its certificate (naming it: `coffre://node/ID`) and starts it, announcing
@@ -365,8 +421,8 @@ public struct LocalCluster: Sendable {
             "node", "--node", id, "--country", country, "--region", region,
             "--data-directory", folder + "/data/" + id, "--capacity-bytes", String(capacity),
             "--tls-certificate", folder + "/certs/node-\(id).pem", "--tls-key", folder + "/certs/node-\(id)-key.pem",
-            "--tls-cluster-ca", folder + "/certs/ca.pem", "--port", "0", "--port-file", portFile, "--log-level", "warning",
-        ] + announce.flatMap { ["--announce", $0] }, portFile: portFile, pids: &pids)
+            "--tls-cluster-ca", folder + "/certs/ca.pem", "--port", "0", "--port-file", portFile,
+        ] + daemonTelemetryArguments(folder + "/data/\(id).telemetry-port") + announce.flatMap { ["--announce", $0] }, portFile: portFile, pids: &pids)
         return portFile
     }
 
@@ -390,6 +446,7 @@ public struct LocalCluster: Sendable {
         try savePids(pids)
         guard let port = try await waitForFile(portFile) else { throw LocalClusterError("node \(id) did not start in 30 s") }
         try fixPort("node \(id)", port: port)
+        try await fixTelemetryPort("node \(id)", file: folder + "/data/\(id).telemetry-port")
     }
 
     func startCoordinator(
@@ -427,7 +484,8 @@ public struct LocalCluster: Sendable {
         let file = folder + "/config/\(id).yaml"
         try Yams.dump(object: config).write(toFile: file, atomically: true, encoding: .utf8)
         try spawn(
-            "coordinator \(country.code)", binaries + "/coffred", ["coordinator", "--config", file, "--log-level", "warning"], portFile: portFile,
+            "coordinator \(country.code)", binaries + "/coffred",
+            ["coordinator", "--config", file] + daemonTelemetryArguments(folder + "/data/\(id).telemetry-port"), portFile: portFile,
             pids: &pids)
         guard let port = try await waitForFile(portFile).flatMap({ Int($0) }),
             let clusterPort = try await waitForFile(clusterPortFile).flatMap({ Int($0) })
@@ -436,6 +494,7 @@ public struct LocalCluster: Sendable {
         }
         try fixPort("coordinator \(country.code)", port: String(port))
         try fixPort("coordinator \(country.code)", port: String(clusterPort), flag: "--cluster-port")
+        try await fixTelemetryPort("coordinator \(country.code)", file: folder + "/data/\(id).telemetry-port")
         return (port, clusterPort)
     }
 

@@ -50,6 +50,9 @@ public struct ClusterTopologyFile: Codable, Sendable {
     public var etcdQuotaBytes: Int64?
     /// Requests each coordinator serves at once (`requests_in_flight_max`).
     public var requestsInFlightMax: Int?
+    /// The daemons' log format (`text` when nil) and level (`warning` when nil).
+    public var logFormat: String?
+    public var logLevel: String?
 
     enum CodingKeys: String, CodingKey {
         case name, countries, etcdCountries = "etcd_countries", policy, segmentSizeBytes = "segment_size_bytes"
@@ -57,6 +60,7 @@ public struct ClusterTopologyFile: Codable, Sendable {
         case sessionLifetimeSeconds = "session_lifetime_seconds", repairAfterSeconds = "repair_after_seconds"
         case repairBudgetBytesPerSecond = "repair_budget_bytes_per_second", leaderLeaseSeconds = "leader_lease_seconds"
         case gcGraceSeconds = "gc_grace_seconds", etcdQuotaBytes = "etcd_quota_bytes", requestsInFlightMax = "requests_in_flight_max"
+        case logFormat = "log_format", logLevel = "log_level"
     }
 
     public init(name: String, countries: [CountryEntry], etcdCountries: [String], policy: PolicyEntry, segmentSizeBytes: Int?, quotaBytesDefault: Int64?, basePort: Int, downAfterSeconds: Int?, sessionLifetimeSeconds: Int? = nil,

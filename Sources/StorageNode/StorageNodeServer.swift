@@ -14,6 +14,7 @@ import NIOCore
 import NIOPosix
 import ShardStore
 import Synchronization
+public import Telemetry
 
 /// A storage node: serves put, get, stat, delete, list and scrub of shards over HTTP/1.1 or
 /// HTTP/2 (by ALPN) with mutual TLS, from a `ShardStore`; reports its capacity and health.
@@ -36,6 +37,8 @@ public final class StorageNodeServer: Sendable {
     public let connections = ConnectionCounter()
     /// Who each connection's certificate names (only coordinators are served).
     let peers = PeerIdentities()
+    /// What `/metrics` of the telemetry listener shows.
+    public let metrics = MetricsRegistry()
 
     public init(configuration: StorageNodeConfiguration, logger: Logger) throws {
         try configuration.validate()
@@ -54,6 +57,44 @@ public final class StorageNodeServer: Sendable {
             cursor = page.count == Limits.shardListPageMax ? page.last?.key : nil
         } while cursor != nil
         usage = Mutex((bytes, shards))
+        registerGauges()
+    }
+
+    /// The node's states, read at every scrape.
+    private func registerGauges() {
+        metrics.set(.buildInfo, "node", configuration.node, CoffreVersion.current, to: 1)
+        for (name, path) in [("node", configuration.tls.certificate), ("cluster_ca", configuration.tls.clusterCA)] {
+            if let expiry = try? CertificateSummary.expiry(ofPEMFile: path) {
+                metrics.set(.certificateExpiry, name, to: expiry.timeIntervalSince1970)
+            }
+        }
+        metrics.onScrape { [weak self] metrics in
+            guard let self else { return }
+            let health = self.health()
+            metrics.set(.storeCapacity, to: Double(health.capacityBytes))
+            metrics.set(.storeUsed, to: Double(health.usedBytes))
+            metrics.set(.storeShards, to: Double(health.shardCount))
+            metrics.record(self.connections.stats)
+        }
+    }
+
+    /// Counts a shard operation of the store by its result.
+    private func counted<T>(_ operation: String, _ work: () async throws -> T) async throws -> T {
+        do {
+            let value = try await work()
+            metrics.counter(.storeOperations, operation, "ok").increment()
+            return value
+        } catch {
+            let result =
+                switch (error as? any CodedError)?.code {
+                case .notFound?: "not_found"
+                case .corrupt?, .checksumMismatch?: "corrupt"
+                case .nodeFull?, .conflict?, .invalidArgument?, .limitExceeded?: "refused"
+                default: "error"
+                }
+            metrics.counter(.storeOperations, operation, result).increment()
+            throw error
+        }
     }
 
     /// Serves until the task is cancelled or the process gets SIGTERM/SIGINT.
@@ -78,12 +119,18 @@ public final class StorageNodeServer: Sendable {
             },
             logger: logger)
         if !configuration.announce.isEmpty { app.addServices(announcer) }
+        if let telemetry = configuration.telemetry {
+            app.addServices(TelemetryListener.application(
+                host: telemetry.host, port: telemetry.port, portFile: telemetry.portFile, metrics: metrics, logger: logger,
+                readiness: { [self] in await readiness() }))
+        }
         try await app.runService()
         try? await announcer.client.shutdown()
     }
 
     func makeRouter() -> Router<ServiceContext> {
         let router = Router(context: ServiceContext.self)
+        router.middlewares.add(RequestMetricsMiddleware<ServiceContext>(metrics: metrics))
         router.middlewares.add(ErrorMiddleware<ServiceContext>())
         router.middlewares.add(RequestsInFlightMiddleware<ServiceContext>(counter: connections))
         router.middlewares.add(CoordinatorsOnly(peers: peers))
@@ -124,6 +171,30 @@ public final class StorageNodeServer: Sendable {
             node: configuration.node, country: configuration.country, region: configuration.region,
             capacityBytes: capacity, usedBytes: bytes, shardCount: shards, status: status,
             incarnation: store.incarnation, connections: connections.stats)
+    }
+
+    /// Ready when the certificates load and the store answers a read (within 2 s) with room
+    /// left on its disk.
+    func readiness() async -> Readiness {
+        var checks: [String: String] = [:]
+        do {
+            _ = try TLSSetup.server(certificate: configuration.tls.certificate, key: configuration.tls.key, clientCA: configuration.tls.clusterCA)
+            checks["certificates"] = "ok"
+        } catch {
+            checks["certificates"] = "\(error)"
+        }
+        let probe = try? ShardKey(Array(repeating: 0, count: 16))
+        let answered = await Readiness.check(within: .seconds(2), late: "the store did not answer within 2 s") { [store] in
+            do {
+                _ = try await NIOThreadPool.singleton.runIfActive { try? store.stat(probe!) }
+                return "ok"
+            } catch {
+                return "the store does not answer: \(error)"
+            }
+        }
+        checks["store"] = answered
+        if health().status == "disk_full" { checks["store"] = "the disk is full" }
+        return Readiness(checks: checks)
     }
 
     /// Bytes free on the data directory's file system for an unprivileged writer (nil when
@@ -172,11 +243,14 @@ public final class StorageNodeServer: Sendable {
         let received = body
         // One time for the record and the answer: the collector later deletes by it.
         let createdAt = Date()
-        let previous = try await blocking { [store] in
-            let previous = try? store.stat(key)
-            try received.withUnsafeReadableBytes { try store.put(key, body: $0, checksum: checksum, createdAt: createdAt) }
-            return previous
+        let previous = try await counted("put") {
+            try await blocking { [store] in
+                let previous = try? store.stat(key)
+                try received.withUnsafeReadableBytes { try store.put(key, body: $0, checksum: checksum, createdAt: createdAt) }
+                return previous
+            }
         }
+        metrics.counter(.storeBytes, "in").increment(by: length)
         usage.withLock {
             $0.bytes += length - Int64(previous?.length ?? 0)
             $0.shards += previous == nil ? 1 : 0
@@ -189,7 +263,7 @@ public final class StorageNodeServer: Sendable {
         // Read with direct I/O into an aligned stretch of a reused buffer: no page cache, no
         // fresh pages, no copy on the way out. (Taken inside the closure, so that this buffer
         // is its only reference and writing into it copies nothing.)
-        let (buffer, record) = try await blocking { [store, bodies] in
+        let (buffer, record) = try await counted("get") { try await blocking { [store, bodies] in
             var buffer = bodies.take()
             let sized = try store.stat(key)
             let room = DirectIO.roundUp(Int(sized.length)) + DirectIO.alignment
@@ -203,7 +277,8 @@ public final class StorageNodeServer: Sendable {
             }
             buffer.moveReaderIndex(forwardBy: offset)
             return (buffer, record)
-        }
+        } }
+        metrics.counter(.storeBytes, "out").increment(by: buffer.readableBytes)
         var headers = HTTPFields()
         headers[.contentType] = "application/octet-stream"
         headers[HTTPField.Name(NodeAPI.checksumHeader)!] = NodeAPI.checksumText(record.checksum)
@@ -238,13 +313,13 @@ public final class StorageNodeServer: Sendable {
             guard let millis = Int64(text), millis >= 0 else {
                 throw APIError(.invalidArgument, "\(NodeAPI.createdAtParameter) is milliseconds since 1970, got \(text)")
             }
-            previous = try await blocking { [store] in try store.delete(key, ifCreatedAtMilliseconds: UInt64(millis)) }
+            previous = try await counted("delete") { try await blocking { [store] in try store.delete(key, ifCreatedAtMilliseconds: UInt64(millis)) } }
             guard previous != nil else {
                 throw APIError(.conflict, "shard \(Hex.encode(key.bytes)) is absent or was not created at \(millis)")
             }
         } else {
             previous = try? await blocking { [store] in try store.stat(key) }
-            try await blocking { [store] in try store.delete(key) }
+            try await counted("delete") { try await blocking { [store] in try store.delete(key) } }
         }
         if let previous {
             usage.withLock {

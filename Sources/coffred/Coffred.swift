@@ -6,6 +6,7 @@ import Logging
 import HTTPService
 import StorageNode
 import Coordinator
+import Telemetry
 
 /// `coffred`: Coffre's daemons. `coffred node` runs a storage node.
 @main
@@ -37,13 +38,11 @@ struct Node: AsyncParsableCommand {
     @Option(help: "Write the bound port to this file once listening.") var portFile: String?
     @Option(help: "A coordinator's cluster listener to announce this node to (repeatable).") var announce: [String] = []
     @Option(help: "URL coordinators reach this node at (default https://HOST:PORT).") var advertiseUrl: String?
-    @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.") var logLevel: String = "info"
+    @OptionGroup var telemetry: TelemetryOptions
     @Flag(help: "Check the configuration (file, flags, certificate and key) and exit: 0 when usable, 2 with the first problem.")
     var checkConfig = false
 
     func run() async throws {
-        var logger = Logger(label: "coffred.node")
-        logger.logLevel = Logger.Level(rawValue: logLevel) ?? .info
         let configuration: StorageNodeConfiguration
         do {
             configuration = try resolve()
@@ -56,8 +55,12 @@ struct Node: AsyncParsableCommand {
             FileHandle.standardError.write(Data("coffred node: invalid configuration: \(error)\n".utf8))
             throw ExitCode(2)
         }
+        let logger = TelemetryOptions.bootstrap(label: "coffred.node", format: configuration.logFormat, level: configuration.logLevel)
         let server = try StorageNodeServer(configuration: configuration, logger: logger)
+        let text = configuration.logFormat == "text"
         try await server.run { port in
+            // In JSON, the log's own line says it (every line of the output is an object).
+            guard text else { return }
             print("listening on \(configuration.host):\(port)")
             fflush(nil)
         }
@@ -95,6 +98,7 @@ struct Node: AsyncParsableCommand {
         if let portFile { c.portFile = portFile }
         if !announce.isEmpty { c.announce = announce }
         if let advertiseUrl { c.advertiseURL = advertiseUrl }
+        telemetry.apply(to: &c.telemetry, logFormat: &c.logFormat, logLevel: &c.logLevel)
         try c.validate(file: config ?? "flags")
         return c
     }
@@ -130,13 +134,11 @@ struct CoordinatorCommand: AsyncParsableCommand {
     @Option(help: "Write the bound port to this file once listening.") var portFile: String?
     @Option(help: "Port of the cluster listener where nodes announce themselves (0: any free port).") var clusterPort: Int?
     @Option(help: "Write the cluster listener's port to this file.") var clusterPortFile: String?
-    @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.") var logLevel: String = "info"
+    @OptionGroup var telemetry: TelemetryOptions
     @Flag(help: "Check the configuration (file, flags, certificates and keys) and exit: 0 when usable, 2 with the first problem.")
     var checkConfig = false
 
     func run() async throws {
-        var logger = Logger(label: "coffred.coordinator")
-        logger.logLevel = Logger.Level(rawValue: logLevel) ?? .info
         var configuration: CoordinatorConfiguration
         do {
             configuration = try CoordinatorConfiguration.load(file: config)
@@ -163,6 +165,7 @@ struct CoordinatorCommand: AsyncParsableCommand {
             if let portFile { configuration.portFile = portFile }
             if let clusterPort { configuration.clusterPort = clusterPort }
             if let clusterPortFile { configuration.clusterPortFile = clusterPortFile }
+            telemetry.apply(to: &configuration.telemetry, logFormat: &configuration.logFormat, logLevel: &configuration.logLevel)
             try configuration.validate(file: config)
             if checkConfig {
                 _ = try TLSSetup.server(certificate: configuration.tls.certificate, key: configuration.tls.key, clientCA: nil)
@@ -175,11 +178,46 @@ struct CoordinatorCommand: AsyncParsableCommand {
             FileHandle.standardError.write(Data("coffred coordinator: invalid configuration: \(error)\n".utf8))
             throw ExitCode(2)
         }
+        let logger = TelemetryOptions.bootstrap(label: "coffred.coordinator", format: configuration.logFormat, level: configuration.logLevel)
         let server = try CoordinatorServer(configuration: configuration, logger: logger)
         let host = configuration.host
+        let text = configuration.logFormat == "text"
         try await server.run { port in
+            guard text else { return }
             print("listening on \(host):\(port)")
             fflush(nil)
         }
+    }
+}
+
+/// The flags of the telemetry listener and the log, over the file's `telemetry`, `log_format`
+/// and `log_level`.
+struct TelemetryOptions: ParsableArguments {
+    @Option(help: "Log level: trace, debug, info, notice, warning, error, critical (default info).") var logLevel: String?
+    @Option(help: "Log format: text, or json (one object per line).") var logFormat: String?
+    @Option(help: "Address of the telemetry listener (/metrics, /livez, /readyz; plain HTTP).") var telemetryHost: String?
+    @Option(help: "Port of the telemetry listener (0: any free port); without it or the file's telemetry section, none.")
+    var telemetryPort: Int?
+    @Option(help: "Write the telemetry listener's port to this file.") var telemetryPortFile: String?
+
+    func apply(to telemetry: inout TelemetryConfiguration?, logFormat format: inout String, logLevel level: inout String) {
+        if telemetryHost != nil || telemetryPort != nil || telemetryPortFile != nil {
+            var value = telemetry ?? TelemetryConfiguration()
+            if let telemetryHost { value.host = telemetryHost }
+            if let telemetryPort { value.port = telemetryPort }
+            if let telemetryPortFile { value.portFile = telemetryPortFile }
+            telemetry = value
+        }
+        if let logFormat { format = logFormat }
+        if let logLevel { level = logLevel }
+    }
+
+    /// Sets the process's log format and level (validated before), and gives the daemon's logger.
+    static func bootstrap(label: String, format: String, level: String) -> Logger {
+        let level = Logger.Level(rawValue: level) ?? .info
+        bootstrapLogging(format: LogFormat(rawValue: format) ?? .text, level: level)
+        var logger = Logger(label: label)
+        logger.logLevel = level
+        return logger
     }
 }
