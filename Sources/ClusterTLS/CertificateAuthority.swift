@@ -184,15 +184,36 @@ public struct ClusterIdentity: Hashable, Sendable, CustomStringConvertible {
         self.init(role: role, id: String(parts[1]))
     }
 
-    /// The identity a DER certificate names, or nil when it names none (or several).
-    public static func of(certificateDER der: [UInt8]) -> ClusterIdentity? {
-        guard let certificate = try? Certificate(derEncoded: der),
-            let names = try? certificate.extensions.subjectAlternativeNames
+    /// The identity the first certificate of a PEM file names (nil when unreadable or none).
+    public static func of(certificateFile path: String) -> ClusterIdentity? {
+        guard let text = try? String(contentsOfFile: path, encoding: .utf8),
+            let certificate = try? Certificate(pemEncoded: text),
+            let der = try? certificate.serializeAsPEM().derBytes
         else { return nil }
+        return of(certificateDER: der)
+    }
+
+    /// The identity a DER certificate names, or nil when it names none (or several).
+    ///
+    /// The identity is a URI SAN `coffre://ROLE/ID`. A certificate with no such SAN may name it
+    /// in its common name instead, exactly `coffre://ROLE/ID`: Helm's template functions, which
+    /// make the chart's own CA and certificates, cannot write URI SANs. Both mean the same: only
+    /// the cluster's CA is trusted, and it alone chooses what a certificate says. When both are
+    /// there they must agree.
+    public static func of(certificateDER der: [UInt8]) -> ClusterIdentity? {
+        guard let certificate = try? Certificate(derEncoded: der) else { return nil }
+        let names = (try? certificate.extensions.subjectAlternativeNames).map { Array($0) } ?? []
         let identities = names.compactMap { name -> ClusterIdentity? in
             if case .uniformResourceIdentifier(let uri) = name { return ClusterIdentity(uri: uri) }
             return nil
         }
-        return identities.count == 1 ? identities[0] : nil
+        let commonNames = certificate.subject.flatMap { $0 }.filter { $0.type == .RDNAttributeType.commonName }
+        let fromCommonName = commonNames.count == 1 ? ClusterIdentity(uri: commonNames[0].value.description) : nil
+        switch (identities.count, fromCommonName) {
+        case (0, let named): return named
+        case (1, nil): return identities[0]
+        case (1, let named?): return named == identities[0] ? named : nil
+        default: return nil
+        }
     }
 }

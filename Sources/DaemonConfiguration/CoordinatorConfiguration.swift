@@ -72,8 +72,10 @@ public struct CoordinatorConfiguration: Codable, Sendable {
     public var scrubBudgetBytesPerSecond: Int64
     /// How long a login lasts.
     public var sessionLifetimeSeconds: Int
-    /// Bearer token for `/v1/admin/...`.
+    /// Bearer token for `/v1/admin/...`: here, or read from `adminTokenFile` by `load`.
     public var adminToken: String
+    /// A file holding the admin token (a mounted secret), instead of `admin_token`.
+    public var adminTokenFile: String?
     /// Public URL clients use (for share links), e.g. "https://127.0.0.1:8443".
     public var publicURL: String?
     public var portFile: String?
@@ -95,7 +97,7 @@ public struct CoordinatorConfiguration: Codable, Sendable {
         case downAfterSeconds = "down_after_seconds", repairAfterSeconds = "repair_after_seconds"
         case repairBudgetBytesPerSecond = "repair_budget_bytes_per_second", leaderLeaseSeconds = "leader_lease_seconds"
         case gcGraceSeconds = "gc_grace_seconds", scrubBudgetBytesPerSecond = "scrub_budget_bytes_per_second"
-        case sessionLifetimeSeconds = "session_lifetime_seconds", adminToken = "admin_token", publicURL = "public_url", portFile = "port_file"
+        case sessionLifetimeSeconds = "session_lifetime_seconds", adminToken = "admin_token", adminTokenFile = "admin_token_file", publicURL = "public_url", portFile = "port_file"
         case clusterPort = "cluster_port", clusterPortFile = "cluster_port_file", requestsInFlightMax = "requests_in_flight_max"
         case telemetry, logFormat = "log_format", logLevel = "log_level"
     }
@@ -122,7 +124,8 @@ public struct CoordinatorConfiguration: Codable, Sendable {
         gcGraceSeconds = try c.decodeIfPresent(Int.self, forKey: .gcGraceSeconds) ?? Int(Limits.collectorGraceSecondsDefault)
         scrubBudgetBytesPerSecond = try c.decodeIfPresent(Int64.self, forKey: .scrubBudgetBytesPerSecond) ?? 20_000_000
         sessionLifetimeSeconds = try c.decodeIfPresent(Int.self, forKey: .sessionLifetimeSeconds) ?? 86_400
-        adminToken = try c.decode(String.self, forKey: .adminToken)
+        adminToken = try c.decodeIfPresent(String.self, forKey: .adminToken) ?? ""
+        adminTokenFile = try c.decodeIfPresent(String.self, forKey: .adminTokenFile)
         publicURL = try c.decodeIfPresent(String.self, forKey: .publicURL)
         portFile = try c.decodeIfPresent(String.self, forKey: .portFile)
         clusterPort = try c.decodeIfPresent(Int.self, forKey: .clusterPort)
@@ -134,7 +137,16 @@ public struct CoordinatorConfiguration: Codable, Sendable {
     }
 
     public static func load(file: String) throws(ConfigurationError) -> CoordinatorConfiguration {
-        let configuration = try loadYAMLConfiguration(CoordinatorConfiguration.self, file: file)
+        var configuration = try loadYAMLConfiguration(CoordinatorConfiguration.self, file: file)
+        if let path = configuration.adminTokenFile {
+            guard configuration.adminToken.isEmpty else {
+                throw ConfigurationError(file: file, key: "admin_token_file", reason: "set admin_token or admin_token_file, not both")
+            }
+            guard let text = try? String(contentsOfFile: path, encoding: .utf8) else {
+                throw ConfigurationError(file: file, key: "admin_token_file", reason: "cannot read \(path)")
+            }
+            configuration.adminToken = text.trimmingCharacters(in: .whitespacesAndNewlines)
+        }
         try configuration.validate(file: file)
         return configuration
     }
@@ -180,7 +192,9 @@ public struct CoordinatorConfiguration: Codable, Sendable {
         guard scrubBudgetBytesPerSecond >= 0 else { throw fail("scrub_budget_bytes_per_second", "must be 0 (off) or more") }
         guard (1...(30 * 86_400)).contains(sessionLifetimeSeconds) else { throw fail("session_lifetime_seconds", "must be 1...2592000") }
         guard (1...1_000_000).contains(requestsInFlightMax) else { throw fail("requests_in_flight_max", "must be 1...1000000") }
-        guard adminToken.utf8.count >= 16 else { throw fail("admin_token", "must be at least 16 characters") }
+        guard adminToken.utf8.count >= 16 || (adminToken.isEmpty && adminTokenFile != nil && !checkFiles) else {
+            throw fail(adminTokenFile == nil ? "admin_token" : "admin_token_file", "the admin token must be at least 16 characters")
+        }
         try telemetry?.validate(fail)
         try LogSettings.validate(format: logFormat, level: logLevel, fail)
         for (key, path) in [("tls.certificate", tls.certificate), ("tls.key", tls.key), ("tls.cluster_ca", tls.clusterCA)] where checkFiles {

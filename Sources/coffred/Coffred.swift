@@ -48,6 +48,7 @@ struct Node: AsyncParsableCommand {
             configuration = try resolve()
             if checkConfig {
                 _ = try TLSSetup.server(certificate: configuration.tls.certificate, key: configuration.tls.key, clientCA: configuration.tls.clusterCA)
+                try requireIdentity(.init(role: .node, id: configuration.node), in: configuration.tls.certificate)
                 print("coffred node: configuration of \(configuration.node) is usable (\(config ?? "flags"))")
                 return
             }
@@ -171,6 +172,7 @@ struct CoordinatorCommand: AsyncParsableCommand {
                 _ = try TLSSetup.server(certificate: configuration.tls.certificate, key: configuration.tls.key, clientCA: nil)
                 _ = try TLSSetup.client(ca: configuration.tls.clusterCA, certificate: configuration.tls.certificate, key: configuration.tls.key)
                 if let files = configuration.etcdTLS { _ = try TLSSetup.client(ca: files.ca, certificate: files.certificate, key: files.key) }
+                try requireIdentity(.init(role: .coordinator, id: configuration.id), in: configuration.tls.certificate)
                 print("coffred coordinator: configuration of \(configuration.id) is usable (\(config))")
                 return
             }
@@ -219,5 +221,16 @@ struct TelemetryOptions: ParsableArguments {
         var logger = Logger(label: label)
         logger.logLevel = level
         return logger
+    }
+}
+
+/// `--check-config`: the certificate must name the daemon it is given to (`coffre://ROLE/ID`),
+/// or nodes and coordinators will refuse it at run time.
+func requireIdentity(_ expected: ClusterIdentity, in certificate: String) throws {
+    let named = ClusterIdentity.of(certificateFile: certificate)
+    guard named == expected else {
+        throw ConfigurationError(
+            file: certificate, key: "tls.certificate",
+            reason: "names \(named.map(\.uri) ?? "no cluster identity"), not \(expected.uri) (coffre admin certs --issue \(expected.role.rawValue)/\(expected.id)=HOSTS)")
     }
 }

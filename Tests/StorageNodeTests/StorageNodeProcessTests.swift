@@ -153,7 +153,7 @@ func crc(_ buffer: ByteBuffer) -> UInt32 { buffer.withUnsafeReadableBytes { CRC3
         try await withTemporaryDirectory { folder in
             let pki = try TestPKI(folder: folder)
             let base = [
-                "node", "--check-config", "--node", "fr-9", "--region", "fr-paris", "--data-directory", folder + "/data",
+                "node", "--check-config", "--node", "test-node", "--region", "fr-paris", "--data-directory", folder + "/data",
                 "--capacity-bytes", "1000000", "--tls-certificate", pki.certificate("node"), "--tls-key", pki.key("node"), "--tls-cluster-ca", pki.ca,
             ]
             let good = try await runProcessInBackground(builtExecutable("coffred"), base + ["--country", "FR"])
@@ -163,11 +163,20 @@ func crc(_ buffer: ByteBuffer) -> UInt32 { buffer.withUnsafeReadableBytes { CRC3
             #expect(country.status == 2 && country.output.contains("country"), "\(country.output)")
             let key = try await runProcessInBackground(builtExecutable("coffred"), base.map { $0 == pki.key("node") ? pki.ca : $0 } + ["--country", "FR"])
             #expect(key.status == 2 && key.output.contains("TLS"), "a certificate where the key should be: \(key.output)")
+            // A certificate that names another node (or none) is refused before it is used.
+            let other = try await runProcessInBackground(
+                builtExecutable("coffred"), base.map { $0 == "test-node" ? "fr-9" : $0 } + ["--country", "FR"])
+            #expect(other.status == 2 && other.output.contains("names coffre://node/test-node, not coffre://node/fr-9"), "\(other.output)")
+            let anonymous = try await runProcessInBackground(
+                builtExecutable("coffred"),
+                base.map { $0 == pki.certificate("node") ? pki.certificate("anonymous") : $0 == pki.key("node") ? pki.key("anonymous") : $0 }
+                    + ["--country", "FR"])
+            #expect(anonymous.status == 2 && anonymous.output.contains("names no cluster identity"), "\(anonymous.output)")
 
             // A coordinator's file: usable, then with etcd over https but no etcd_tls.
             let file = folder + "/coordinator.yaml"
             let yaml = """
-                id: c-fr
+                id: test-coordinator
                 country: FR
                 region: fr-paris
                 tls: {certificate: \(pki.certificate("coordinator")), key: \(pki.key("coordinator")), cluster_ca: \(pki.ca)}
@@ -179,6 +188,19 @@ func crc(_ buffer: ByteBuffer) -> UInt32 { buffer.withUnsafeReadableBytes { CRC3
             try yaml.write(toFile: file, atomically: true, encoding: .utf8)
             let coordinator = try await runProcessInBackground(builtExecutable("coffred"), ["coordinator", "--check-config", "--config", file])
             #expect(coordinator.status == 0, "\(coordinator.output)")
+            let renamed = try await runProcessInBackground(
+                builtExecutable("coffred"), ["coordinator", "--check-config", "--config", file, "--id", "c-fr"])
+            #expect(renamed.status == 2 && renamed.output.contains("not coffre://coordinator/c-fr"), "\(renamed.output)")
+            // The admin token from a file (a mounted secret), not both.
+            try "0123456789abcdef0123\n".write(toFile: folder + "/token", atomically: true, encoding: .utf8)
+            let fromFile = folder + "/coordinator-token-file.yaml"
+            try yaml.replacingOccurrences(of: "admin_token: 0123456789abcdef0123", with: "admin_token_file: \(folder)/token")
+                .write(toFile: fromFile, atomically: true, encoding: .utf8)
+            let tokenFile = try await runProcessInBackground(builtExecutable("coffred"), ["coordinator", "--check-config", "--config", fromFile])
+            #expect(tokenFile.status == 0, "\(tokenFile.output)")
+            try FileManager.default.removeItem(atPath: folder + "/token")
+            let noToken = try await runProcessInBackground(builtExecutable("coffred"), ["coordinator", "--check-config", "--config", fromFile])
+            #expect(noToken.status == 2 && noToken.output.contains("admin_token_file"), "\(noToken.output)")
             let https = try await runProcessInBackground(
                 builtExecutable("coffred"), ["coordinator", "--check-config", "--config", file, "--etcd", "https://127.0.0.1:2379"])
             #expect(https.status == 2 && https.output.contains("etcd_tls"), "\(https.output)")
