@@ -6,15 +6,15 @@ import TestSupport
 
 extension RealClusters {
     /// What an operator sees of a real local cluster: a real Prometheus scrapes every daemon's
-    /// telemetry listener and, with the rules of `Monitoring/coffre-alerts.yaml`, fires
+    /// telemetry listener and, with the rules of `Helm/coffre/files/coffre-alerts.yaml`, fires
     /// CoffreNodeDown when a node is killed (`Tests/Python/prometheus_alerts.py`); the rules
     /// pass `promtool check rules` and their unit tests; and the daemons' JSON-lines logs, at
     /// debug level, hold no password, token, key or link secret.
     @Suite(.serialized, .timeLimit(.minutes(5))) struct TelemetryClusterTests {
         @Test func alertRulesPassPromtool() async throws {
-            let check = try await runProcessInBackground("promtool", ["check", "rules", repositoryRoot + "/Monitoring/coffre-alerts.yaml"])
+            let check = try await runProcessInBackground("promtool", ["check", "rules", repositoryRoot + "/Helm/coffre/files/coffre-alerts.yaml"])
             #expect(check.status == 0, "\(check.output)")
-            let test = try await runProcessInBackground("promtool", ["test", "rules", repositoryRoot + "/Monitoring/coffre-alerts.test.yaml"])
+            let test = try await runProcessInBackground("promtool", ["test", "rules", repositoryRoot + "/Helm/coffre/files/coffre-alerts.test.yaml"])
             #expect(test.status == 0, "\(test.output)")
         }
 

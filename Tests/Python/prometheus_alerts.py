@@ -3,7 +3,7 @@
 upload leaves are there, /livez and /readyz answer, and killing a storage node (SIGKILL)
 fires CoffreNodeDown and CoffreDaemonUnreachable through Prometheus's HTTP API.
 
-The rules are Monitoring/coffre-alerts.yaml with every `for:` shortened to 2 s (their
+The rules are Helm/coffre/files/coffre-alerts.yaml with every `for:` shortened to 2 s (their
 durations are checked by `promtool test rules`); scrapes and evaluations every second.
 
 Usage: prometheus_alerts.py CLUSTER_FOLDER [--kill "node is-1"] [--rules FILE]
@@ -66,7 +66,7 @@ def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("cluster")
     parser.add_argument("--kill", default="node is-1")
-    parser.add_argument("--rules", default=os.path.join(ROOT, "Monitoring", "coffre-alerts.yaml"))
+    parser.add_argument("--rules", default=os.path.join(ROOT, "Helm", "coffre", "files", "coffre-alerts.yaml"))
     args = parser.parse_args()
 
     targets_file = os.path.join(args.cluster, "prometheus-targets.json")
@@ -159,7 +159,7 @@ def run_checks(args, base, groups, daemons):
             print(f"ok   {what}: {value(expression):g}", flush=True)
 
     # Every query of the Grafana dashboard is valid PromQL that Prometheus evaluates.
-    dashboard = json.load(open(os.path.join(ROOT, "Monitoring", "coffre-dashboard.json")))
+    dashboard = json.load(open(os.path.join(ROOT, "Helm", "coffre", "files", "coffre-dashboard.json")))
     expressions = [t["expr"] for p in dashboard["panels"] for t in p.get("targets", [])]
     bad = []
     for expression in expressions:
