@@ -23,18 +23,29 @@ extension CoordinatorServer {
         metrics.onScrape { [weak self] metrics in
             guard let self else { return }
             metrics.record(self.connections.stats)
-            self.recordNodes(metrics)
+            self.recordNodes(metrics, seen: memory.nodes)
             self.recordCountries(metrics, seen: memory.countries)
             self.recordBackgroundWork(metrics, healthyHighest: memory.healthyHighest)
         }
     }
 
-    private func recordNodes(_ metrics: MetricsRegistry) {
-        let topology = objects.topology
-        for (member, node) in zip(topology.members, topology.descriptors()) {
-            metrics.set(.nodeUp, member.id.value, member.country.code, member.region, to: node.isUp ? 1 : 0)
-            metrics.set(.nodeCapacity, member.id.value, to: Double(node.capacityBytes))
-            metrics.set(.nodeUsed, member.id.value, to: Double(node.usedBytes))
+    /// Every member as this coordinator sees it; the series of a node that left are removed.
+    private func recordNodes(_ metrics: MetricsRegistry, seen: borrowing Mutex<[String: (country: String, region: String)]>) {
+        let nodes = objects.topology.descriptors()
+        for node in nodes {
+            metrics.set(.nodeUp, node.id.value, node.country.code, node.region, to: node.isUp ? 1 : 0)
+            metrics.set(.nodeCapacity, node.id.value, to: Double(node.capacityBytes))
+            metrics.set(.nodeUsed, node.id.value, to: Double(node.usedBytes))
+        }
+        let gone = seen.withLock { seen in
+            let current = Dictionary(nodes.map { ($0.id.value, (country: $0.country.code, region: $0.region)) }, uniquingKeysWith: { a, _ in a })
+            defer { seen = current }
+            return seen.filter { current[$0.key] == nil }
+        }
+        for (node, place) in gone {
+            metrics.remove(.nodeUp, node, place.country, place.region)
+            metrics.remove(.nodeCapacity, node)
+            metrics.remove(.nodeUsed, node)
         }
         let policy = objects.policy
         metrics.set(.policyShards, "data", to: Double(policy.erasure.dataShards))
@@ -64,7 +75,7 @@ extension CoordinatorServer {
     private func recordBackgroundWork(_ metrics: MetricsRegistry, healthyHighest: borrowing Mutex<Int>) {
         let term = election.current
         metrics.set(.leader, to: term == nil ? 0 : 1)
-        if let term { metrics.set(.leaderEpoch, to: Double(term.epoch)) }
+        metrics.set(.leaderEpoch, to: Double(term?.epoch ?? 0))
         let leading = term != nil
         let repair = repair.status()
         let (byHealthy, atRisk) = leading ? self.repair.degradedSegments(margin: objects.policy.margin) : ([:], 0)
@@ -85,21 +96,22 @@ extension CoordinatorServer {
         metrics.set(.repairBudget, to: leading ? Double(repair.budgetBytesPerSecond) : 0)
         let rebalance = rebalance.status()
         metrics.set(.drainingNodes, to: leading ? Double(rebalance.draining.count) : 0)
+        // Each worker's totals count from the start of its term (its status's epoch).
         guard leading else { return }
-        metrics.advance(.repairBytes, to: repair.bytesDone)
-        metrics.advance(.repairSegments, "repaired", to: Int64(repair.segmentsRepaired))
-        metrics.advance(.repairSegments, "failed", to: Int64(repair.segmentsFailed))
-        metrics.advance(.repairSegments, "refused", to: Int64(repair.decisionsRefused))
+        metrics.advance(.repairBytes, to: repair.bytesDone, generation: repair.epoch)
+        metrics.advance(.repairSegments, "repaired", to: Int64(repair.segmentsRepaired), generation: repair.epoch)
+        metrics.advance(.repairSegments, "failed", to: Int64(repair.segmentsFailed), generation: repair.epoch)
+        metrics.advance(.repairSegments, "refused", to: Int64(repair.decisionsRefused), generation: repair.epoch)
         let gc = collector.status()
-        metrics.advance(.gcShardsScanned, to: gc.shardsScanned)
-        metrics.advance(.gcShardsDeleted, to: gc.shardsDeleted)
-        metrics.advance(.gcBytesReclaimed, to: gc.bytesReclaimed)
-        metrics.advance(.gcPasses, to: Int64(gc.passesCompleted))
+        metrics.advance(.gcShardsScanned, to: gc.shardsScanned, generation: gc.epoch)
+        metrics.advance(.gcShardsDeleted, to: gc.shardsDeleted, generation: gc.epoch)
+        metrics.advance(.gcBytesReclaimed, to: gc.bytesReclaimed, generation: gc.epoch)
+        metrics.advance(.gcPasses, to: Int64(gc.passesCompleted), generation: gc.epoch)
         let scrub = scrub.status()
-        metrics.advance(.scrubBytes, to: scrub.bytesVerified)
-        metrics.advance(.scrubCorrupt, to: scrub.corruptFound)
-        metrics.advance(.scrubPasses, to: Int64(scrub.passesCompleted))
-        metrics.advance(.rebalanceBytes, to: rebalance.bytesMoved)
+        metrics.advance(.scrubBytes, to: scrub.bytesVerified, generation: scrub.epoch)
+        metrics.advance(.scrubCorrupt, to: scrub.corruptFound, generation: scrub.epoch)
+        metrics.advance(.scrubPasses, to: Int64(scrub.passesCompleted), generation: scrub.epoch)
+        metrics.advance(.rebalanceBytes, to: rebalance.bytesMoved, generation: rebalance.epoch)
     }
 
     /// Ready when its certificates load, the metadata store answers within 2 s, and it has
@@ -131,6 +143,7 @@ extension CoordinatorServer {
 /// What scrapes remember between them: series shown once keep being set (to 0 when gone), so
 /// that a country or a count of healthy shards never keeps a stale value.
 private final class ScrapeMemory: Sendable {
+    let nodes = Mutex<[String: (country: String, region: String)]>([:])
     let countries = Mutex<Set<String>>([])
     let healthyHighest = Mutex(0)
 }

@@ -1,4 +1,5 @@
 public import Hummingbird
+import HTTPTypes
 import Metrics
 import NIOCore
 public import Telemetry
@@ -11,13 +12,21 @@ public import Telemetry
 /// bounded whatever the clients send; a path no route matched is `unmatched`.
 public struct RequestMetricsMiddleware<Context: RequestContext>: RouterMiddleware {
     let metrics: MetricsRegistry
+    /// The methods counted by name; any other (HTTP/2 takes any token) is `other`, so that a
+    /// client cannot add series.
+    static func label(of method: HTTPRequest.Method) -> String {
+        switch method {
+        case .get, .head, .put, .post, .delete, .options, .patch: method.rawValue
+        default: "other"
+        }
+    }
 
     public init(metrics: MetricsRegistry) { self.metrics = metrics }
 
     public func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         let start = ContinuousClock.now
         let route = context.endpointPath ?? "unmatched"
-        let method = request.method.rawValue
+        let method = Self.label(of: request.method)
         var request = request
         if request.method != .get && request.method != .head {
             let received = metrics.counter(.httpReceivedBytes, route)

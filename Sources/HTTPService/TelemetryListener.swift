@@ -4,6 +4,7 @@ public import Hummingbird
 import HTTPTypes
 public import Logging
 import NIOCore
+import Synchronization
 public import Telemetry
 
 /// What `/readyz` answers: ready when every check is `ok`; a failed check says why.
@@ -15,19 +16,19 @@ public struct Readiness: Codable, Hashable, Sendable {
     public init(checks: [String: String]) { self.checks = checks }
 
     /// Runs one check, bounded: its answer (`ok` or what is wrong), or `late` when it has not
-    /// answered within `limit` (a store or metadata request that hangs must not hang the probe).
+    /// answered within `limit`. The check runs apart and is not awaited past the limit (a disk
+    /// read that hangs cannot be cancelled, and must not hang the probe).
     public static func check(
         within limit: Duration, late: String, _ body: @escaping @Sendable () async -> String
     ) async -> String {
-        await withTaskGroup(of: String?.self) { group in
-            group.addTask { await body() }
-            group.addTask {
+        let answer = AnswerOnce()
+        return await withCheckedContinuation { continuation in
+            answer.set(continuation)
+            Task { answer.give(await body()) }
+            Task {
                 try? await Task.sleep(for: limit)
-                return nil
+                answer.give(late)
             }
-            let first = await group.next() ?? nil
-            group.cancelAll()
-            return first ?? late
         }
     }
 
@@ -39,6 +40,22 @@ public struct Readiness: Codable, Hashable, Sendable {
     }
     public init(from decoder: any Decoder) throws {
         checks = try decoder.container(keyedBy: CodingKeys.self).decode([String: String].self, forKey: .checks)
+    }
+}
+
+/// The first of two answers, given to a continuation once.
+private final class AnswerOnce: Sendable {
+    private let state = Mutex<(continuation: CheckedContinuation<String, Never>?, done: Bool)>((nil, false))
+
+    func set(_ continuation: CheckedContinuation<String, Never>) { state.withLock { $0.continuation = continuation } }
+
+    func give(_ answer: String) {
+        let continuation = state.withLock { state -> CheckedContinuation<String, Never>? in
+            guard !state.done else { return nil }
+            state.done = true
+            return state.continuation
+        }
+        continuation?.resume(returning: answer)
     }
 }
 

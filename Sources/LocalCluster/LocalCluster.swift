@@ -377,8 +377,8 @@ public struct LocalCluster: Sendable {
     }
 
     /// `prometheus-targets.json` in the cluster's folder: every daemon's and etcd member's
-    /// metrics address, in Prometheus's `file_sd_configs` format, labelled by job, process
-    /// and country (Docs/metrics.md).
+    /// metrics address, in Prometheus's `file_sd_configs` format, labelled by job and process
+    /// (Docs/metrics.md).
     public func writeScrapeTargets() throws {
         struct Group: Encodable {
             let targets: [String]
@@ -403,8 +403,8 @@ public struct LocalCluster: Sendable {
                 address = String(launch.arguments[index + 1].dropFirst("http://".count))
             default: continue
             }
-            let country = words[0] == "node" ? String(words[1].prefix(2)).uppercased() : words[1].uppercased()
-            groups.append(Group(targets: [address], labels: ["job": job, "process": name, "country": country]))
+            // No `country` target label: the coordinators' metrics carry the nodes' own.
+            groups.append(Group(targets: [address], labels: ["job": job, "process": name]))
         }
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys]

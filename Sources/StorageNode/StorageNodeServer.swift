@@ -183,10 +183,13 @@ public final class StorageNodeServer: Sendable {
         } catch {
             checks["certificates"] = "\(error)"
         }
-        let probe = try? ShardKey(Array(repeating: 0, count: 16))
         let answered = await Readiness.check(within: .seconds(2), late: "the store did not answer within 2 s") { [store] in
             do {
-                _ = try await NIOThreadPool.singleton.runIfActive { try? store.stat(probe!) }
+                // A key no shard has: `not_found` is the store answering.
+                let probe = try ShardKey(Array(repeating: 0, count: 16))
+                _ = try await NIOThreadPool.singleton.runIfActive { try store.stat(probe) }
+                return "ok"
+            } catch let error as any CodedError where error.code == .notFound {
                 return "ok"
             } catch {
                 return "the store does not answer: \(error)"
@@ -313,9 +316,11 @@ public final class StorageNodeServer: Sendable {
             guard let millis = Int64(text), millis >= 0 else {
                 throw APIError(.invalidArgument, "\(NodeAPI.createdAtParameter) is milliseconds since 1970, got \(text)")
             }
-            previous = try await counted("delete") { try await blocking { [store] in try store.delete(key, ifCreatedAtMilliseconds: UInt64(millis)) } }
-            guard previous != nil else {
-                throw APIError(.conflict, "shard \(Hex.encode(key.bytes)) is absent or was not created at \(millis)")
+            previous = try await counted("delete") {
+                guard let deleted = try await blocking({ [store] in try store.delete(key, ifCreatedAtMilliseconds: UInt64(millis)) }) else {
+                    throw APIError(.conflict, "shard \(Hex.encode(key.bytes)) is absent or was not created at \(millis)")
+                }
+                return deleted
             }
         } else {
             previous = try? await blocking { [store] in try store.stat(key) }

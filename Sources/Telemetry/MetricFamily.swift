@@ -87,7 +87,7 @@ extension MetricFamily {
         labels: ["operation"], buckets: latencyBuckets)
     public static let shardHedges = MetricFamily(
         "coffre_shard_hedges_total", .counter,
-        "Extra shard reads started because a node was slow or failed (reads of more than k shards), by the node read.",
+        "Hedged shard reads: reads started because the first ones were slow (after hedge_after), by the node read.",
         labels: ["node"])
     public static let metadataRequestDuration = MetricFamily(
         "coffre_metadata_request_duration_seconds", .histogram, "Time of a metadata-store request, by operation.",
@@ -106,16 +106,16 @@ extension MetricFamily {
         "coffre_node_used_bytes", .gauge, "A node's used bytes as it last reported them.", labels: ["node"])
     public static let countryState = MetricFamily(
         "coffre_country_state", .gauge,
-        "1 for a country's current state (up, degraded, down, quarantined, evacuated), 0 for the others (leader only).",
+        "1 for a country's state (up, down, quarantined, evacuated) as the leader last published it, 0 for the others.",
         labels: ["country", "state"])
     public static let countryNodesUp = MetricFamily(
-        "coffre_country_nodes_up", .gauge, "Storage nodes of a country up (leader only).", labels: ["country"])
+        "coffre_country_nodes_up", .gauge, "Storage nodes of a country up, as the leader last published it.", labels: ["country"])
     public static let countryNodes = MetricFamily(
-        "coffre_country_nodes", .gauge, "Storage nodes of a country (leader only).", labels: ["country"])
+        "coffre_country_nodes", .gauge, "Storage nodes of a country, as the leader last published it.", labels: ["country"])
     public static let leader = MetricFamily(
         "coffre_leader", .gauge, "1 while this coordinator leads the background work, else 0.")
     public static let leaderEpoch = MetricFamily(
-        "coffre_leader_epoch", .gauge, "The term of the leadership this coordinator last saw (0: none).")
+        "coffre_leader_epoch", .gauge, "The term of the leadership this coordinator holds (0 when it does not lead).")
     public static let policyShards = MetricFamily(
         "coffre_policy_shards", .gauge, "The erasure scheme new objects are written in: data (k), parity (m) and margin shards.",
         labels: ["kind"])

@@ -18,7 +18,7 @@ public final class MetricsRegistry: Sendable {
     public var factory: any MetricsFactory { CatalogFactory(registry: prometheus) }
     private let refreshers = Mutex<[@Sendable (MetricsRegistry) -> Void]>([])
     /// The last running total seen per counter series, for `advance`.
-    private let totals = Mutex<[String: Int64]>([:])
+    private let totals = Mutex<[String: (generation: Int64, total: Int64)]>([:])
 
     public init() {}
 
@@ -36,17 +36,25 @@ public final class MetricsRegistry: Sendable {
     }
 
     /// Advances a counter to a running total a status reports (a worker's bytes done): by the
-    /// difference since the last call, or by the whole total when it went down (the status
-    /// restarted, as a worker's does in a new term).
-    public func advance(_ family: MetricFamily, _ labels: String..., to total: Int64) {
+    /// difference since the last call. `generation` is what the total counts from (a worker's
+    /// term): in a new one the whole total is new, whatever the last total of the old one was.
+    public func advance(_ family: MetricFamily, _ labels: String..., to total: Int64, generation: Int64 = 0) {
         let key = family.name + "\u{0}" + labels.joined(separator: "\u{0}")
         let delta = totals.withLock { totals -> Int64 in
-            let last = totals[key] ?? 0
-            totals[key] = total
-            return total >= last ? total - last : total
+            let last = totals[key]
+            totals[key] = (generation, total)
+            guard let last, last.generation == generation, total >= last.total else { return max(0, total) }
+            return total - last.total
         }
         let counter = CoreMetrics.Counter(label: family.name, dimensions: Self.dimensions(family, labels), factory: factory)
         counter.increment(by: delta)  // by 0 too: the series is shown from the first scrape
+    }
+
+    /// Stops showing a gauge's series (a node that left the cluster).
+    public func remove(_ family: MetricFamily, _ labels: String...) {
+        precondition(family.kind == .gauge, "only gauges are removed: \(family.name)")
+        let gauge = prometheus.makeGauge(name: family.name, labels: Self.dimensions(family, labels), help: family.help)
+        prometheus.unregisterGauge(gauge)
     }
 
     /// Runs `refresh` before every scrape (it sets gauges and advances counters from statuses).

@@ -190,6 +190,8 @@ def run_checks(args, base, groups, daemons):
     alert, seconds = wait_for("CoffreNodeDown firing", 90, firing("CoffreNodeDown", node=node))
     if alert:
         check(True, f"CoffreNodeDown fired for {node} {seconds:.1f} s after the kill: {alert['annotations']['summary']}")
+        expected = {"alertname": "CoffreNodeDown", "node": node, "country": "IS", "region": "is-reykjavik", "severity": "warning"}
+        check(alert["labels"] == expected, f"CoffreNodeDown's labels are the node's own: {alert['labels']}")
     alert, seconds = wait_for("CoffreDaemonUnreachable firing", 60, firing("CoffreDaemonUnreachable", instance=address))
     if alert:
         check(True, f"CoffreDaemonUnreachable fired for {address} {seconds:.1f} s after the kill")

@@ -55,13 +55,25 @@ import TestSupport
     }
 
     /// A counter fed from a status's running total goes up by the difference, and by the
-    /// whole total when the status restarted (a worker's new term).
+    /// whole total when the status restarted (a worker's new term), even when the new term's
+    /// total has already passed the old one's by the first scrape.
     @Test func advanceFollowsRunningTotalsAcrossRestarts() {
         let metrics = MetricsRegistry()
-        for total: Int64 in [0, 100, 250, 250, 40, 90] { metrics.advance(.repairBytes, to: total) }
+        for (total, term): (Int64, Int64) in [(0, 1), (100, 1), (250, 1), (250, 1), (40, 2), (90, 2), (300, 3)] {
+            metrics.advance(.repairBytes, to: total, generation: term)
+        }
         let text = String(decoding: metrics.exposition(), as: UTF8.self)
-        // 100 + 150 + 0 + 40 (restart) + 50
-        #expect(text.contains("coffre_repair_bytes_total 340"), "\(text)")
+        // 100 + 150 + 0 + 40 (term 2) + 50 + 300 (term 3, above term 2's 90)
+        #expect(text.contains("coffre_repair_bytes_total 640"), "\(text)")
+    }
+
+    @Test func aRemovedGaugeSeriesIsNoLongerShown() {
+        let metrics = MetricsRegistry()
+        metrics.set(.nodeUp, "fr-1", "FR", "paris", to: 1)
+        metrics.set(.nodeUp, "fr-2", "FR", "paris", to: 0)
+        metrics.remove(.nodeUp, "fr-2", "FR", "paris")
+        let text = String(decoding: metrics.exposition(), as: UTF8.self)
+        #expect(text.contains(#"node="fr-1""#) && !text.contains(#"node="fr-2""#), "\(text)")
     }
 
     @Test func scrapeRefreshersRunBeforeEachExposition() {

@@ -30,7 +30,7 @@ app.kubernetes.io/component: {{ .component }}
 
 {{/* A storage node's URL, through its region's headless Service. */}}
 {{- define "coffre.nodeHost" -}}
-{{ include "coffre.nodeName" . }}-0.{{ .root.Release.Name }}-nodes-{{ .region.name }}.{{ .root.Release.Namespace }}.svc.cluster.local
+{{ include "coffre.nodeName" . }}-0.{{ .root.Release.Name }}-nodes-{{ .region.name }}.{{ .root.Release.Namespace }}.svc.{{ .root.Values.clusterDomain }}
 {{- end -}}
 
 {{- define "coffre.coordinatorSet" -}}
@@ -47,7 +47,7 @@ app.kubernetes.io/component: {{ .component }}
 {{- end -}}
 
 {{- define "coffre.etcdHost" -}}
-{{ include "coffre.etcdName" . }}-0.{{ .root.Release.Name }}-etcd.{{ .root.Release.Namespace }}.svc.cluster.local
+{{ include "coffre.etcdName" . }}-0.{{ .root.Release.Name }}-etcd.{{ .root.Release.Namespace }}.svc.{{ .root.Values.clusterDomain }}
 {{- end -}}
 
 {{/* Whether certificates come from cert-manager. */}}
@@ -69,12 +69,12 @@ imagePullSecrets:
 automountServiceAccountToken: false
 {{- end -}}
 
-{{/* Probes on the telemetry listener. */}}
+{{/* Probes on the telemetry listener; the argument is the seconds a start may take. */}}
 {{- define "coffre.probes" -}}
 startupProbe:
   httpGet: {path: /livez, port: telemetry}
   periodSeconds: 2
-  failureThreshold: 60
+  failureThreshold: {{ div (int .) 2 }}
 livenessProbe:
   httpGet: {path: /livez, port: telemetry}
   periodSeconds: 10
