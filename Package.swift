@@ -185,6 +185,8 @@ let package = Package(
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
+            // The share-link page, compiled into the binary (no files to deploy beside it).
+            resources: [.embedInCode("Web/link.html")],
             swiftSettings: strict
         ),
 

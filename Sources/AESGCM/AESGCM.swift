@@ -11,7 +11,7 @@ import CoffreModel
 ///
 /// The BoringSSL copy is the one swift-crypto builds (module `CCryptoBoringSSL`, symbols
 /// prefixed, so it coexists with the system's libcrypto and swift-nio-ssl's copy). It carries
-/// the VAES/AVX-512 GCM code. This is the only file that touches it.
+/// the VAES/AVX-512 GCM code. Only this module touches it (here and in `PBKDF2.swift`).
 ///
 /// A `AESGCMKey` may be used from many threads at once: BoringSSL's AEAD context is read-only
 /// after initialisation.

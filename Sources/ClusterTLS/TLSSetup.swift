@@ -31,10 +31,12 @@ public enum TLSSetup {
         }
     }
 
+    /// - Parameter ca: the only authority trusted; empty for the system's authorities (a share
+    ///   link opened by someone with no profile for its cluster).
     public static func client(ca: String, certificate: String? = nil, key: String? = nil) throws(ClusterTLSError) -> TLSConfiguration {
         do {
             var configuration = TLSConfiguration.makeClientConfiguration()
-            configuration.trustRoots = .certificates(try NIOSSLCertificate.fromPEMFile(ca))
+            configuration.trustRoots = ca.isEmpty ? .default : .certificates(try NIOSSLCertificate.fromPEMFile(ca))
             configuration.minimumTLSVersion = .tlsv12
             configuration.certificateVerification = .fullVerification
             if let certificate, let key {

@@ -19,7 +19,7 @@ public struct APIErrorBody: Codable, Hashable, Sendable {
     /// The HTTP status for a code: one table for the whole API (Docs/api.md).
     public static func status(for code: ErrorCode) -> Int {
         switch code {
-        case .invalidArgument, .weakParameters, .badRequest: 400
+        case .invalidArgument, .weakParameters, .badRequest, .unsupportedVersion, .passwordRequired: 400
         case .unauthenticated: 401
         case .forbidden: 403
         case .notFound: 404

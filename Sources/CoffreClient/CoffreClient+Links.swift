@@ -1,8 +1,7 @@
 import CoffreAPI
-import CoffreModel
+public import CoffreModel
 import Encryption
 import Foundation
-public import Sodium
 
 /// A link as its owner sees it.
 public struct LinkEntry: Codable, Sendable, Hashable {
@@ -13,19 +12,26 @@ public struct LinkEntry: Codable, Sendable, Hashable {
 }
 
 extension CoffreClient {
+    /// Records are written with sorted keys, so the same record is the same bytes.
+    static var recordEncoder: JSONEncoder {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = .sortedKeys
+        return encoder
+    }
+
     /// Creates a share link to a file; the secret goes only into the returned URL's fragment.
     ///
     /// - Parameter publicHost: host[:port] for the URL (default: the first coordinator's).
     public func createLink(
         _ path: String, _ session: Session, expiresIn seconds: Int64? = nil, password: String? = nil,
-        parameters: Argon2id.Parameters = .recommended, publicHost: String? = nil
+        iterations: Int = Limits.linkPasswordIterationsDefault, publicHost: String? = nil
     ) async throws -> (url: String, linkId: String) {
         let node = try await locate(path, session)
-        guard let info = node.info, info.type == "file" else { throw ClientError(.invalidArgument, "links are to files: \(path) is not one") }
+        guard let info = node.info else { throw ClientError(.invalidArgument, "a link is to a file or a folder, not to the root") }
         let expiresAt = seconds.map { Int64(Date().timeIntervalSince1970 * 1000) + $0 * 1000 }
-        let (record, secret) = try ShareLink.create(nodeKey: node.key, nodeId: info.id, password: password, parameters: parameters, expiresAt: expiresAt)
+        let (record, secret) = try ShareLink.create(nodeKey: node.key, nodeId: info.id, password: password, iterations: iterations)
         let request = CreateLinkRequest(
-            linkId: record.linkId, nodeId: info.id, record: String(decoding: try JSONEncoder().encode(record), as: UTF8.self), expiresAt: expiresAt)
+            linkId: record.linkId, nodeId: info.id, record: String(decoding: try Self.recordEncoder.encode(record), as: UTF8.self), expiresAt: expiresAt)
         _ = try await send(.POST, "/v1/links", token: session.token, json: request)
         let host = publicHost ?? URL(string: endpoints[0]).map { url in url.host.map { $0 + (url.port.map { ":\($0)" } ?? "") } ?? "" } ?? ""
         return (ShareLink.url(host: host, linkId: record.linkId, secret: secret), record.linkId)
@@ -41,28 +47,112 @@ extension CoffreClient {
         }
     }
 
+    /// A client for a share link: the link's own host first, then the profile's coordinators
+    /// (`--via` and `--coordinator` still choose). With no profile, only the link's host,
+    /// trusted through the system's certificate authorities: a link needs no account.
+    public static func forLink(_ url: String, profile: Profile?, via: String? = nil, coordinator: String? = nil) throws -> CoffreClient {
+        let host = "https://" + (try ShareLink.parse(url)).host
+        guard let profile else {
+            return try CoffreClient(profile: Profile(name: "link", coordinators: [.init(country: "", url: host)], ca: ""), coordinator: coordinator)
+        }
+        return try CoffreClient(profile: profile, via: via, coordinator: coordinator, first: via == nil ? host : nil)
+    }
+
     /// Opens a share link: its node record and node key, from the link id and the secret in
     /// the URL's fragment (which stays in this process).
     func openLink(_ url: String, password: String?) async throws -> (linkId: String, node: TreeNodeInfo, nodeKey: SecretKey) {
         let parsed = try ShareLink.parse(url)
         let link = try decode(PublicLink.self, try await send(.GET, "/v1/l/" + parsed.linkId))
-        let record = try JSONDecoder().decode(LinkRecord.self, from: Data(link.link.record.utf8))
+        let record = try ShareLink.decodeRecord(link.link.record)
         guard record.linkId == parsed.linkId, record.nodeId == link.node.id else { throw ClientError(.decryptionFailed, "the link record does not match the link") }
         return (parsed.linkId, link.node, try ShareLink.open(record, secret: parsed.secret, password: password))
     }
 
-    /// Downloads and decrypts the file behind a share link, with no account. The URL's
-    /// fragment (the secret) stays in this process: only the link id is sent.
-    /// - Returns: the file's name (from its decrypted attributes).
-    public func downloadLink(_ url: String, to localPath: String?, password: String? = nil, progress: TransferProgress? = nil) async throws -> String {
+    /// Downloads and decrypts what a share link names, with no account: a file, or a folder
+    /// with everything below it. The URL's fragment (the secret) stays in this process: only
+    /// the link id is sent.
+    /// - Parameter fileProgress: called before each file of a folder (its path and size).
+    /// - Returns: the linked node's name and the number of files written.
+    @discardableResult
+    public func downloadLink(
+        _ url: String, to localPath: String?, password: String? = nil, progress: TransferProgress? = nil,
+        fileProgress: (@Sendable (String, UInt64?) -> Void)? = nil
+    ) async throws -> (name: String, files: Int) {
         let (linkId, node, nodeKey) = try await openLink(url, password: password)
-        guard let blob = Base64URL.decode(node.attributes) else { throw ClientError(.storageFailure, "malformed attributes") }
+        let attributes = try Self.linkAttributes(node, nodeKey: nodeKey)
+        let target = localPath ?? attributes.name
+        guard node.type == "folder" else {
+            try await fetchDecrypted(
+                path: "/v1/l/\(linkId)/content", token: nil, fileKey: try Self.fileKey(node, nodeKey: nodeKey), total: node.length,
+                to: target, progress: progress)
+            return (attributes.name, 1)
+        }
+        var files = 0
+        var pending = [(folder: node, key: nodeKey, local: target, depth: 0)]
+        while let (folder, key, local, depth) = pending.popLast() {
+            guard depth < Limits.treeDepthMax else { throw ClientError(.limitExceeded, "the linked folder is deeper than \(Limits.treeDepthMax) levels") }
+            try FileManager.default.createDirectory(atPath: local, withIntermediateDirectories: true)
+            var names: Set<String> = []
+            for child in try await linkChildren(linkId, folder: folder, folderKey: key) {
+                // Two entries of one name would overwrite each other: a server never lists them
+                // (names are unique per folder), so this listing was altered.
+                guard names.insert(child.attributes.name.precomposedStringWithCanonicalMapping).inserted else {
+                    throw ClientError(.decryptionFailed, "the linked folder lists two entries named \(child.attributes.name)")
+                }
+                let childPath = local + "/" + child.attributes.name
+                if child.info.type == "folder" {
+                    pending.append((child.info, child.key, childPath, depth + 1))
+                    continue
+                }
+                fileProgress?(childPath, child.attributes.size)
+                try await fetchDecrypted(
+                    path: "/v1/l/\(linkId)/nodes/\(child.info.id)/content", token: nil, fileKey: try Self.fileKey(child.info, nodeKey: child.key),
+                    total: child.info.length, to: childPath, progress: progress)
+                files += 1
+            }
+        }
+        return (attributes.name, files)
+    }
+
+    /// The children of a folder a link reaches (the linked folder when `path` is nil, or a
+    /// folder below it by its decrypted path, "a/b"), names decrypted here.
+    public func listLink(_ url: String, path: String? = nil, password: String? = nil) async throws -> [Entry] {
+        let (linkId, node, nodeKey) = try await openLink(url, password: password)
+        guard node.type == "folder" else {
+            let attributes = try Self.linkAttributes(node, nodeKey: nodeKey)
+            return [Entry(id: node.id, name: attributes.name, type: node.type, size: attributes.size, modified: attributes.modified, objectId: nil)]
+        }
+        var folder = (info: node, key: nodeKey)
+        for name in (path ?? "").split(separator: "/") where !name.isEmpty {
+            guard let next = try await linkChildren(linkId, folder: folder.info, folderKey: folder.key).first(where: {
+                $0.attributes.name == String(name) && $0.info.type == "folder"
+            }) else { throw ClientError(.notFound, "no folder \(name) under this link") }
+            folder = (next.info, next.key)
+        }
+        return try await linkChildren(linkId, folder: folder.info, folderKey: folder.key).map {
+            Entry(id: $0.info.id, name: $0.attributes.name, type: $0.info.type, size: $0.attributes.size, modified: $0.attributes.modified, objectId: nil)
+        }
+    }
+
+    /// A folder's children through a link: each key unwrapped under the folder's key (bound to
+    /// both ids), each name decrypted and checked as a file name (a link's owner is a stranger:
+    /// a name is never allowed to be a path).
+    func linkChildren(_ linkId: String, folder: TreeNodeInfo, folderKey: SecretKey) async throws -> [(info: TreeNodeInfo, key: SecretKey, attributes: NodeAttributes)] {
+        let list = try decode(NodeList.self, try await send(.GET, "/v1/l/\(linkId)/nodes?parent=\(folder.id)"))
+        return try list.nodes.map { child in
+            guard child.parent == folder.id, let wrapped = Base64URL.decode(child.wrappedKey) else {
+                throw ClientError(.decryptionFailed, "the server listed node \(child.id), which is not in folder \(folder.id)")
+            }
+            let key = try NodeKeys.unwrap(try WrappedKey(bytes: wrapped), childId: child.id, parentId: folder.id, under: folderKey)
+            return (child, key, try Self.linkAttributes(child, nodeKey: key))
+        }
+    }
+
+    static func linkAttributes(_ node: TreeNodeInfo, nodeKey: SecretKey) throws -> NodeAttributes {
+        guard let blob = Base64URL.decode(node.attributes) else { throw ClientError(.decryptionFailed, "malformed attributes of node \(node.id)") }
         let attributes = try AttributeBox.open(blob, nodeKey: nodeKey, nodeId: node.id)
-        let fileKey = try Self.fileKey(node, nodeKey: nodeKey)
-        try await fetchDecrypted(
-            path: "/v1/l/\(linkId)/content", token: nil, fileKey: fileKey, total: node.length,
-            to: localPath ?? attributes.name, progress: progress)
-        return attributes.name
+        try attributes.validate()
+        return attributes
     }
 
     /// Plaintext bytes `range` of the file behind a share link, with no account: only the

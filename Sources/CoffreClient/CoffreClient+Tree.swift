@@ -165,8 +165,6 @@ extension CoffreClient {
         return Entry(id: id, name: name, type: "folder", size: nil, modified: attributes.modified, objectId: nil)
     }
 
-    static func fileKeyContext(_ nodeId: String) -> WrapContext { WrapContext(type: "file-key", owner: nodeId, subject: nodeId) }
-
     /// Encrypts a local file and uploads it to `remotePath` (a new name, or an existing
     /// folder to keep the local name).
     public func upload(_ localPath: String, to remotePath: String, _ session: Session, progress: TransferProgress? = nil) async throws -> Entry {
@@ -183,7 +181,7 @@ extension CoffreClient {
         let fileKey = FileKey.random()
         let modified = ((attributes[.modificationDate] as? Date) ?? Date()).timeIntervalSince1970 * 1000
         let blob = try AttributeBox.seal(NodeAttributes(name: name, size: size, modified: Int64(modified)), nodeKey: nodeKey, nodeId: id)
-        let wrappedFileKey = WrappedKey.wrap(try SecretKey(bytes: fileKey.bytes), under: nodeKey, context: Self.fileKeyContext(id))
+        let wrappedFileKey = NodeKeys.wrapFileKey(fileKey, nodeId: id, under: nodeKey)
         let length = Int64(FileFormat.ciphertextLength(plaintextLength: size))
         // No quota check here: the coordinator refuses an upload whose declared length does
         // not fit (`quota_exceeded`) before reading its body, which saves a round trip.
@@ -218,8 +216,7 @@ extension CoffreClient {
 
     static func fileKey(_ info: TreeNodeInfo, nodeKey: SecretKey) throws -> FileKey {
         guard let text = info.fileKey, let bytes = Base64URL.decode(text) else { throw ClientError(.storageFailure, "file \(info.id) has no file key") }
-        let key = try WrappedKey(bytes: bytes).unwrap(under: nodeKey, context: fileKeyContext(info.id))
-        return try FileKey(bytes: key.bytes)
+        return try NodeKeys.unwrapFileKey(try WrappedKey(bytes: bytes), nodeId: info.id, under: nodeKey)
     }
 
     func fetchDecrypted(path: String, token: String?, fileKey: FileKey, total: Int64?, to localPath: String, progress: TransferProgress?) async throws {

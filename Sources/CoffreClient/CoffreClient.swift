@@ -23,10 +23,13 @@ public final class CoffreClient: Sendable {
     /// - Parameters:
     ///   - via: a country code: use that country's coordinator only.
     ///   - coordinator: a URL: use that coordinator only.
-    public init(profile: Profile, via: String? = nil, coordinator: String? = nil) throws(ClientError) {
+    ///   - first: a URL tried before the profile's coordinators (a share link's host).
+    public init(profile: Profile, via: String? = nil, coordinator: String? = nil, first: String? = nil) throws(ClientError) {
         self.profile = profile
         if let coordinator {
             endpoints = [coordinator]
+        } else if let first {
+            endpoints = [first] + profile.coordinators.map(\.url).filter { $0 != first }
         } else if let via {
             let matching = profile.coordinators.filter { $0.country.uppercased() == via.uppercased() }.map(\.url)
             guard !matching.isEmpty else {

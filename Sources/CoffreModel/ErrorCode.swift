@@ -34,6 +34,11 @@ public struct ErrorCode: Hashable, Sendable, CustomStringConvertible {
     public static let weakParameters = ErrorCode("weak_parameters")
     public static let signatureInvalid = ErrorCode("signature_invalid")
     public static let cryptoFailure = ErrorCode("crypto_failure")
+    /// A record (a link record, a key record) in a version or with an algorithm this client
+    /// does not know: a newer client may read it.
+    public static let unsupportedVersion = ErrorCode("unsupported_version")
+    /// A share link protected by a password was opened without one.
+    public static let passwordRequired = ErrorCode("password_required")
 
     // Erasure coding.
     public static let tooFewShards = ErrorCode("too_few_shards")

@@ -36,6 +36,16 @@ public enum Limits {
     public static let argon2MemoryMax: UInt64 = 4 << 30
     /// Argon2id operations ceiling, for the same reason.
     public static let argon2OpsMax: UInt64 = 32
+    /// PBKDF2-HMAC-SHA512 rounds a link password gets when it is created (Docs/keys.md: about
+    /// 0.6 s in headless Chromium on the reference machine, well under the 3 s a reader waits).
+    public static let linkPasswordIterationsDefault = 1_000_000
+    /// Fewest rounds a reader accepts in a link record (OWASP's 2023 figure for SHA-512).
+    public static let linkPasswordIterationsMin = 210_000
+    /// Most rounds a reader accepts, so a hostile server cannot make it spin for minutes.
+    public static let linkPasswordIterationsMax = 10_000_000
+    /// Deepest walk up a tree: a move's check that a folder does not go inside itself, and a
+    /// folder link's check that a node is below the linked folder.
+    public static let treeDepthMax = 1000
     /// Largest encrypted attribute blob (name, size, mtime, ...) in bytes.
     public static let attributesSizeMax = 64 * 1024
     /// Largest file name in bytes (UTF-8), as on most file systems.

@@ -114,15 +114,20 @@ extension CoordinatorServer {
             else { return try jsonResponse(NodeList(nodes: [])) }
             return try jsonResponse(NodeList(nodes: [node]))
         }
+        return try jsonResponse(NodeList(nodes: try await children(account.id, parent)))
+    }
+
+    /// Every child of a folder (or of the root), from the folder's index.
+    func children(_ account: String, _ parent: String) async throws -> [TreeNodeInfo] {
         var nodes: [TreeNodeInfo] = []
         var after: String?
         repeat {
-            let page = try await metadata.list(prefix: Keyspace.children(account.id, parent), after: after, limit: Limits.metadataListPageMax)
+            let page = try await metadata.list(prefix: Keyspace.children(account, parent), after: after, limit: Limits.metadataListPageMax)
             for entry in page {
                 // An entry from before the index carried records: read the record itself.
                 if entry.value.isEmpty {
                     let id = String(entry.key.split(separator: "/").last ?? "")
-                    if let (node, _) = try await read(TreeNodeInfo.self, treeKey(account.id, id)) { nodes.append(node) }
+                    if let (node, _) = try await read(TreeNodeInfo.self, treeKey(account, id)) { nodes.append(node) }
                     continue
                 }
                 do {
@@ -133,7 +138,7 @@ extension CoordinatorServer {
             }
             after = page.count == Limits.metadataListPageMax ? page.last?.key : nil
         } while after != nil
-        return try jsonResponse(NodeList(nodes: nodes))
+        return nodes
     }
 
     func ownedNode(_ request: Request, _ context: ServiceContext) async throws -> TreeNodeInfo {
@@ -190,7 +195,7 @@ extension CoordinatorServer {
     func checkNotInside(_ account: String, moving id: String, into parent: String) async throws {
         var current = parent
         var steps = 0
-        while current != Self.rootId, steps < 1000 {
+        while current != Self.rootId, steps < Limits.treeDepthMax {
             guard current != id else { throw APIError(.invalidArgument, "cannot move a folder inside itself") }
             guard let (node, _) = try await read(TreeNodeInfo.self, treeKey(account, current)) else { break }
             current = node.parent
@@ -480,13 +485,49 @@ extension CoordinatorServer {
 
     /// A link as anyone holding it sees it: no account, never the fragment.
     func publicLink(_ context: ServiceContext) async throws -> PublicLink {
+        let (_, link) = try await resolveLink(context)
+        return link
+    }
+
+    /// The link named in the path, its owner and its node; `not_found` when it was revoked,
+    /// has expired or its node is gone (one answer for all three: a stranger learns no more).
+    func resolveLink(_ context: ServiceContext) async throws -> (owner: String, link: PublicLink) {
         let id = try context.parameters.require("id")
         guard let (link, _) = try await read(StoredLink.self, Keyspace.link(id)) else { throw APIError(.notFound, "no link \(id)") }
         if let expiry = link.info.expiresAt, expiry <= now() { throw APIError(.notFound, "link \(id) has expired") }
         guard let (node, _) = try await read(TreeNodeInfo.self, treeKey(link.owner, link.info.nodeId)) else {
-            throw APIError(.notFound, "the linked file is gone")
+            throw APIError(.notFound, "the linked node is gone")
         }
-        return PublicLink(link: link.info, node: node)
+        return (link.owner, PublicLink(link: link.info, node: node))
+    }
+
+    /// A node a folder link reaches: the linked folder itself or a node below it. Walking up
+    /// from the node must meet the linked folder before the root (bounded by
+    /// `Limits.treeDepthMax`); anything else is `not_found`, as for a node that does not exist.
+    func nodeUnderLink(_ context: ServiceContext, nodeId: String) async throws -> TreeNodeInfo {
+        let (owner, link) = try await resolveLink(context)
+        let id = try validNodeId(nodeId)
+        guard id != link.node.id else { return link.node }
+        guard link.node.type == "folder", let (node, _) = try await read(TreeNodeInfo.self, treeKey(owner, id)) else {
+            throw APIError(.notFound, "no node \(id) under this link")
+        }
+        var current = node.parent
+        for _ in 0..<Limits.treeDepthMax {
+            if current == link.node.id { return node }
+            guard current != Self.rootId, let (parent, _) = try await read(TreeNodeInfo.self, treeKey(owner, current)) else { break }
+            current = parent.parent
+        }
+        throw APIError(.notFound, "no node \(id) under this link")
+    }
+
+    /// `GET /v1/l/:id/nodes?parent=P`: the children of a folder a folder link reaches (the
+    /// linked folder when `parent` is absent), as `GET /v1/nodes` lists them for an owner.
+    func listLinkChildren(_ request: Request, _ context: ServiceContext) async throws -> Response {
+        let (owner, link) = try await resolveLink(context)
+        let parentId = request.uri.queryParameters.get("parent").map { String($0) } ?? link.node.id
+        let parent = try await nodeUnderLink(context, nodeId: parentId)
+        guard parent.type == "folder" else { throw APIError(.invalidArgument, "node \(parent.id) is not a folder") }
+        return try jsonResponse(NodeList(nodes: try await children(owner, parent.id)))
     }
 }
 

@@ -231,6 +231,19 @@ public final class CoordinatorServer: Sendable {
             let link = try await publicLink(context)
             return try await content(of: link.node, request)
         }
+        router.get("/l/:id") { [self] request, context in
+            // The page for a browser; a dead link gets the same page with 404 (it explains).
+            let found: PublicLink
+            do { found = try await publicLink(context) } catch let error as APIError where error.code == .notFound {
+                guard LinkPage.wantsPage(request) else { throw error }
+                return LinkPage.response(status: .notFound)
+            }
+            return LinkPage.wantsPage(request) ? LinkPage.response(status: .ok) : try jsonResponse(found)
+        }
+        router.get("/v1/l/:id/nodes") { [self] request, context in try await listLinkChildren(request, context) }
+        router.get("/v1/l/:id/nodes/:node/content") { [self] request, context in
+            try await content(of: try await nodeUnderLink(context, nodeId: try context.parameters.require("node")), request)
+        }
         router.get("/v1/admin/status") { [self] request, _ in try await adminStatus(request) }
         router.get("/v1/admin/objects/:id") { [self] request, context in try await adminObject(request, context) }
         router.get("/v1/admin/repair") { [self] request, _ in try await adminRepairStatus(request) }

@@ -46,8 +46,14 @@ public struct WrappedKey: Hashable, Sendable, Codable {
 
     /// Seals `key` under `wrappingKey`, bound to `context`.
     public static func wrap(_ key: SecretKey, under wrappingKey: SecretKey, context: WrapContext) -> WrappedKey {
+        wrap(key, under: wrappingKey, context: context, nonce: secureRandomBytes(AESGCMKey.nonceSize))
+    }
+
+    /// Seals with a given nonce: for vectors, and for callers that draw their randomness from
+    /// one source. A nonce must never repeat under one wrapping key.
+    static func wrap(_ key: SecretKey, under wrappingKey: SecretKey, context: WrapContext, nonce: [UInt8]) -> WrappedKey {
+        precondition(nonce.count == AESGCMKey.nonceSize, "a wrap nonce is 12 bytes")
         let cipher = try! AESGCMKey(key: wrappingKey.derive(.keyWrapping).bytes)
-        let nonce = secureRandomBytes(AESGCMKey.nonceSize)
         let sealed = cipher.seal(key.bytes, nonce: nonce, authenticating: context.associatedData)
         return try! WrappedKey(bytes: [1] + nonce + sealed)
     }

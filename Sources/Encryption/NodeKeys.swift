@@ -25,6 +25,21 @@ public enum NodeKeys {
         try wrapped.unwrap(under: parentKey, context: context(child: childId, parent: parentId))
     }
 
+    /// What binds a file key to its file: wrapped under the file's own node key, type
+    /// "file-key", owner and subject both the node id (Docs/keys.md, "Wrapped keys").
+    static func fileKeyContext(nodeId: String) -> WrapContext {
+        WrapContext(type: "file-key", owner: nodeId, subject: nodeId)
+    }
+
+    public static func wrapFileKey(_ fileKey: FileKey, nodeId: String, under nodeKey: SecretKey) -> WrappedKey {
+        .wrap(try! SecretKey(bytes: fileKey.bytes), under: nodeKey, context: fileKeyContext(nodeId: nodeId))
+    }
+
+    public static func unwrapFileKey(_ wrapped: WrappedKey, nodeId: String, under nodeKey: SecretKey) throws(EncryptionError) -> FileKey {
+        let key = try wrapped.unwrap(under: nodeKey, context: fileKeyContext(nodeId: nodeId))
+        return try! FileKey(bytes: key.bytes)
+    }
+
     /// The tag by which the server knows a child's name without seeing it:
     /// HMAC-SHA256(HKDF(folder key, "coffre/v1/name-tags"), NFC(name)), first 16 bytes,
     /// base64url.
@@ -74,6 +89,12 @@ public enum AttributeBox {
     static let padding = 64
 
     public static func seal(_ attributes: NodeAttributes, nodeKey: SecretKey, nodeId: String) throws(EncryptionError) -> [UInt8] {
+        try seal(attributes, nodeKey: nodeKey, nodeId: nodeId, nonce: secureRandomBytes(AESGCMKey.nonceSize))
+    }
+
+    /// Seals with a given nonce (vectors); a nonce must never repeat under one node key.
+    static func seal(_ attributes: NodeAttributes, nodeKey: SecretKey, nodeId: String, nonce: [UInt8]) throws(EncryptionError) -> [UInt8] {
+        precondition(nonce.count == AESGCMKey.nonceSize, "an attributes nonce is 12 bytes")
         try attributes.validate()
         let encoder = JSONEncoder()
         encoder.outputFormatting = .sortedKeys
@@ -84,7 +105,6 @@ public enum AttributeBox {
             throw EncryptionError(.limitExceeded, "attributes of \(json.count) B exceed \(Limits.attributesSizeMax) B")
         }
         let cipher = try! AESGCMKey(key: nodeKey.derive(.attributes).bytes)
-        let nonce = secureRandomBytes(AESGCMKey.nonceSize)
         return [1] + nonce + cipher.seal(json, nonce: nonce, authenticating: encodeFields("coffre/v1/attributes", nodeId))
     }
 

@@ -15,7 +15,7 @@ enum RecordSeeds {
         return try! JSONDecoder().decode(TreeNodeInfo.self, from: Data(json.utf8))
     }
 
-    static var link: LinkRecord { try! ShareLink.create(nodeKey: FuzzKeys.secret, nodeId: "n1", expiresAt: 1_790_000_000_000).record }
+    static var link: LinkRecord { try! ShareLink.create(nodeKey: FuzzKeys.secret, nodeId: "n1").record }
 
     static var drill: DrillRecord {
         var record = DrillRecord(

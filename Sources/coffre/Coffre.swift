@@ -32,6 +32,14 @@ struct GlobalOptions: ParsableArguments {
         try CoffreClient(profile: try Profile.load(profile), via: via, coordinator: coordinator)
     }
 
+    /// For a share link: its host first; the profile when there is one (its CA, its other
+    /// coordinators), else the system's authorities.
+    func client(forLink url: String) throws -> CoffreClient {
+        let loaded: Profile?
+        do throws(ClientError) { loaded = try Profile.load(profile) } catch where error.code == .notFound { loaded = nil }
+        return try CoffreClient.forLink(url, profile: loaded, via: via, coordinator: coordinator)
+    }
+
     var profileName: String { (profile as NSString).lastPathComponent.replacingOccurrences(of: ".json", with: "") }
 }
 
@@ -40,7 +48,7 @@ enum Exit {
     static func code(for error: any Error) -> Int32 {
         guard let coded = error as? any CodedError else { return 1 }
         switch coded.code {
-        case .invalidArgument, .weakParameters, .limitExceeded, .badRequest, .rangeNotSatisfiable: return 2
+        case .invalidArgument, .weakParameters, .limitExceeded, .badRequest, .rangeNotSatisfiable, .unsupportedVersion, .passwordRequired: return 2
         case .unauthenticated, .forbidden: return 3
         case .notFound: return 4
         case .conflict: return 5
@@ -97,7 +105,7 @@ func readPassword(stdin: Bool, prompt: String = "Password: ") throws -> String {
 
 func printJSON(_ value: some Encodable) {
     let encoder = JSONEncoder()
-    encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+    encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
     print(String(decoding: try! encoder.encode(value), as: UTF8.self))
 }
 
@@ -181,16 +189,41 @@ struct WhoAmI: AsyncParsableCommand {
     }
 }
 
+/// Runs `body` with the link password: read first when asked for (`--link-password`,
+/// `--password-stdin`), else asked at the terminal only if the link turns out to need one.
+func withLinkPassword<T>(asked: Bool, stdin: Bool, _ body: (String?) async throws -> T) async throws -> T {
+    if asked || stdin { return try await body(try readPassword(stdin: stdin, prompt: "Link password: ")) }
+    do {
+        return try await body(nil)
+    } catch let error as any CodedError where error.code == .passwordRequired && isatty(0) == 1 {
+        return try await body(try readPassword(stdin: false, prompt: "Link password: "))
+    }
+}
+
+/// What `coffre get LINK --json` prints.
+struct LinkDownload: Codable {
+    let name: String
+    let path: String
+    let files: Int
+}
+
 struct List: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "ls", abstract: "List a folder (names are decrypted here).")
+    static let configuration = CommandConfiguration(
+        commandName: "ls", abstract: "List a folder (names are decrypted here), yours or a folder link's (no account needed).")
     @OptionGroup var options: GlobalOptions
-    @Argument var path: String = "/"
+    @Argument(help: "A path, or a folder link https://HOST/l/ID#SECRET.") var path: String = "/"
+    @Option(help: "With a folder link: a folder below it, as a/b.") var under: String?
+    @Flag(help: "Read the link password from standard input.") var passwordStdin = false
+    @Flag(help: "The link has a password: ask for it.") var linkPassword = false
 
     func run() async throws {
         try await perform {
-            let client = try options.client()
+            let isLink = path.hasPrefix("https://")
+            let client: CoffreClient = try isLink ? options.client(forLink: path) : options.client()
             defer { Task { try? await client.shutdown() } }
-            let entries = try await client.list(path, try loadSession(options))
+            let entries = isLink
+                ? try await withLinkPassword(asked: linkPassword, stdin: passwordStdin) { try await client.listLink(path, path: under, password: $0) }
+                : try await client.list(path, try loadSession(options))
             if options.json { printJSON(entries) } else {
                 for entry in entries {
                     let size = entry.size.map { ByteCount(Int64($0)).description } ?? "-"
@@ -234,17 +267,17 @@ struct Put: AsyncParsableCommand {
 
 struct Get: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Download and decrypt a file, by path or by share link URL (no account needed for a link).")
+        abstract: "Download and decrypt a file, by path or by share link URL (no account needed for a link; a folder link downloads the whole folder).")
     @OptionGroup var options: GlobalOptions
-    @Argument(help: "Remote path, or https://HOST/l/ID#SECRET.") var source: String
-    @Argument(help: "Local file (default: the file's name).") var local: String?
+    @Argument(help: "Remote path, or https://HOST/l/ID#SECRET (a file or a folder link).") var source: String
+    @Argument(help: "Local file or folder (default: its name).") var local: String?
     @Option(help: "Only these plaintext bytes, as START-END (inclusive), written to standard output or LOCAL.") var range: String?
     @Flag(help: "Read the link password from standard input.") var passwordStdin = false
     @Flag(help: "The link has a password: ask for it.") var linkPassword = false
 
     func run() async throws {
         try await perform {
-            let client = try options.client()
+            let client: CoffreClient = try source.hasPrefix("https://") ? options.client(forLink: source) : options.client()
             defer { Task { try? await client.shutdown() } }
             let wanted = try range.map { text -> Range<UInt64> in
                 let parts = text.split(separator: "-", omittingEmptySubsequences: false).map { UInt64($0) }
@@ -257,11 +290,10 @@ struct Get: AsyncParsableCommand {
                 if let local { try Data(bytes).write(to: URL(fileURLWithPath: local)) } else { FileHandle.standardOutput.write(Data(bytes)) }
             }
             if source.hasPrefix("https://") {
-                let password = linkPassword || passwordStdin ? try readPassword(stdin: passwordStdin, prompt: "Link password: ") : nil
-                if let wanted { return try output(try await client.readLink(source, range: wanted, password: password)) }
-                let name = try await client.downloadLink(source, to: local, password: password, progress: progressPrinter("get"))
-                if options.json { printJSON(["name": name, "file": local ?? name]) }
-                return
+                return try await withLinkPassword(asked: linkPassword, stdin: passwordStdin) { password in
+                    if let wanted { return try output(try await client.readLink(source, range: wanted, password: password)) }
+                    try await downloadLink(client, password: password)
+                }
             }
             let session = try loadSession(options)
             if let wanted { return try output(try await client.read(source, range: wanted, session)) }
@@ -269,6 +301,20 @@ struct Get: AsyncParsableCommand {
             try await client.download(source, to: target, session, progress: progressPrinter("get"))
             if options.json { printJSON(["file": target]) }
         }
+    }
+}
+
+extension Get {
+    /// A file or a whole folder through a link; each file of a folder is named on stderr.
+    func downloadLink(_ client: CoffreClient, password: String?) async throws {
+        let json = options.json
+        let announce: (@Sendable (String, UInt64?) -> Void)? = json ? nil : Self.announce
+        let result = try await client.downloadLink(source, to: local, password: password, progress: progressPrinter("get"), fileProgress: announce)
+        if json { printJSON(LinkDownload(name: result.name, path: local ?? result.name, files: result.files)) }
+    }
+
+    @Sendable static func announce(_ path: String, _ size: UInt64?) {
+        FileHandle.standardError.write(Data((path + "\n").utf8))
     }
 }
 
@@ -307,7 +353,7 @@ struct Link: AsyncParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Share links: the key sits in the URL fragment, never on a server.", subcommands: [Create.self, Revoke.self, ListLinks.self])
 
     struct Create: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Create a share link to a file and print its URL.")
+        static let configuration = CommandConfiguration(abstract: "Create a share link to a file or a folder (read-only) and print its URL.")
         @OptionGroup var options: GlobalOptions
         @Argument var path: String
         @Option(help: "Expiry, as 30m, 12h or 7d.") var expires: String?

@@ -69,3 +69,16 @@ import TestSupport
         #expect(secureRandomBytes(0).isEmpty)
     }
 }
+
+/// PBKDF2-HMAC-SHA512 against the published answers for "password"/"salt" (the RFC 6070
+/// inputs, with SHA-512 as in RFC 7914's companion vectors).
+@Suite struct PBKDF2Tests {
+    @Test(arguments: [
+        (1, "867f70cf1ade02cff3752599a3a53dc4af34c7a669815ae5d513554e1c8cf252c02d470a285a0501bad999bfe943c08f050235d7d68b1da55e63f73b60a57fce"),
+        (2, "e1d9c16aa681708a45f5c7c4e215ceb66e011a2e9f0040713f18aefdb866d53cf76cab2868a39b9f7840edce4fef5a82be67335c77a6068e04112754f27ccf4e"),
+    ])
+    func knownAnswers(iterations: Int, expected: String) {
+        let out = PBKDF2.sha512(password: Array("password".utf8), salt: Array("salt".utf8), iterations: iterations, count: 64)
+        #expect(out.map { String(format: "%02x", $0) }.joined() == expected)
+    }
+}

@@ -106,7 +106,7 @@ import Testing
 
     @Test func subkeysDifferByPurpose() {
         let key = SecretKey.random()
-        let purposes: [KeyPurpose] = [.authentication, .passwordWrapping, .keyWrapping, .attributes, .treeRoot, .signing, .sharing, .link]
+        let purposes: [KeyPurpose] = [.authentication, .passwordWrapping, .keyWrapping, .attributes, .nameTags, .treeRoot, .signing, .sharing, .link]
         #expect(Set(purposes.map { key.derive($0) }).count == purposes.count)
     }
 }
@@ -129,11 +129,48 @@ import Testing
 
     @Test func passwordProtectedLink() throws {
         let nodeKey = SecretKey.random()
-        let (record, secret) = try ShareLink.create(nodeKey: nodeKey, nodeId: "file-2", password: "open sesame", parameters: .minimum)
+        let (record, secret) = try ShareLink.create(nodeKey: nodeKey, nodeId: "file-2", password: "open sesame", iterations: Limits.linkPasswordIterationsMin)
         #expect(record.hasPassword)
         #expect(try ShareLink.open(record, secret: secret, password: "open sesame") == nodeKey)
         #expect(throws: EncryptionError.decryptionFailed) { try ShareLink.open(record, secret: secret, password: "open sesamE") }
-        #expect { try ShareLink.open(record, secret: secret) } throws: { ($0 as? EncryptionError)?.code == .invalidArgument }
+        #expect { try ShareLink.open(record, secret: secret) } throws: { ($0 as? EncryptionError)?.code == .passwordRequired }
+    }
+
+    /// A password typed composed on one system and decomposed on another opens the same link.
+    @Test func passwordsAreComparedAfterNormalisation() throws {
+        let nodeKey = SecretKey.random()
+        let (record, secret) = try ShareLink.create(nodeKey: nodeKey, nodeId: "f", password: "caf\u{E9}", iterations: Limits.linkPasswordIterationsMin)
+        #expect(try ShareLink.open(record, secret: secret, password: "cafe\u{301}") == nodeKey)
+    }
+
+    /// What a server could change in a record, and what the reader says.
+    @Test func recordsAreCheckedBeforeAnyWork() throws {
+        let (record, _) = try ShareLink.create(nodeKey: .random(), nodeId: "f", password: "p", iterations: Limits.linkPasswordIterationsMin)
+        let text = String(decoding: try JSONEncoder().encode(record), as: UTF8.self)
+        func code(_ edit: (inout [String: Any]) -> Void) -> ErrorCode? {
+            var object = try! JSONSerialization.jsonObject(with: Data(text.utf8)) as! [String: Any]
+            edit(&object)
+            let edited = String(decoding: try! JSONSerialization.data(withJSONObject: object), as: UTF8.self)
+            do throws(EncryptionError) {
+                let decoded = try ShareLink.decodeRecord(edited)
+                _ = try ShareLink.open(decoded, secret: [UInt8](repeating: 0, count: 32), password: "p")
+                return nil
+            } catch { return error.code }
+        }
+        func password(_ key: String, _ value: Any) -> (inout [String: Any]) -> Void {
+            { object in
+                var password = object["password"] as! [String: Any]
+                password[key] = value
+                object["password"] = password
+            }
+        }
+        #expect(code { $0["version"] = 2 } == .unsupportedVersion)
+        #expect(code { $0["wrappedNodeKey"] = "AQ" } == .invalidArgument)
+        #expect(code(password("kdf", "argon2id")) == .unsupportedVersion)
+        #expect(code(password("iterations", Limits.linkPasswordIterationsMin - 1)) == .weakParameters)
+        #expect(code(password("iterations", Limits.linkPasswordIterationsMax + 1)) == .limitExceeded)
+        #expect(code(password("salt", "AAAA")) == .invalidArgument)
+        #expect(code { _ in } == .decryptionFailed)
     }
 
     @Test(arguments: [
@@ -150,9 +187,7 @@ import Testing
 
     @Test func aRecordForAnotherNodeDoesNotOpen() throws {
         let (record, secret) = try ShareLink.create(nodeKey: .random(), nodeId: "file-1")
-        let moved = LinkRecord(
-            linkId: record.linkId, nodeId: "file-9", wrappedNodeKey: record.wrappedNodeKey,
-            passwordSalt: nil, passwordParameters: nil, expiresAt: nil)
+        let moved = LinkRecord(linkId: record.linkId, nodeId: "file-9", wrappedNodeKey: record.wrappedNodeKey, password: nil)
         #expect(throws: EncryptionError.decryptionFailed) { try ShareLink.open(moved, secret: secret) }
     }
 }

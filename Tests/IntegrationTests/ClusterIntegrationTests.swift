@@ -161,7 +161,7 @@ extension RealClusters {
                 // A share link works with no account, through another country; revoking ends it.
                 let (url, linkId) = try await fr.createLink("/Secret Projects/Quarterly Ledger 2026.bin", session)
                 let stranger = try running.client(via: "CH")
-                let name = try await stranger.downloadLink(url, to: folder + "/via-link.bin")
+                let (name, _) = try await stranger.downloadLink(url, to: folder + "/via-link.bin")
                 #expect(name == "Quarterly Ledger 2026.bin")
                 #expect(try read(folder + "/via-link.bin") == big)
                 // Ranges through the link: the first byte, across a chunk boundary, the tail.

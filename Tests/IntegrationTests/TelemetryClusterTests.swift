@@ -1,4 +1,5 @@
 import CoffreClient
+import CoffreModel
 import Foundation
 import LocalCluster
 import Testing
@@ -35,7 +36,7 @@ extension RealClusters {
                     _ = try await client.upload(folder + "/file.bin", to: "/watched.bin", session)
                     let (url, _) = try await client.createLink("/watched.bin", session)
                     let linkPassword = "link password 42"
-                    let (guarded, _) = try await client.createLink("/watched.bin", session, password: linkPassword, parameters: .minimum)
+                    let (guarded, _) = try await client.createLink("/watched.bin", session, password: linkPassword, iterations: Limits.linkPasswordIterationsMin)
                     _ = try await client.downloadLink(url, to: folder + "/via-link.bin")
                     _ = try await client.downloadLink(guarded, to: folder + "/via-guarded.bin", password: linkPassword)
                     #expect(try Data(contentsOf: URL(fileURLWithPath: folder + "/via-link.bin")) == Data(content))
