@@ -315,7 +315,7 @@ let package = Package(
         .testTarget(
             name: "IntegrationTests",
             dependencies: [
-                "CoffreClient", "LocalCluster", "ClusterTLS", "CoffreAPI", "CoffreModel", "Encryption", "TestSupport",
+                "CoffreClient", "LocalCluster", "ClusterTLS", "CoffreAPI", "CoffreModel", "Encryption", "Metadata", "TestSupport",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),

@@ -266,3 +266,93 @@ public struct CoordinatorHealth: Codable, Hashable, Sendable {
         self.nodes = nodes
     }
 }
+
+// MARK: - Sharing with other users (Docs/keys.md, "User shares")
+
+/// An account's public keys, base64url of 32 bytes each: Ed25519 (signing) and X25519
+/// (HPKE agreement). Published by the account's own client; the server only relays them, and
+/// clients pin them on first use (a server that swaps them is noticed).
+public struct PublicKeys: Codable, Hashable, Sendable {
+    public let signingKey: String
+    public let agreementKey: String
+    public init(signingKey: String, agreementKey: String) {
+        self.signingKey = signingKey
+        self.agreementKey = agreementKey
+    }
+}
+
+/// `GET /v1/users/{username}/keys`.
+public struct UserKeys: Codable, Hashable, Sendable {
+    public let username: String
+    public let keys: PublicKeys
+    public init(username: String, keys: PublicKeys) {
+        self.username = username
+        self.keys = keys
+    }
+}
+
+/// A folder's node key sealed (HPKE) to the recipient and signed by the sender, base64url.
+public struct SealedShareText: Codable, Hashable, Sendable {
+    public let encapsulatedKey: String
+    public let ciphertext: String
+    public let signature: String
+    public init(encapsulatedKey: String, ciphertext: String, signature: String) {
+        self.encapsulatedKey = encapsulatedKey
+        self.ciphertext = ciphertext
+        self.signature = signature
+    }
+}
+
+/// `POST /v1/shares`: share one of the caller's folders with another account.
+public struct CreateShareRequest: Codable, Hashable, Sendable {
+    public let nodeId: String
+    /// The recipient's username.
+    public let recipient: String
+    /// The recipient may add, rename and delete inside the folder.
+    public let write: Bool
+    public let sealed: SealedShareText
+    public init(nodeId: String, recipient: String, write: Bool, sealed: SealedShareText) {
+        self.nodeId = nodeId
+        self.recipient = recipient
+        self.write = write
+        self.sealed = sealed
+    }
+}
+
+/// A share as its owner or its recipient sees it.
+public struct ShareInfo: Codable, Hashable, Sendable {
+    public let ownerId: String
+    public let owner: String
+    public let nodeId: String
+    public let recipientId: String
+    public let recipient: String
+    public let write: Bool
+    public let sealed: SealedShareText
+    public let createdAt: Int64
+    /// Incoming shares: the shared folder's record (its attributes open with the node key).
+    public var node: TreeNodeInfo?
+    public init(
+        ownerId: String, owner: String, nodeId: String, recipientId: String, recipient: String, write: Bool, sealed: SealedShareText,
+        createdAt: Int64, node: TreeNodeInfo? = nil
+    ) {
+        self.ownerId = ownerId
+        self.owner = owner
+        self.nodeId = nodeId
+        self.recipientId = recipientId
+        self.recipient = recipient
+        self.write = write
+        self.sealed = sealed
+        self.createdAt = createdAt
+        self.node = node
+    }
+}
+
+/// `GET /v1/shares`.
+public struct ShareList: Codable, Hashable, Sendable {
+    public let outgoing: [ShareInfo]
+    public let incoming: [ShareInfo]
+    public init(outgoing: [ShareInfo], incoming: [ShareInfo]) {
+        self.outgoing = outgoing
+        self.incoming = incoming
+    }
+}

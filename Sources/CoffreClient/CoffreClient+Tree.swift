@@ -29,6 +29,15 @@ struct Located {
     let key: SecretKey
     let info: TreeNodeInfo?
     let attributes: NodeAttributes?
+    /// The account whose tree holds the node, when it is not the caller's: a folder shared
+    /// with the caller, or below one (sent as `?owner=` on every request about it).
+    var owner: String? = nil
+
+    /// A tree route for this node's tree: `/v1/nodes` + `suffix`, with the owner when shared.
+    func route(_ suffix: String) -> String {
+        guard let owner else { return "/v1/nodes" + suffix }
+        return "/v1/nodes" + suffix + (suffix.contains("?") ? "&" : "?") + "owner=" + owner
+    }
 }
 
 extension CoffreClient {
@@ -43,7 +52,7 @@ extension CoffreClient {
 
     /// The decrypted children of a folder.
     func children(of folder: Located, _ session: Session) async throws -> [Located] {
-        let list = try decode(NodeList.self, try await send(.GET, "/v1/nodes?parent=" + folder.id, token: session.token))
+        let list = try decode(NodeList.self, try await send(.GET, folder.route("?parent=" + folder.id), token: session.token))
         return try list.nodes.map { try open($0, in: folder) }
     }
 
@@ -54,13 +63,13 @@ extension CoffreClient {
         }
         let key = try NodeKeys.unwrap(try WrappedKey(bytes: wrapped), childId: info.id, parentId: folder.id, under: folder.key)
         let attributes = try AttributeBox.open(blob, nodeKey: key, nodeId: info.id)
-        return Located(id: info.id, key: key, info: info, attributes: attributes)
+        return Located(id: info.id, key: key, info: info, attributes: attributes, owner: folder.owner)
     }
 
     /// The child of `folder` named `name`, or nil: one lookup by name tag, no listing.
     func child(named name: String, of folder: Located, _ session: Session) async throws -> Located? {
         let tag = NodeKeys.nameTag(name, folderKey: folder.key)
-        let list = try decode(NodeList.self, try await send(.GET, "/v1/nodes?parent=\(folder.id)&name=\(tag)", token: session.token))
+        let list = try decode(NodeList.self, try await send(.GET, folder.route("?parent=\(folder.id)&name=\(tag)"), token: session.token))
         guard let info = list.nodes.first else { return nil }
         let found = try open(info, in: folder)
         // The server cannot forge a name (attributes are sealed), only answer with another node.
@@ -74,10 +83,17 @@ extension CoffreClient {
         path.split(separator: "/").map(String.init).filter { $0 != "." }
     }
 
-    /// The node at `path` ("/" is the root): one lookup per folder on the way.
+    /// The node at `path` ("/" is the root; "@USER/FOLDER/..." is below a folder USER shared
+    /// with this account): one lookup per folder on the way.
     func locate(_ path: String, _ session: Session) async throws -> Located {
         var current = try root(session)
-        for name in Self.components(path) {
+        var names = Self.components(path)
+        if path.hasPrefix("@") {
+            guard names.count >= 2 else { throw ClientError(.invalidArgument, "a shared path is @USER/FOLDER[/...]: \(path)") }
+            current = try await sharedFolder(owner: String(names[0].dropFirst()), name: names[1], session)
+            names.removeFirst(2)
+        }
+        for name in names {
             guard current.info == nil || current.info?.type == "folder" else { throw ClientError(.notFound, "\(path): not a folder on the way") }
             guard let next = try await child(named: name, of: current, session) else {
                 throw ClientError(.notFound, "no such file or folder: \(path)")
@@ -101,7 +117,7 @@ extension CoffreClient {
         var parts = Self.components(path)
         guard let name = parts.popLast() else { throw ClientError(.invalidArgument, "a path to create needs a name") }
         try Self.checkName(name)
-        let parent = try await locate("/" + parts.joined(separator: "/"), session)
+        let parent = try await locate(Self.rejoin(path, parts), session)
         guard parent.info == nil || parent.info?.type == "folder" else { throw ClientError(.invalidArgument, "\(parts.joined(separator: "/")) is not a folder") }
         return (parent, name)
     }
@@ -110,11 +126,16 @@ extension CoffreClient {
     /// `localName` in. One lookup per folder on the way and one for the last name.
     func uploadDestination(_ path: String, localName: String, _ session: Session) async throws -> (Located, String) {
         var parts = Self.components(path)
+        if path.hasPrefix("@") && parts.count == 2 {
+            // The shared folder itself: the file goes in it, under its local name.
+            try Self.checkName(localName)
+            return (try await locate(path, session), localName)
+        }
         guard let last = parts.popLast() else {
             try Self.checkName(localName)
             return (try root(session), localName)
         }
-        let folder = try await locate("/" + parts.joined(separator: "/"), session)
+        let folder = try await locate(Self.rejoin(path, parts), session)
         guard folder.info == nil || folder.info?.type == "folder" else { throw ClientError(.invalidArgument, "\(parts.joined(separator: "/")) is not a folder") }
         if let existing = try await child(named: last, of: folder, session) {
             guard existing.info?.type == "folder" else { throw ClientError(.conflict, "\(path) exists") }
@@ -127,6 +148,11 @@ extension CoffreClient {
         }
         try Self.checkName(last)
         return (folder, last)
+    }
+
+    /// `parts` of `path` as a path again, keeping a shared path's "@USER" start.
+    static func rejoin(_ path: String, _ parts: [String]) -> String {
+        path.hasPrefix("@") ? parts.joined(separator: "/") : "/" + parts.joined(separator: "/")
     }
 
     static func checkName(_ name: String) throws {
@@ -161,7 +187,7 @@ extension CoffreClient {
             id: id, parent: parent.id, attributes: Base64URL.encode(try AttributeBox.seal(attributes, nodeKey: key, nodeId: id)),
             wrappedKey: Base64URL.encode(NodeKeys.wrap(key, childId: id, parentId: parent.id, under: parent.key).bytes),
             nameTag: NodeKeys.nameTag(name, folderKey: parent.key))
-        _ = try await naming(path) { try await send(.POST, "/v1/nodes", token: session.token, json: request) }
+        _ = try await naming(path) { try await send(.POST, parent.route(""), token: session.token, json: request) }
         return Entry(id: id, name: name, type: "folder", size: nil, modified: attributes.modified, objectId: nil)
     }
 
@@ -192,7 +218,7 @@ extension CoffreClient {
         }
         let answer = try await naming(remotePath) {
             try await send(
-            .PUT, "/v1/nodes/\(id)/content", token: session.token,
+            .PUT, parent.route("/\(id)/content"), token: session.token,
             headers: [
                 (ContentHeaders.parent, parent.id), (ContentHeaders.attributes, Base64URL.encode(blob)),
                 (ContentHeaders.wrappedKey, Base64URL.encode(NodeKeys.wrap(nodeKey, childId: id, parentId: parent.id, under: parent.key).bytes)),
@@ -211,7 +237,7 @@ extension CoffreClient {
         let node = try await locate(remotePath, session)
         guard let info = node.info, info.type == "file" else { throw ClientError(.invalidArgument, "\(remotePath) is not a file") }
         let fileKey = try Self.fileKey(info, nodeKey: node.key)
-        try await fetchDecrypted(path: "/v1/nodes/\(info.id)/content", token: session.token, fileKey: fileKey, total: info.length, to: localPath, progress: progress)
+        try await fetchDecrypted(path: node.route("/\(info.id)/content"), token: session.token, fileKey: fileKey, total: info.length, to: localPath, progress: progress)
     }
 
     static func fileKey(_ info: TreeNodeInfo, nodeKey: SecretKey) throws -> FileKey {
@@ -279,7 +305,7 @@ extension CoffreClient {
         let node = try await locate(remotePath, session)
         guard let info = node.info, info.type == "file", let length = info.length else { throw ClientError(.invalidArgument, "\(remotePath) is not a file") }
         let fileKey = try Self.fileKey(info, nodeKey: node.key)
-        return try await readRange(path: "/v1/nodes/\(info.id)/content", token: session.token, fileKey: fileKey, ciphertextLength: length, range: range)
+        return try await readRange(path: node.route("/\(info.id)/content"), token: session.token, fileKey: fileKey, ciphertextLength: length, range: range)
     }
 
     /// Plaintext bytes `range` of the file whose ciphertext (`ciphertextLength` bytes) is
@@ -323,6 +349,9 @@ extension CoffreClient {
             target = (to.hasSuffix("/") ? to : to + "/") + attributes.name
         }
         let (parent, name) = try await destination(target, session)
+        guard parent.owner == node.owner else {
+            throw ClientError(.invalidArgument, "a move stays within one tree: copy between yours and a shared folder instead")
+        }
         var renamed = attributes
         renamed.name = name
         let request = UpdateNodeRequest(
@@ -330,12 +359,15 @@ extension CoffreClient {
             attributes: Base64URL.encode(try AttributeBox.seal(renamed, nodeKey: node.key, nodeId: info.id)),
             wrappedKey: Base64URL.encode(NodeKeys.wrap(node.key, childId: info.id, parentId: parent.id, under: parent.key).bytes),
             nameTag: NodeKeys.nameTag(name, folderKey: parent.key))
-        _ = try await naming(target) { try await send(.PATCH, "/v1/nodes/" + info.id, token: session.token, json: request) }
+        _ = try await naming(target) { try await send(.PATCH, node.route("/" + info.id), token: session.token, json: request) }
         return Entry(id: info.id, name: name, type: info.type, size: renamed.size, modified: renamed.modified, objectId: info.objectId)
     }
 
     /// Deletes a file, or a folder with `recursive`.
     public func remove(_ path: String, recursive: Bool, _ session: Session) async throws {
+        if path.hasPrefix("@") && Self.components(path).count == 2 {
+            throw ClientError(.forbidden, "\(path) is shared with you: only its owner deletes it")
+        }
         let node = try await locate(path, session)
         guard let info = node.info else { throw ClientError(.invalidArgument, "cannot remove the root") }
         if info.type == "folder" {
@@ -343,7 +375,7 @@ extension CoffreClient {
             guard inside.isEmpty || recursive else { throw ClientError(.conflict, "\(path) is not empty (use --recursive)") }
             for child in inside { try await remove(path + "/" + (child.attributes?.name ?? ""), recursive: true, session) }
         }
-        _ = try await send(.DELETE, "/v1/nodes/" + info.id, token: session.token)
+        _ = try await send(.DELETE, node.route("/" + info.id), token: session.token)
     }
 }
 

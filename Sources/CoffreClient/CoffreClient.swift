@@ -18,14 +18,19 @@ public final class CoffreClient: Sendable {
     public let profile: Profile
     /// Coordinators in the order they are tried.
     public let endpoints: [String]
+    /// Where this client keeps the keys it pinned for other users (`ContactBook`).
+    public let contactsFile: String
     let http: HTTPClient
 
     /// - Parameters:
     ///   - via: a country code: use that country's coordinator only.
     ///   - coordinator: a URL: use that coordinator only.
     ///   - first: a URL tried before the profile's coordinators (a share link's host).
-    public init(profile: Profile, via: String? = nil, coordinator: String? = nil, first: String? = nil) throws(ClientError) {
+    ///   - contactsFile: the pinned keys of other users (default: per profile, under
+    ///     `$COFFRE_HOME/contacts`).
+    public init(profile: Profile, via: String? = nil, coordinator: String? = nil, first: String? = nil, contactsFile: String? = nil) throws(ClientError) {
         self.profile = profile
+        self.contactsFile = contactsFile ?? ContactBook.path(profile: profile.name)
         if let coordinator {
             endpoints = [coordinator]
         } else if let first {
@@ -136,7 +141,15 @@ public final class CoffreClient: Sendable {
         let answer = try decode(LoginResponse.self, try await send(.POST, "/v1/sessions", json: LoginRequest(username: username, authKey: Base64URL.encode(keys.authenticationKey.bytes))))
         let record = try JSONDecoder().decode(AccountKeyRecord.self, from: Data(answer.keyRecord.utf8))
         let master = try AccountKeys.unlock(record, password: password)
-        return Session(username: username.lowercased(), accountId: answer.accountId, token: answer.token, expiresAt: answer.expiresAt, masterKey: Base64URL.encode(master.bytes))
+        let session = Session(username: username.lowercased(), accountId: answer.accountId, token: answer.token, expiresAt: answer.expiresAt, masterKey: Base64URL.encode(master.bytes))
+        // The public keys other users pin to share with this account (published once; the
+        // server holding other keys for it is worth stopping for).
+        do {
+            try await publishKeys(session)
+        } catch let error as ClientError where error.code == .conflict {
+            throw ClientError(.signatureInvalid, "the server holds other public keys for \(session.username) than this account's: \(error.message)")
+        }
+        return session
     }
 
     public func whoami(_ session: Session) async throws -> WhoAmIResponse {

@@ -79,8 +79,8 @@ extension CoordinatorServer {
     }
 
     func createFolder(_ request: Request) async throws -> Response {
-        let (account, _) = try await authenticate(request)
         let body = try await decodeBody(CreateFolderRequest.self, request)
+        let account = try await treeAccess(request, at: body.parent, write: true).account
         let id = try validNodeId(body.id)
         let tag = try validNameTag(body.nameTag)
         let node = TreeNodeInfo(
@@ -103,8 +103,8 @@ extension CoordinatorServer {
     }
 
     func listChildren(_ request: Request) async throws -> Response {
-        let (account, _) = try await authenticate(request)
-        let parent = request.uri.queryParameters.get("parent") ?? Self.rootId
+        let parent = request.uri.queryParameters.get("parent").map { String($0) } ?? Self.rootId
+        let account = try await treeAccess(request, at: parent, write: false).account
         try await checkParent(account.id, parent)
         if let name = request.uri.queryParameters.get("name") {
             // One child by its name tag: one read for the id, one for the record.
@@ -142,16 +142,22 @@ extension CoordinatorServer {
     }
 
     func ownedNode(_ request: Request, _ context: ServiceContext) async throws -> TreeNodeInfo {
-        let (account, _) = try await authenticate(request)
         let id = try validNodeId(try context.parameters.require("id"))
+        let account = try await treeAccess(request, at: id, write: false).account
         guard let (node, _) = try await read(TreeNodeInfo.self, treeKey(account.id, id)) else { throw APIError(.notFound, "no node \(id)") }
         return node
     }
 
     func updateNode(_ request: Request, _ context: ServiceContext) async throws -> Response {
-        let (account, _) = try await authenticate(request)
         let id = try validNodeId(try context.parameters.require("id"))
         let body = try await decodeBody(UpdateNodeRequest.self, request)
+        let access = try await treeAccess(request, at: id, write: true)
+        let account = access.account
+        guard access.sharedFolder != id else { throw APIError(.forbidden, "a shared folder is renamed or moved by its owner only") }
+        if let parent = body.parent, access.sharedFolder != nil {
+            // Within the owner's tree, and only between folders shared with the caller to write.
+            _ = try await treeAccess(request, at: parent, write: true)
+        }
         guard let (node, revision) = try await read(TreeNodeInfo.self, treeKey(account.id, id)) else { throw APIError(.notFound, "no node \(id)") }
         let parent = body.parent ?? node.parent
         let tag = try body.nameTag.map { try validNameTag($0) } ?? node.nameTag
@@ -206,7 +212,9 @@ extension CoordinatorServer {
     func deleteNode(_ request: Request, _ context: ServiceContext) async throws -> Response {
         let id = try validNodeId(try context.parameters.require("id"))
         for _ in 0..<5 {
-            let (account, accountRevision) = try await authenticate(request)
+            let access = try await treeAccess(request, at: id, write: true)
+            let (account, accountRevision) = (access.account, access.revision)
+            guard access.sharedFolder != id else { throw APIError(.forbidden, "a shared folder is deleted by its owner only") }
             guard let (node, revision) = try await read(TreeNodeInfo.self, treeKey(account.id, id)) else { throw APIError(.notFound, "no node \(id)") }
             if node.type == "folder" {
                 guard try await metadata.list(prefix: Keyspace.children(account.id, id), after: nil, limit: 1).isEmpty else {
@@ -268,11 +276,13 @@ extension CoordinatorServer {
     }
 
     func uploadBody(_ request: Request, _ context: ServiceContext, _ reading: BodyReading) async throws -> Response {
-        let (account, accountRevision) = try await authenticate(request)
         let id = try validNodeId(try context.parameters.require("id"))
         let headers = request.headers
         func header(_ name: String) -> String? { headers[HTTPField.Name(name)!] }
         let parent = header(ContentHeaders.parent) ?? Self.rootId
+        // Into the caller's tree, or into a folder shared with it to write (the owner's quota).
+        let access = try await treeAccess(request, at: parent, write: true)
+        let (account, accountRevision) = (access.account, access.revision)
         let attributes = try blob(header(ContentHeaders.attributes), ContentHeaders.attributes, max: Limits.attributesSizeMax + 29)
         let wrappedKey = try blob(header(ContentHeaders.wrappedKey), ContentHeaders.wrappedKey, max: 61)
         let fileKey = try blob(header(ContentHeaders.fileKey), ContentHeaders.fileKey, max: 61)

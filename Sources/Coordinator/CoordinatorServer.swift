@@ -223,6 +223,11 @@ public final class CoordinatorServer: Sendable {
             let node = try await ownedNode(request, context)
             return try await content(of: node, request)
         }
+        router.put("/v1/account/keys") { [self] request, _ in try await publishKeys(request) }
+        router.get("/v1/users/:username/keys") { [self] request, context in try await userKeys(request, context) }
+        router.post("/v1/shares") { [self] request, _ in try await createShare(request) }
+        router.get("/v1/shares") { [self] request, _ in try await listShares(request) }
+        router.delete("/v1/shares/:node/:recipient") { [self] request, context in try await deleteShare(request, context) }
         router.post("/v1/links") { [self] request, _ in try await createLink(request) }
         router.get("/v1/links") { [self] request, _ in try await listLinks(request) }
         router.delete("/v1/links/:id") { [self] request, context in try await revokeLink(request, context) }
@@ -283,6 +288,8 @@ public final class CoordinatorServer: Sendable {
         var quotaBytes: Int64
         var usedBytes: Int64
         var createdAt: Int64
+        /// Published by the account's client for user shares (absent until then).
+        var keys: PublicKeys?
     }
 
     struct SessionRecord: Codable, Sendable {

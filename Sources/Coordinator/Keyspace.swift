@@ -14,6 +14,15 @@ public enum Keyspace {
     /// A session by the SHA-256 (hex) of its bearer token: the token itself is never stored.
     public static func session(tokenHash: String) -> String { "sessions/" + tokenHash }
 
+    // MARK: Sharing with other users
+
+    /// A folder shared by its owner with a recipient (both account ids).
+    public static func share(owner: String, node: String, recipient: String) -> String { "shares/\(owner)/\(node)/\(recipient)" }
+    public static func shares(owner: String) -> String { "shares/\(owner)/" }
+    /// The recipient's index of what was shared with it -> the share's key.
+    public static func sharedWith(_ recipient: String, owner: String, node: String) -> String { "sharedwith/\(recipient)/\(owner)/\(node)" }
+    public static func sharedWith(_ recipient: String) -> String { "sharedwith/\(recipient)/" }
+
     // MARK: The tree
 
     public static func treeNode(_ account: String, _ node: String) -> String { "tree/\(account)/\(node)" }

@@ -30,6 +30,17 @@ public struct PublicIdentity: Hashable, Sendable, Codable {
         }
     }
 
+    /// What people compare to know they hold the same keys: SHA-256 of both keys (in
+    /// `Fields`), its first 16 bytes in hex, in eight groups of four.
+    public var fingerprint: String {
+        let digest = sha256(encodeFields([Array("coffre/v1/fingerprint".utf8), signingKey, agreementKey]))
+        let hex = digest.prefix(16).map { String(format: "%02x", $0) }.joined()
+        return stride(from: 0, to: hex.count, by: 4).map { offset in
+            let start = hex.index(hex.startIndex, offsetBy: offset)
+            return String(hex[start..<hex.index(start, offsetBy: 4)])
+        }.joined(separator: " ")
+    }
+
     /// Checks an Ed25519 signature made by `Identity.sign(_:context:)`.
     public func verify(_ signature: [UInt8], of message: [UInt8], context: String) throws(EncryptionError) {
         guard let key = try? Curve25519.Signing.PublicKey(rawRepresentation: signingKey),
@@ -73,6 +84,17 @@ public struct SealedShare: Hashable, Sendable, Codable {
     public let encapsulatedKey: [UInt8]
     public let ciphertext: [UInt8]
     public let signature: [UInt8]
+
+    /// A sealed share as it travels: 32 bytes of encapsulated key, 48 of ciphertext (the
+    /// 32-byte key and its tag), a 64-byte signature.
+    public init(encapsulatedKey: [UInt8], ciphertext: [UInt8], signature: [UInt8]) throws(EncryptionError) {
+        guard encapsulatedKey.count == 32, ciphertext.count == 48, signature.count == 64 else {
+            throw EncryptionError(.signatureInvalid, "a sealed share is 32 + 48 + 64 bytes, got \(encapsulatedKey.count) + \(ciphertext.count) + \(signature.count)")
+        }
+        self.encapsulatedKey = encapsulatedKey
+        self.ciphertext = ciphertext
+        self.signature = signature
+    }
 }
 
 /// Sharing a node with another user.
@@ -95,7 +117,7 @@ public enum UserShare {
             let ciphertext = Array(try hpke.seal(nodeKey.bytes, authenticating: info))
             let encapsulated = Array(hpke.encapsulatedKey)
             let signature = sender.sign(encodeFields([encapsulated, ciphertext, info]), context: "share")
-            return SealedShare(encapsulatedKey: encapsulated, ciphertext: ciphertext, signature: signature)
+            return try SealedShare(encapsulatedKey: encapsulated, ciphertext: ciphertext, signature: signature)
         } catch {
             throw EncryptionError(.cryptoFailure, "cannot seal share: \(error)")
         }

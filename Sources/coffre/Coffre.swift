@@ -17,7 +17,7 @@ struct Coffre: AsyncParsableCommand {
         abstract: "End-to-end encrypted storage over a geo-replicated Coffre cluster.",
         subcommands: [
             Register.self, Login.self, WhoAmI.self, List.self, MakeFolder.self, Put.self, Get.self, Move.self, Remove.self,
-            Link.self, Load.self, Admin.self,
+            Link.self, Share.self, Unshare.self, Shares.self, Contacts.self, Load.self, Admin.self,
         ])
 }
 
@@ -181,12 +181,26 @@ struct WhoAmI: AsyncParsableCommand {
         try await perform {
             let client = try options.client()
             defer { Task { try? await client.shutdown() } }
-            let me = try await client.whoami(try loadSession(options))
-            if options.json { printJSON(me) } else {
+            let session = try loadSession(options)
+            let me = try await client.whoami(session)
+            let fingerprint = try client.fingerprint(session)
+            if options.json {
+                printJSON(WhoAmIOutput(accountId: me.accountId, username: me.username, usedBytes: me.usedBytes, quotaBytes: me.quotaBytes, fingerprint: fingerprint))
+            } else {
                 print("\(me.username) (\(me.accountId)): \(ByteCount(me.usedBytes)) of \(ByteCount(me.quotaBytes)) used")
+                print("key fingerprint: \(fingerprint) (what others compare with coffre contacts)")
             }
         }
     }
+}
+
+/// What `coffre whoami --json` prints.
+struct WhoAmIOutput: Codable {
+    let accountId: String
+    let username: String
+    let usedBytes: Int64
+    let quotaBytes: Int64
+    let fingerprint: String
 }
 
 /// Runs `body` with the link password: read first when asked for (`--link-password`,
@@ -213,11 +227,18 @@ struct List: AsyncParsableCommand {
     @OptionGroup var options: GlobalOptions
     @Argument(help: "A path, or a folder link https://HOST/l/ID#SECRET.") var path: String = "/"
     @Option(help: "With a folder link: a folder below it, as a/b.") var under: String?
+    @Flag(help: "List the folders others shared with you (then use @USER/FOLDER/... paths).") var shared = false
     @Flag(help: "Read the link password from standard input.") var passwordStdin = false
     @Flag(help: "The link has a password: ask for it.") var linkPassword = false
 
     func run() async throws {
         try await perform {
+            if shared {
+                let incoming = try await using(options) { try await $0.shares(try loadSession(options)).incoming }
+                if options.json { return printJSON(incoming) }
+                for share in incoming { print("d  \(share.write ? "rw" : "r ")  @\(share.owner)/\(share.name ?? share.nodeId)/") }
+                return
+            }
             let isLink = path.hasPrefix("https://")
             let client: CoffreClient = try isLink ? options.client(forLink: path) : options.client()
             defer { Task { try? await client.shutdown() } }

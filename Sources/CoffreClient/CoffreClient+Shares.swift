@@ -1,0 +1,222 @@
+public import CoffreAPI
+public import CoffreModel
+public import Encryption
+import Foundation
+
+/// Another user's public keys as this client pinned them on first use.
+public struct Contact: Codable, Sendable, Hashable {
+    public let username: String
+    public let keys: PublicKeys
+    public let fingerprint: String
+    /// Milliseconds since 1970.
+    public let pinnedAt: Int64
+    /// The user compared the fingerprint with the contact's own (`coffre contacts verify`).
+    public var verified: Bool
+}
+
+/// The pinned keys of other users, per profile: `$COFFRE_HOME/contacts/PROFILE.json`.
+///
+/// Why pins: the server relays public keys and could hand out its own. Pinned on first use
+/// and shown as a fingerprint, a key it swaps later is refused loudly (`signature_invalid`)
+/// until the user compares fingerprints and accepts the new key.
+public struct ContactBook: Codable, Sendable {
+    public var contacts: [String: Contact] = [:]
+
+    public static func path(profile: String) -> String { Profile.home + "/contacts/\(profile).json" }
+
+    public static func load(file: String) throws -> ContactBook {
+        guard let data = FileManager.default.contents(atPath: file) else { return ContactBook() }
+        do {
+            return try JSONDecoder().decode(ContactBook.self, from: data)
+        } catch {
+            throw ClientError(.invalidArgument, "contacts file \(file) is damaged: \(error)")
+        }
+    }
+
+    public func save(file: String) throws {
+        try FileManager.default.createDirectory(atPath: (file as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+        _ = FileManager.default.createFile(atPath: file, contents: try encoder.encode(self), attributes: [.posixPermissions: 0o600])
+    }
+}
+
+/// A share as the CLI shows it; `name` is the shared folder's decrypted name.
+public struct ShareEntry: Codable, Sendable, Hashable {
+    public let owner: String
+    public let recipient: String
+    public let nodeId: String
+    public let name: String?
+    public let write: Bool
+    public let createdAt: Int64
+}
+
+extension PublicKeys {
+    init(_ identity: PublicIdentity) {
+        self.init(signingKey: Base64URL.encode(identity.signingKey), agreementKey: Base64URL.encode(identity.agreementKey))
+    }
+
+    func identity() throws -> PublicIdentity {
+        guard let signing = Base64URL.decode(signingKey), let agreement = Base64URL.decode(agreementKey) else {
+            throw ClientError(.invalidArgument, "malformed public keys")
+        }
+        return try PublicIdentity(signingKey: signing, agreementKey: agreement)
+    }
+}
+
+extension CoffreClient {
+    func identity(_ session: Session) throws -> Identity { Identity(masterKey: try masterKey(session)) }
+
+    /// This account's key fingerprint, for others to compare with what they pinned.
+    public func fingerprint(_ session: Session) throws -> String { try identity(session).publicIdentity.fingerprint }
+
+    /// Publishes this account's public keys (once; the server refuses other keys later).
+    public func publishKeys(_ session: Session) async throws {
+        _ = try await send(.PUT, "/v1/account/keys", token: session.token, json: PublicKeys(try identity(session).publicIdentity))
+    }
+
+    /// `username`'s keys: as pinned, or fetched and pinned now (first use). Keys the server
+    /// now gives that differ from the pinned ones are refused until verified.
+    func pinnedKeys(_ username: String, _ session: Session) async throws -> PublicIdentity {
+        let name = username.lowercased()
+        var book = try ContactBook.load(file: contactsFile)
+        let served = try decode(UserKeys.self, try await send(.GET, "/v1/users/\(name)/keys", token: session.token)).keys
+        if let pinned = book.contacts[name] {
+            guard pinned.keys == served else {
+                throw ClientError(
+                    .signatureInvalid,
+                    "the server now gives other keys for \(name) (fingerprint \(try served.identity().fingerprint), pinned \(pinned.fingerprint)): "
+                        + "compare with \(name) and run coffre contacts verify \(name) --accept FINGERPRINT")
+            }
+            return try pinned.keys.identity()
+        }
+        let identity = try served.identity()
+        book.contacts[name] = Contact(
+            username: name, keys: served, fingerprint: identity.fingerprint, pinnedAt: Int64(Date().timeIntervalSince1970 * 1000), verified: false)
+        try book.save(file: contactsFile)
+        return identity
+    }
+
+    /// Shares a folder with `username`: its key sealed (HPKE) to their pinned key and signed.
+    public func share(_ path: String, with username: String, write: Bool, _ session: Session) async throws -> ShareEntry {
+        let folder = try await locate(path, session)
+        guard let info = folder.info, info.type == "folder", folder.owner == nil else {
+            throw ClientError(.invalidArgument, "\(path) is not one of your folders (the root cannot be shared)")
+        }
+        let recipient = username.lowercased()
+        let keys = try await pinnedKeys(recipient, session)
+        let sealed = try UserShare.seal(
+            nodeKey: folder.key, nodeId: info.id, from: try identity(session), senderId: session.username.lowercased(), to: keys, recipientId: recipient)
+        let request = CreateShareRequest(
+            nodeId: info.id, recipient: recipient, write: write,
+            sealed: SealedShareText(
+                encapsulatedKey: Base64URL.encode(sealed.encapsulatedKey), ciphertext: Base64URL.encode(sealed.ciphertext),
+                signature: Base64URL.encode(sealed.signature)))
+        let made = try decode(ShareInfo.self, try await send(.POST, "/v1/shares", token: session.token, json: request))
+        return ShareEntry(owner: made.owner, recipient: made.recipient, nodeId: made.nodeId, name: folder.attributes?.name, write: made.write, createdAt: made.createdAt)
+    }
+
+    /// Ends a share: the coordinator refuses the former recipient from now on.
+    public func unshare(_ path: String, with username: String, _ session: Session) async throws {
+        let folder = try await locate(path, session)
+        guard let info = folder.info, folder.owner == nil else { throw ClientError(.invalidArgument, "\(path) is not one of your folders") }
+        _ = try await send(.DELETE, "/v1/shares/\(info.id)/\(username.lowercased())", token: session.token)
+    }
+
+    /// What this account shared and what was shared with it; incoming shares are opened (the
+    /// sender's signature checked against its pinned key) to show their folder's name.
+    public func shares(_ session: Session) async throws -> (outgoing: [ShareEntry], incoming: [ShareEntry]) {
+        let list = try decode(ShareList.self, try await send(.GET, "/v1/shares", token: session.token))
+        var names: [String: String] = [:]
+        for share in list.outgoing where names[share.nodeId] == nil {
+            names[share.nodeId] = try? await locateById(share.nodeId, session)
+        }
+        let outgoing = list.outgoing.map {
+            ShareEntry(owner: $0.owner, recipient: $0.recipient, nodeId: $0.nodeId, name: names[$0.nodeId], write: $0.write, createdAt: $0.createdAt)
+        }
+        var incoming: [ShareEntry] = []
+        for share in list.incoming {
+            let folder = try await open(share, session)
+            incoming.append(ShareEntry(
+                owner: share.owner, recipient: share.recipient, nodeId: share.nodeId, name: folder.attributes?.name, write: share.write,
+                createdAt: share.createdAt))
+        }
+        return (outgoing.sorted { ($0.name ?? "", $0.recipient) < ($1.name ?? "", $1.recipient) }, incoming.sorted { ($0.owner, $0.name ?? "") < ($1.owner, $1.name ?? "") })
+    }
+
+    /// An incoming share opened: the signature checked against the owner's pinned keys, the
+    /// folder key unsealed, the folder's attributes decrypted.
+    func open(_ share: ShareInfo, _ session: Session) async throws -> Located {
+        guard let node = share.node, node.id == share.nodeId, node.type == "folder" else {
+            throw ClientError(.storageFailure, "share of \(share.owner) has no folder record")
+        }
+        guard let enc = Base64URL.decode(share.sealed.encapsulatedKey), let ciphertext = Base64URL.decode(share.sealed.ciphertext),
+            let signature = Base64URL.decode(share.sealed.signature)
+        else { throw ClientError(.signatureInvalid, "share of \(share.owner) is malformed") }
+        let sender = try await pinnedKeys(share.owner, session)
+        let key = try UserShare.open(
+            try SealedShare(encapsulatedKey: enc, ciphertext: ciphertext, signature: signature), nodeId: share.nodeId,
+            senderId: share.owner, sender: sender, as: try identity(session), recipientId: session.username.lowercased())
+        guard let blob = Base64URL.decode(node.attributes) else { throw ClientError(.decryptionFailed, "malformed attributes of the shared folder") }
+        let attributes = try AttributeBox.open(blob, nodeKey: key, nodeId: node.id)
+        try attributes.validate()
+        return Located(id: node.id, key: key, info: node, attributes: attributes, owner: share.ownerId)
+    }
+
+    /// The folder `owner` shared with this account under `name`.
+    func sharedFolder(owner: String, name: String, _ session: Session) async throws -> Located {
+        let list = try decode(ShareList.self, try await send(.GET, "/v1/shares", token: session.token))
+        for share in list.incoming where share.owner == owner.lowercased() {
+            let folder = try await open(share, session)
+            if folder.attributes?.name == name { return folder }
+        }
+        throw ClientError(.notFound, "\(owner) shares no folder named \(name) with you")
+    }
+
+    /// The name of one of this account's nodes by id (for listing what it shared).
+    func locateById(_ id: String, _ session: Session) async throws -> String? {
+        var chain: [TreeNodeInfo] = []
+        var current = id
+        for _ in 0..<Limits.treeDepthMax where current != "root" {
+            let info = try decode(TreeNodeInfo.self, try await send(.GET, "/v1/nodes/" + current, token: session.token))
+            chain.append(info)
+            current = info.parent
+        }
+        var folder = try root(session)
+        for info in chain.reversed() { folder = try open(info, in: folder) }
+        return folder.attributes?.name
+    }
+
+    /// The contacts this profile pinned.
+    public func contacts() throws -> [Contact] {
+        try ContactBook.load(file: contactsFile).contacts.values.sorted { $0.username < $1.username }
+    }
+
+    /// Compares `username`'s pinned keys with what the server gives now. With `accept` (the
+    /// new fingerprint, as the user got it from the contact), pins the new keys; without it,
+    /// marks the pin verified when both agree.
+    public func verifyContact(_ username: String, accept: String?, _ session: Session) async throws -> (pinned: Contact?, served: String) {
+        let name = username.lowercased()
+        var book = try ContactBook.load(file: contactsFile)
+        let served = try decode(UserKeys.self, try await send(.GET, "/v1/users/\(name)/keys", token: session.token)).keys
+        let fingerprint = try served.identity().fingerprint
+        let before = book.contacts[name]
+        if let accept {
+            guard Contact.normalised(accept) == Contact.normalised(fingerprint) else {
+                throw ClientError(.signatureInvalid, "the server gives \(name) keys with fingerprint \(fingerprint), not \(accept): nothing changed")
+            }
+            book.contacts[name] = Contact(username: name, keys: served, fingerprint: fingerprint, pinnedAt: Int64(Date().timeIntervalSince1970 * 1000), verified: true)
+        } else if var pinned = before, pinned.keys == served {
+            pinned.verified = true
+            book.contacts[name] = pinned
+        } else if before == nil {
+            book.contacts[name] = Contact(username: name, keys: served, fingerprint: fingerprint, pinnedAt: Int64(Date().timeIntervalSince1970 * 1000), verified: false)
+        }
+        try book.save(file: contactsFile)
+        return (before, fingerprint)
+    }
+}
+
+extension Contact {
+    static func normalised(_ fingerprint: String) -> String { fingerprint.lowercased().filter { $0.isHexDigit } }
+}

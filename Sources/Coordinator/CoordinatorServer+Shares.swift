@@ -1,0 +1,143 @@
+import CoffreAPI
+import CoffreModel
+import Foundation
+import HTTPService
+import HTTPTypes
+import Hummingbird
+import Metadata
+
+/// Sharing folders with other accounts.
+///
+/// The server relays what clients seal and sign (public keys, the folder key sealed to the
+/// recipient) and enforces who may touch what: a recipient reaches the owner's nodes below a
+/// folder shared with it, reads them, and with a write share adds, renames and deletes there.
+/// It can never open a sealed key, and a key it substitutes is caught by the clients' pins.
+extension CoordinatorServer {
+    struct ShareRecord: Codable {
+        var info: ShareInfo
+    }
+
+    /// `PUT /v1/account/keys`: the caller publishes its public keys, once (the same keys again
+    /// is a no-op; other keys are a conflict, so a stolen session cannot swap them quietly).
+    func publishKeys(_ request: Request) async throws -> Response {
+        let body = try await decodeBody(PublicKeys.self, request, limit: 4096)
+        _ = try decodeBinary(body.signingKey, "signingKey", size: 32...32)
+        _ = try decodeBinary(body.agreementKey, "agreementKey", size: 32...32)
+        for _ in 0..<Limits.treeCommitAttemptsMax {
+            let (account, revision) = try await authenticate(request)
+            if let keys = account.keys {
+                guard keys == body else { throw APIError(.conflict, "account \(account.username) has other public keys already") }
+                return Response(status: .noContent)
+            }
+            var updated = account
+            updated.keys = body
+            if try await metadata.commit(if: [.revision(Keyspace.account(account.id), revision)], then: [.put(Keyspace.account(account.id), encode(updated))]) != nil {
+                return Response(status: .noContent)
+            }
+        }
+        throw APIError(.conflict, "account kept changing; try again")
+    }
+
+    /// The account of a username, or `not_found`.
+    func account(named name: String) async throws -> (AccountRecord, Int64) {
+        let username = try validUsername(name)
+        guard let id = try await metadata.get(Keyspace.username(username)).map({ String(decoding: $0.value, as: UTF8.self) }),
+            let found = try await read(AccountRecord.self, Keyspace.account(id))
+        else { throw APIError(.notFound, "no user \(username)") }
+        return found
+    }
+
+    /// `GET /v1/users/{username}/keys` (signed-in callers only).
+    func userKeys(_ request: Request, _ context: ServiceContext) async throws -> Response {
+        _ = try await authenticate(request)
+        let (account, _) = try await account(named: try context.parameters.require("username"))
+        guard let keys = account.keys else { throw APIError(.notFound, "\(account.username) has not published public keys yet (they appear when they next sign in)") }
+        return try jsonResponse(UserKeys(username: account.username, keys: keys))
+    }
+
+    /// `POST /v1/shares`: shares one of the caller's folders (again: replaces the share).
+    func createShare(_ request: Request) async throws -> Response {
+        let (owner, _) = try await authenticate(request)
+        let body = try await decodeBody(CreateShareRequest.self, request, limit: 4096)
+        let nodeId = try validNodeId(body.nodeId)
+        _ = try decodeBinary(body.sealed.encapsulatedKey, "encapsulatedKey", size: 32...32)
+        _ = try decodeBinary(body.sealed.ciphertext, "ciphertext", size: 48...48)
+        _ = try decodeBinary(body.sealed.signature, "signature", size: 64...64)
+        guard let (node, _) = try await read(TreeNodeInfo.self, treeKey(owner.id, nodeId)), node.type == "folder" else {
+            throw APIError(.notFound, "no folder \(nodeId)")
+        }
+        let (recipient, _) = try await account(named: body.recipient)
+        guard recipient.id != owner.id else { throw APIError(.invalidArgument, "a folder is shared with another account, not with its owner") }
+        let info = ShareInfo(
+            ownerId: owner.id, owner: owner.username, nodeId: nodeId, recipientId: recipient.id, recipient: recipient.username, write: body.write,
+            sealed: body.sealed, createdAt: now())
+        let key = Keyspace.share(owner: owner.id, node: nodeId, recipient: recipient.id)
+        _ = try await metadata.commit(
+            if: [], then: [.put(key, encode(ShareRecord(info: info))), .put(Keyspace.sharedWith(recipient.id, owner: owner.id, node: nodeId), Array(key.utf8))])
+        logger.info("folder shared", metadata: ["account.id": "\(owner.id)", "share.recipient": "\(recipient.id)", "share.write": "\(body.write)"])
+        return try jsonResponse(info, status: .created)
+    }
+
+    /// `GET /v1/shares`: what the caller shared, and what was shared with it (with each
+    /// shared folder's record, whose attributes the recipient opens with the sealed key).
+    func listShares(_ request: Request) async throws -> Response {
+        let (account, _) = try await authenticate(request)
+        var outgoing: [ShareInfo] = []
+        for entry in try await metadata.list(prefix: Keyspace.shares(owner: account.id), after: nil, limit: Limits.metadataListPageMax) {
+            if let record = try? JSONDecoder().decode(ShareRecord.self, from: Data(entry.value)) { outgoing.append(record.info) }
+        }
+        var incoming: [ShareInfo] = []
+        for entry in try await metadata.list(prefix: Keyspace.sharedWith(account.id), after: nil, limit: Limits.metadataListPageMax) {
+            guard var (record, _) = try await read(ShareRecord.self, String(decoding: entry.value, as: UTF8.self)) else { continue }
+            // A folder its owner deleted leaves a share with nothing to show.
+            guard let (node, _) = try await read(TreeNodeInfo.self, treeKey(record.info.ownerId, record.info.nodeId)) else { continue }
+            record.info.node = node
+            incoming.append(record.info)
+        }
+        return try jsonResponse(ShareList(outgoing: outgoing, incoming: incoming))
+    }
+
+    /// `DELETE /v1/shares/{node}/{recipient}`: the owner ends a share; the recipient's next
+    /// request into the folder is refused.
+    func deleteShare(_ request: Request, _ context: ServiceContext) async throws -> Response {
+        let (owner, _) = try await authenticate(request)
+        let nodeId = try validNodeId(try context.parameters.require("node"))
+        let (recipient, _) = try await account(named: try context.parameters.require("recipient"))
+        let key = Keyspace.share(owner: owner.id, node: nodeId, recipient: recipient.id)
+        guard try await metadata.get(key) != nil else { throw APIError(.notFound, "folder \(nodeId) is not shared with \(recipient.username)") }
+        _ = try await metadata.commit(if: [], then: [.delete(key), .delete(Keyspace.sharedWith(recipient.id, owner: owner.id, node: nodeId))])
+        return Response(status: .noContent)
+    }
+
+    /// Whose tree a request acts on, and as what.
+    struct TreeAccess {
+        /// The tree's owner: the caller, or the account that shared a folder with it.
+        var account: AccountRecord
+        var revision: Int64
+        /// The shared folder the request reaches through (nil for the caller's own tree).
+        var sharedFolder: String?
+    }
+
+    /// The caller's own tree, or with `?owner=ACCOUNT` the owner's tree where a folder shared
+    /// with the caller holds `node` (the folder itself or below it): read, or write when
+    /// `write`. Anything else is `not_found`, as for a node that does not exist.
+    func treeAccess(_ request: Request, at node: String, write: Bool) async throws -> TreeAccess {
+        let (caller, revision) = try await authenticate(request)
+        guard let ownerId = request.uri.queryParameters.get("owner").map({ String($0) }), ownerId != caller.id else {
+            return TreeAccess(account: caller, revision: revision)
+        }
+        var current = node
+        for _ in 0..<Limits.treeDepthMax where current != Self.rootId {
+            if let (share, _) = try await read(ShareRecord.self, Keyspace.share(owner: ownerId, node: current, recipient: caller.id)) {
+                guard !write || share.info.write else {
+                    throw APIError(.forbidden, "\(share.info.owner) shared this folder with you read-only")
+                }
+                guard let (owner, ownerRevision) = try await read(AccountRecord.self, Keyspace.account(ownerId)) else { break }
+                return TreeAccess(account: owner, revision: ownerRevision, sharedFolder: current)
+            }
+            guard let (parent, _) = try await read(TreeNodeInfo.self, treeKey(ownerId, current)) else { break }
+            current = parent.parent
+        }
+        throw APIError(.notFound, "no node \(node) shared with you")
+    }
+}

@@ -1,0 +1,133 @@
+import CoffreAPI
+import CoffreClient
+import CoffreModel
+import Encryption
+import Foundation
+import LocalCluster
+import Metadata
+import Testing
+import TestSupport
+
+extension RealClusters {
+    /// Folders shared between two accounts on a real cluster: read and write shares, what the
+    /// coordinator refuses (stable codes), revocation, a share whose signature is forged, and
+    /// a public key swapped directly in the metadata store, which the sender's pin catches.
+    @Suite(.serialized, .timeLimit(.minutes(5))) struct UserShareTests {
+        @Test func sharesReadWriteRevokeAndResistAServerThatLies() async throws {
+            try await withTemporaryDirectory { folder in
+                let running = try await RunningCluster(folder: folder, topology: smallTopology("shares"))
+                await running.run { running in
+                    // Two people, two machines: each client keeps its own pins.
+                    let alice = try CoffreClient(profile: running.profile, contactsFile: folder + "/alice-contacts.json")
+                    _ = try await alice.register(username: "alice", password: "alice password 1", parameters: .minimum)
+                    let aliceSession = try await alice.login(username: "alice", password: "alice password 1")
+                    _ = try await alice.register(username: "bob", password: "bob password 1", parameters: .minimum)
+                    let bob = try CoffreClient(profile: running.profile, contactsFile: folder + "/bob-contacts.json")
+                    defer { Task { try? await alice.shutdown(); try? await bob.shutdown() } }
+                    let bobSession = try await bob.login(username: "bob", password: "bob password 1")
+                    _ = try await alice.register(username: "eve", password: "eve password 1", parameters: .minimum)
+                    let eveSession = try await alice.login(username: "eve", password: "eve password 1")
+
+                    let report = folder + "/report.txt"
+                    try Data("quarterly figures".utf8).write(to: URL(fileURLWithPath: report))
+                    _ = try await alice.mkdir("/Team", aliceSession)
+                    _ = try await alice.upload(report, to: "/Team/report.txt", aliceSession)
+                    _ = try await alice.mkdir("/Private", aliceSession)
+
+                    // Read only: bob lists and downloads; writing is refused with `forbidden`.
+                    let shared = try await alice.share("/Team", with: "bob", write: false, aliceSession)
+                    #expect(shared.name == "Team" && !shared.write)
+                    let incoming = try await bob.shares(bobSession).incoming
+                    #expect(incoming.map(\.name) == ["Team"] && incoming.first?.owner == "alice")
+                    #expect(try await bob.list("@alice/Team", bobSession).map(\.name) == ["report.txt"])
+                    try await bob.download("@alice/Team/report.txt", to: folder + "/got.txt", bobSession)
+                    #expect(try String(contentsOfFile: folder + "/got.txt", encoding: .utf8) == "quarterly figures")
+                    await #expect { _ = try await bob.upload(report, to: "@alice/Team/mine.txt", bobSession) } throws: {
+                        ($0 as? ClientError)?.code == .forbidden
+                    }
+                    await #expect { try await bob.remove("@alice/Team/report.txt", recursive: false, bobSession) } throws: {
+                        ($0 as? ClientError)?.code == .forbidden
+                    }
+                    // Nothing else of alice's is reachable, even by id.
+                    await #expect { _ = try await bob.list("@alice/Private", bobSession) } throws: { ($0 as? ClientError)?.code == .notFound }
+
+                    // Read and write: bob adds, renames and deletes inside; alice sees it all.
+                    _ = try await alice.share("/Team", with: "bob", write: true, aliceSession)
+                    let notes = folder + "/notes.txt"
+                    try Data("bob's notes".utf8).write(to: URL(fileURLWithPath: notes))
+                    _ = try await bob.upload(notes, to: "@alice/Team/", bobSession)
+                    _ = try await bob.mkdir("@alice/Team/drafts", bobSession)
+                    _ = try await bob.move("@alice/Team/notes.txt", to: "@alice/Team/drafts/notes v2.txt", bobSession)
+                    try await bob.remove("@alice/Team/report.txt", recursive: false, bobSession)
+                    await #expect { try await bob.remove("@alice/Team", recursive: true, bobSession) } throws: { ($0 as? ClientError)?.code == .forbidden }
+                    await #expect { _ = try await bob.move("@alice/Team/drafts", to: "/stolen", bobSession) } throws: {
+                        ($0 as? ClientError)?.code == .invalidArgument
+                    }
+                    #expect(try await alice.list("/Team", aliceSession).map(\.name) == ["drafts"])
+                    try await alice.download("/Team/drafts/notes v2.txt", to: folder + "/back.txt", aliceSession)
+                    #expect(try String(contentsOfFile: folder + "/back.txt", encoding: .utf8) == "bob's notes")
+                    #expect(try await alice.whoami(aliceSession).usedBytes > 0, "bob's upload counts against alice's quota")
+                    #expect(try await bob.whoami(bobSession).usedBytes == 0)
+
+                    // Unshare: bob is refused at once (what he downloaded he keeps).
+                    try await alice.unshare("/Team", with: "bob", aliceSession)
+                    #expect(try await bob.shares(bobSession).incoming.isEmpty)
+                    await #expect { _ = try await bob.list("@alice/Team", bobSession) } throws: { ($0 as? ClientError)?.code == .notFound }
+                    let teamId = try #require(try await alice.list("/", aliceSession).first { $0.name == "Team" }?.id)
+                    let direct = try await rawStatus(running, "GET", "/v1/nodes?parent=\(teamId)&owner=\(aliceSession.accountId)", token: bobSession.token)
+                    #expect(direct == 404, "a former recipient asking by id gets \(direct)")
+
+                    // A share "from alice" sealed and signed by eve: bob's client refuses it.
+                    _ = try await alice.share("/Team", with: "bob", write: false, aliceSession)
+                    let eveIdentity = Identity(masterKey: try SecretKey(bytes: Base64URL.decode(eveSession.masterKey)!))
+                    let bobKeys = Identity(masterKey: try SecretKey(bytes: Base64URL.decode(bobSession.masterKey)!)).publicIdentity
+                    let forged = try UserShare.seal(
+                        nodeKey: .random(), nodeId: teamId, from: eveIdentity, senderId: "alice", to: bobKeys, recipientId: "bob")
+                    let status = try await rawStatus(
+                        running, "POST", "/v1/shares", token: aliceSession.token,
+                        json: CreateShareRequest(
+                            nodeId: teamId, recipient: "bob", write: false,
+                            sealed: SealedShareText(
+                                encapsulatedKey: Base64URL.encode(forged.encapsulatedKey), ciphertext: Base64URL.encode(forged.ciphertext),
+                                signature: Base64URL.encode(forged.signature))))
+                    #expect(status == 201)
+                    await #expect { _ = try await bob.shares(bobSession) } throws: { ($0 as? any CodedError)?.code == .signatureInvalid }
+
+                    // The server swaps bob's public key for eve's, behind everyone's back: alice,
+                    // who pinned bob's key, refuses to share with the substitute.
+                    let coordinator = try running.cluster.names(.coordinator("IS"))
+                    _ = try running.cluster.stop(coordinator)
+                    do {
+                        let store = try EmbeddedMetadataStore(path: running.cluster.folder + "/data/coordinator-is-metadata")
+                        let bobId = String(decoding: try #require(try await store.get("usernames/bob")).value, as: UTF8.self)
+                        let record = try #require(try await store.get("accounts/" + bobId))
+                        var object = try #require(try JSONSerialization.jsonObject(with: Data(record.value)) as? [String: Any])
+                        let eveKeys = eveIdentity.publicIdentity
+                        object["keys"] = ["signingKey": Base64URL.encode(eveKeys.signingKey), "agreementKey": Base64URL.encode(eveKeys.agreementKey)]
+                        _ = try await store.put("accounts/" + bobId, Array(try JSONSerialization.data(withJSONObject: object)))
+                    }
+                    try await running.cluster.start(coordinator)
+                    let aliceAgain = try CoffreClient(profile: running.profile, contactsFile: folder + "/alice-contacts.json")
+                    defer { Task { try? await aliceAgain.shutdown() } }
+                    await #expect { _ = try await aliceAgain.share("/Team", with: "bob", write: true, aliceSession) } throws: {
+                        let error = $0 as? ClientError
+                        return error?.code == .signatureInvalid && error?.message.contains("other keys for bob") == true
+                    }
+                    #expect(try alice.contacts().first { $0.username == "bob" }?.keys.signingKey == Base64URL.encode(bobKeys.signingKey))
+                }
+            }
+        }
+    }
+}
+
+/// The status of a request made as a raw client would (no client-side checks).
+private func rawStatus(_ running: RunningCluster, _ method: String, _ path: String, token: String, json: (any Encodable)? = nil) async throws -> Int {
+    let url = running.profile.coordinators[0].url + path
+    var arguments = ["-sk", "-o", "/dev/null", "-w", "%{http_code}", "-X", method, "-H", "authorization: Bearer " + token, url]
+    if let json {
+        arguments += ["-H", "content-type: application/json", "--data-binary", String(decoding: try JSONEncoder().encode(json), as: UTF8.self)]
+    }
+    let (status, output) = try await runProcessInBackground("curl", arguments)
+    guard status == 0, let code = Int(output.trimmingCharacters(in: .whitespacesAndNewlines)) else { throw LocalClusterError("curl failed: \(output)") }
+    return code
+}
