@@ -10,8 +10,9 @@ extension RealClusters {
     /// Share links in a real browser (`Tests/Python/link_page.py`: Debian's headless Chromium
     /// and Selenium) against a real local cluster: a 256 MiB file saved byte-identical with the
     /// page's memory measured (bounded, below the file's size), a password link unlocked within 3 s, a folder link, altered
-    /// ciphertext, a wrong fragment, revoked and expired links. Then the coordinators' logs and
-    /// every stored byte are searched for the fragments: they never reached a server.
+    /// ciphertext, a wrong fragment, revoked and expired links; the independent Python reader
+    /// on the same links. Then the coordinators' logs and every stored byte are searched for
+    /// the fragments: they never reached a server.
     @Suite(.serialized, .timeLimit(.minutes(8))) struct LinkPageTests {
         @Test func linksOpenInABrowserAndTheirKeysNeverReachAServer() async throws {
             try await withTemporaryDirectory { folder in
@@ -70,6 +71,30 @@ extension RealClusters {
                     print(result.output)
                     #expect(result.status == 0, "link_page.py failed")
                     #expect(result.output.contains(" passed, 0 failed"))
+
+                    // The independent reader (Tests/Python/link_client.py, written from Docs/keys.md
+                    // and Docs/format.md alone) against the same links: whole, ranges, password, folder.
+                    let ca = running.cluster.folder + "/certs/ca.pem"
+                    func reader(_ arguments: [String], password: String? = nil) async throws -> (Int32, String) {
+                        try await runProcessInBackground(
+                            "python3", [repositoryRoot + "/Tests/Python/link_client.py", "--ca", ca] + arguments,
+                            environment: password.map { ["COFFRE_TEST_LINK_PASSWORD": $0] } ?? [:])
+                    }
+                    let whole = try await reader([smallLink, folder + "/py-small.bin", "--json"])
+                    #expect(try whole.0 == 0 && Data(contentsOf: URL(fileURLWithPath: folder + "/py-small.bin")) == Data(contentsOf: URL(fileURLWithPath: small)), "\(whole.1)")
+                    let guardedRead = try await reader([guarded, folder + "/py-guarded.bin", "--password-env", "COFFRE_TEST_LINK_PASSWORD"], password: linkPassword)
+                    #expect(try guardedRead.0 == 0 && Data(contentsOf: URL(fileURLWithPath: folder + "/py-guarded.bin")) == Data(contentsOf: URL(fileURLWithPath: small)), "\(guardedRead.1)")
+                    let refused = try await reader([guarded, folder + "/py-refused.bin", "--password-env", "COFFRE_TEST_LINK_PASSWORD"], password: "not it")
+                    #expect(refused.0 == 1 && refused.1.contains("decryption_failed"), "\(refused.1)")
+                    let smallBytes = try Data(contentsOf: URL(fileURLWithPath: small))
+                    for (start, end) in [(0, 0), (65_530, 65_600), (smallBytes.count - 10, smallBytes.count - 1)] {
+                        let part = try await reader([guarded, folder + "/py-range.bin", "--range", "\(start)-\(end)", "--password-env", "COFFRE_TEST_LINK_PASSWORD"], password: linkPassword)
+                        #expect(try part.0 == 0 && Data(contentsOf: URL(fileURLWithPath: folder + "/py-range.bin")) == smallBytes[start...end], "range \(start)-\(end): \(part.1)")
+                    }
+                    let tree = try await reader([folderLink, folder + "/py-holiday"])
+                    #expect(tree.0 == 0, "\(tree.1)")
+                    #expect(try Data(contentsOf: URL(fileURLWithPath: folder + "/py-holiday/beach.jpg")) == Data(contentsOf: URL(fileURLWithPath: beach)))
+                    #expect(try Data(contentsOf: URL(fileURLWithPath: folder + "/py-holiday/notes/todo.txt")) == Data(contentsOf: URL(fileURLWithPath: todo)))
 
                     // No fragment, in text or as bytes, and no link password anywhere a server wrote.
                     var secrets: [(String, [UInt8])] = [("link password", Array(linkPassword.utf8))]
