@@ -82,12 +82,14 @@ extension CoffreClient {
         let attributes = try Self.linkAttributes(node, nodeKey: nodeKey)
         let target = localPath ?? attributes.name
         guard node.type == "folder" else {
+            try Self.checkSize(attributes, of: node)
             try await fetchDecrypted(
                 path: "/v1/l/\(linkId)/content", token: nil, fileKey: try Self.fileKey(node, nodeKey: nodeKey), total: node.length,
                 to: target, progress: progress)
             return (attributes.name, 1)
         }
         var files = 0
+        var seen: Set<String> = [node.id]
         var pending = [(folder: node, key: nodeKey, local: target, depth: 0)]
         while let (folder, key, local, depth) = pending.popLast() {
             guard depth < Limits.treeDepthMax else { throw ClientError(.limitExceeded, "the linked folder is deeper than \(Limits.treeDepthMax) levels") }
@@ -99,11 +101,16 @@ extension CoffreClient {
                 guard names.insert(child.attributes.name.precomposedStringWithCanonicalMapping).inserted else {
                     throw ClientError(.decryptionFailed, "the linked folder lists two entries named \(child.attributes.name)")
                 }
+                // A server replaying old records could list a node twice or build a cycle.
+                guard seen.insert(child.info.id).inserted else {
+                    throw ClientError(.decryptionFailed, "the linked folder lists node \(child.info.id) twice")
+                }
                 let childPath = local + "/" + child.attributes.name
                 if child.info.type == "folder" {
                     pending.append((child.info, child.key, childPath, depth + 1))
                     continue
                 }
+                try Self.checkSize(child.attributes, of: child.info)
                 fileProgress?(childPath, child.attributes.size)
                 try await fetchDecrypted(
                     path: "/v1/l/\(linkId)/nodes/\(child.info.id)/content", token: nil, fileKey: try Self.fileKey(child.info, nodeKey: child.key),
@@ -145,6 +152,14 @@ extension CoffreClient {
             }
             let key = try NodeKeys.unwrap(try WrappedKey(bytes: wrapped), childId: child.id, parentId: folder.id, under: folderKey)
             return (child, key, try Self.linkAttributes(child, nodeKey: key))
+        }
+    }
+
+    /// A file's sealed size must be what its (unauthenticated) ciphertext length implies.
+    static func checkSize(_ attributes: NodeAttributes, of node: TreeNodeInfo) throws {
+        guard let size = attributes.size else { return }
+        guard let length = node.length, FileFormat.plaintextLength(ciphertextLength: UInt64(max(0, length))) == size else {
+            throw ClientError(.decryptionFailed, "file \(node.id) is \(size) bytes, its stored length says otherwise")
         }
     }
 

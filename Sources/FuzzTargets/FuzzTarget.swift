@@ -341,6 +341,7 @@ enum RecordFuzz {
         kind(CountryList.self) { RecordSeeds.countries },
         kind(RepairStatus.self) { RecordSeeds.repairStatus },
         kind(SealedShare.self) { RecordSeeds.share },
+        kind(ShareList.self) { RecordSeeds.shareList },
     ]
 
     static let requestKinds: [Kind] = [
@@ -354,5 +355,7 @@ enum RecordFuzz {
         kind(RebalanceStartRequest.self) { RecordSeeds.rebalanceStart },
         kind(RepairBudgetRequest.self) { RepairBudgetRequest(bytesPerSecond: 50_000_000) },
         kind(NodeAnnouncement.self) { NodeAnnouncement(node: "de-4", country: "DE", region: "eu-central", url: "https://127.0.0.1:9010") },
+        kind(CreateShareRequest.self) { RecordSeeds.createShare },
+        kind(PublicKeys.self) { RecordSeeds.publicKeys },
     ]
 }

@@ -51,6 +51,21 @@ enum RecordSeeds {
     static var createLink: CreateLinkRequest {
         CreateLinkRequest(linkId: Base64URL.encode([UInt8](repeating: 3, count: 16)), nodeId: "n1", record: "{\"linkId\":\"x\"}", expiresAt: nil)
     }
+    static var publicKeys: PublicKeys {
+        PublicKeys(signingKey: Base64URL.encode([UInt8](repeating: 5, count: 32)), agreementKey: Base64URL.encode([UInt8](repeating: 6, count: 32)))
+    }
+    static var sealedText: SealedShareText {
+        SealedShareText(
+            encapsulatedKey: Base64URL.encode([UInt8](repeating: 1, count: 32)), ciphertext: Base64URL.encode([UInt8](repeating: 2, count: 48)),
+            signature: Base64URL.encode([UInt8](repeating: 3, count: 64)))
+    }
+    static var createShare: CreateShareRequest { CreateShareRequest(nodeId: "n2", recipient: "bob", write: true, sealed: sealedText) }
+    static var shareList: ShareList {
+        let share = ShareInfo(
+            ownerId: "a1", owner: "alice", nodeId: "n2", recipientId: "b1", recipient: "bob", write: false, sealed: sealedText,
+            createdAt: 1_790_000_000_000, node: treeNode)
+        return ShareList(outgoing: [share], incoming: [share])
+    }
     static var drillStart: DrillStartRequest { DrillStartRequest(countries: ["FR"], mode: .blackhole, ttlSeconds: 30, margin: 1) }
     static var rebalanceStart: RebalanceStartRequest { RebalanceStartRequest(spread: 0.05) }
 }

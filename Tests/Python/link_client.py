@@ -217,7 +217,7 @@ def download_folder(server: Server, link_id: str, root: dict, root_key: bytes, o
                 raise fail("decryption_failed", f"node {cid} is listed twice")
             seen_ids.add(cid)
             if nfc(name) in names:
-                raise fail("invalid_argument", f"the name {name!r} appears twice in one folder")
+                raise fail("decryption_failed", f"the name {name!r} appears twice in one folder: the listing was altered")
             names.add(nfc(name))
             target = os.path.join(folder_dir, name)
             if child.get("type") == "folder":
