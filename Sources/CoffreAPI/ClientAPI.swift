@@ -93,11 +93,15 @@ public struct TreeNodeInfo: Codable, Hashable, Sendable {
     public let createdAt: Int64
     /// The node's name tag in its folder (see `CreateFolderRequest.nameTag`).
     public let nameTag: String?
+    /// Folders whose key is being changed (after a share ended): the previous key wrapped
+    /// under the new one, for the children not re-wrapped yet (Docs/keys.md, "Key rotation").
+    public var previousKey: String?
     public init(
         id: String, parent: String, type: String, attributes: String, wrappedKey: String, fileKey: String?, length: Int64?, objectId: String?,
-        createdAt: Int64, nameTag: String? = nil
+        createdAt: Int64, nameTag: String? = nil, previousKey: String? = nil
     ) {
         self.nameTag = nameTag
+        self.previousKey = previousKey
         self.id = id
         self.parent = parent
         self.type = type
@@ -355,4 +359,49 @@ public struct ShareList: Codable, Hashable, Sendable {
         self.outgoing = outgoing
         self.incoming = incoming
     }
+}
+
+// MARK: - Key rotation of a folder (Docs/keys.md, "Key rotation")
+
+/// `POST /v1/nodes/{id}/rekey`: a folder takes a new key. Its record gets attributes and a
+/// wrapped key under the new key, and the previous key wrapped under the new one (for the
+/// children not yet re-wrapped); every share of the folder gets the new key sealed.
+public struct RekeyFolderRequest: Codable, Hashable, Sendable {
+    public struct Share: Codable, Hashable, Sendable {
+        public let recipient: String
+        public let sealed: SealedShareText
+        public init(recipient: String, sealed: SealedShareText) {
+            self.recipient = recipient
+            self.sealed = sealed
+        }
+    }
+
+    public let attributes: String
+    public let wrappedKey: String
+    public let previousKey: String
+    public let shares: [Share]
+    public init(attributes: String, wrappedKey: String, previousKey: String, shares: [Share]) {
+        self.attributes = attributes
+        self.wrappedKey = wrappedKey
+        self.previousKey = previousKey
+        self.shares = shares
+    }
+}
+
+/// `POST /v1/nodes/{id}/rekey/children`: children of a folder re-wrapped under its new key,
+/// with their name tags under it (at most `Limits.rekeyChildrenPerRequestMax` at a time).
+public struct RekeyChildrenRequest: Codable, Hashable, Sendable {
+    public struct Child: Codable, Hashable, Sendable {
+        public let id: String
+        public let wrappedKey: String
+        public let nameTag: String?
+        public init(id: String, wrappedKey: String, nameTag: String?) {
+            self.id = id
+            self.wrappedKey = wrappedKey
+            self.nameTag = nameTag
+        }
+    }
+
+    public let children: [Child]
+    public init(children: [Child]) { self.children = children }
 }

@@ -116,11 +116,80 @@ extension CoffreClient {
         return ShareEntry(owner: made.owner, recipient: made.recipient, nodeId: made.nodeId, name: folder.attributes?.name, write: made.write, createdAt: made.createdAt)
     }
 
-    /// Ends a share: the coordinator refuses the former recipient from now on.
-    public func unshare(_ path: String, with username: String, _ session: Session) async throws {
+    /// Ends a share: the coordinator refuses the former recipient from now on, and the folder
+    /// and every folder below it get new keys, so that what is added later is wrapped under
+    /// keys the former recipient never had.
+    /// - Returns: the number of folders that got a new key.
+    @discardableResult
+    public func unshare(_ path: String, with username: String, _ session: Session) async throws -> Int {
         let folder = try await locate(path, session)
         guard let info = folder.info, folder.owner == nil else { throw ClientError(.invalidArgument, "\(path) is not one of your folders") }
         _ = try await send(.DELETE, "/v1/shares/\(info.id)/\(username.lowercased())", token: session.token)
+        return try await rekey(path, session)
+    }
+
+    /// Gives a folder and every folder below it new keys (what `unshare` does), sealing the
+    /// new keys for the shares that remain; finishes a change that was cut short.
+    /// - Returns: the number of folders that got a new key.
+    @discardableResult
+    public func rekey(_ path: String, _ session: Session) async throws -> Int {
+        var parts = Self.components(path)
+        guard !path.hasPrefix("@"), parts.popLast() != nil else { throw ClientError(.invalidArgument, "\(path) is not one of your folders") }
+        let parent = try await locate("/" + parts.joined(separator: "/"), session)
+        let folder = try await locate(path, session)
+        guard folder.info?.type == "folder" else { throw ClientError(.invalidArgument, "\(path) is not a folder") }
+        let shares = try decode(ShareList.self, try await send(.GET, "/v1/shares", token: session.token)).outgoing
+        return try await rekey(folder, in: parent, shares: shares, session)
+    }
+
+    /// One folder's change of key, then its sub-folders'. Each step leaves a tree every reader
+    /// can open: the folder's record first (new key, previous key wrapped under it, shares
+    /// sealed anew), then its children re-wrapped ten at a time, then the previous key dropped.
+    func rekey(_ folder: Located, in parent: Located, shares: [ShareInfo], _ session: Session) async throws -> Int {
+        guard let info = folder.info, let attributes = folder.attributes else { return 0 }
+        var current = folder
+        if folder.previousKey == nil {
+            let newKey = SecretKey.random()
+            var sealed: [RekeyFolderRequest.Share] = []
+            for share in shares where share.nodeId == info.id {
+                let box = try UserShare.seal(
+                    nodeKey: newKey, nodeId: info.id, from: try identity(session), senderId: session.username.lowercased(),
+                    to: try await pinnedKeys(share.recipient, session), recipientId: share.recipient)
+                sealed.append(.init(
+                    recipient: share.recipient,
+                    sealed: SealedShareText(
+                        encapsulatedKey: Base64URL.encode(box.encapsulatedKey), ciphertext: Base64URL.encode(box.ciphertext),
+                        signature: Base64URL.encode(box.signature))))
+            }
+            let request = RekeyFolderRequest(
+                attributes: Base64URL.encode(try AttributeBox.seal(attributes, nodeKey: newKey, nodeId: info.id)),
+                wrappedKey: Base64URL.encode(NodeKeys.wrap(newKey, childId: info.id, parentId: parent.id, under: parent.key).bytes),
+                previousKey: Base64URL.encode(NodeKeys.wrapPreviousKey(folder.key, nodeId: info.id, under: newKey).bytes), shares: sealed)
+            let updated = try decode(TreeNodeInfo.self, try await send(.POST, "/v1/nodes/\(info.id)/rekey", token: session.token, json: request))
+            current = Located(id: info.id, key: newKey, info: updated, attributes: attributes, previousKey: folder.key)
+        }
+        let children = try await self.children(of: current, session)
+        var changes: [RekeyChildrenRequest.Child] = []
+        for child in children {
+            guard let childInfo = child.info, let name = child.attributes?.name, let wrapped = Base64URL.decode(childInfo.wrappedKey) else { continue }
+            let tag = NodeKeys.nameTag(name, folderKey: current.key)
+            let done = (try? NodeKeys.unwrap(try WrappedKey(bytes: wrapped), childId: child.id, parentId: info.id, under: current.key)) != nil
+            if done && childInfo.nameTag == tag { continue }
+            changes.append(.init(
+                id: child.id, wrappedKey: Base64URL.encode(NodeKeys.wrap(child.key, childId: child.id, parentId: info.id, under: current.key).bytes),
+                nameTag: tag))
+        }
+        for start in stride(from: 0, to: changes.count, by: Limits.rekeyChildrenPerRequestMax) {
+            let chunk = Array(changes[start..<min(changes.count, start + Limits.rekeyChildrenPerRequestMax)])
+            _ = try await send(.POST, "/v1/nodes/\(info.id)/rekey/children", token: session.token, json: RekeyChildrenRequest(children: chunk))
+        }
+        _ = try await send(.DELETE, "/v1/nodes/\(info.id)/rekey", token: session.token)
+        let settled = Located(id: info.id, key: current.key, info: current.info, attributes: attributes)
+        var count = 1
+        for child in children where child.info?.type == "folder" {
+            count += try await rekey(child, in: settled, shares: shares, session)
+        }
+        return count
     }
 
     /// What this account shared and what was shared with it; incoming shares are opened (the

@@ -32,6 +32,8 @@ struct Located {
     /// The account whose tree holds the node, when it is not the caller's: a folder shared
     /// with the caller, or below one (sent as `?owner=` on every request about it).
     var owner: String? = nil
+    /// A folder taking a new key: its previous key, for the children not re-wrapped yet.
+    var previousKey: SecretKey? = nil
 
     /// A tree route for this node's tree: `/v1/nodes` + `suffix`, with the owner when shared.
     func route(_ suffix: String) -> String {
@@ -56,21 +58,45 @@ extension CoffreClient {
         return try list.nodes.map { try open($0, in: folder) }
     }
 
-    /// A tree node's key and attributes, unwrapped and decrypted under its folder's key.
+    /// A tree node's key and attributes, unwrapped and decrypted under its folder's key (or,
+    /// while the folder takes a new key, under its previous one).
     func open(_ info: TreeNodeInfo, in folder: Located) throws -> Located {
         guard let wrapped = Base64URL.decode(info.wrappedKey), let blob = Base64URL.decode(info.attributes) else {
             throw ClientError(.storageFailure, "node \(info.id) has malformed keys")
         }
-        let key = try NodeKeys.unwrap(try WrappedKey(bytes: wrapped), childId: info.id, parentId: folder.id, under: folder.key)
+        let key = try Self.unwrapChild(try WrappedKey(bytes: wrapped), id: info.id, in: folder)
         let attributes = try AttributeBox.open(blob, nodeKey: key, nodeId: info.id)
-        return Located(id: info.id, key: key, info: info, attributes: attributes, owner: folder.owner)
+        var previous: SecretKey?
+        if let text = info.previousKey {
+            guard let bytes = Base64URL.decode(text) else { throw ClientError(.storageFailure, "node \(info.id) has a malformed previous key") }
+            previous = try NodeKeys.unwrapPreviousKey(try WrappedKey(bytes: bytes), nodeId: info.id, under: key)
+        }
+        return Located(id: info.id, key: key, info: info, attributes: attributes, owner: folder.owner, previousKey: previous)
+    }
+
+    /// A child's node key under its folder's key, or its previous key while it changes.
+    static func unwrapChild(_ wrapped: WrappedKey, id: String, in folder: Located) throws -> SecretKey {
+        if let key = try? NodeKeys.unwrap(wrapped, childId: id, parentId: folder.id, under: folder.key) { return key }
+        guard let previous = folder.previousKey else { throw EncryptionError.decryptionFailed }
+        return try NodeKeys.unwrap(wrapped, childId: id, parentId: folder.id, under: previous)
     }
 
     /// The child of `folder` named `name`, or nil: one lookup by name tag, no listing.
     func child(named name: String, of folder: Located, _ session: Session) async throws -> Located? {
-        let tag = NodeKeys.nameTag(name, folderKey: folder.key)
-        let list = try decode(NodeList.self, try await send(.GET, folder.route("?parent=\(folder.id)&name=\(tag)"), token: session.token))
-        guard let info = list.nodes.first else { return nil }
+        // While a folder takes a new key, a child not re-wrapped yet has its tag under the old.
+        var keys: [SecretKey] = [folder.key]
+        if let previous = folder.previousKey { keys.append(previous) }
+        var match: TreeNodeInfo? = nil
+        for key in keys {
+            let tag = NodeKeys.nameTag(name, folderKey: key)
+            let path = folder.route("?parent=" + folder.id + "&name=" + tag)
+            let list = try decode(NodeList.self, try await send(.GET, path, token: session.token))
+            if let first = list.nodes.first {
+                match = first
+                break
+            }
+        }
+        guard let info = match else { return nil }
         let found = try open(info, in: folder)
         // The server cannot forge a name (attributes are sealed), only answer with another node.
         guard found.attributes?.name == name else {

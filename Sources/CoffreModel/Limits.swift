@@ -46,6 +46,9 @@ public enum Limits {
     /// Deepest walk up a tree: a move's check that a folder does not go inside itself, and a
     /// folder link's check that a node is below the linked folder.
     public static let treeDepthMax = 1000
+    /// Children re-wrapped in one request while a folder takes a new key: each costs six
+    /// operations of one metadata transaction (`metadataTransactionOperationsMax`).
+    public static let rekeyChildrenPerRequestMax = 10
     /// Largest encrypted attribute blob (name, size, mtime, ...) in bytes.
     public static let attributesSizeMax = 64 * 1024
     /// Largest file name in bytes (UTF-8), as on most file systems.

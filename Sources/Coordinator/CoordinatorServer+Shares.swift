@@ -109,6 +109,109 @@ extension CoordinatorServer {
         return Response(status: .noContent)
     }
 
+    // MARK: - Key rotation
+
+    /// `POST /v1/nodes/{id}/rekey`: the owner gives one of its folders a new key (after a
+    /// share ended). One transaction: the folder's record (new attributes and wrapped key, the
+    /// previous key wrapped under the new one), its copy in its parent's index, and the sealed
+    /// key of every share of the folder, which must all be given.
+    func rekeyFolder(_ request: Request, _ context: ServiceContext) async throws -> Response {
+        let (account, _) = try await authenticate(request)
+        let id = try validNodeId(try context.parameters.require("id"))
+        let body = try await decodeBody(RekeyFolderRequest.self, request, limit: 64 << 10)
+        guard let (folder, revision) = try await read(TreeNodeInfo.self, treeKey(account.id, id)), folder.type == "folder" else {
+            throw APIError(.notFound, "no folder \(id)")
+        }
+        // A second new key before the first is everywhere would strand the children that
+        // carry the first: the client finishes the running change instead.
+        guard folder.previousKey == nil else { throw APIError(.conflict, "folder \(id) is already taking a new key: finish that first") }
+        let updated = TreeNodeInfo(
+            id: id, parent: folder.parent, type: "folder", attributes: try blob(body.attributes, "attributes", max: Limits.attributesSizeMax + 29),
+            wrappedKey: try blob(body.wrappedKey, "wrappedKey", max: 61), fileKey: nil, length: nil, objectId: nil, createdAt: folder.createdAt,
+            nameTag: folder.nameTag, previousKey: try blob(body.previousKey, "previousKey", max: 61))
+        var conditions: [MetadataCondition] = [.revision(treeKey(account.id, id), revision)]
+        var mutations: [MetadataMutation] = [.put(treeKey(account.id, id), encode(updated)), .put(childKey(account.id, folder.parent, id), encode(updated))]
+        let existing = try await metadata.list(prefix: Keyspace.shares(owner: account.id) + id + "/", after: nil, limit: Limits.metadataListPageMax)
+        guard existing.count == body.shares.count, existing.count <= (Limits.metadataTransactionOperationsMax - 3) / 2 else {
+            throw APIError(.conflict, "folder \(id) has \(existing.count) shares and the request seals the key for \(body.shares.count); list them again")
+        }
+        for share in body.shares {
+            _ = try decodeBinary(share.sealed.encapsulatedKey, "encapsulatedKey", size: 32...32)
+            _ = try decodeBinary(share.sealed.ciphertext, "ciphertext", size: 48...48)
+            _ = try decodeBinary(share.sealed.signature, "signature", size: 64...64)
+            let (recipient, _) = try await self.account(named: share.recipient)
+            let key = Keyspace.share(owner: account.id, node: id, recipient: recipient.id)
+            guard let (record, shareRevision) = try await read(ShareRecord.self, key) else {
+                throw APIError(.conflict, "folder \(id) is not shared with \(recipient.username); list the shares again")
+            }
+            var info = record.info
+            info = ShareInfo(
+                ownerId: info.ownerId, owner: info.owner, nodeId: info.nodeId, recipientId: info.recipientId, recipient: info.recipient,
+                write: info.write, sealed: share.sealed, createdAt: info.createdAt)
+            conditions.append(.revision(key, shareRevision))
+            mutations.append(.put(key, encode(ShareRecord(info: info))))
+        }
+        guard try await metadata.commit(if: conditions, then: mutations) != nil else {
+            throw APIError(.conflict, "folder \(id) or its shares changed meanwhile; try again")
+        }
+        return try jsonResponse(updated)
+    }
+
+    /// `POST /v1/nodes/{id}/rekey/children`: children of a folder that is taking a new key,
+    /// re-wrapped under it with their name tags under it; one transaction per request.
+    func rekeyChildren(_ request: Request, _ context: ServiceContext) async throws -> Response {
+        let (account, _) = try await authenticate(request)
+        let id = try validNodeId(try context.parameters.require("id"))
+        let body = try await decodeBody(RekeyChildrenRequest.self, request, limit: 64 << 10)
+        guard body.children.count <= Limits.rekeyChildrenPerRequestMax else {
+            throw APIError(.limitExceeded, "at most \(Limits.rekeyChildrenPerRequestMax) children a request, got \(body.children.count)")
+        }
+        guard let (folder, _) = try await read(TreeNodeInfo.self, treeKey(account.id, id)), folder.type == "folder", folder.previousKey != nil else {
+            throw APIError(.conflict, "folder \(id) is not taking a new key (POST /v1/nodes/\(id)/rekey first)")
+        }
+        var conditions: [MetadataCondition] = []
+        var mutations: [MetadataMutation] = []
+        for change in body.children {
+            let childId = try validNodeId(change.id)
+            guard let (child, revision) = try await read(TreeNodeInfo.self, treeKey(account.id, childId)), child.parent == id else {
+                throw APIError(.notFound, "no node \(childId) in folder \(id)")
+            }
+            let tag = try change.nameTag.map { try validNameTag($0) }
+            let updated = TreeNodeInfo(
+                id: childId, parent: id, type: child.type, attributes: child.attributes, wrappedKey: try blob(change.wrappedKey, "wrappedKey", max: 61),
+                fileKey: child.fileKey, length: child.length, objectId: child.objectId, createdAt: child.createdAt, nameTag: tag,
+                previousKey: child.previousKey)
+            conditions.append(.revision(treeKey(account.id, childId), revision))
+            mutations += [.put(treeKey(account.id, childId), encode(updated)), .put(childKey(account.id, id, childId), encode(updated))]
+            if let old = child.nameTag, old != tag { mutations.append(.delete(nameKey(account.id, id, old))) }
+            if let tag, tag != child.nameTag {
+                conditions.append(.absent(nameKey(account.id, id, tag)))
+                mutations.append(.put(nameKey(account.id, id, tag), Array(childId.utf8)))
+            }
+        }
+        guard try await metadata.commit(if: conditions, then: mutations) != nil else {
+            throw APIError(.conflict, "children of folder \(id) changed meanwhile, or two have one name; list them again")
+        }
+        return Response(status: .noContent)
+    }
+
+    /// `DELETE /v1/nodes/{id}/rekey`: the folder's children all carry the new key; the
+    /// previous one is dropped and the folder takes new names again.
+    func finishRekey(_ request: Request, _ context: ServiceContext) async throws -> Response {
+        let (account, _) = try await authenticate(request)
+        let id = try validNodeId(try context.parameters.require("id"))
+        guard let (folder, revision) = try await read(TreeNodeInfo.self, treeKey(account.id, id)), folder.type == "folder" else {
+            throw APIError(.notFound, "no folder \(id)")
+        }
+        var updated = folder
+        updated.previousKey = nil
+        guard try await metadata.commit(
+            if: [.revision(treeKey(account.id, id), revision)],
+            then: [.put(treeKey(account.id, id), encode(updated)), .put(childKey(account.id, folder.parent, id), encode(updated))]) != nil
+        else { throw APIError(.conflict, "folder \(id) changed meanwhile; try again") }
+        return Response(status: .noContent)
+    }
+
     /// Whose tree a request acts on, and as what.
     struct TreeAccess {
         /// The tree's owner: the caller, or the account that shared a folder with it.

@@ -53,11 +53,16 @@ extension CoordinatorServer {
 
     /// The parent must be the root or one of the account's folders; returns the folder's
     /// record and revision (nil for the root), for `childGuard`.
+    /// - Parameter naming: a child gets a name in the folder (created, moved in, renamed):
+    ///   refused while the folder's key changes, since its name tags change with it.
     @discardableResult
-    func checkParent(_ account: String, _ parent: String) async throws -> (TreeNodeInfo, Int64)? {
+    func checkParent(_ account: String, _ parent: String, naming: Bool = false) async throws -> (TreeNodeInfo, Int64)? {
         guard parent != Self.rootId else { return nil }
         guard let (node, revision) = try await read(TreeNodeInfo.self, treeKey(account, parent)), node.type == "folder" else {
             throw APIError(.notFound, "no folder \(parent)")
+        }
+        if naming && node.previousKey != nil {
+            throw APIError(.conflict, "folder \(parent) is getting a new key (a share ended); try again in a moment")
         }
         return (node, revision)
     }
@@ -88,7 +93,7 @@ extension CoordinatorServer {
             wrappedKey: try blob(body.wrappedKey, "wrappedKey", max: 61), fileKey: nil, length: nil, objectId: nil, createdAt: now(), nameTag: tag)
         var created = false
         for _ in 0..<Limits.treeCommitAttemptsMax where !created {
-            let (guardConditions, guardMutations) = childGuard(account.id, try await checkParent(account.id, body.parent))
+            let (guardConditions, guardMutations) = childGuard(account.id, try await checkParent(account.id, body.parent, naming: true))
             created = try await metadata.commit(
                 if: [.absent(treeKey(account.id, id)), .absent(nameKey(account.id, body.parent, tag))] + guardConditions,
                 then: [
@@ -167,14 +172,17 @@ extension CoordinatorServer {
         var destination: (TreeNodeInfo, Int64)?
         if parent != node.parent {
             guard body.wrappedKey != nil else { throw APIError(.invalidArgument, "a move needs the node key wrapped for its new parent") }
-            destination = try await checkParent(account.id, parent)
+            destination = try await checkParent(account.id, parent, naming: true)
             try await checkNotInside(account.id, moving: id, into: parent)
+        } else if body.nameTag != nil {
+            try await checkParent(account.id, parent, naming: true)
         }
         let updated = TreeNodeInfo(
             id: id, parent: parent, type: node.type,
             attributes: try body.attributes.map { try blob($0, "attributes", max: Limits.attributesSizeMax + 29) } ?? node.attributes,
             wrappedKey: try body.wrappedKey.map { try blob($0, "wrappedKey", max: 61) } ?? node.wrappedKey,
-            fileKey: node.fileKey, length: node.length, objectId: node.objectId, createdAt: node.createdAt, nameTag: tag)
+            fileKey: node.fileKey, length: node.length, objectId: node.objectId, createdAt: node.createdAt, nameTag: tag,
+            previousKey: node.previousKey)
         var mutations: [MetadataMutation] = [.put(treeKey(account.id, id), encode(updated)), .put(childKey(account.id, parent, id), encode(updated))]
         var conditions: [MetadataCondition] = [.revision(treeKey(account.id, id), revision)]
         if parent != node.parent {
@@ -287,7 +295,7 @@ extension CoordinatorServer {
         let wrappedKey = try blob(header(ContentHeaders.wrappedKey), ContentHeaders.wrappedKey, max: 61)
         let fileKey = try blob(header(ContentHeaders.fileKey), ContentHeaders.fileKey, max: 61)
         let tag = try validNameTag(header(ContentHeaders.nameTag))
-        let folder = try await checkParent(account.id, parent)
+        let folder = try await checkParent(account.id, parent, naming: true)
         // A taken node id is refused by the commit's transaction (ids are random: a clash is
         // a client's bug, not worth a round trip on every upload).
         let declared = headers[.contentLength].flatMap(Int64.init)
@@ -358,7 +366,7 @@ extension CoordinatorServer {
         for attempt in 0..<Limits.treeCommitAttemptsMax {
             if attempt > 0 {
                 current = try await read(AccountRecord.self, Keyspace.account(id))
-                parent = try await checkParent(id, node.parent)
+                parent = try await checkParent(id, node.parent, naming: true)
             }
             guard let (account, revision) = current else {
                 throw APIError(.unauthenticated, "account is gone")

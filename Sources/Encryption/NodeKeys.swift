@@ -25,6 +25,20 @@ public enum NodeKeys {
         try wrapped.unwrap(under: parentKey, context: context(child: childId, parent: parentId))
     }
 
+    /// A folder's previous key while it takes a new one, wrapped under the new key: type
+    /// "previous-key", owner and subject the folder's id (Docs/keys.md, "Key rotation").
+    static func previousKeyContext(nodeId: String) -> WrapContext {
+        WrapContext(type: "previous-key", owner: nodeId, subject: nodeId)
+    }
+
+    public static func wrapPreviousKey(_ previous: SecretKey, nodeId: String, under current: SecretKey) -> WrappedKey {
+        .wrap(previous, under: current, context: previousKeyContext(nodeId: nodeId))
+    }
+
+    public static func unwrapPreviousKey(_ wrapped: WrappedKey, nodeId: String, under current: SecretKey) throws(EncryptionError) -> SecretKey {
+        try wrapped.unwrap(under: current, context: previousKeyContext(nodeId: nodeId))
+    }
+
     /// What binds a file key to its file: wrapped under the file's own node key, type
     /// "file-key", owner and subject both the node id (Docs/keys.md, "Wrapped keys").
     static func fileKeyContext(nodeId: String) -> WrapContext {

@@ -27,15 +27,38 @@ struct Share: AsyncParsableCommand {
 
 struct Unshare: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Stop sharing a folder with a user: the cluster refuses them from now on.",
-        discussion: "What they already downloaded they keep. The folder's key is not changed yet (Docs/keys.md, \"User shares\").")
+        abstract: "Stop sharing a folder with a user: the cluster refuses them from now on, and the folder gets new keys.",
+        discussion: """
+            The folder and every folder below it get new keys, sealed again for the shares that remain: what is added \
+            later is out of the former recipient's reach. What they already downloaded they keep. Links to these folders \
+            stop working (links to files keep working). If this is cut short, coffre rekey PATH finishes it.
+            """)
     @OptionGroup var options: GlobalOptions
     @Argument var path: String
     @Argument var user: String
 
     func run() async throws {
         try await perform {
-            try await using(options) { client in try await client.unshare(path, with: user, try loadSession(options)) }
+            try await using(options) { client in
+                let folders = try await client.unshare(path, with: user, try loadSession(options))
+                if options.json { printJSON(["folders": folders]) } else { print("\(user) no longer has \(path); \(folders) folder(s) got new keys") }
+            }
+        }
+    }
+}
+
+struct Rekey: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Give a folder and every folder below it new keys (what unshare does); finishes a change that was cut short.")
+    @OptionGroup var options: GlobalOptions
+    @Argument var path: String
+
+    func run() async throws {
+        try await perform {
+            try await using(options) { client in
+                let folders = try await client.rekey(path, try loadSession(options))
+                if options.json { printJSON(["folders": folders]) } else { print("\(folders) folder(s) got new keys") }
+            }
         }
     }
 }

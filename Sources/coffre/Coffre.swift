@@ -17,7 +17,7 @@ struct Coffre: AsyncParsableCommand {
         abstract: "End-to-end encrypted storage over a geo-replicated Coffre cluster.",
         subcommands: [
             Register.self, Login.self, WhoAmI.self, List.self, MakeFolder.self, Put.self, Get.self, Move.self, Remove.self,
-            Link.self, Share.self, Unshare.self, Shares.self, Contacts.self, Load.self, Admin.self,
+            Link.self, Share.self, Unshare.self, Shares.self, Rekey.self, Contacts.self, Load.self, Admin.self,
         ])
 }
 

@@ -69,9 +69,51 @@ extension RealClusters {
                     #expect(try await alice.whoami(aliceSession).usedBytes > 0, "bob's upload counts against alice's quota")
                     #expect(try await bob.whoami(bobSession).usedBytes == 0)
 
-                    // Unshare: bob is refused at once (what he downloaded he keeps).
-                    try await alice.unshare("/Team", with: "bob", aliceSession)
+                    // What bob holds before the share ends: the folder keys of Team and drafts
+                    // (opened here from the raw answers, as a former recipient could keep them).
+                    let bobIdentity = Identity(masterKey: try SecretKey(bytes: Base64URL.decode(bobSession.masterKey)!))
+                    let raw = try JSONDecoder().decode(ShareList.self, from: try await rawJSON(running, "/v1/shares", token: bobSession.token))
+                    let teamShare = try #require(raw.incoming.first)
+                    let aliceKeys = try #require(try bob.contacts().first { $0.username == "alice" }?.keys)
+                    let oldTeamKey = try UserShare.open(
+                        SealedShare(
+                            encapsulatedKey: Base64URL.decode(teamShare.sealed.encapsulatedKey)!, ciphertext: Base64URL.decode(teamShare.sealed.ciphertext)!,
+                            signature: Base64URL.decode(teamShare.sealed.signature)!),
+                        nodeId: teamShare.nodeId, senderId: "alice",
+                        sender: PublicIdentity(signingKey: Base64URL.decode(aliceKeys.signingKey)!, agreementKey: Base64URL.decode(aliceKeys.agreementKey)!),
+                        as: bobIdentity, recipientId: "bob")
+                    let owner = "&owner=\(aliceSession.accountId)"
+                    let teamChildren = try JSONDecoder().decode(NodeList.self, from: try await rawJSON(running, "/v1/nodes?parent=\(teamShare.nodeId)" + owner, token: bobSession.token))
+                    let draftsInfo = try #require(teamChildren.nodes.first { $0.type == "folder" })
+                    let oldDraftsKey = try NodeKeys.unwrap(
+                        WrappedKey(bytes: Base64URL.decode(draftsInfo.wrappedKey)!), childId: draftsInfo.id, parentId: teamShare.nodeId, under: oldTeamKey)
+                    // A third person keeps reading through the change.
+                    _ = try await alice.register(username: "carol", password: "carol password 1", parameters: .minimum)
+                    let carol = try CoffreClient(profile: running.profile, contactsFile: folder + "/carol-contacts.json")
+                    defer { Task { try? await carol.shutdown() } }
+                    let carolSession = try await carol.login(username: "carol", password: "carol password 1")
+                    _ = try await alice.share("/Team", with: "carol", write: false, aliceSession)
+
+                    // Unshare: bob is refused at once (what he downloaded he keeps), and Team and
+                    // drafts get new keys; carol's share is sealed again.
+                    #expect(try await alice.unshare("/Team", with: "bob", aliceSession) == 2)
                     #expect(try await bob.shares(bobSession).incoming.isEmpty)
+                    _ = try await alice.upload(report, to: "/Team/after.txt", aliceSession)
+                    _ = try await alice.upload(report, to: "/Team/drafts/after.txt", aliceSession)
+                    #expect(try await carol.list("@alice/Team", carolSession).map(\.name) == ["after.txt", "drafts"])
+                    try await carol.download("@alice/Team/drafts/notes v2.txt", to: folder + "/carol.txt", carolSession)
+                    #expect(try await alice.list("/Team/drafts", aliceSession).map(\.name) == ["after.txt", "notes v2.txt"])
+                    // Every record in both folders as the server holds it, the files added later
+                    // included: the keys bob had open none of them.
+                    for (parentId, oldKey) in [(teamShare.nodeId, oldTeamKey), (draftsInfo.id, oldDraftsKey)] {
+                        let listing = try JSONDecoder().decode(NodeList.self, from: try await rawJSON(running, "/v1/nodes?parent=\(parentId)", token: aliceSession.token))
+                        #expect(listing.nodes.contains { $0.type == "file" }, "the folder holds the file added later")
+                        #expect(!listing.nodes.contains { $0.previousKey != nil })
+                        for node in listing.nodes {
+                            #expect((try? NodeKeys.unwrap(WrappedKey(bytes: Base64URL.decode(node.wrappedKey)!), childId: node.id, parentId: parentId, under: oldKey)) == nil,
+                                    "node \(node.id) still opens under the key bob had")
+                        }
+                    }
                     await #expect { _ = try await bob.list("@alice/Team", bobSession) } throws: { ($0 as? ClientError)?.code == .notFound }
                     let teamId = try #require(try await alice.list("/", aliceSession).first { $0.name == "Team" }?.id)
                     let direct = try await rawStatus(running, "GET", "/v1/nodes?parent=\(teamId)&owner=\(aliceSession.accountId)", token: bobSession.token)
@@ -118,6 +160,14 @@ extension RealClusters {
             }
         }
     }
+}
+
+/// The body of a GET made as a raw client would.
+private func rawJSON(_ running: RunningCluster, _ path: String, token: String) async throws -> Data {
+    let (status, output) = try await runProcessInBackground(
+        "curl", ["-sk", "--fail-with-body", "-H", "authorization: Bearer " + token, running.profile.coordinators[0].url + path])
+    guard status == 0 else { throw LocalClusterError("curl \(path) failed: \(output)") }
+    return Data(output.utf8)
 }
 
 /// The status of a request made as a raw client would (no client-side checks).
