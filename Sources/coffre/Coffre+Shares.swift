@@ -117,12 +117,17 @@ struct Contacts: AsyncParsableCommand {
             try await perform {
                 try await using(options) { client in
                     let (pinned, served) = try await client.verifyContact(user, accept: accept, try loadSession(options))
-                    if options.json { return printJSON(["user": user, "pinned": pinned?.fingerprint ?? "", "server": served]) }
-                    print("pinned: \(pinned?.fingerprint ?? "(none: pinned now)")")
-                    print("server: \(served)")
-                    if let pinned, pinned.fingerprint != served, accept == nil {
-                        throw ValidationError("the keys differ: ask \(user) for their fingerprint (coffre whoami shows it) and run again with --accept")
+                    let differ = pinned.map { $0.fingerprint != served && accept == nil } ?? false
+                    if options.json {
+                        printJSON(["user": user, "pinned": pinned?.fingerprint ?? "", "server": served])
+                    } else {
+                        print("pinned: \(pinned?.fingerprint ?? "(none: pinned now)")")
+                        print("server: \(served)")
                     }
+                    if differ {
+                        throw ClientError(.signatureInvalid, "the keys differ: ask \(user) for their fingerprint (coffre whoami shows it) and run again with --accept")
+                    }
+                    if options.json { return }
                     print("compare this with the fingerprint \(user) sees for their own keys (coffre whoami).")
                 }
             }

@@ -91,14 +91,18 @@ func perform(_ body: () async throws -> Void) async throws {
 
 /// The password: $COFFRE_PASSWORD, one line of standard input with --password-stdin, or a
 /// prompt on the terminal.
-func readPassword(stdin: Bool, prompt: String = "Password: ") throws -> String {
-    if let password = ProcessInfo.processInfo.environment["COFFRE_PASSWORD"] { return password }
+/// A password from `variable` in the environment, standard input or the terminal.
+///
+/// Account and link passwords come from different variables (COFFRE_PASSWORD,
+/// COFFRE_LINK_PASSWORD): a link password given out to others must never be the account's.
+func readPassword(stdin: Bool, prompt: String = "Password: ", variable: String = "COFFRE_PASSWORD") throws -> String {
+    if let password = ProcessInfo.processInfo.environment[variable] { return password }
     if stdin {
         guard let line = readLine(strippingNewline: true) else { throw ClientError(.invalidArgument, "no password on standard input") }
         return line
     }
     guard isatty(0) == 1, let typed = getpass(prompt) else {
-        throw ClientError(.invalidArgument, "no password: set COFFRE_PASSWORD or use --password-stdin")
+        throw ClientError(.invalidArgument, "no password: set \(variable) or use --password-stdin")
     }
     return String(cString: typed)
 }
@@ -206,11 +210,11 @@ struct WhoAmIOutput: Codable {
 /// Runs `body` with the link password: read first when asked for (`--link-password`,
 /// `--password-stdin`), else asked at the terminal only if the link turns out to need one.
 func withLinkPassword<T>(asked: Bool, stdin: Bool, _ body: (String?) async throws -> T) async throws -> T {
-    if asked || stdin { return try await body(try readPassword(stdin: stdin, prompt: "Link password: ")) }
+    if asked || stdin { return try await body(try readPassword(stdin: stdin, prompt: "Link password: ", variable: "COFFRE_LINK_PASSWORD")) }
     do {
         return try await body(nil)
     } catch let error as any CodedError where error.code == .passwordRequired && isatty(0) == 1 {
-        return try await body(try readPassword(stdin: false, prompt: "Link password: "))
+        return try await body(try readPassword(stdin: false, prompt: "Link password: ", variable: "COFFRE_LINK_PASSWORD"))
     }
 }
 
@@ -387,7 +391,7 @@ struct Link: AsyncParsableCommand {
                 let seconds = try expires.map(Self.duration)
                 var secret: String?
                 if password {
-                    secret = try ProcessInfo.processInfo.environment["COFFRE_LINK_PASSWORD"] ?? readPassword(stdin: false, prompt: "Link password: ")
+                    secret = try readPassword(stdin: false, prompt: "Link password: ", variable: "COFFRE_LINK_PASSWORD")
                 }
                 let (url, id) = try await client.createLink(path, try loadSession(options), expiresIn: seconds, password: secret)
                 if options.json { printJSON(["url": url, "linkId": id]) } else { print(url) }
