@@ -49,6 +49,9 @@ public enum Limits {
     /// Children re-wrapped in one request while a folder takes a new key: each costs six
     /// operations of one metadata transaction (`metadataTransactionOperationsMax`).
     public static let rekeyChildrenPerRequestMax = 10
+    /// Accounts one folder may be shared with: a folder's key change seals the key for each
+    /// in one metadata transaction (two operations each, `metadataTransactionOperationsMax`).
+    public static let sharesPerFolderMax = 25
     /// Largest encrypted attribute blob (name, size, mtime, ...) in bytes.
     public static let attributesSizeMax = 64 * 1024
     /// Largest file name in bytes (UTF-8), as on most file systems.

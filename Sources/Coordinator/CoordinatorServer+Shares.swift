@@ -72,6 +72,10 @@ extension CoordinatorServer {
             ownerId: owner.id, owner: owner.username, nodeId: nodeId, recipientId: recipient.id, recipient: recipient.username, write: body.write,
             sealed: body.sealed, createdAt: now())
         let key = Keyspace.share(owner: owner.id, node: nodeId, recipient: recipient.id)
+        let existing = try await metadata.list(prefix: Keyspace.shares(owner: owner.id) + nodeId + "/", after: nil, limit: Limits.sharesPerFolderMax + 1)
+        if existing.count >= Limits.sharesPerFolderMax, !existing.contains(where: { $0.key == key }) {
+            throw APIError(.limitExceeded, "folder \(nodeId) is shared with \(existing.count) accounts already, the most one folder may be")
+        }
         _ = try await metadata.commit(
             if: [], then: [.put(key, encode(ShareRecord(info: info))), .put(Keyspace.sharedWith(recipient.id, owner: owner.id, node: nodeId), Array(key.utf8))])
         logger.info("folder shared", metadata: ["account.id": "\(owner.id)", "share.recipient": "\(recipient.id)", "share.write": "\(body.write)"])
@@ -132,7 +136,7 @@ extension CoordinatorServer {
         var conditions: [MetadataCondition] = [.revision(treeKey(account.id, id), revision)]
         var mutations: [MetadataMutation] = [.put(treeKey(account.id, id), encode(updated)), .put(childKey(account.id, folder.parent, id), encode(updated))]
         let existing = try await metadata.list(prefix: Keyspace.shares(owner: account.id) + id + "/", after: nil, limit: Limits.metadataListPageMax)
-        guard existing.count == body.shares.count, existing.count <= (Limits.metadataTransactionOperationsMax - 3) / 2 else {
+        guard existing.count == body.shares.count, existing.count <= Limits.sharesPerFolderMax else {
             throw APIError(.conflict, "folder \(id) has \(existing.count) shares and the request seals the key for \(body.shares.count); list them again")
         }
         for share in body.shares {

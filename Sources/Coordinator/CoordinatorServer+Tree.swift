@@ -231,6 +231,13 @@ extension CoordinatorServer {
             }
             var mutations: [MetadataMutation] = [.delete(treeKey(account.id, id)), .delete(childKey(account.id, node.parent, id))]
             if let tag = node.nameTag { mutations.append(.delete(nameKey(account.id, node.parent, tag))) }
+            if node.type == "folder" {
+                // A deleted folder's shares go with it (recipients no longer list it).
+                for entry in try await metadata.list(prefix: Keyspace.shares(owner: account.id) + id + "/", after: nil, limit: Limits.sharesPerFolderMax) {
+                    let recipient = String(entry.key.split(separator: "/").last ?? "")
+                    mutations += [.delete(entry.key), .delete(Keyspace.sharedWith(recipient, owner: account.id, node: id))]
+                }
+            }
             var conditions: [MetadataCondition] = [.revision(treeKey(account.id, id), revision)]
             var manifest: ObjectManifest?
             if let objectId = node.objectId {
