@@ -124,7 +124,11 @@ extension CoffreClient {
     public func unshare(_ path: String, with username: String, _ session: Session) async throws -> Int {
         let folder = try await locate(path, session)
         guard let info = folder.info, folder.owner == nil else { throw ClientError(.invalidArgument, "\(path) is not one of your folders") }
-        _ = try await send(.DELETE, "/v1/shares/\(info.id)/\(username.lowercased())", token: session.token)
+        do {
+            _ = try await send(.DELETE, "/v1/shares/\(info.id)/\(username.lowercased())", token: session.token)
+        } catch let error as ClientError where error.code == .notFound {
+            throw ClientError(.notFound, "\(error.message) (if an earlier unshare was cut short, coffre rekey \(path) finishes giving it new keys)")
+        }
         return try await rekey(path, session)
     }
 
@@ -229,7 +233,13 @@ extension CoffreClient {
         guard let blob = Base64URL.decode(node.attributes) else { throw ClientError(.decryptionFailed, "malformed attributes of the shared folder") }
         let attributes = try AttributeBox.open(blob, nodeKey: key, nodeId: node.id)
         try attributes.validate()
-        return Located(id: node.id, key: key, info: node, attributes: attributes, owner: share.ownerId)
+        // A shared folder taking a new key: its children not yet re-wrapped need the previous.
+        var previous: SecretKey?
+        if let text = node.previousKey {
+            guard let bytes = Base64URL.decode(text) else { throw ClientError(.decryptionFailed, "malformed previous key of the shared folder") }
+            previous = try NodeKeys.unwrapPreviousKey(try WrappedKey(bytes: bytes), nodeId: node.id, under: key)
+        }
+        return Located(id: node.id, key: key, info: node, attributes: attributes, owner: share.ownerId, previousKey: previous)
     }
 
     /// The folder `owner` shared with this account under `name`.

@@ -139,12 +139,14 @@ extension CoordinatorServer {
         guard existing.count == body.shares.count, existing.count <= Limits.sharesPerFolderMax else {
             throw APIError(.conflict, "folder \(id) has \(existing.count) shares and the request seals the key for \(body.shares.count); list them again")
         }
+        var sealedFor: Set<String> = []
         for share in body.shares {
             _ = try decodeBinary(share.sealed.encapsulatedKey, "encapsulatedKey", size: 32...32)
             _ = try decodeBinary(share.sealed.ciphertext, "ciphertext", size: 48...48)
             _ = try decodeBinary(share.sealed.signature, "signature", size: 64...64)
             let (recipient, _) = try await self.account(named: share.recipient)
             let key = Keyspace.share(owner: account.id, node: id, recipient: recipient.id)
+            guard sealedFor.insert(recipient.id).inserted else { throw APIError(.invalidArgument, "\(recipient.username) is named twice") }
             guard let (record, shareRevision) = try await read(ShareRecord.self, key) else {
                 throw APIError(.conflict, "folder \(id) is not shared with \(recipient.username); list the shares again")
             }
@@ -175,12 +177,14 @@ extension CoordinatorServer {
         }
         var conditions: [MetadataCondition] = []
         var mutations: [MetadataMutation] = []
+        guard Set(body.children.map(\.id)).count == body.children.count else { throw APIError(.invalidArgument, "a child is named twice") }
         for change in body.children {
             let childId = try validNodeId(change.id)
             guard let (child, revision) = try await read(TreeNodeInfo.self, treeKey(account.id, childId)), child.parent == id else {
                 throw APIError(.notFound, "no node \(childId) in folder \(id)")
             }
-            let tag = try change.nameTag.map { try validNameTag($0) }
+            // Every child keeps a name tag: without one its name would no longer be unique.
+            let tag: String? = try validNameTag(change.nameTag)
             let updated = TreeNodeInfo(
                 id: childId, parent: id, type: child.type, attributes: child.attributes, wrappedKey: try blob(change.wrappedKey, "wrappedKey", max: 61),
                 fileKey: child.fileKey, length: child.length, objectId: child.objectId, createdAt: child.createdAt, nameTag: tag,

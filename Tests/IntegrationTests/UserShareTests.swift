@@ -69,6 +69,38 @@ extension RealClusters {
                     #expect(try await alice.whoami(aliceSession).usedBytes > 0, "bob's upload counts against alice's quota")
                     #expect(try await bob.whoami(bobSession).usedBytes == 0)
 
+                    // The coordinator itself refuses, whatever a client sends (raw requests with
+                    // bob's token in alice's tree): nothing outside Team, and not Team itself.
+                    let top = try await alice.list("/", aliceSession)
+                    let privateId = try #require(top.first { $0.name == "Private" }?.id)
+                    let teamNode = try #require(top.first { $0.name == "Team" }?.id)
+                    let draftsNode = try #require(try await alice.list("/Team", aliceSession).first { $0.name == "drafts" }?.id)
+                    let asOwner = "owner=\(aliceSession.accountId)"
+                    let blob = Base64URL.encode([UInt8](repeating: 1, count: 61))
+                    let tagText = Base64URL.encode([UInt8](repeating: 2, count: 16))
+                    let folderBody = { (parent: String) in
+                        CreateFolderRequest(id: Base64URL.encode((0..<16).map { _ in UInt8.random(in: 0...255) }), parent: parent, attributes: blob, wrappedKey: blob, nameTag: tagText)
+                    }
+                    let refusals: [(String, String, String, (any Encodable)?, Int)] = [
+                        ("read a node outside the share", "GET", "/v1/nodes/\(privateId)?\(asOwner)", nil, 404),
+                        ("list a folder outside the share", "GET", "/v1/nodes?parent=\(privateId)&\(asOwner)", nil, 404),
+                        ("list the owner's root", "GET", "/v1/nodes?parent=root&\(asOwner)", nil, 404),
+                        ("make a folder at the owner's root", "POST", "/v1/nodes?\(asOwner)", folderBody("root"), 404),
+                        ("make a folder outside the share", "POST", "/v1/nodes?\(asOwner)", folderBody(privateId), 404),
+                        ("move a node out of the share", "PATCH", "/v1/nodes/\(draftsNode)?\(asOwner)",
+                         UpdateNodeRequest(parent: privateId, attributes: nil, wrappedKey: blob, nameTag: tagText), 404),
+                        ("rename the shared folder", "PATCH", "/v1/nodes/\(teamNode)?\(asOwner)",
+                         UpdateNodeRequest(parent: nil, attributes: blob, wrappedKey: nil, nameTag: tagText), 403),
+                        ("delete the shared folder", "DELETE", "/v1/nodes/\(teamNode)?\(asOwner)", nil, 403),
+                        ("rotate the owner's folder", "POST", "/v1/nodes/\(teamNode)/rekey?\(asOwner)",
+                         RekeyFolderRequest(attributes: blob, wrappedKey: blob, previousKey: blob, shares: []), 404),
+                    ]
+                    for (what, method, path, body, expected) in refusals {
+                        let status = try await rawStatus(running, method, path, token: bobSession.token, json: body)
+                        #expect(status == expected, "\(what): \(status)")
+                    }
+                    #expect(try await alice.list("/", aliceSession).map(\.name) == ["Private", "Team"])
+
                     // What bob holds before the share ends: the folder keys of Team and drafts
                     // (opened here from the raw answers, as a former recipient could keep them).
                     let bobIdentity = Identity(masterKey: try SecretKey(bytes: Base64URL.decode(bobSession.masterKey)!))
