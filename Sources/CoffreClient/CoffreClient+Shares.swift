@@ -64,6 +64,22 @@ extension PublicKeys {
     }
 }
 
+extension SealedShareText {
+    init(_ sealed: SealedShare) {
+        self.init(
+            encapsulatedKey: Base64URL.encode(sealed.encapsulatedKey), ciphertext: Base64URL.encode(sealed.ciphertext),
+            signature: Base64URL.encode(sealed.signature))
+    }
+
+    /// The sealed share these fields carry; `signature_invalid` when they do not decode.
+    func sealedShare() throws -> SealedShare {
+        guard let enc = Base64URL.decode(encapsulatedKey), let box = Base64URL.decode(ciphertext), let signature = Base64URL.decode(signature) else {
+            throw ClientError(.signatureInvalid, "a sealed share is malformed")
+        }
+        return try SealedShare(encapsulatedKey: enc, ciphertext: box, signature: signature)
+    }
+}
+
 extension CoffreClient {
     func identity(_ session: Session) throws -> Identity { Identity(masterKey: try masterKey(session)) }
 
@@ -107,11 +123,7 @@ extension CoffreClient {
         let keys = try await pinnedKeys(recipient, session)
         let sealed = try UserShare.seal(
             nodeKey: folder.key, nodeId: info.id, from: try identity(session), senderId: session.username.lowercased(), to: keys, recipientId: recipient)
-        let request = CreateShareRequest(
-            nodeId: info.id, recipient: recipient, write: write,
-            sealed: SealedShareText(
-                encapsulatedKey: Base64URL.encode(sealed.encapsulatedKey), ciphertext: Base64URL.encode(sealed.ciphertext),
-                signature: Base64URL.encode(sealed.signature)))
+        let request = CreateShareRequest(nodeId: info.id, recipient: recipient, write: write, sealed: SealedShareText(sealed))
         let made = try decode(ShareInfo.self, try await send(.POST, "/v1/shares", token: session.token, json: request))
         return ShareEntry(owner: made.owner, recipient: made.recipient, nodeId: made.nodeId, name: folder.attributes?.name, write: made.write, createdAt: made.createdAt)
     }
@@ -159,11 +171,7 @@ extension CoffreClient {
                 let box = try UserShare.seal(
                     nodeKey: newKey, nodeId: info.id, from: try identity(session), senderId: session.username.lowercased(),
                     to: try await pinnedKeys(share.recipient, session), recipientId: share.recipient)
-                sealed.append(.init(
-                    recipient: share.recipient,
-                    sealed: SealedShareText(
-                        encapsulatedKey: Base64URL.encode(box.encapsulatedKey), ciphertext: Base64URL.encode(box.ciphertext),
-                        signature: Base64URL.encode(box.signature))))
+                sealed.append(.init(recipient: share.recipient, sealed: SealedShareText(box)))
             }
             let request = RekeyFolderRequest(
                 attributes: Base64URL.encode(try AttributeBox.seal(attributes, nodeKey: newKey, nodeId: info.id)),
@@ -223,23 +231,15 @@ extension CoffreClient {
         guard let node = share.node, node.id == share.nodeId, node.type == "folder" else {
             throw ClientError(.storageFailure, "share of \(share.owner) has no folder record")
         }
-        guard let enc = Base64URL.decode(share.sealed.encapsulatedKey), let ciphertext = Base64URL.decode(share.sealed.ciphertext),
-            let signature = Base64URL.decode(share.sealed.signature)
-        else { throw ClientError(.signatureInvalid, "share of \(share.owner) is malformed") }
         let sender = try await pinnedKeys(share.owner, session)
         let key = try UserShare.open(
-            try SealedShare(encapsulatedKey: enc, ciphertext: ciphertext, signature: signature), nodeId: share.nodeId,
+            try share.sealed.sealedShare(), nodeId: share.nodeId,
             senderId: share.owner, sender: sender, as: try identity(session), recipientId: session.username.lowercased())
         guard let blob = Base64URL.decode(node.attributes) else { throw ClientError(.decryptionFailed, "malformed attributes of the shared folder") }
         let attributes = try AttributeBox.open(blob, nodeKey: key, nodeId: node.id)
         try attributes.validate()
-        // A shared folder taking a new key: its children not yet re-wrapped need the previous.
-        var previous: SecretKey?
-        if let text = node.previousKey {
-            guard let bytes = Base64URL.decode(text) else { throw ClientError(.decryptionFailed, "malformed previous key of the shared folder") }
-            previous = try NodeKeys.unwrapPreviousKey(try WrappedKey(bytes: bytes), nodeId: node.id, under: key)
-        }
-        return Located(id: node.id, key: key, info: node, attributes: attributes, owner: share.ownerId, previousKey: previous)
+        return Located(
+            id: node.id, key: key, info: node, attributes: attributes, owner: share.ownerId, previousKey: try Self.previousKey(of: node, under: key))
     }
 
     /// The folder `owner` shared with this account under `name`.

@@ -66,12 +66,15 @@ extension CoffreClient {
         }
         let key = try Self.unwrapChild(try WrappedKey(bytes: wrapped), id: info.id, in: folder)
         let attributes = try AttributeBox.open(blob, nodeKey: key, nodeId: info.id)
-        var previous: SecretKey?
-        if let text = info.previousKey {
-            guard let bytes = Base64URL.decode(text) else { throw ClientError(.storageFailure, "node \(info.id) has a malformed previous key") }
-            previous = try NodeKeys.unwrapPreviousKey(try WrappedKey(bytes: bytes), nodeId: info.id, under: key)
-        }
-        return Located(id: info.id, key: key, info: info, attributes: attributes, owner: folder.owner, previousKey: previous)
+        return Located(
+            id: info.id, key: key, info: info, attributes: attributes, owner: folder.owner, previousKey: try Self.previousKey(of: info, under: key))
+    }
+
+    /// A folder taking a new key: its previous key (for the children not re-wrapped yet).
+    static func previousKey(of info: TreeNodeInfo, under key: SecretKey) throws -> SecretKey? {
+        guard let text = info.previousKey else { return nil }
+        guard let bytes = Base64URL.decode(text) else { throw ClientError(.storageFailure, "node \(info.id) has a malformed previous key") }
+        return try NodeKeys.unwrapPreviousKey(try WrappedKey(bytes: bytes), nodeId: info.id, under: key)
     }
 
     /// A child's node key under its folder's key, or its previous key while it changes.

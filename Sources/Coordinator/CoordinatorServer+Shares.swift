@@ -60,9 +60,7 @@ extension CoordinatorServer {
         let (owner, _) = try await authenticate(request)
         let body = try await decodeBody(CreateShareRequest.self, request, limit: 4096)
         let nodeId = try validNodeId(body.nodeId)
-        _ = try decodeBinary(body.sealed.encapsulatedKey, "encapsulatedKey", size: 32...32)
-        _ = try decodeBinary(body.sealed.ciphertext, "ciphertext", size: 48...48)
-        _ = try decodeBinary(body.sealed.signature, "signature", size: 64...64)
+        try checkSealed(body.sealed)
         guard let (node, _) = try await read(TreeNodeInfo.self, treeKey(owner.id, nodeId)), node.type == "folder" else {
             throw APIError(.notFound, "no folder \(nodeId)")
         }
@@ -80,6 +78,13 @@ extension CoordinatorServer {
             if: [], then: [.put(key, encode(ShareRecord(info: info))), .put(Keyspace.sharedWith(recipient.id, owner: owner.id, node: nodeId), Array(key.utf8))])
         logger.info("folder shared", metadata: ["account.id": "\(owner.id)", "share.recipient": "\(recipient.id)", "share.write": "\(body.write)"])
         return try jsonResponse(info, status: .created)
+    }
+
+    /// A sealed share's fields have their sizes (the server cannot check more: it holds no key).
+    func checkSealed(_ sealed: SealedShareText) throws {
+        _ = try decodeBinary(sealed.encapsulatedKey, "encapsulatedKey", size: 32...32)
+        _ = try decodeBinary(sealed.ciphertext, "ciphertext", size: 48...48)
+        _ = try decodeBinary(sealed.signature, "signature", size: 64...64)
     }
 
     /// `GET /v1/shares`: what the caller shared, and what was shared with it (with each
@@ -141,9 +146,7 @@ extension CoordinatorServer {
         }
         var sealedFor: Set<String> = []
         for share in body.shares {
-            _ = try decodeBinary(share.sealed.encapsulatedKey, "encapsulatedKey", size: 32...32)
-            _ = try decodeBinary(share.sealed.ciphertext, "ciphertext", size: 48...48)
-            _ = try decodeBinary(share.sealed.signature, "signature", size: 64...64)
+            try checkSealed(share.sealed)
             let (recipient, _) = try await self.account(named: share.recipient)
             let key = Keyspace.share(owner: account.id, node: id, recipient: recipient.id)
             guard sealedFor.insert(recipient.id).inserted else { throw APIError(.invalidArgument, "\(recipient.username) is named twice") }

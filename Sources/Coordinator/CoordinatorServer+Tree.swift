@@ -531,6 +531,11 @@ extension CoordinatorServer {
     /// `Limits.treeDepthMax`); anything else is `not_found`, as for a node that does not exist.
     func nodeUnderLink(_ context: ServiceContext, nodeId: String) async throws -> TreeNodeInfo {
         let (owner, link) = try await resolveLink(context)
+        return try await node(nodeId, under: link, owner: owner)
+    }
+
+    /// `nodeUnderLink` for a link already resolved (one read of the link per request).
+    func node(_ nodeId: String, under link: PublicLink, owner: String) async throws -> TreeNodeInfo {
         let id = try validNodeId(nodeId)
         guard id != link.node.id else { return link.node }
         guard link.node.type == "folder", let (node, _) = try await read(TreeNodeInfo.self, treeKey(owner, id)) else {
@@ -550,7 +555,7 @@ extension CoordinatorServer {
     func listLinkChildren(_ request: Request, _ context: ServiceContext) async throws -> Response {
         let (owner, link) = try await resolveLink(context)
         let parentId = request.uri.queryParameters.get("parent").map { String($0) } ?? link.node.id
-        let parent = try await nodeUnderLink(context, nodeId: parentId)
+        let parent = try await node(parentId, under: link, owner: owner)
         guard parent.type == "folder" else { throw APIError(.invalidArgument, "node \(parent.id) is not a folder") }
         return try jsonResponse(NodeList(nodes: try await children(owner, parent.id)))
     }
