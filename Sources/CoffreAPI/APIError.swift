@@ -23,7 +23,7 @@ public struct APIErrorBody: Codable, Hashable, Sendable {
         case .unauthenticated: 401
         case .forbidden: 403
         case .notFound: 404
-        case .conflict: 409
+        case .conflict, .nameTaken, .keyChanging, .keyChanged: 409
         case .timeout: 408
         case .drillRefused: 412
         case .limitExceeded: 413

@@ -96,12 +96,26 @@ public struct TreeNodeInfo: Codable, Hashable, Sendable {
     /// Folders whose key is being changed (after a share ended): the previous key wrapped
     /// under the new one, for the children not re-wrapped yet (Docs/keys.md, "Key rotation").
     public var previousKey: String?
+    /// Folders: how many times the folder's key changed (absent: never). Writes that wrap a
+    /// key or tag a name under the folder's key say which generation they used, and are
+    /// refused (`key_changed`) when it is no longer the folder's.
+    public var keyGeneration: Int64?
+    /// The generation of the parent's key this node's wrapped key and name tag are under
+    /// (absent: 0). A folder's key change is finished only once every child is under the new.
+    public var parentKeyGeneration: Int64?
+    /// Folders whose parent's key changed because a share ended: this folder's key must change
+    /// too (the former recipient had it); until it does, it takes no new names.
+    public var keyPending: Bool?
     public init(
         id: String, parent: String, type: String, attributes: String, wrappedKey: String, fileKey: String?, length: Int64?, objectId: String?,
-        createdAt: Int64, nameTag: String? = nil, previousKey: String? = nil
+        createdAt: Int64, nameTag: String? = nil, previousKey: String? = nil, keyGeneration: Int64? = nil, parentKeyGeneration: Int64? = nil,
+        keyPending: Bool? = nil
     ) {
         self.nameTag = nameTag
         self.previousKey = previousKey
+        self.keyGeneration = keyGeneration
+        self.parentKeyGeneration = parentKeyGeneration
+        self.keyPending = keyPending
         self.id = id
         self.parent = parent
         self.type = type
@@ -124,8 +138,11 @@ public struct CreateFolderRequest: Codable, Hashable, Sendable {
     /// the folder's: the server keeps names unique per folder by it, and finds a child by
     /// name with one read, without ever seeing the name.
     public let nameTag: String
-    public init(id: String, parent: String, attributes: String, wrappedKey: String, nameTag: String) {
+    /// The parent's key generation the wrapped key and name tag are under (absent: 0).
+    public let parentKeyGeneration: Int64?
+    public init(id: String, parent: String, attributes: String, wrappedKey: String, nameTag: String, parentKeyGeneration: Int64? = nil) {
         self.nameTag = nameTag
+        self.parentKeyGeneration = parentKeyGeneration
         self.id = id
         self.parent = parent
         self.attributes = attributes
@@ -140,8 +157,11 @@ public struct UpdateNodeRequest: Codable, Hashable, Sendable {
     public let wrappedKey: String?
     /// The name tag in the (new) folder; required with a new parent or new attributes.
     public let nameTag: String?
-    public init(parent: String?, attributes: String?, wrappedKey: String?, nameTag: String?) {
+    /// With a name tag or a wrapped key: the (new) parent's key generation they are under.
+    public let parentKeyGeneration: Int64?
+    public init(parent: String?, attributes: String?, wrappedKey: String?, nameTag: String?, parentKeyGeneration: Int64? = nil) {
         self.nameTag = nameTag
+        self.parentKeyGeneration = parentKeyGeneration
         self.parent = parent
         self.attributes = attributes
         self.wrappedKey = wrappedKey
@@ -248,6 +268,8 @@ public enum ContentHeaders {
     public static let fileKey = "x-coffre-file-key"
     /// The new file's name tag in its folder (see `CreateFolderRequest.nameTag`).
     public static let nameTag = "x-coffre-name-tag"
+    /// The parent's key generation the wrapped key and name tag are under (absent: 0).
+    public static let parentKeyGeneration = "x-coffre-parent-key-generation"
 }
 
 /// `GET /v1/health` of a coordinator (no authentication): for load balancers and probes.
@@ -380,7 +402,10 @@ public struct RekeyFolderRequest: Codable, Hashable, Sendable {
     public let wrappedKey: String
     public let previousKey: String
     public let shares: [Share]
-    public init(attributes: String, wrappedKey: String, previousKey: String, shares: [Share]) {
+    /// The parent's key generation the new wrapped key is under (absent: 0).
+    public let parentKeyGeneration: Int64?
+    public init(attributes: String, wrappedKey: String, previousKey: String, shares: [Share], parentKeyGeneration: Int64? = nil) {
+        self.parentKeyGeneration = parentKeyGeneration
         self.attributes = attributes
         self.wrappedKey = wrappedKey
         self.previousKey = previousKey
@@ -395,7 +420,11 @@ public struct RekeyChildrenRequest: Codable, Hashable, Sendable {
         public let id: String
         public let wrappedKey: String
         public let nameTag: String?
-        public init(id: String, wrappedKey: String, nameTag: String?) {
+        /// The child's wrapped key as the client read it: the change is refused
+        /// (`key_changed`) when the child was moved or re-wrapped meanwhile.
+        public let wrappedKeyWas: String
+        public init(id: String, wrappedKey: String, nameTag: String?, wrappedKeyWas: String) {
+            self.wrappedKeyWas = wrappedKeyWas
             self.id = id
             self.wrappedKey = wrappedKey
             self.nameTag = nameTag
@@ -404,4 +433,16 @@ public struct RekeyChildrenRequest: Codable, Hashable, Sendable {
 
     public let children: [Child]
     public init(children: [Child]) { self.children = children }
+}
+
+/// `GET /v1/rekeys`: the caller's folders whose key change is unfinished (started, or due
+/// because their parent's changed after a share ended), for the client to finish.
+public struct PendingKeyChanges: Codable, Hashable, Sendable {
+    public let nodes: [String]
+    /// More than one page: finish these, then ask again.
+    public let more: Bool
+    public init(nodes: [String], more: Bool) {
+        self.nodes = nodes
+        self.more = more
+    }
 }

@@ -146,11 +146,13 @@ extension CoffreClient {
     /// a name is never allowed to be a path).
     func linkChildren(_ linkId: String, folder: TreeNodeInfo, folderKey: SecretKey) async throws -> [(info: TreeNodeInfo, key: SecretKey, attributes: NodeAttributes)] {
         let list = try decode(NodeList.self, try await send(.GET, "/v1/l/\(linkId)/nodes?parent=\(folder.id)"))
+        // While the folder's key changes, a child not re-wrapped yet opens under the previous key.
+        let located = Located(id: folder.id, key: folderKey, info: folder, attributes: nil, previousKey: try Self.previousKey(of: folder, under: folderKey))
         return try list.nodes.map { child in
             guard child.parent == folder.id, let wrapped = Base64URL.decode(child.wrappedKey) else {
                 throw ClientError(.decryptionFailed, "the server listed node \(child.id), which is not in folder \(folder.id)")
             }
-            let key = try NodeKeys.unwrap(try WrappedKey(bytes: wrapped), childId: child.id, parentId: folder.id, under: folderKey)
+            let key = try Self.unwrapChild(try WrappedKey(bytes: wrapped), id: child.id, in: located)
             return (child, key, try Self.linkAttributes(child, nodeKey: key))
         }
     }

@@ -145,65 +145,119 @@ extension CoffreClient {
     }
 
     /// Gives a folder and every folder below it new keys (what `unshare` does), sealing the
-    /// new keys for the shares that remain; finishes a change that was cut short.
+    /// new keys for the shares that remain; then finishes every other change of this
+    /// account's that was cut short (`finishKeyChanges`).
     /// - Returns: the number of folders that got a new key.
     @discardableResult
     public func rekey(_ path: String, _ session: Session) async throws -> Int {
-        var parts = Self.components(path)
-        guard !path.hasPrefix("@"), parts.popLast() != nil else { throw ClientError(.invalidArgument, "\(path) is not one of your folders") }
-        let parent = try await locate("/" + parts.joined(separator: "/"), session)
+        guard !path.hasPrefix("@"), !Self.components(path).isEmpty else { throw ClientError(.invalidArgument, "\(path) is not one of your folders") }
         let folder = try await locate(path, session)
-        guard folder.info?.type == "folder" else { throw ClientError(.invalidArgument, "\(path) is not a folder") }
+        guard let info = folder.info, info.type == "folder" else { throw ClientError(.invalidArgument, "\(path) is not a folder") }
         let shares = try decode(ShareList.self, try await send(.GET, "/v1/shares", token: session.token)).outgoing
-        return try await rekey(folder, in: parent, shares: shares, session)
+        return try await changeKey(of: info.id, shares: shares, start: true, session) + (try await finishKeyChanges(session))
     }
 
-    /// One folder's change of key, then its sub-folders'. Each step leaves a tree every reader
-    /// can open: the folder's record first (new key, previous key wrapped under it, shares
-    /// sealed anew), then its children re-wrapped ten at a time, then the previous key dropped.
-    func rekey(_ folder: Located, in parent: Located, shares: [ShareInfo], _ session: Session) async throws -> Int {
-        guard let info = folder.info, let attributes = folder.attributes else { return 0 }
-        var current = folder
-        if folder.previousKey == nil {
-            let newKey = SecretKey.random()
-            var sealed: [RekeyFolderRequest.Share] = []
-            for share in shares where share.nodeId == info.id {
-                let box = try UserShare.seal(
-                    nodeKey: newKey, nodeId: info.id, from: try identity(session), senderId: session.username.lowercased(),
-                    to: try await pinnedKeys(share.recipient, session), recipientId: share.recipient)
-                sealed.append(.init(recipient: share.recipient, sealed: SealedShareText(box)))
+    /// Finishes every key change of this account's folders that is under way or due: one cut
+    /// short, and the sub-folders of a folder whose key changed (each one's key changes in
+    /// turn, which makes its own sub-folders due, down to the leaves). The coordinator keeps
+    /// the list (`GET /v1/rekeys`), so a change cut short anywhere is finished by the next call.
+    /// - Returns: the number of folders that got a new key.
+    @discardableResult
+    public func finishKeyChanges(_ session: Session) async throws -> Int {
+        var done = 0
+        while true {
+            let pending = try decode(PendingKeyChanges.self, try await send(.GET, "/v1/rekeys", token: session.token))
+            guard !pending.nodes.isEmpty else { return done }
+            let shares = try decode(ShareList.self, try await send(.GET, "/v1/shares", token: session.token)).outgoing
+            let listed = Set(pending.nodes)
+            var handled = 0
+            for id in pending.nodes {
+                // Parents first: a folder whose parent's key is still to change would have to
+                // change again after it (its new key would be wrapped under one that is known).
+                guard let info = try? decode(TreeNodeInfo.self, try await send(.GET, "/v1/nodes/" + id, token: session.token)),
+                    !listed.contains(info.parent)
+                else { continue }
+                done += try await changeKey(of: id, shares: shares, start: false, session)
+                handled += 1
             }
-            let request = RekeyFolderRequest(
-                attributes: Base64URL.encode(try AttributeBox.seal(attributes, nodeKey: newKey, nodeId: info.id)),
-                wrappedKey: Base64URL.encode(NodeKeys.wrap(newKey, childId: info.id, parentId: parent.id, under: parent.key).bytes),
-                previousKey: Base64URL.encode(NodeKeys.wrapPreviousKey(folder.key, nodeId: info.id, under: newKey).bytes), shares: sealed)
-            let updated = try decode(TreeNodeInfo.self, try await send(.POST, "/v1/nodes/\(info.id)/rekey", token: session.token, json: request))
-            current = Located(id: info.id, key: newKey, info: updated, attributes: attributes, previousKey: folder.key)
+            // Every change handled either finished, was found stale (and dropped) or threw:
+            // a pass that handled none would loop for ever.
+            guard handled > 0 else { throw ClientError(.storageFailure, "\(pending.nodes.count) key changes are listed and none could be handled") }
         }
-        let children = try await self.children(of: current, session)
-        var changes: [RekeyChildrenRequest.Child] = []
-        for child in children {
-            guard let childInfo = child.info, let name = child.attributes?.name, let wrapped = Base64URL.decode(childInfo.wrappedKey) else { continue }
-            let tag = NodeKeys.nameTag(name, folderKey: current.key)
-            let done = (try? NodeKeys.unwrap(try WrappedKey(bytes: wrapped), childId: child.id, parentId: info.id, under: current.key)) != nil
-            if done && childInfo.nameTag == tag { continue }
-            changes.append(.init(
-                id: child.id, wrappedKey: Base64URL.encode(NodeKeys.wrap(child.key, childId: child.id, parentId: info.id, under: current.key).bytes),
-                nameTag: tag))
-        }
-        for start in stride(from: 0, to: changes.count, by: Limits.rekeyChildrenPerRequestMax) {
-            let chunk = Array(changes[start..<min(changes.count, start + Limits.rekeyChildrenPerRequestMax)])
-            _ = try await send(.POST, "/v1/nodes/\(info.id)/rekey/children", token: session.token, json: RekeyChildrenRequest(children: chunk))
-        }
-        _ = try await send(.DELETE, "/v1/nodes/\(info.id)/rekey", token: session.token)
-        let settled = Located(id: info.id, key: current.key, info: current.info, attributes: attributes)
-        var count = 1
-        for child in children where child.info?.type == "folder" {
-            count += try await rekey(child, in: settled, shares: shares, session)
-        }
-        return count
     }
 
+    /// One folder's change of key, read afresh (and read again when a step finds that a key
+    /// changed meanwhile). Each step leaves a tree every reader can open: the folder's record
+    /// first (new key, previous key wrapped under it, shares sealed anew), then its children
+    /// re-wrapped ten at a time (its sub-folders become due), then the previous key dropped.
+    /// - Parameters:
+    ///   - start: start a change even when none is under way or due (`rekey PATH`).
+    ///   - stopBefore: stop there, as a client that crashed would (tests).
+    /// - Returns: 1 when a change finished, 0 when the folder is gone or had none.
+    func changeKey(of id: String, shares: [ShareInfo], start: Bool, stopBefore: KeyChangeStep? = nil, _ session: Session) async throws -> Int {
+        var started = false
+        for attempt in 1...Limits.keyChangeAttemptsMax {
+            do {
+                let (folder, parent) = try await locateOwn(id, session)
+                guard let info = folder.info, info.type == "folder", let attributes = folder.attributes else { return 0 }
+                var current = folder
+                if folder.previousKey == nil {
+                    guard (start && !started) || info.keyPending == true else {
+                        // No change under way or due: only a stale entry of the list remains.
+                        _ = try await send(.DELETE, "/v1/nodes/\(id)/rekey", token: session.token)
+                        return started ? 1 : 0
+                    }
+                    let newKey = SecretKey.random()
+                    var sealed: [RekeyFolderRequest.Share] = []
+                    for share in shares where share.nodeId == id {
+                        let box = try UserShare.seal(
+                            nodeKey: newKey, nodeId: id, from: try identity(session), senderId: session.username.lowercased(),
+                            to: try await pinnedKeys(share.recipient, session), recipientId: share.recipient)
+                        sealed.append(.init(recipient: share.recipient, sealed: SealedShareText(box)))
+                    }
+                    let request = RekeyFolderRequest(
+                        attributes: Base64URL.encode(try AttributeBox.seal(attributes, nodeKey: newKey, nodeId: id)),
+                        wrappedKey: Base64URL.encode(NodeKeys.wrap(newKey, childId: id, parentId: parent.id, under: parent.key).bytes),
+                        previousKey: Base64URL.encode(NodeKeys.wrapPreviousKey(folder.key, nodeId: id, under: newKey).bytes), shares: sealed,
+                        parentKeyGeneration: parent.info?.keyGeneration)
+                    let updated = try decode(TreeNodeInfo.self, try await send(.POST, "/v1/nodes/\(id)/rekey", token: session.token, json: request))
+                    started = true
+                    current = Located(id: id, key: newKey, info: updated, attributes: attributes, previousKey: folder.key)
+                }
+                if stopBefore == .children { return 0 }
+                let generation = current.info?.keyGeneration ?? 0
+                var changes: [RekeyChildrenRequest.Child] = []
+                let (readable, unreadable) = try await readableChildren(of: current, session)
+                for child in readable {
+                    guard let childInfo = child.info, let name = child.attributes?.name else { continue }
+                    let tag = NodeKeys.nameTag(name, folderKey: current.key)
+                    if (childInfo.parentKeyGeneration ?? 0) == generation && childInfo.nameTag == tag { continue }
+                    changes.append(.init(
+                        id: child.id, wrappedKey: Base64URL.encode(NodeKeys.wrap(child.key, childId: child.id, parentId: id, under: current.key).bytes),
+                        nameTag: tag, wrappedKeyWas: childInfo.wrappedKey))
+                }
+                for start in stride(from: 0, to: changes.count, by: Limits.rekeyChildrenPerRequestMax) {
+                    let chunk = Array(changes[start..<min(changes.count, start + Limits.rekeyChildrenPerRequestMax)])
+                    _ = try await send(.POST, "/v1/nodes/\(id)/rekey/children", token: session.token, json: RekeyChildrenRequest(children: chunk))
+                }
+                // A child that does not open cannot be re-wrapped, and the coordinator does not
+                // finish a change with a child under the previous key: it must go first.
+                guard unreadable.isEmpty else {
+                    let error = Self.unreadableError(unreadable, in: id)
+                    throw ClientError(.decryptionFailed, error.message + "; then coffre rekey finishes the key change")
+                }
+                if stopBefore == .finish { return 0 }
+                _ = try await send(.DELETE, "/v1/nodes/\(id)/rekey", token: session.token)
+                return 1
+            } catch let error as ClientError where error.code == .notFound {
+                return started ? 1 : 0
+            } catch let error as ClientError where [.keyChanged, .keyChanging, .conflict].contains(error.code) && attempt < Limits.keyChangeAttemptsMax {
+                // A key or a child changed under this step (a move, an upload): read again.
+                continue
+            }
+        }
+        return 0
+    }
     /// What this account shared and what was shared with it; incoming shares are opened (the
     /// sender's signature checked against its pinned key) to show their folder's name.
     public func shares(_ session: Session) async throws -> (outgoing: [ShareEntry], incoming: [ShareEntry]) {
@@ -254,6 +308,11 @@ extension CoffreClient {
 
     /// The name of one of this account's nodes by id (for listing what it shared).
     func locateById(_ id: String, _ session: Session) async throws -> String? {
+        try await locateOwn(id, session).node.attributes?.name
+    }
+
+    /// One of this account's nodes by id, opened from the root down, with its folder.
+    func locateOwn(_ id: String, _ session: Session) async throws -> (node: Located, parent: Located) {
         var chain: [TreeNodeInfo] = []
         var current = id
         for _ in 0..<Limits.treeDepthMax where current != "root" {
@@ -261,9 +320,14 @@ extension CoffreClient {
             chain.append(info)
             current = info.parent
         }
-        var folder = try root(session)
-        for info in chain.reversed() { folder = try open(info, in: folder) }
-        return folder.attributes?.name
+        guard current == "root" else { throw ClientError(.storageFailure, "node \(id) is deeper than \(Limits.treeDepthMax) folders") }
+        var parent = try root(session)
+        var node = parent
+        for info in chain.reversed() {
+            parent = node
+            node = try open(info, in: parent)
+        }
+        return (node, parent)
     }
 
     /// The contacts this profile pinned.
@@ -295,6 +359,9 @@ extension CoffreClient {
         return (before, fingerprint)
     }
 }
+
+/// The steps of one folder's key change after its start (`changeKey(stopBefore:)`).
+enum KeyChangeStep { case children, finish }
 
 extension Contact {
     static func normalised(_ fingerprint: String) -> String { fingerprint.lowercased().filter { $0.isHexDigit } }

@@ -52,10 +52,34 @@ extension CoffreClient {
         Located(id: "root", key: NodeKeys.rootKey(masterKey: try masterKey(session)), info: nil, attributes: nil)
     }
 
-    /// The decrypted children of a folder.
+    /// The decrypted children of a folder; `decryption_failed` naming those that do not open.
     func children(of folder: Located, _ session: Session) async throws -> [Located] {
+        let (readable, unreadable) = try await readableChildren(of: folder, session)
+        guard unreadable.isEmpty else { throw Self.unreadableError(unreadable, in: folder.id) }
+        return readable
+    }
+
+    /// The children of a folder that open under its keys, and the records of those that do not
+    /// (left by a faulty or hostile writer, or altered): listed apart, so that one such record
+    /// cannot hide the others or block the folder's key change.
+    func readableChildren(of folder: Located, _ session: Session) async throws -> (readable: [Located], unreadable: [TreeNodeInfo]) {
         let list = try decode(NodeList.self, try await send(.GET, folder.route("?parent=" + folder.id), token: session.token))
-        return try list.nodes.map { try open($0, in: folder) }
+        var readable: [Located] = []
+        var unreadable: [TreeNodeInfo] = []
+        for info in list.nodes {
+            guard info.parent == folder.id, let child = try? open(info, in: folder) else {
+                unreadable.append(info)
+                continue
+            }
+            readable.append(child)
+        }
+        return (readable, unreadable)
+    }
+
+    static func unreadableError(_ nodes: [TreeNodeInfo], in folder: String) -> ClientError {
+        ClientError(
+            .decryptionFailed,
+            "\(nodes.count) node(s) in folder \(folder) cannot be decrypted: \(nodes.map(\.id).joined(separator: ", ")) (coffre rm --id ID removes one)")
     }
 
     /// A tree node's key and attributes, unwrapped and decrypted under its folder's key (or,
@@ -167,11 +191,11 @@ extension CoffreClient {
         let folder = try await locate(Self.rejoin(path, parts), session)
         guard folder.info == nil || folder.info?.type == "folder" else { throw ClientError(.invalidArgument, "\(parts.joined(separator: "/")) is not a folder") }
         if let existing = try await child(named: last, of: folder, session) {
-            guard existing.info?.type == "folder" else { throw ClientError(.conflict, "\(path) exists") }
+            guard existing.info?.type == "folder" else { throw ClientError(.nameTaken, "\(path) exists") }
             // Checked here too (the commit would refuse it), so as not to send the file first.
             try Self.checkName(localName)
             guard try await child(named: localName, of: existing, session) == nil else {
-                throw ClientError(.conflict, "\(path.hasSuffix("/") ? path : path + "/")\(localName) exists")
+                throw ClientError(.nameTaken, "\(path.hasSuffix("/") ? path : path + "/")\(localName) exists")
             }
             return (existing, localName)
         }
@@ -190,12 +214,30 @@ extension CoffreClient {
         }
     }
 
-    /// Turns the coordinator's "name taken" conflict into one that names the path.
+    /// Turns the coordinator's `name_taken` into an error that names the path.
     func naming<T>(_ path: String, _ work: () async throws -> T) async throws -> T {
         do {
             return try await work()
-        } catch let error as ClientError where error.code == .conflict && error.message.contains("of that name") {
-            throw ClientError(.conflict, "\(path) exists")
+        } catch let error as ClientError where error.code == .nameTaken {
+            throw ClientError(.nameTaken, "\(path) exists")
+        }
+    }
+
+    /// A write that wraps a key or tags a name under a folder's key, done again from the
+    /// start (the folder read afresh) when that key changed meanwhile (`key_changed`), or when
+    /// the folder's key is changing (`key_changing`): this account's own changes are finished
+    /// first; another owner's, waited for a moment.
+    func underCurrentKeys<T>(_ session: Session, _ work: () async throws -> T) async throws -> T {
+        var attempt = 1
+        while true {
+            do {
+                return try await work()
+            } catch let error as ClientError where error.code == .keyChanged && attempt < Limits.keyChangeAttemptsMax {
+                attempt += 1
+            } catch let error as ClientError where error.code == .keyChanging && attempt < Limits.keyChangeAttemptsMax {
+                if try await finishKeyChanges(session) == 0 { try await Task.sleep(for: .milliseconds(250 << attempt)) }
+                attempt += 1
+            }
         }
     }
 
@@ -207,7 +249,20 @@ extension CoffreClient {
         return try await children(of: node, session).map(entry).sorted { $0.name < $1.name }
     }
 
+    /// What `list` gives, and the ids of the children that cannot be decrypted (`list` refuses
+    /// a folder with any): for `coffre ls`, which shows the rest and names these.
+    public func listing(_ path: String, _ session: Session) async throws -> (entries: [Entry], unreadable: [String]) {
+        let node = try await locate(path, session)
+        guard node.info == nil || node.info?.type == "folder" else { return ([entry(node)], []) }
+        let (readable, unreadable) = try await readableChildren(of: node, session)
+        return (readable.map(entry).sorted { $0.name < $1.name }, unreadable.map(\.id).sorted())
+    }
+
     public func mkdir(_ path: String, _ session: Session) async throws -> Entry {
+        try await underCurrentKeys(session) { try await makeFolder(path, session) }
+    }
+
+    func makeFolder(_ path: String, _ session: Session) async throws -> Entry {
         let (parent, name) = try await destination(path, session)
         let id = Self.newNodeId()
         let key = SecretKey.random()
@@ -215,7 +270,7 @@ extension CoffreClient {
         let request = CreateFolderRequest(
             id: id, parent: parent.id, attributes: Base64URL.encode(try AttributeBox.seal(attributes, nodeKey: key, nodeId: id)),
             wrappedKey: Base64URL.encode(NodeKeys.wrap(key, childId: id, parentId: parent.id, under: parent.key).bytes),
-            nameTag: NodeKeys.nameTag(name, folderKey: parent.key))
+            nameTag: NodeKeys.nameTag(name, folderKey: parent.key), parentKeyGeneration: parent.info?.keyGeneration)
         _ = try await naming(path) { try await send(.POST, parent.route(""), token: session.token, json: request) }
         return Entry(id: id, name: name, type: "folder", size: nil, modified: attributes.modified, objectId: nil)
     }
@@ -223,6 +278,10 @@ extension CoffreClient {
     /// Encrypts a local file and uploads it to `remotePath` (a new name, or an existing
     /// folder to keep the local name).
     public func upload(_ localPath: String, to remotePath: String, _ session: Session, progress: TransferProgress? = nil) async throws -> Entry {
+        try await underCurrentKeys(session) { try await uploadOnce(localPath, to: remotePath, session, progress: progress) }
+    }
+
+    func uploadOnce(_ localPath: String, to remotePath: String, _ session: Session, progress: TransferProgress?) async throws -> Entry {
         guard let attributes = try? FileManager.default.attributesOfItem(atPath: localPath), let size = (attributes[.size] as? NSNumber)?.uint64Value,
             let handle = FileHandle(forReadingAtPath: localPath)
         else { throw ClientError(.invalidArgument, "cannot read \(localPath)") }
@@ -245,16 +304,15 @@ extension CoffreClient {
             let stream = EncryptedFileStream(reader: try EncryptingReader(fileKey: fileKey), handle: handle, total: length, progress: progress)
             return .stream(stream, length: .known(length))
         }
+        var headers = [
+            (ContentHeaders.parent, parent.id), (ContentHeaders.attributes, Base64URL.encode(blob)),
+            (ContentHeaders.wrappedKey, Base64URL.encode(NodeKeys.wrap(nodeKey, childId: id, parentId: parent.id, under: parent.key).bytes)),
+            (ContentHeaders.fileKey, Base64URL.encode(wrappedFileKey.bytes)), ("content-type", "application/octet-stream"),
+            (ContentHeaders.nameTag, NodeKeys.nameTag(name, folderKey: parent.key)),
+        ]
+        if let generation = parent.info?.keyGeneration { headers.append((ContentHeaders.parentKeyGeneration, String(generation))) }
         let answer = try await naming(remotePath) {
-            try await send(
-            .PUT, parent.route("/\(id)/content"), token: session.token,
-            headers: [
-                (ContentHeaders.parent, parent.id), (ContentHeaders.attributes, Base64URL.encode(blob)),
-                (ContentHeaders.wrappedKey, Base64URL.encode(NodeKeys.wrap(nodeKey, childId: id, parentId: parent.id, under: parent.key).bytes)),
-                (ContentHeaders.fileKey, Base64URL.encode(wrappedFileKey.bytes)), ("content-type", "application/octet-stream"),
-                (ContentHeaders.nameTag, NodeKeys.nameTag(name, folderKey: parent.key)),
-            ],
-            body: makeBody)
+            try await send(.PUT, parent.route("/\(id)/content"), token: session.token, headers: headers, body: makeBody)
         }
         let info = try decode(TreeNodeInfo.self, answer)
         return Entry(id: id, name: name, type: "file", size: size, modified: Int64(modified), objectId: info.objectId)
@@ -371,6 +429,10 @@ extension CoffreClient {
 
     /// Moves and/or renames a node. The node key is rewrapped for a new parent.
     public func move(_ from: String, to: String, _ session: Session) async throws -> Entry {
+        try await underCurrentKeys(session) { try await moveOnce(from, to: to, session) }
+    }
+
+    func moveOnce(_ from: String, to: String, _ session: Session) async throws -> Entry {
         let node = try await locate(from, session)
         guard let info = node.info, let attributes = node.attributes else { throw ClientError(.invalidArgument, "cannot move the root") }
         var target = to
@@ -387,7 +449,7 @@ extension CoffreClient {
             parent: parent.id,
             attributes: Base64URL.encode(try AttributeBox.seal(renamed, nodeKey: node.key, nodeId: info.id)),
             wrappedKey: Base64URL.encode(NodeKeys.wrap(node.key, childId: info.id, parentId: parent.id, under: parent.key).bytes),
-            nameTag: NodeKeys.nameTag(name, folderKey: parent.key))
+            nameTag: NodeKeys.nameTag(name, folderKey: parent.key), parentKeyGeneration: parent.info?.keyGeneration)
         _ = try await naming(target) { try await send(.PATCH, node.route("/" + info.id), token: session.token, json: request) }
         return Entry(id: info.id, name: name, type: info.type, size: renamed.size, modified: renamed.modified, objectId: info.objectId)
     }
@@ -400,11 +462,27 @@ extension CoffreClient {
         let node = try await locate(path, session)
         guard let info = node.info else { throw ClientError(.invalidArgument, "cannot remove the root") }
         if info.type == "folder" {
-            let inside = try await children(of: node, session)
-            guard inside.isEmpty || recursive else { throw ClientError(.conflict, "\(path) is not empty (use --recursive)") }
+            let (inside, unreadable) = try await readableChildren(of: node, session)
+            guard (inside.isEmpty && unreadable.isEmpty) || recursive else { throw ClientError(.conflict, "\(path) is not empty (use --recursive)") }
             for child in inside { try await remove(path + "/" + (child.attributes?.name ?? ""), recursive: true, session) }
+            // What cannot be decrypted has no name to reach it by: by id.
+            for child in unreadable { try await removeNode(id: child.id, recursive: true, owner: node.owner, session) }
         }
         _ = try await send(.DELETE, node.route("/" + info.id), token: session.token)
+    }
+
+    /// Deletes a node by id, with no key (what cannot be decrypted has no name to reach it by):
+    /// a file, or a folder with `recursive` (its contents by id too). In `owner`'s tree when
+    /// given (a folder shared with this account to write).
+    public func removeNode(id: String, recursive: Bool, owner: String? = nil, _ session: Session) async throws {
+        let node = Located(id: id, key: try root(session).key, info: nil, attributes: nil, owner: owner)
+        let info = try decode(TreeNodeInfo.self, try await send(.GET, node.route("/" + id), token: session.token))
+        if info.type == "folder" {
+            let inside = try decode(NodeList.self, try await send(.GET, node.route("?parent=" + id), token: session.token)).nodes
+            guard inside.isEmpty || recursive else { throw ClientError(.conflict, "node \(id) is a folder that is not empty (use --recursive)") }
+            for child in inside where child.parent == id { try await removeNode(id: child.id, recursive: true, owner: owner, session) }
+        }
+        _ = try await send(.DELETE, node.route("/" + id), token: session.token)
     }
 }
 

@@ -15,6 +15,14 @@ public struct ErrorCode: Hashable, Sendable, CustomStringConvertible {
     public static let forbidden = ErrorCode("forbidden")
     public static let conflict = ErrorCode("conflict")
     public static let quotaExceeded = ErrorCode("quota_exceeded")
+    /// The folder already holds a node of that name (names compare after normalisation).
+    public static let nameTaken = ErrorCode("name_taken")
+    /// The folder's key is changing (a share of it ended), or must change before it takes
+    /// new names: its owner's client finishes the change (`coffre rekey`), then it is retried.
+    public static let keyChanging = ErrorCode("key_changing")
+    /// The request was made under a key that has changed since it was read (the folder got a
+    /// new key, or the child was re-wrapped): read again, then retry.
+    public static let keyChanged = ErrorCode("key_changed")
 
     // Input and limits.
     public static let invalidArgument = ErrorCode("invalid_argument")

@@ -143,6 +143,9 @@ extension Limits {
     public static let collectorGraceSecondsDefault: Int64 = 3600
     /// Most entries one list call returns.
     public static let metadataListPageMax = 1000
+    /// Times a client tries one step of a key change, or a write that met one (`key_changed`,
+    /// `key_changing`), reading again between tries.
+    public static let keyChangeAttemptsMax = 4
     /// Watch events the embedded store keeps for watches that start in the past.
     public static let metadataHistoryMax = 10_000
     /// Events buffered per watcher before it is cut off as too slow.

@@ -107,15 +107,61 @@ extension CoordinatorServer {
     }
 
     /// `DELETE /v1/shares/{node}/{recipient}`: the owner ends a share; the recipient's next
-    /// request into the folder is refused.
+    /// request into the folder is refused. In the same transaction the folder's key change
+    /// becomes due (the former recipient had the key), then that of every folder below it:
+    /// none takes new names until its key changed (`key_changing`), so nothing added after
+    /// the share ended is under a key the former recipient had, even if the owner's client
+    /// stops before it changed them (`GET /v1/rekeys` lists what is left).
     func deleteShare(_ request: Request, _ context: ServiceContext) async throws -> Response {
         let (owner, _) = try await authenticate(request)
         let nodeId = try validNodeId(try context.parameters.require("node"))
         let (recipient, _) = try await account(named: try context.parameters.require("recipient"))
         let key = Keyspace.share(owner: owner.id, node: nodeId, recipient: recipient.id)
-        guard try await metadata.get(key) != nil else { throw APIError(.notFound, "folder \(nodeId) is not shared with \(recipient.username)") }
-        _ = try await metadata.commit(if: [], then: [.delete(key), .delete(Keyspace.sharedWith(recipient.id, owner: owner.id, node: nodeId))])
-        return Response(status: .noContent)
+        for _ in 0..<Limits.treeCommitAttemptsMax {
+            guard let (_, shareRevision) = try await read(ShareRecord.self, key) else {
+                throw APIError(.notFound, "folder \(nodeId) is not shared with \(recipient.username)")
+            }
+            var conditions: [MetadataCondition] = [.revision(key, shareRevision)]
+            var mutations: [MetadataMutation] = [.delete(key), .delete(Keyspace.sharedWith(recipient.id, owner: owner.id, node: nodeId))]
+            if let (folder, revision) = try await read(TreeNodeInfo.self, treeKey(owner.id, nodeId)) {
+                conditions.append(.revision(treeKey(owner.id, nodeId), revision))
+                mutations += dueKeyChange(owner.id, folder)
+            }
+            guard try await metadata.commit(if: conditions, then: mutations) != nil else { continue }
+            try await markKeyChangesDue(owner.id, below: nodeId)
+            return Response(status: .noContent)
+        }
+        throw APIError(.conflict, "folder \(nodeId) kept changing; try again")
+    }
+
+    /// What makes a folder's key change due: its record (and its copy in its parent's index)
+    /// marked `keyPending`, and its entry in the owner's list of unfinished changes. A folder
+    /// whose change is already under way only gets the entry.
+    func dueKeyChange(_ owner: String, _ folder: TreeNodeInfo) -> [MetadataMutation] {
+        var mutations: [MetadataMutation] = [.put(Keyspace.keyChange(owner: owner, node: folder.id), [])]
+        if folder.previousKey == nil && folder.keyPending != true {
+            var due = folder
+            due.keyPending = true
+            mutations += [.put(treeKey(owner, folder.id), encode(due)), .put(childKey(owner, folder.parent, folder.id), encode(due))]
+        }
+        return mutations
+    }
+
+    /// Makes the key change of every folder below `top` due, one folder a transaction (each
+    /// conditioned on the record it rewrites, read again when it changed), depth first.
+    func markKeyChangesDue(_ owner: String, below top: String) async throws {
+        var queue = [top]
+        while let folder = queue.popLast() {
+            for child in try await children(owner, folder) where child.type == "folder" {
+                queue.append(child.id)
+                for _ in 0..<Limits.treeCommitAttemptsMax {
+                    guard let (fresh, revision) = try await read(TreeNodeInfo.self, treeKey(owner, child.id)), fresh.previousKey == nil,
+                        fresh.keyPending != true
+                    else { break }
+                    if try await metadata.commit(if: [.revision(treeKey(owner, child.id), revision)], then: dueKeyChange(owner, fresh)) != nil { break }
+                }
+            }
+        }
     }
 
     // MARK: - Key rotation
@@ -133,13 +179,31 @@ extension CoordinatorServer {
         }
         // A second new key before the first is everywhere would strand the children that
         // carry the first: the client finishes the running change instead.
-        guard folder.previousKey == nil else { throw APIError(.conflict, "folder \(id) is already taking a new key: finish that first") }
+        guard folder.previousKey == nil else { throw APIError(.keyChanging, "folder \(id) is already taking a new key: finish that first") }
+        // The new key is wrapped under the parent's key as the client read it: the parent's
+        // record must not change before this commits (its key could).
+        let generation = try validGeneration(body.parentKeyGeneration)
+        var conditions: [MetadataCondition] = [.revision(treeKey(account.id, id), revision)]
+        if folder.parent != Self.rootId {
+            guard let (parent, parentRevision) = try await read(TreeNodeInfo.self, treeKey(account.id, folder.parent)) else {
+                throw APIError(.notFound, "no folder \(folder.parent)")
+            }
+            guard (parent.keyGeneration ?? 0) == (generation ?? 0) else {
+                throw APIError(.keyChanged, "folder \(folder.parent) has key generation \(parent.keyGeneration ?? 0), the request used \(generation ?? 0): read it again")
+            }
+            conditions.append(.revision(treeKey(account.id, folder.parent), parentRevision))
+        } else if generation != nil {
+            throw APIError(.keyChanged, "the root's key generation is 0")
+        }
         let updated = TreeNodeInfo(
             id: id, parent: folder.parent, type: "folder", attributes: try blob(body.attributes, "attributes", max: Limits.attributesSizeMax + 29),
             wrappedKey: try blob(body.wrappedKey, "wrappedKey", max: 61), fileKey: nil, length: nil, objectId: nil, createdAt: folder.createdAt,
-            nameTag: folder.nameTag, previousKey: try blob(body.previousKey, "previousKey", max: 61))
-        var conditions: [MetadataCondition] = [.revision(treeKey(account.id, id), revision)]
-        var mutations: [MetadataMutation] = [.put(treeKey(account.id, id), encode(updated)), .put(childKey(account.id, folder.parent, id), encode(updated))]
+            nameTag: folder.nameTag, previousKey: try blob(body.previousKey, "previousKey", max: 61), keyGeneration: (folder.keyGeneration ?? 0) + 1,
+            parentKeyGeneration: generation, keyPending: nil)
+        var mutations: [MetadataMutation] = [
+            .put(treeKey(account.id, id), encode(updated)), .put(childKey(account.id, folder.parent, id), encode(updated)),
+            .put(Keyspace.keyChange(owner: account.id, node: id), []),
+        ]
         let existing = try await metadata.list(prefix: Keyspace.shares(owner: account.id) + id + "/", after: nil, limit: Limits.metadataListPageMax)
         guard existing.count == body.shares.count, existing.count <= Limits.sharesPerFolderMax else {
             throw APIError(.conflict, "folder \(id) has \(existing.count) shares and the request seals the key for \(body.shares.count); list them again")
@@ -176,7 +240,7 @@ extension CoordinatorServer {
             throw APIError(.limitExceeded, "at most \(Limits.rekeyChildrenPerRequestMax) children a request, got \(body.children.count)")
         }
         guard let (folder, _) = try await read(TreeNodeInfo.self, treeKey(account.id, id)), folder.type == "folder", folder.previousKey != nil else {
-            throw APIError(.conflict, "folder \(id) is not taking a new key (POST /v1/nodes/\(id)/rekey first)")
+            throw APIError(.keyChanged, "folder \(id) is not taking a new key (POST /v1/nodes/\(id)/rekey first)")
         }
         var conditions: [MetadataCondition] = []
         var mutations: [MetadataMutation] = []
@@ -186,14 +250,23 @@ extension CoordinatorServer {
             guard let (child, revision) = try await read(TreeNodeInfo.self, treeKey(account.id, childId)), child.parent == id else {
                 throw APIError(.notFound, "no node \(childId) in folder \(id)")
             }
+            // Re-wrapped from what the client read: a child moved or re-wrapped since is read again.
+            guard child.wrappedKey == change.wrappedKeyWas else {
+                throw APIError(.keyChanged, "node \(childId) changed since it was read: list folder \(id) again")
+            }
             // Every child keeps a name tag: without one its name would no longer be unique.
             let tag: String? = try validNameTag(change.nameTag)
+            // A sub-folder's key was known to whoever could open this folder: it must change
+            // too, and takes no new names until it has (a due change, listed for the client).
+            let due = child.type == "folder" && child.previousKey == nil
             let updated = TreeNodeInfo(
                 id: childId, parent: id, type: child.type, attributes: child.attributes, wrappedKey: try blob(change.wrappedKey, "wrappedKey", max: 61),
                 fileKey: child.fileKey, length: child.length, objectId: child.objectId, createdAt: child.createdAt, nameTag: tag,
-                previousKey: child.previousKey)
+                previousKey: child.previousKey, keyGeneration: child.keyGeneration, parentKeyGeneration: folder.keyGeneration,
+                keyPending: due ? true : child.keyPending)
             conditions.append(.revision(treeKey(account.id, childId), revision))
             mutations += [.put(treeKey(account.id, childId), encode(updated)), .put(childKey(account.id, id, childId), encode(updated))]
+            if child.type == "folder" { mutations.append(.put(Keyspace.keyChange(owner: account.id, node: childId), [])) }
             if let old = child.nameTag, old != tag { mutations.append(.delete(nameKey(account.id, id, old))) }
             if let tag, tag != child.nameTag {
                 conditions.append(.absent(nameKey(account.id, id, tag)))
@@ -207,20 +280,57 @@ extension CoordinatorServer {
     }
 
     /// `DELETE /v1/nodes/{id}/rekey`: the folder's children all carry the new key; the
-    /// previous one is dropped and the folder takes new names again.
+    /// previous one is dropped and the folder takes new names again. Refused
+    /// (`key_changing`) while a child is still under the previous key, or when the change was
+    /// never started. A folder with no change under way answers 204 (a finish sent twice).
     func finishRekey(_ request: Request, _ context: ServiceContext) async throws -> Response {
         let (account, _) = try await authenticate(request)
         let id = try validNodeId(try context.parameters.require("id"))
         guard let (folder, revision) = try await read(TreeNodeInfo.self, treeKey(account.id, id)), folder.type == "folder" else {
             throw APIError(.notFound, "no folder \(id)")
         }
+        guard folder.keyPending != true else { throw APIError(.keyChanging, "folder \(id) must get a new key first (POST /v1/nodes/\(id)/rekey)") }
+        guard folder.previousKey != nil else {
+            _ = try await metadata.commit(if: [], then: [.delete(Keyspace.keyChange(owner: account.id, node: id))])
+            return Response(status: .noContent)
+        }
+        // Every child under the new key (no child comes in meanwhile: the folder takes no
+        // names while its key changes).
+        let behind = try await children(account.id, id).filter { ($0.parentKeyGeneration ?? 0) != (folder.keyGeneration ?? 0) }.count
+        guard behind == 0 else {
+            throw APIError(.keyChanging, "\(behind) children of folder \(id) are still under its previous key: re-wrap them first (POST /v1/nodes/\(id)/rekey/children)")
+        }
         var updated = folder
         updated.previousKey = nil
         guard try await metadata.commit(
             if: [.revision(treeKey(account.id, id), revision)],
-            then: [.put(treeKey(account.id, id), encode(updated)), .put(childKey(account.id, folder.parent, id), encode(updated))]) != nil
+            then: [
+                .put(treeKey(account.id, id), encode(updated)), .put(childKey(account.id, folder.parent, id), encode(updated)),
+                .delete(Keyspace.keyChange(owner: account.id, node: id)),
+            ]) != nil
         else { throw APIError(.conflict, "folder \(id) changed meanwhile; try again") }
         return Response(status: .noContent)
+    }
+
+    /// `GET /v1/rekeys`: the caller's folders whose key change is unfinished (started, or
+    /// due because a share above them ended), a page at a time.
+    func listKeyChanges(_ request: Request) async throws -> Response {
+        let (account, _) = try await authenticate(request)
+        let limit = Limits.metadataListPageMax
+        let prefix = Keyspace.keyChanges(owner: account.id)
+        let page = try await metadata.list(prefix: prefix, after: nil, limit: limit)
+        var nodes: [String] = []
+        for entry in page {
+            let id = String(entry.key.dropFirst(prefix.count))
+            // An entry whose folder is gone (deleted between two steps) is dropped, not listed:
+            // a client could never finish it.
+            guard try await metadata.get(treeKey(account.id, id)) != nil else {
+                _ = try await metadata.commit(if: [.absent(treeKey(account.id, id))], then: [.delete(entry.key)])
+                continue
+            }
+            nodes.append(id)
+        }
+        return try jsonResponse(PendingKeyChanges(nodes: nodes, more: page.count == limit))
     }
 
     /// Whose tree a request acts on, and as what.

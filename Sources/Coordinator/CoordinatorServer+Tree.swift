@@ -39,7 +39,7 @@ extension CoordinatorServer {
     func takenConflict(_ account: String, id: String, parent: String, tag: String?) async throws -> APIError? {
         if try await metadata.get(treeKey(account, id)) != nil { return APIError(.conflict, "node \(id) exists") }
         if let tag, try await metadata.get(nameKey(account, parent, tag)) != nil {
-            return APIError(.conflict, "the folder already holds a node of that name")
+            return APIError(.nameTaken, "the folder already holds a node of that name")
         }
         return nil
     }
@@ -53,16 +53,31 @@ extension CoordinatorServer {
 
     /// The parent must be the root or one of the account's folders; returns the folder's
     /// record and revision (nil for the root), for `childGuard`.
-    /// - Parameter naming: a child gets a name in the folder (created, moved in, renamed):
-    ///   refused while the folder's key changes, since its name tags change with it.
+    /// - Parameters:
+    ///   - naming: a child gets a name in the folder (created, moved in, renamed): refused
+    ///     (`key_changing`) while the folder's key changes or must change, since its name tags
+    ///     change with it, and (`key_changed`) when `generation` is not the folder's key's.
+    ///   - generation: the folder key generation the request's wrapped key and name tag are
+    ///     under (nil: 0).
     @discardableResult
-    func checkParent(_ account: String, _ parent: String, naming: Bool = false) async throws -> (TreeNodeInfo, Int64)? {
-        guard parent != Self.rootId else { return nil }
+    func checkParent(_ account: String, _ parent: String, naming: Bool = false, generation: Int64? = nil) async throws -> (TreeNodeInfo, Int64)? {
+        guard parent != Self.rootId else {
+            if naming, let generation, generation != 0 { throw APIError(.keyChanged, "the root's key generation is 0, not \(generation)") }
+            return nil
+        }
         guard let (node, revision) = try await read(TreeNodeInfo.self, treeKey(account, parent)), node.type == "folder" else {
             throw APIError(.notFound, "no folder \(parent)")
         }
-        if naming && node.previousKey != nil {
-            throw APIError(.conflict, "folder \(parent) is getting a new key (a share ended); try again in a moment")
+        if naming {
+            if node.previousKey != nil {
+                throw APIError(.keyChanging, "folder \(parent) is getting a new key (a share ended): its owner's client finishes the change (coffre rekey); try again then")
+            }
+            if node.keyPending == true {
+                throw APIError(.keyChanging, "folder \(parent) must get a new key first (a share above it ended): its owner's client finishes the change (coffre rekey)")
+            }
+            if (generation ?? 0) != (node.keyGeneration ?? 0) {
+                throw APIError(.keyChanged, "folder \(parent) has key generation \(node.keyGeneration ?? 0), the request used \(generation ?? 0): read it again")
+            }
         }
         return (node, revision)
     }
@@ -74,6 +89,13 @@ extension CoordinatorServer {
     func childGuard(_ account: String, _ parent: (TreeNodeInfo, Int64)?) -> ([MetadataCondition], [MetadataMutation]) {
         guard let (folder, revision) = parent else { return ([], []) }
         return ([.revision(treeKey(account, folder.id), revision)], [.put(treeKey(account, folder.id), encode(folder))])
+    }
+
+    /// A key generation from a request: nil or 0...2^53 (a JSON number every client reads).
+    func validGeneration(_ generation: Int64?) throws -> Int64? {
+        guard let generation else { return nil }
+        guard (0...(1 << 53)).contains(generation) else { throw APIError(.invalidArgument, "a key generation is 0...2^53, got \(generation)") }
+        return generation == 0 ? nil : generation
     }
 
     func blob(_ text: String?, _ what: String, max: Int = 4096) throws -> String {
@@ -90,10 +112,12 @@ extension CoordinatorServer {
         let tag = try validNameTag(body.nameTag)
         let node = TreeNodeInfo(
             id: id, parent: body.parent, type: "folder", attributes: try blob(body.attributes, "attributes", max: Limits.attributesSizeMax + 29),
-            wrappedKey: try blob(body.wrappedKey, "wrappedKey", max: 61), fileKey: nil, length: nil, objectId: nil, createdAt: now(), nameTag: tag)
+            wrappedKey: try blob(body.wrappedKey, "wrappedKey", max: 61), fileKey: nil, length: nil, objectId: nil, createdAt: now(), nameTag: tag,
+            parentKeyGeneration: try validGeneration(body.parentKeyGeneration))
         var created = false
         for _ in 0..<Limits.treeCommitAttemptsMax where !created {
-            let (guardConditions, guardMutations) = childGuard(account.id, try await checkParent(account.id, body.parent, naming: true))
+            let (guardConditions, guardMutations) = childGuard(
+                account.id, try await checkParent(account.id, body.parent, naming: true, generation: body.parentKeyGeneration))
             created = try await metadata.commit(
                 if: [.absent(treeKey(account.id, id)), .absent(nameKey(account.id, body.parent, tag))] + guardConditions,
                 then: [
@@ -170,27 +194,29 @@ extension CoordinatorServer {
             throw APIError(.invalidArgument, "a move or a rename needs the name tag in the (new) folder")
         }
         var destination: (TreeNodeInfo, Int64)?
+        let generation = try validGeneration(body.parentKeyGeneration)
         if parent != node.parent {
             guard body.wrappedKey != nil else { throw APIError(.invalidArgument, "a move needs the node key wrapped for its new parent") }
-            destination = try await checkParent(account.id, parent, naming: true)
+            destination = try await checkParent(account.id, parent, naming: true, generation: generation)
             try await checkNotInside(account.id, moving: id, into: parent)
-        } else if body.nameTag != nil {
-            try await checkParent(account.id, parent, naming: true)
+        } else if body.nameTag != nil || body.wrappedKey != nil {
+            // A rename: its tag is under the folder's key, which must not change meanwhile.
+            destination = try await checkParent(account.id, parent, naming: true, generation: generation)
         }
         let updated = TreeNodeInfo(
             id: id, parent: parent, type: node.type,
             attributes: try body.attributes.map { try blob($0, "attributes", max: Limits.attributesSizeMax + 29) } ?? node.attributes,
             wrappedKey: try body.wrappedKey.map { try blob($0, "wrappedKey", max: 61) } ?? node.wrappedKey,
             fileKey: node.fileKey, length: node.length, objectId: node.objectId, createdAt: node.createdAt, nameTag: tag,
-            previousKey: node.previousKey)
+            previousKey: node.previousKey, keyGeneration: node.keyGeneration,
+            parentKeyGeneration: parent != node.parent || body.nameTag != nil || body.wrappedKey != nil ? generation : node.parentKeyGeneration,
+            keyPending: node.keyPending)
         var mutations: [MetadataMutation] = [.put(treeKey(account.id, id), encode(updated)), .put(childKey(account.id, parent, id), encode(updated))]
         var conditions: [MetadataCondition] = [.revision(treeKey(account.id, id), revision)]
-        if parent != node.parent {
-            mutations.append(.delete(childKey(account.id, node.parent, id)))
-            let (guardConditions, guardMutations) = childGuard(account.id, destination)
-            conditions += guardConditions
-            mutations += guardMutations
-        }
+        if parent != node.parent { mutations.append(.delete(childKey(account.id, node.parent, id))) }
+        let (guardConditions, guardMutations) = childGuard(account.id, destination)
+        conditions += guardConditions
+        mutations += guardMutations
         if let tag, parent != node.parent || tag != node.nameTag {
             if let old = node.nameTag { mutations.append(.delete(nameKey(account.id, node.parent, old))) }
             mutations.append(.put(nameKey(account.id, parent, tag), Array(id.utf8)))
@@ -198,8 +224,10 @@ extension CoordinatorServer {
         }
         guard try await metadata.commit(if: conditions, then: mutations) != nil else {
             if let tag, try await metadata.get(nameKey(account.id, parent, tag)) != nil {
-                throw APIError(.conflict, "the folder already holds a node of that name")
+                throw APIError(.nameTaken, "the folder already holds a node of that name")
             }
+            // The folder's key may have changed meanwhile: say so (`key_changed`, `key_changing`).
+            if destination != nil { try await checkParent(account.id, parent, naming: true, generation: generation) }
             throw APIError(.conflict, "node \(id) changed meanwhile; try again")
         }
         return try jsonResponse(updated)
@@ -232,6 +260,8 @@ extension CoordinatorServer {
             var mutations: [MetadataMutation] = [.delete(treeKey(account.id, id)), .delete(childKey(account.id, node.parent, id))]
             if let tag = node.nameTag { mutations.append(.delete(nameKey(account.id, node.parent, tag))) }
             if node.type == "folder" {
+                // Its unfinished key change, if any, goes with it.
+                mutations.append(.delete(Keyspace.keyChange(owner: account.id, node: id)))
                 // A deleted folder's shares go with it (recipients no longer list it).
                 for entry in try await metadata.list(prefix: Keyspace.shares(owner: account.id) + id + "/", after: nil, limit: Limits.sharesPerFolderMax) {
                     let recipient = String(entry.key.split(separator: "/").last ?? "")
@@ -302,7 +332,11 @@ extension CoordinatorServer {
         let wrappedKey = try blob(header(ContentHeaders.wrappedKey), ContentHeaders.wrappedKey, max: 61)
         let fileKey = try blob(header(ContentHeaders.fileKey), ContentHeaders.fileKey, max: 61)
         let tag = try validNameTag(header(ContentHeaders.nameTag))
-        let folder = try await checkParent(account.id, parent, naming: true)
+        let generation = try header(ContentHeaders.parentKeyGeneration).map {
+            guard let number = Int64($0) else { throw APIError(.invalidArgument, "\(ContentHeaders.parentKeyGeneration) is a number") }
+            return try validGeneration(number)
+        } ?? nil
+        let folder = try await checkParent(account.id, parent, naming: true, generation: generation)
         // A taken node id is refused by the commit's transaction (ids are random: a clash is
         // a client's bug, not worth a round trip on every upload).
         let declared = headers[.contentLength].flatMap(Int64.init)
@@ -335,7 +369,7 @@ extension CoordinatorServer {
             }
             let node = TreeNodeInfo(
                 id: id, parent: parent, type: "file", attributes: attributes, wrappedKey: wrappedKey, fileKey: fileKey,
-                length: manifest.length, objectId: objectId, createdAt: now(), nameTag: tag)
+                length: manifest.length, objectId: objectId, createdAt: now(), nameTag: tag, parentKeyGeneration: generation)
             try await commitUpload(account: (account, accountRevision), folder: folder, node: node, manifest: manifest, guard: try writer.commitGuard())
             logger.info("object committed", metadata: ["object.id": "\(objectId)", "object.bytes": "\(manifest.length)"])
             return try jsonResponse(node, status: .created)
@@ -373,7 +407,7 @@ extension CoordinatorServer {
         for attempt in 0..<Limits.treeCommitAttemptsMax {
             if attempt > 0 {
                 current = try await read(AccountRecord.self, Keyspace.account(id))
-                parent = try await checkParent(id, node.parent, naming: true)
+                parent = try await checkParent(id, node.parent, naming: true, generation: node.parentKeyGeneration)
             }
             guard let (account, revision) = current else {
                 throw APIError(.unauthenticated, "account is gone")

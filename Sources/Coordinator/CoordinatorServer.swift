@@ -228,6 +228,7 @@ public final class CoordinatorServer: Sendable {
         router.post("/v1/nodes/:id/rekey") { [self] request, context in try await rekeyFolder(request, context) }
         router.post("/v1/nodes/:id/rekey/children") { [self] request, context in try await rekeyChildren(request, context) }
         router.delete("/v1/nodes/:id/rekey") { [self] request, context in try await finishRekey(request, context) }
+        router.get("/v1/rekeys") { [self] request, _ in try await listKeyChanges(request) }
         router.post("/v1/shares") { [self] request, _ in try await createShare(request) }
         router.get("/v1/shares") { [self] request, _ in try await listShares(request) }
         router.delete("/v1/shares/:node/:recipient") { [self] request, context in try await deleteShare(request, context) }

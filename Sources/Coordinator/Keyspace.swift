@@ -22,6 +22,9 @@ public enum Keyspace {
     /// The recipient's index of what was shared with it -> the share's key.
     public static func sharedWith(_ recipient: String, owner: String, node: String) -> String { "sharedwith/\(recipient)/\(owner)/\(node)" }
     public static func sharedWith(_ recipient: String) -> String { "sharedwith/\(recipient)/" }
+    /// A folder of the owner's whose key change is unfinished (started or due) -> empty.
+    public static func keyChange(owner: String, node: String) -> String { "rekeys/\(owner)/\(node)" }
+    public static func keyChanges(owner: String) -> String { "rekeys/\(owner)/" }
 
     // MARK: The tree
 

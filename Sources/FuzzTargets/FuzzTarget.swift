@@ -342,6 +342,7 @@ enum RecordFuzz {
         kind(RepairStatus.self) { RecordSeeds.repairStatus },
         kind(SealedShare.self) { RecordSeeds.share },
         kind(ShareList.self) { RecordSeeds.shareList },
+        kind(PendingKeyChanges.self) { PendingKeyChanges(nodes: ["n1", "n2"], more: false) },
     ]
 
     static let requestKinds: [Kind] = [
@@ -357,5 +358,7 @@ enum RecordFuzz {
         kind(NodeAnnouncement.self) { NodeAnnouncement(node: "de-4", country: "DE", region: "eu-central", url: "https://127.0.0.1:9010") },
         kind(CreateShareRequest.self) { RecordSeeds.createShare },
         kind(PublicKeys.self) { RecordSeeds.publicKeys },
+        kind(RekeyFolderRequest.self) { RecordSeeds.rekeyFolder },
+        kind(RekeyChildrenRequest.self) { RecordSeeds.rekeyChildren },
     ]
 }

@@ -10,7 +10,8 @@ enum RecordSeeds {
     static var treeNode: TreeNodeInfo {
         let json = """
             {"id":"n1","parent":"root","type":"file","attributes":"\(Base64URL.encode([1, 2, 3]))","wrappedKey":"\(key)",\
-            "fileKey":"\(key)","length":1234,"objectId":"AAAAAAAAAAAAAAAAAAAAAA","createdAt":1790000000000,"nameTag":"abc"}
+            "fileKey":"\(key)","length":1234,"objectId":"AAAAAAAAAAAAAAAAAAAAAA","createdAt":1790000000000,"nameTag":"abc",\
+            "keyGeneration":2,"parentKeyGeneration":1,"keyPending":true}
             """
         return try! JSONDecoder().decode(TreeNodeInfo.self, from: Data(json.utf8))
     }
@@ -45,7 +46,7 @@ enum RecordSeeds {
             passwordParameters: Argon2Parameters(operations: 3, memoryBytes: 256 << 20), keyRecord: "{\"accountId\":\"a\"}")
     }
     static var createFolder: CreateFolderRequest {
-        CreateFolderRequest(id: "n2", parent: "root", attributes: Base64URL.encode([1, 2, 3]), wrappedKey: key, nameTag: "tag")
+        CreateFolderRequest(id: "n2", parent: "root", attributes: Base64URL.encode([1, 2, 3]), wrappedKey: key, nameTag: "tag", parentKeyGeneration: 1)
     }
     static var updateNode: UpdateNodeRequest { UpdateNodeRequest(parent: "n2", attributes: nil, wrappedKey: key, nameTag: "tag2") }
     static var createLink: CreateLinkRequest {
@@ -65,6 +66,14 @@ enum RecordSeeds {
             ownerId: "a1", owner: "alice", nodeId: "n2", recipientId: "b1", recipient: "bob", write: false, sealed: sealedText,
             createdAt: 1_790_000_000_000, node: treeNode)
         return ShareList(outgoing: [share], incoming: [share])
+    }
+    static var rekeyFolder: RekeyFolderRequest {
+        RekeyFolderRequest(
+            attributes: Base64URL.encode([1, 2, 3]), wrappedKey: key, previousKey: key, shares: [.init(recipient: "bob", sealed: sealedText)],
+            parentKeyGeneration: 2)
+    }
+    static var rekeyChildren: RekeyChildrenRequest {
+        RekeyChildrenRequest(children: [.init(id: "n1", wrappedKey: key, nameTag: "tag", wrappedKeyWas: key)])
     }
     static var drillStart: DrillStartRequest { DrillStartRequest(countries: ["FR"], mode: .blackhole, ttlSeconds: 30, margin: 1) }
     static var rebalanceStart: RebalanceStartRequest { RebalanceStartRequest(spread: 0.05) }

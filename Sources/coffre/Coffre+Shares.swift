@@ -31,7 +31,7 @@ struct Unshare: AsyncParsableCommand {
         discussion: """
             The folder and every folder below it get new keys, sealed again for the shares that remain: what is added \
             later is out of the former recipient's reach. What they already downloaded they keep. Links to these folders \
-            stop working (links to files keep working). If this is cut short, coffre rekey PATH finishes it.
+            stop working (links to files keep working). If this is cut short, coffre rekey finishes it.
             """)
     @OptionGroup var options: GlobalOptions
     @Argument var path: String
@@ -49,14 +49,23 @@ struct Unshare: AsyncParsableCommand {
 
 struct Rekey: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Give a folder and every folder below it new keys (what unshare does); finishes a change that was cut short.")
+        abstract: "Give a folder and every folder below it new keys (what unshare does); finish key changes cut short.",
+        discussion: """
+            With PATH: that folder and every folder below it get new keys. Without: every key
+            change of your folders that was cut short, or is due below a folder whose share
+            ended, is finished (the coordinator keeps the list). Writes into a folder whose
+            key is changing are refused with key_changing until then; your own client finishes
+            the change by itself when it meets one.
+            """)
     @OptionGroup var options: GlobalOptions
-    @Argument var path: String
+    @Argument(help: "A folder of yours (none: finish what is unfinished).") var path: String?
 
     func run() async throws {
         try await perform {
             try await using(options) { client in
-                let folders = try await client.rekey(path, try loadSession(options))
+                let session = try loadSession(options)
+                let folders: Int
+                if let path { folders = try await client.rekey(path, session) } else { folders = try await client.finishKeyChanges(session) }
                 if options.json { printJSON(["folders": folders]) } else { print("\(folders) folder(s) got new keys") }
             }
         }

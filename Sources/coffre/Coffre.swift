@@ -51,7 +51,7 @@ enum Exit {
         case .invalidArgument, .weakParameters, .limitExceeded, .badRequest, .rangeNotSatisfiable, .unsupportedVersion, .passwordRequired: return 2
         case .unauthenticated, .forbidden: return 3
         case .notFound: return 4
-        case .conflict: return 5
+        case .conflict, .nameTaken, .keyChanging, .keyChanged: return 5
         case .quotaExceeded, .metadataFull, .nodeFull: return 6
         case .unavailable, .insufficientNodes, .timeout, .rateLimited: return 7
         case .decryptionFailed, .signatureInvalid, .corrupt: return 8
@@ -246,9 +246,18 @@ struct List: AsyncParsableCommand {
             let isLink = path.hasPrefix("https://")
             let client: CoffreClient = try isLink ? options.client(forLink: path) : options.client()
             defer { Task { try? await client.shutdown() } }
-            let entries = isLink
-                ? try await withLinkPassword(asked: linkPassword, stdin: passwordStdin) { try await client.listLink(path, path: under, password: $0) }
-                : try await client.list(path, try loadSession(options))
+            var unreadable: [String] = []
+            let entries: [Entry]
+            if isLink {
+                entries = try await withLinkPassword(asked: linkPassword, stdin: passwordStdin) { try await client.listLink(path, path: under, password: $0) }
+            } else {
+                (entries, unreadable) = try await client.listing(path, try loadSession(options))
+            }
+            // Records that do not decrypt are named apart (the rest still lists).
+            if !unreadable.isEmpty {
+                FileHandle.standardError.write(Data(
+                    "warning: \(unreadable.count) node(s) in \(path) cannot be decrypted: \(unreadable.joined(separator: ", ")) (coffre rm --id ID removes one)\n".utf8))
+            }
             if options.json { printJSON(entries) } else {
                 for entry in entries {
                     let size = entry.size.map { ByteCount(Int64($0)).description } ?? "-"
@@ -360,16 +369,24 @@ struct Move: AsyncParsableCommand {
 }
 
 struct Remove: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "rm", abstract: "Delete a file, or a folder with --recursive.")
+    static let configuration = CommandConfiguration(
+        commandName: "rm", abstract: "Delete a file, or a folder with --recursive.",
+        discussion: "With --id, the node of that id (what `ls` names as one that cannot be decrypted has no name to give).")
     @OptionGroup var options: GlobalOptions
-    @Argument var path: String
+    @Argument var path: String?
     @Flag(name: [.short, .long]) var recursive = false
+    @Option(help: "Delete the node of this id (one of yours) instead of a path.") var id: String?
+
+    func validate() throws {
+        guard (path == nil) != (id == nil) else { throw ValidationError("give a PATH or --id ID, not both") }
+    }
 
     func run() async throws {
         try await perform {
             let client = try options.client()
             defer { Task { try? await client.shutdown() } }
-            try await client.remove(path, recursive: recursive, try loadSession(options))
+            if let id { return try await client.removeNode(id: id, recursive: recursive, try loadSession(options)) }
+            try await client.remove(path ?? "", recursive: recursive, try loadSession(options))
         }
     }
 }

@@ -421,7 +421,7 @@ extension RealClusters {
                         return await group.reduce(into: [ErrorCode?]()) { $0.append($1) }
                     }
                     #expect(outcomes.filter { $0 == nil }.count == 1, "\(outcomes)")
-                    #expect(outcomes.compactMap { $0 }.allSatisfy { $0 == .conflict }, "\(outcomes)")
+                    #expect(outcomes.compactMap { $0 }.allSatisfy { $0 == .nameTaken }, "\(outcomes)")
                     #expect(try await client.list("/", session).map(\.name) == ["report.txt"])
 
                     // The same for folders.
@@ -433,11 +433,11 @@ extension RealClusters {
 
                     // Names compare after Unicode normalisation: "café" twice, composed and not.
                     _ = try await client.mkdir("/caf\u{E9}", session)
-                    await #expect { _ = try await client.mkdir("/cafe\u{301}", session) } throws: { ($0 as? ClientError)?.code == .conflict }
+                    await #expect { _ = try await client.mkdir("/cafe\u{301}", session) } throws: { ($0 as? ClientError)?.code == .nameTaken }
 
                     // A rename onto a taken name is refused; a free one frees the old name.
                     await #expect { _ = try await client.move("/photos", to: "/report.txt", session) } throws: {
-                        ($0 as? ClientError)?.code == .conflict
+                        ($0 as? ClientError)?.code == .nameTaken
                     }
                     _ = try await client.move("/report.txt", to: "/renamed.txt", session)
                     _ = try await client.upload(folder + "/local-1", to: "/report.txt", session)
@@ -445,7 +445,7 @@ extension RealClusters {
                     _ = try await client.upload(folder + "/local-2", to: "/photos", session)
                     #expect(try await client.list("/photos", session).map(\.name) == ["local-2"])
                     await #expect { _ = try await client.upload(folder + "/local-2", to: "/photos/", session) } throws: {
-                        ($0 as? ClientError)?.code == .conflict
+                        ($0 as? ClientError)?.code == .nameTaken
                     }
                     _ = try await client.move("/renamed.txt", to: "/photos", session)
                     #expect(try await client.list("/photos", session).map(\.name) == ["local-2", "renamed.txt"])

@@ -1,5 +1,5 @@
 import CoffreAPI
-import CoffreClient
+@testable import CoffreClient
 import CoffreModel
 import Encryption
 import Foundation
@@ -151,6 +151,8 @@ extension RealClusters {
                     let direct = try await rawStatus(running, "GET", "/v1/nodes?parent=\(teamId)&owner=\(aliceSession.accountId)", token: bobSession.token)
                     #expect(direct == 404, "a former recipient asking by id gets \(direct)")
 
+                    try await keyChangesAreCrashSafeAndRefuseStaleKeys(running, folder: folder, alice: alice, aliceSession, bobToken: bobSession.token)
+
                     // A share "from alice" sealed and signed by eve: bob's client refuses it.
                     _ = try await alice.share("/Team", with: "bob", write: false, aliceSession)
                     let eveIdentity = Identity(masterKey: try SecretKey(bytes: Base64URL.decode(eveSession.masterKey)!))
@@ -192,6 +194,116 @@ extension RealClusters {
             }
         }
     }
+}
+
+/// A key change cut short at each step is finished by the owner's next write that meets it;
+/// the coordinator refuses writes into folders whose change is due or under way
+/// (`key_changing`), writes under a key that has changed and re-wraps of a child that changed
+/// (`key_changed`), and a finish while a child is under the previous key. A record that does
+/// not decrypt, left by a recipient, neither hides the rest nor blocks the change for good.
+private func keyChangesAreCrashSafeAndRefuseStaleKeys(
+    _ running: RunningCluster, folder: String, alice: CoffreClient, _ session: Session, bobToken: String
+) async throws {
+    let file = folder + "/deep.txt"
+    try Data("deep down".utf8).write(to: URL(fileURLWithPath: file))
+    for path in ["/Deep", "/Deep/a", "/Deep/a/b"] { _ = try await alice.mkdir(path, session) }
+    for path in ["/Deep/d.txt", "/Deep/a/a.txt", "/Deep/a/b/b.txt"] { _ = try await alice.upload(file, to: path, session) }
+    _ = try await alice.share("/Deep", with: "bob", write: true, session)
+    let deep = try await alice.locate("/Deep", session)
+    let a = try await alice.locate("/Deep/a", session)
+    let b = try await alice.locate("/Deep/a/b", session)
+    let blob = Base64URL.encode([UInt8](repeating: 1, count: 61))
+    func newFolder(in parent: String, generation: Int64?) -> CreateFolderRequest {
+        CreateFolderRequest(
+            id: Base64URL.encode((0..<16).map { _ in UInt8.random(in: 0...255) }), parent: parent, attributes: blob, wrappedKey: blob,
+            nameTag: Base64URL.encode((0..<16).map { _ in UInt8.random(in: 0...255) }), parentKeyGeneration: generation)
+    }
+    func pending() async throws -> Set<String> {
+        Set(try JSONDecoder().decode(PendingKeyChanges.self, from: try await rawJSON(running, "/v1/rekeys", token: session.token)).nodes)
+    }
+
+    // Bob, who may write, leaves a folder record that does not decrypt (a faulty or hostile
+    // client): alice's listing shows the rest and names it; the strict `list` refuses.
+    let junk = newFolder(in: deep.id, generation: nil)
+    let planted = try await rawAnswer(running, "POST", "/v1/nodes?owner=\(session.accountId)", token: bobToken, json: junk)
+    #expect(planted.status == 201, "\(planted)")
+    let (entries, unreadable) = try await alice.listing("/Deep", session)
+    #expect(entries.map(\.name) == ["a", "d.txt"] && unreadable == [junk.id])
+    await #expect { _ = try await alice.list("/Deep", session) } throws: { ($0 as? ClientError)?.code == .decryptionFailed }
+
+    // The share ends and alice's client stops right there: Deep and every folder below it are
+    // due (listed for her client), and none takes a new name.
+    #expect(try await rawAnswer(running, "DELETE", "/v1/shares/\(deep.id)/bob", token: session.token).status == 204)
+    #expect(try await pending() == [deep.id, a.id, b.id, junk.id])
+    for parent in [deep, a, b] {
+        let answer = try await rawAnswer(running, "POST", "/v1/nodes", token: session.token, json: newFolder(in: parent.id, generation: nil))
+        #expect(answer.code == "key_changing", "a new name in a folder whose key must change: \(answer)")
+    }
+
+    // Deep's change starts and stops before its children are re-wrapped: it cannot finish
+    // with children under the previous key, nor start again; a child re-wrapped from a record
+    // that is not the current one is refused.
+    #expect(try await alice.changeKey(of: deep.id, shares: [], start: false, stopBefore: .children, session) == 0)
+    let finish = try await rawAnswer(running, "DELETE", "/v1/nodes/\(deep.id)/rekey", token: session.token)
+    #expect(finish.code == "key_changing", "finished with children under the previous key: \(finish)")
+    let twice = try await rawAnswer(
+        running, "POST", "/v1/nodes/\(deep.id)/rekey", token: session.token,
+        json: RekeyFolderRequest(attributes: blob, wrappedKey: blob, previousKey: blob, shares: [], parentKeyGeneration: nil))
+    #expect(twice.code == "key_changing", "a second change over an unfinished one: \(twice)")
+    let stale = try await rawAnswer(
+        running, "POST", "/v1/nodes/\(deep.id)/rekey/children", token: session.token,
+        json: RekeyChildrenRequest(children: [.init(id: a.id, wrappedKey: blob, nameTag: Base64URL.encode([UInt8](repeating: 3, count: 16)), wrappedKeyWas: blob)]))
+    #expect(stale.code == "key_changed", "a re-wrap of a record that is not the child's: \(stale)")
+
+    // The record bob left cannot be re-wrapped, so Deep's change cannot finish: the client
+    // says which node, and it goes by id (it has no name to give).
+    await #expect { _ = try await alice.finishKeyChanges(session) } throws: {
+        ($0 as? ClientError)?.code == .decryptionFailed && ($0 as? ClientError)?.message.contains(junk.id) == true
+    }
+    try await alice.removeNode(id: junk.id, recursive: false, session)
+
+    // Alice's next write meets it: her client finishes every change (Deep, then a, then b)
+    // and writes. Nothing in the three folders opens under the keys bob had.
+    _ = try await alice.upload(file, to: "/Deep/a/b/later.txt", session)
+    #expect(try await pending().isEmpty)
+    #expect(try await alice.list("/Deep/a/b", session).map(\.name) == ["b.txt", "later.txt"])
+    try await alice.download("/Deep/a/a.txt", to: folder + "/deep-back.txt", session)
+    #expect(try String(contentsOfFile: folder + "/deep-back.txt", encoding: .utf8) == "deep down")
+    for old in [deep, a, b] {
+        let listing = try JSONDecoder().decode(NodeList.self, from: try await rawJSON(running, "/v1/nodes?parent=\(old.id)", token: session.token))
+        #expect(listing.nodes.count == 2)
+        for node in listing.nodes {
+            #expect(node.parentKeyGeneration == 1 && node.keyPending == nil && node.previousKey == nil, "\(node)")
+            #expect((try? NodeKeys.unwrap(WrappedKey(bytes: Base64URL.decode(node.wrappedKey)!), childId: node.id, parentId: old.id, under: old.key)) == nil,
+                    "node \(node.id) still opens under the key bob had")
+        }
+    }
+
+    // A write under the key read before the change is refused, not stored under a dead key.
+    let late = try await rawAnswer(running, "POST", "/v1/nodes", token: session.token, json: newFolder(in: deep.id, generation: nil))
+    #expect(late.code == "key_changed", "a new name under Deep's previous key: \(late)")
+
+    // A change cut short after its children, before its finish: `coffre rekey` (no path) ends it.
+    #expect(try await alice.changeKey(of: a.id, shares: [], start: true, stopBefore: .finish, session) == 0)
+    #expect(try await pending() == [a.id, b.id])
+    #expect(try await alice.finishKeyChanges(session) == 2)
+    #expect(try await pending().isEmpty)
+    #expect(try await alice.list("/Deep/a", session).map(\.name) == ["a.txt", "b"])
+    try await alice.remove("/Deep", recursive: true, session)
+}
+
+/// The status and error code of a request made as a raw client would.
+private func rawAnswer(_ running: RunningCluster, _ method: String, _ path: String, token: String, json: (any Encodable)? = nil) async throws -> (status: Int, code: String?) {
+    let url = running.profile.coordinators[0].url + path
+    var arguments = ["-sk", "-w", "\n%{http_code}", "-X", method, "-H", "authorization: Bearer " + token, url]
+    if let json {
+        arguments += ["-H", "content-type: application/json", "--data-binary", String(decoding: try JSONEncoder().encode(json), as: UTF8.self)]
+    }
+    let (status, output) = try await runProcessInBackground("curl", arguments)
+    let lines = output.split(separator: "\n", omittingEmptySubsequences: false)
+    guard status == 0, let last = lines.last, let code = Int(last.trimmingCharacters(in: .whitespaces)) else { throw LocalClusterError("curl failed: \(output)") }
+    let body = lines.dropLast().joined(separator: "\n")
+    return (code, (try? JSONDecoder().decode(APIErrorBody.self, from: Data(body.utf8)))?.error.code)
 }
 
 /// The body of a GET made as a raw client would.

@@ -345,14 +345,28 @@ def open_file_key(node: dict, node_key: bytes) -> bytes:
     return unwrap_text(node["fileKey"], node_key, "file-key", node["id"], node["id"])
 
 
-def open_child(child: Any, folder_id: str, folder_key: bytes) -> tuple[bytes, dict]:
-    """Check parent, unwrap the child's node key, open and check its attributes (Docs/keys.md, "A folder link", step 12.1-12.3)."""
+def previous_key(folder: dict, folder_key: bytes) -> bytes | None:
+    """A folder whose key is changing: its previous key, wrapped under the current one (Docs/keys.md, "Key rotation")."""
+    if folder.get("previousKey") is None:
+        return None
+    return unwrap_text(folder["previousKey"], folder_key, "previous-key", folder["id"], folder["id"])
+
+
+def open_child(child: Any, folder_id: str, folder_key: bytes, previous: bytes | None = None) -> tuple[bytes, dict]:
+    """Check parent, unwrap the child's node key, open and check its attributes (Docs/keys.md, "A folder link", step 12.1-12.3).
+
+    While the folder's key changes, a child not re-wrapped yet opens under the previous key."""
     if not isinstance(child, dict):
         raise fail("decryption_failed", "a child record is not an object")
     if child.get("parent") != folder_id:
         raise fail("decryption_failed", "a child is listed under another folder than the one asked for")
     cid = check_node_id(child.get("id"))
-    key = unwrap_text(child.get("wrappedKey"), folder_key, "node-key", folder_id, cid)
+    try:
+        key = unwrap_text(child.get("wrappedKey"), folder_key, "node-key", folder_id, cid)
+    except CoffreError:
+        if previous is None:
+            raise
+        key = unwrap_text(child.get("wrappedKey"), previous, "node-key", folder_id, cid)
     attrs = open_attributes(child.get("attributes"), key, cid)
     check_name(attrs["name"])
     return key, attrs

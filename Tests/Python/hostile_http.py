@@ -23,7 +23,7 @@ import time
 
 CODES = {
     "bad_request", "invalid_argument", "limit_exceeded", "timeout", "rate_limited", "range_not_satisfiable",
-    "unauthenticated", "forbidden", "not_found", "conflict", "quota_exceeded", "weak_parameters", "node_full",
+    "unauthenticated", "forbidden", "not_found", "conflict", "name_taken", "key_changing", "key_changed", "quota_exceeded", "weak_parameters", "node_full",
     "unavailable", "checksum_mismatch", "corrupt",
 }
 failures = []

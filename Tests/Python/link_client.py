@@ -201,16 +201,18 @@ def download_folder(server: Server, link_id: str, root: dict, root_key: bytes, o
     """Walk the linked folder, depth first, without recursion (Docs/keys.md, "A folder link", steps 11-12)."""
     os.mkdir(out_dir)
     seen_ids = {root["id"]}
-    stack = [(root["id"], root_key, out_dir, 0)]
+    stack = [(root, root_key, out_dir, 0)]
     while stack:
-        folder_id, folder_key, folder_dir, depth = stack.pop()
+        folder, folder_key, folder_dir, depth = stack.pop()
+        folder_id = folder["id"]
+        previous = ck.previous_key(folder, folder_key)
         answer = server.get_json(f"/v1/l/{link_id}/nodes?parent={folder_id}")
         children = answer.get("nodes")
         if not isinstance(children, list):
             raise fail("decryption_failed", "a folder listing has no nodes")
         names: set[str] = set()
         for child in children:
-            key, attrs = ck.open_child(child, folder_id, folder_key)
+            key, attrs = ck.open_child(child, folder_id, folder_key, previous)
             cid, name = child["id"], attrs["name"]
             if cid in seen_ids:
                 # Not in Docs/keys.md: a node listed twice (older records can make a cycle).
@@ -224,7 +226,7 @@ def download_folder(server: Server, link_id: str, root: dict, root_key: bytes, o
                 if depth + 1 > ck.TREE_DEPTH_MAX:
                     raise fail("limit_exceeded", f"the folder is more than {ck.TREE_DEPTH_MAX} levels deep")
                 os.mkdir(target)
-                stack.append((cid, key, target, depth + 1))
+                stack.append((child, key, target, depth + 1))
             elif child.get("type") == "file":
                 file_key, total = open_file_node(child, key, attrs)
                 write_file(server, f"/v1/l/{link_id}/nodes/{cid}/content", file_key, total, target,

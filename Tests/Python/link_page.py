@@ -244,11 +244,16 @@ def test_password(driver, spec, folder, figures):
     check("password link saves the file", done == "done" and saved is not None and sha256(saved) == sha256(spec["path"]), f"state {done}")
 
 
+def entry_names(driver):
+    """The names a folder listing shows, read in one script (the page replaces its rows while it lists)."""
+    return driver.execute_script("return Array.from(document.querySelectorAll('#entries tr[data-name]'), (row) => row.dataset.name);")
+
+
 def test_folder(driver, spec, folder):
     fresh(folder)
     driver.get(spec["url"])
     ready = wait_state(driver, ("ready", "error"))
-    names = [row.get_attribute("data-name") for row in driver.find_elements(By.CSS_SELECTOR, "#entries tr[data-name]")]
+    names = entry_names(driver)
     check("folder link lists decrypted names", ready == "ready" and sorted(names) == sorted(spec["names"]), f"{names}")
     row = driver.find_element(By.CSS_SELECTOR, f"#entries tr[data-name='{spec['file']['name']}']")
     row.find_element(By.TAG_NAME, "button").click()
@@ -261,7 +266,7 @@ def test_folder(driver, spec, folder):
         deadline = time.monotonic() + 30
         inner = []
         while time.monotonic() < deadline:
-            inner = [r.get_attribute("data-name") for r in driver.find_elements(By.CSS_SELECTOR, "#entries tr[data-name]")]
+            inner = entry_names(driver)
             if inner == subfolder["names"] and state(driver) == "ready":
                 break
             time.sleep(0.05)
