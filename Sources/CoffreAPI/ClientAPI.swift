@@ -404,7 +404,10 @@ public struct RekeyFolderRequest: Codable, Hashable, Sendable {
     public let shares: [Share]
     /// The parent's key generation the new wrapped key is under (absent: 0).
     public let parentKeyGeneration: Int64?
-    public init(attributes: String, wrappedKey: String, previousKey: String, shares: [Share], parentKeyGeneration: Int64? = nil) {
+    /// The parent the new wrapped key is bound to (the folder may have moved meanwhile).
+    public let parent: String
+    public init(attributes: String, wrappedKey: String, previousKey: String, shares: [Share], parent: String, parentKeyGeneration: Int64? = nil) {
+        self.parent = parent
         self.parentKeyGeneration = parentKeyGeneration
         self.attributes = attributes
         self.wrappedKey = wrappedKey
@@ -432,14 +435,19 @@ public struct RekeyChildrenRequest: Codable, Hashable, Sendable {
     }
 
     public let children: [Child]
-    public init(children: [Child]) { self.children = children }
+    /// The folder's key generation the children are re-wrapped under.
+    public let keyGeneration: Int64
+    public init(children: [Child], keyGeneration: Int64) {
+        self.children = children
+        self.keyGeneration = keyGeneration
+    }
 }
 
-/// `GET /v1/rekeys`: the caller's folders whose key change is unfinished (started, or due
-/// because their parent's changed after a share ended), for the client to finish.
+/// `GET /v1/rekeys[?after=ID]`: the caller's folders whose key change is unfinished (started,
+/// or due because a share above them ended), for the client to finish; in id order.
 public struct PendingKeyChanges: Codable, Hashable, Sendable {
     public let nodes: [String]
-    /// More than one page: finish these, then ask again.
+    /// More after the last of these: ask again with `after` = the last id.
     public let more: Bool
     public init(nodes: [String], more: Bool) {
         self.nodes = nodes

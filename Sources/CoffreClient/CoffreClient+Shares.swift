@@ -154,7 +154,7 @@ extension CoffreClient {
         let folder = try await locate(path, session)
         guard let info = folder.info, info.type == "folder" else { throw ClientError(.invalidArgument, "\(path) is not a folder") }
         let shares = try decode(ShareList.self, try await send(.GET, "/v1/shares", token: session.token)).outgoing
-        return try await changeKey(of: info.id, shares: shares, start: true, session) + (try await finishKeyChanges(session))
+        return try await changeKey(of: info.id, shares: shares, session) + (try await finishKeyChanges(session))
     }
 
     /// Finishes every key change of this account's folders that is under way or due: one cut
@@ -166,23 +166,35 @@ extension CoffreClient {
     public func finishKeyChanges(_ session: Session) async throws -> Int {
         var done = 0
         while true {
-            let pending = try decode(PendingKeyChanges.self, try await send(.GET, "/v1/rekeys", token: session.token))
-            guard !pending.nodes.isEmpty else { return done }
+            let listed = try await pendingKeyChanges(session)
+            guard !listed.isEmpty else { return done }
             let shares = try decode(ShareList.self, try await send(.GET, "/v1/shares", token: session.token)).outgoing
-            let listed = Set(pending.nodes)
+            let all = Set(listed)
             var handled = 0
-            for id in pending.nodes {
+            for id in listed {
                 // Parents first: a folder whose parent's key is still to change would have to
                 // change again after it (its new key would be wrapped under one that is known).
                 guard let info = try? decode(TreeNodeInfo.self, try await send(.GET, "/v1/nodes/" + id, token: session.token)),
-                    !listed.contains(info.parent)
+                    !all.contains(info.parent)
                 else { continue }
-                done += try await changeKey(of: id, shares: shares, start: false, session)
+                done += try await changeKey(of: id, shares: shares, session)
                 handled += 1
             }
-            // Every change handled either finished, was found stale (and dropped) or threw:
-            // a pass that handled none would loop for ever.
-            guard handled > 0 else { throw ClientError(.storageFailure, "\(pending.nodes.count) key changes are listed and none could be handled") }
+            // Every list has a folder whose parent is not on it, and each one handled finished
+            // a change or threw: a pass that handled none would loop for ever.
+            guard handled > 0 else { throw ClientError(.storageFailure, "\(listed.count) key changes are listed and none could be handled") }
+        }
+    }
+
+    /// Every folder on this account's list of unfinished key changes, all pages.
+    func pendingKeyChanges(_ session: Session) async throws -> [String] {
+        var nodes: [String] = []
+        var after: String? = nil
+        while true {
+            let page = try decode(PendingKeyChanges.self, try await send(.GET, "/v1/rekeys" + (after.map { "?after=" + $0 } ?? ""), token: session.token))
+            nodes += page.nodes
+            guard page.more, let last = page.nodes.last, last > (after ?? ""), nodes.count < Limits.keyChangesListedMax else { return nodes }
+            after = last
         }
     }
 
@@ -190,11 +202,11 @@ extension CoffreClient {
     /// changed meanwhile). Each step leaves a tree every reader can open: the folder's record
     /// first (new key, previous key wrapped under it, shares sealed anew), then its children
     /// re-wrapped ten at a time (its sub-folders become due), then the previous key dropped.
+    /// A folder with no change under way gets one (it is listed, or `rekey PATH` asked).
     /// - Parameters:
-    ///   - start: start a change even when none is under way or due (`rekey PATH`).
     ///   - stopBefore: stop there, as a client that crashed would (tests).
-    /// - Returns: 1 when a change finished, 0 when the folder is gone or had none.
-    func changeKey(of id: String, shares: [ShareInfo], start: Bool, stopBefore: KeyChangeStep? = nil, _ session: Session) async throws -> Int {
+    /// - Returns: 1 when a change finished, 0 when the folder is gone (or `stopBefore`).
+    func changeKey(of id: String, shares: [ShareInfo], stopBefore: KeyChangeStep? = nil, _ session: Session) async throws -> Int {
         var started = false
         for attempt in 1...Limits.keyChangeAttemptsMax {
             do {
@@ -202,11 +214,8 @@ extension CoffreClient {
                 guard let info = folder.info, info.type == "folder", let attributes = folder.attributes else { return 0 }
                 var current = folder
                 if folder.previousKey == nil {
-                    guard (start && !started) || info.keyPending == true else {
-                        // No change under way or due: only a stale entry of the list remains.
-                        _ = try await send(.DELETE, "/v1/nodes/\(id)/rekey", token: session.token)
-                        return started ? 1 : 0
-                    }
+                    // Ours, finished meanwhile by another of this account's clients.
+                    if started { return 1 }
                     let newKey = SecretKey.random()
                     var sealed: [RekeyFolderRequest.Share] = []
                     for share in shares where share.nodeId == id {
@@ -219,7 +228,7 @@ extension CoffreClient {
                         attributes: Base64URL.encode(try AttributeBox.seal(attributes, nodeKey: newKey, nodeId: id)),
                         wrappedKey: Base64URL.encode(NodeKeys.wrap(newKey, childId: id, parentId: parent.id, under: parent.key).bytes),
                         previousKey: Base64URL.encode(NodeKeys.wrapPreviousKey(folder.key, nodeId: id, under: newKey).bytes), shares: sealed,
-                        parentKeyGeneration: parent.info?.keyGeneration)
+                        parent: parent.id, parentKeyGeneration: parent.info?.keyGeneration)
                     let updated = try decode(TreeNodeInfo.self, try await send(.POST, "/v1/nodes/\(id)/rekey", token: session.token, json: request))
                     started = true
                     current = Located(id: id, key: newKey, info: updated, attributes: attributes, previousKey: folder.key)
@@ -238,7 +247,8 @@ extension CoffreClient {
                 }
                 for start in stride(from: 0, to: changes.count, by: Limits.rekeyChildrenPerRequestMax) {
                     let chunk = Array(changes[start..<min(changes.count, start + Limits.rekeyChildrenPerRequestMax)])
-                    _ = try await send(.POST, "/v1/nodes/\(id)/rekey/children", token: session.token, json: RekeyChildrenRequest(children: chunk))
+                    _ = try await send(
+                        .POST, "/v1/nodes/\(id)/rekey/children", token: session.token, json: RekeyChildrenRequest(children: chunk, keyGeneration: generation))
                 }
                 // A child that does not open cannot be re-wrapped, and the coordinator does not
                 // finish a change with a child under the previous key: it must go first.
@@ -252,7 +262,8 @@ extension CoffreClient {
             } catch let error as ClientError where error.code == .notFound {
                 return started ? 1 : 0
             } catch let error as ClientError where [.keyChanged, .keyChanging, .conflict].contains(error.code) && attempt < Limits.keyChangeAttemptsMax {
-                // A key or a child changed under this step (a move, an upload): read again.
+                // A key or a child changed under this step (a move, an upload, another of this
+                // account's clients on the same change): read again.
                 continue
             }
         }

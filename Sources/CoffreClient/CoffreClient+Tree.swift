@@ -227,15 +227,21 @@ extension CoffreClient {
     /// start (the folder read afresh) when that key changed meanwhile (`key_changed`), or when
     /// the folder's key is changing (`key_changing`): this account's own changes are finished
     /// first; another owner's, waited for a moment.
-    func underCurrentKeys<T>(_ session: Session, _ work: () async throws -> T) async throws -> T {
+    /// - Parameter conflicts: also redo on `conflict` (a record the write is conditioned on
+    ///   changed meanwhile: a move).
+    func underCurrentKeys<T>(_ session: Session, conflicts: Bool = false, _ work: () async throws -> T) async throws -> T {
         var attempt = 1
         while true {
             do {
                 return try await work()
-            } catch let error as ClientError where error.code == .keyChanged && attempt < Limits.keyChangeAttemptsMax {
+            } catch let error as ClientError
+                where (error.code == .keyChanged || (conflicts && error.code == .conflict)) && attempt < Limits.keyChangeAttemptsMax
+            {
                 attempt += 1
             } catch let error as ClientError where error.code == .keyChanging && attempt < Limits.keyChangeAttemptsMax {
-                if try await finishKeyChanges(session) == 0 { try await Task.sleep(for: .milliseconds(250 << attempt)) }
+                // This account's own changes are finished here (an error there is not this
+                // write's: it is retried, and reports its own); another owner's, waited for.
+                if ((try? await finishKeyChanges(session)) ?? 0) == 0 { try await Task.sleep(for: .milliseconds(250 << attempt)) }
                 attempt += 1
             }
         }
@@ -429,7 +435,7 @@ extension CoffreClient {
 
     /// Moves and/or renames a node. The node key is rewrapped for a new parent.
     public func move(_ from: String, to: String, _ session: Session) async throws -> Entry {
-        try await underCurrentKeys(session) { try await moveOnce(from, to: to, session) }
+        try await underCurrentKeys(session, conflicts: true) { try await moveOnce(from, to: to, session) }
     }
 
     func moveOnce(_ from: String, to: String, _ session: Session) async throws -> Entry {

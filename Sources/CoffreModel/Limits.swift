@@ -146,6 +146,11 @@ extension Limits {
     /// Times a client tries one step of a key change, or a write that met one (`key_changed`,
     /// `key_changing`), reading again between tries.
     public static let keyChangeAttemptsMax = 4
+    /// Times the coordinator tries to flag a folder due (`keyPending`) while writers keep
+    /// rewriting its record; it stays listed for its owner's client either way.
+    public static let keyChangeMarkAttemptsMax = 50
+    /// Unfinished key changes a client reads before it starts on them (pages of 1000).
+    public static let keyChangesListedMax = 1_000_000
     /// Watch events the embedded store keeps for watches that start in the past.
     public static let metadataHistoryMax = 10_000
     /// Events buffered per watcher before it is cut off as too slow.

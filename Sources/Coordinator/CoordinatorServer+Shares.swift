@@ -107,59 +107,55 @@ extension CoordinatorServer {
     }
 
     /// `DELETE /v1/shares/{node}/{recipient}`: the owner ends a share; the recipient's next
-    /// request into the folder is refused. In the same transaction the folder's key change
-    /// becomes due (the former recipient had the key), then that of every folder below it:
-    /// none takes new names until its key changed (`key_changing`), so nothing added after
-    /// the share ended is under a key the former recipient had, even if the owner's client
-    /// stops before it changed them (`GET /v1/rekeys` lists what is left).
+    /// request into the folder is refused. The same transaction lists the folder's key change
+    /// (the former recipient had the key), unconditionally, so that no writer keeping the
+    /// folder busy can hold the revocation back; then the folder and every folder below it are
+    /// marked due: none takes new names until its key changed (`key_changing`), so nothing
+    /// added after the share ended is under a key the former recipient had, even if the
+    /// owner's client stops before it changed them (`GET /v1/rekeys` lists what is left).
     func deleteShare(_ request: Request, _ context: ServiceContext) async throws -> Response {
         let (owner, _) = try await authenticate(request)
         let nodeId = try validNodeId(try context.parameters.require("node"))
         let (recipient, _) = try await account(named: try context.parameters.require("recipient"))
         let key = Keyspace.share(owner: owner.id, node: nodeId, recipient: recipient.id)
-        for _ in 0..<Limits.treeCommitAttemptsMax {
-            guard let (_, shareRevision) = try await read(ShareRecord.self, key) else {
-                throw APIError(.notFound, "folder \(nodeId) is not shared with \(recipient.username)")
-            }
-            var conditions: [MetadataCondition] = [.revision(key, shareRevision)]
-            var mutations: [MetadataMutation] = [.delete(key), .delete(Keyspace.sharedWith(recipient.id, owner: owner.id, node: nodeId))]
-            if let (folder, revision) = try await read(TreeNodeInfo.self, treeKey(owner.id, nodeId)) {
-                conditions.append(.revision(treeKey(owner.id, nodeId), revision))
-                mutations += dueKeyChange(owner.id, folder)
-            }
-            guard try await metadata.commit(if: conditions, then: mutations) != nil else { continue }
-            try await markKeyChangesDue(owner.id, below: nodeId)
-            return Response(status: .noContent)
-        }
-        throw APIError(.conflict, "folder \(nodeId) kept changing; try again")
+        guard try await metadata.get(key) != nil else { throw APIError(.notFound, "folder \(nodeId) is not shared with \(recipient.username)") }
+        _ = try await metadata.commit(
+            if: [],
+            then: [.delete(key), .delete(Keyspace.sharedWith(recipient.id, owner: owner.id, node: nodeId)), .put(Keyspace.keyChange(owner: owner.id, node: nodeId), [])])
+        try await markKeyChangeDue(owner.id, nodeId)
+        try await markKeyChangesDue(owner.id, below: nodeId)
+        return Response(status: .noContent)
     }
 
-    /// What makes a folder's key change due: its record (and its copy in its parent's index)
-    /// marked `keyPending`, and its entry in the owner's list of unfinished changes. A folder
-    /// whose change is already under way only gets the entry.
-    func dueKeyChange(_ owner: String, _ folder: TreeNodeInfo) -> [MetadataMutation] {
-        var mutations: [MetadataMutation] = [.put(Keyspace.keyChange(owner: owner, node: folder.id), [])]
-        if folder.previousKey == nil && folder.keyPending != true {
+    /// Marks one folder's key change due: listed first (what the owner's client works from),
+    /// then its record flagged `keyPending` so that it takes no new names, tried again while
+    /// the record keeps changing (writers into the folder rewrite it). A folder whose change
+    /// has started is flagged too: its new key was wrapped under, or sealed to, what the
+    /// former recipient could open, so it changes again once this change is finished.
+    func markKeyChangeDue(_ owner: String, _ id: String) async throws {
+        _ = try await metadata.commit(if: [], then: [.put(Keyspace.keyChange(owner: owner, node: id), [])])
+        for _ in 0..<Limits.keyChangeMarkAttemptsMax {
+            guard let (folder, revision) = try await read(TreeNodeInfo.self, treeKey(owner, id)), folder.type == "folder", folder.keyPending != true else {
+                return
+            }
             var due = folder
             due.keyPending = true
-            mutations += [.put(treeKey(owner, folder.id), encode(due)), .put(childKey(owner, folder.parent, folder.id), encode(due))]
+            if try await metadata.commit(
+                if: [.revision(treeKey(owner, id), revision)], then: [.put(treeKey(owner, id), encode(due)), .put(childKey(owner, folder.parent, id), encode(due))]
+            ) != nil { return }
         }
-        return mutations
+        // Still listed: the owner's client changes its key all the same; only the refusal of
+        // new names waits for that.
+        logger.warning("a folder's key change is listed but its record kept changing", metadata: ["node.id": "\(id)"])
     }
 
-    /// Makes the key change of every folder below `top` due, one folder a transaction (each
-    /// conditioned on the record it rewrites, read again when it changed), depth first.
+    /// Marks the key change of every folder below `top` due (`markKeyChangeDue`), depth first.
     func markKeyChangesDue(_ owner: String, below top: String) async throws {
         var queue = [top]
         while let folder = queue.popLast() {
             for child in try await children(owner, folder) where child.type == "folder" {
                 queue.append(child.id)
-                for _ in 0..<Limits.treeCommitAttemptsMax {
-                    guard let (fresh, revision) = try await read(TreeNodeInfo.self, treeKey(owner, child.id)), fresh.previousKey == nil,
-                        fresh.keyPending != true
-                    else { break }
-                    if try await metadata.commit(if: [.revision(treeKey(owner, child.id), revision)], then: dueKeyChange(owner, fresh)) != nil { break }
-                }
+                try await markKeyChangeDue(owner, child.id)
             }
         }
     }
@@ -174,60 +170,75 @@ extension CoordinatorServer {
         let (account, _) = try await authenticate(request)
         let id = try validNodeId(try context.parameters.require("id"))
         let body = try await decodeBody(RekeyFolderRequest.self, request, limit: 64 << 10)
-        guard let (folder, revision) = try await read(TreeNodeInfo.self, treeKey(account.id, id)), folder.type == "folder" else {
-            throw APIError(.notFound, "no folder \(id)")
-        }
-        // A second new key before the first is everywhere would strand the children that
-        // carry the first: the client finishes the running change instead.
-        guard folder.previousKey == nil else { throw APIError(.keyChanging, "folder \(id) is already taking a new key: finish that first") }
-        // The new key is wrapped under the parent's key as the client read it: the parent's
-        // record must not change before this commits (its key could).
         let generation = try validGeneration(body.parentKeyGeneration)
-        var conditions: [MetadataCondition] = [.revision(treeKey(account.id, id), revision)]
-        if folder.parent != Self.rootId {
-            guard let (parent, parentRevision) = try await read(TreeNodeInfo.self, treeKey(account.id, folder.parent)) else {
-                throw APIError(.notFound, "no folder \(folder.parent)")
-            }
-            guard (parent.keyGeneration ?? 0) == (generation ?? 0) else {
-                throw APIError(.keyChanged, "folder \(folder.parent) has key generation \(parent.keyGeneration ?? 0), the request used \(generation ?? 0): read it again")
-            }
-            conditions.append(.revision(treeKey(account.id, folder.parent), parentRevision))
-        } else if generation != nil {
-            throw APIError(.keyChanged, "the root's key generation is 0")
-        }
-        let updated = TreeNodeInfo(
-            id: id, parent: folder.parent, type: "folder", attributes: try blob(body.attributes, "attributes", max: Limits.attributesSizeMax + 29),
-            wrappedKey: try blob(body.wrappedKey, "wrappedKey", max: 61), fileKey: nil, length: nil, objectId: nil, createdAt: folder.createdAt,
-            nameTag: folder.nameTag, previousKey: try blob(body.previousKey, "previousKey", max: 61), keyGeneration: (folder.keyGeneration ?? 0) + 1,
-            parentKeyGeneration: generation, keyPending: nil)
-        var mutations: [MetadataMutation] = [
-            .put(treeKey(account.id, id), encode(updated)), .put(childKey(account.id, folder.parent, id), encode(updated)),
-            .put(Keyspace.keyChange(owner: account.id, node: id), []),
-        ]
-        let existing = try await metadata.list(prefix: Keyspace.shares(owner: account.id) + id + "/", after: nil, limit: Limits.metadataListPageMax)
-        guard existing.count == body.shares.count, existing.count <= Limits.sharesPerFolderMax else {
-            throw APIError(.conflict, "folder \(id) has \(existing.count) shares and the request seals the key for \(body.shares.count); list them again")
-        }
+        let attributes = try blob(body.attributes, "attributes", max: Limits.attributesSizeMax + 29)
+        let wrappedKey = try blob(body.wrappedKey, "wrappedKey", max: 61)
+        let previousKey = try blob(body.previousKey, "previousKey", max: 61)
         var sealedFor: Set<String> = []
+        var recipients: [(id: String, username: String, sealed: SealedShareText)] = []
         for share in body.shares {
             try checkSealed(share.sealed)
             let (recipient, _) = try await self.account(named: share.recipient)
-            let key = Keyspace.share(owner: account.id, node: id, recipient: recipient.id)
             guard sealedFor.insert(recipient.id).inserted else { throw APIError(.invalidArgument, "\(recipient.username) is named twice") }
-            guard let (record, shareRevision) = try await read(ShareRecord.self, key) else {
-                throw APIError(.conflict, "folder \(id) is not shared with \(recipient.username); list the shares again")
+            recipients.append((recipient.id, recipient.username, share.sealed))
+        }
+        // Tried again while only the records' revisions moved (writers into the folder or its
+        // parent rewrite them); a change of key, parent or shares is the client's to read again.
+        for _ in 0..<Limits.treeCommitAttemptsMax {
+            guard let (folder, revision) = try await read(TreeNodeInfo.self, treeKey(account.id, id)), folder.type == "folder" else {
+                throw APIError(.notFound, "no folder \(id)")
             }
-            var info = record.info
-            info = ShareInfo(
-                ownerId: info.ownerId, owner: info.owner, nodeId: info.nodeId, recipientId: info.recipientId, recipient: info.recipient,
-                write: info.write, sealed: share.sealed, createdAt: info.createdAt)
-            conditions.append(.revision(key, shareRevision))
-            mutations.append(.put(key, encode(ShareRecord(info: info))))
+            // A second new key before the first is everywhere would strand the children that
+            // carry the first: the client finishes the running change instead.
+            guard folder.previousKey == nil else { throw APIError(.keyChanging, "folder \(id) is already taking a new key: finish that first") }
+            // The new key is wrapped under the parent's key as the client read it (bound to the
+            // parent's id): the same parent, at the same generation, and not itself due (its
+            // key is known to whoever made it due: it changes first).
+            guard folder.parent == body.parent else {
+                throw APIError(.keyChanged, "folder \(id) is now in \(folder.parent), not \(body.parent): read it again")
+            }
+            var conditions: [MetadataCondition] = [.revision(treeKey(account.id, id), revision)]
+            if folder.parent != Self.rootId {
+                guard let (parent, parentRevision) = try await read(TreeNodeInfo.self, treeKey(account.id, folder.parent)) else {
+                    throw APIError(.notFound, "no folder \(folder.parent)")
+                }
+                guard parent.keyPending != true else {
+                    throw APIError(.keyChanging, "folder \(folder.parent) must get a new key first: change it, then folder \(id)")
+                }
+                guard (parent.keyGeneration ?? 0) == (generation ?? 0) else {
+                    throw APIError(.keyChanged, "folder \(folder.parent) has key generation \(parent.keyGeneration ?? 0), the request used \(generation ?? 0): read it again")
+                }
+                conditions.append(.revision(treeKey(account.id, folder.parent), parentRevision))
+            } else if generation != nil {
+                throw APIError(.keyChanged, "the root's key generation is 0")
+            }
+            let updated = TreeNodeInfo(
+                id: id, parent: folder.parent, type: "folder", attributes: attributes, wrappedKey: wrappedKey, fileKey: nil, length: nil, objectId: nil,
+                createdAt: folder.createdAt, nameTag: folder.nameTag, previousKey: previousKey, keyGeneration: (folder.keyGeneration ?? 0) + 1,
+                parentKeyGeneration: generation, keyPending: nil)
+            var mutations: [MetadataMutation] = [
+                .put(treeKey(account.id, id), encode(updated)), .put(childKey(account.id, folder.parent, id), encode(updated)),
+                .put(Keyspace.keyChange(owner: account.id, node: id), []),
+            ]
+            let existing = try await metadata.list(prefix: Keyspace.shares(owner: account.id) + id + "/", after: nil, limit: Limits.metadataListPageMax)
+            guard existing.count == recipients.count, existing.count <= Limits.sharesPerFolderMax else {
+                throw APIError(.conflict, "folder \(id) has \(existing.count) shares and the request seals the key for \(recipients.count); list them again")
+            }
+            for recipient in recipients {
+                let key = Keyspace.share(owner: account.id, node: id, recipient: recipient.id)
+                guard let (record, shareRevision) = try await read(ShareRecord.self, key) else {
+                    throw APIError(.conflict, "folder \(id) is not shared with \(recipient.username); list the shares again")
+                }
+                let info = record.info
+                let sealed = ShareInfo(
+                    ownerId: info.ownerId, owner: info.owner, nodeId: info.nodeId, recipientId: info.recipientId, recipient: info.recipient,
+                    write: info.write, sealed: recipient.sealed, createdAt: info.createdAt)
+                conditions.append(.revision(key, shareRevision))
+                mutations.append(.put(key, encode(ShareRecord(info: sealed))))
+            }
+            if try await metadata.commit(if: conditions, then: mutations) != nil { return try jsonResponse(updated) }
         }
-        guard try await metadata.commit(if: conditions, then: mutations) != nil else {
-            throw APIError(.conflict, "folder \(id) or its shares changed meanwhile; try again")
-        }
-        return try jsonResponse(updated)
+        throw APIError(.conflict, "folder \(id) or its shares kept changing; try again")
     }
 
     /// `POST /v1/nodes/{id}/rekey/children`: children of a folder that is taking a new key,
@@ -241,6 +252,11 @@ extension CoordinatorServer {
         }
         guard let (folder, _) = try await read(TreeNodeInfo.self, treeKey(account.id, id)), folder.type == "folder", folder.previousKey != nil else {
             throw APIError(.keyChanged, "folder \(id) is not taking a new key (POST /v1/nodes/\(id)/rekey first)")
+        }
+        // Wrapped under the key of the generation the client read: another client may have
+        // finished that change and started the next meanwhile.
+        guard (folder.keyGeneration ?? 0) == body.keyGeneration else {
+            throw APIError(.keyChanged, "folder \(id) has key generation \(folder.keyGeneration ?? 0), the request used \(body.keyGeneration): read it again")
         }
         var conditions: [MetadataCondition] = []
         var mutations: [MetadataMutation] = []
@@ -257,8 +273,9 @@ extension CoordinatorServer {
             // Every child keeps a name tag: without one its name would no longer be unique.
             let tag: String? = try validNameTag(change.nameTag)
             // A sub-folder's key was known to whoever could open this folder: it must change
-            // too, and takes no new names until it has (a due change, listed for the client).
-            let due = child.type == "folder" && child.previousKey == nil
+            // too (again, if its own change has started: that new key was wrapped under this
+            // folder's previous key), and takes no new names until it has (listed).
+            let due = child.type == "folder"
             let updated = TreeNodeInfo(
                 id: childId, parent: id, type: child.type, attributes: child.attributes, wrappedKey: try blob(change.wrappedKey, "wrappedKey", max: 61),
                 fileKey: child.fileKey, length: child.length, objectId: child.objectId, createdAt: child.createdAt, nameTag: tag,
@@ -289,9 +306,13 @@ extension CoordinatorServer {
         guard let (folder, revision) = try await read(TreeNodeInfo.self, treeKey(account.id, id)), folder.type == "folder" else {
             throw APIError(.notFound, "no folder \(id)")
         }
-        guard folder.keyPending != true else { throw APIError(.keyChanging, "folder \(id) must get a new key first (POST /v1/nodes/\(id)/rekey)") }
+        let listed = Keyspace.keyChange(owner: account.id, node: id)
         guard folder.previousKey != nil else {
-            _ = try await metadata.commit(if: [], then: [.delete(Keyspace.keyChange(owner: account.id, node: id))])
+            // Nothing under way: a due change starts first; else a finish sent twice.
+            let isListed = try await metadata.get(listed) != nil
+            if folder.keyPending == true || isListed {
+                throw APIError(.keyChanging, "folder \(id) must get a new key first (POST /v1/nodes/\(id)/rekey)")
+            }
             return Response(status: .noContent)
         }
         // Every child under the new key (no child comes in meanwhile: the folder takes no
@@ -302,23 +323,23 @@ extension CoordinatorServer {
         }
         var updated = folder
         updated.previousKey = nil
-        guard try await metadata.commit(
-            if: [.revision(treeKey(account.id, id), revision)],
-            then: [
-                .put(treeKey(account.id, id), encode(updated)), .put(childKey(account.id, folder.parent, id), encode(updated)),
-                .delete(Keyspace.keyChange(owner: account.id, node: id)),
-            ]) != nil
-        else { throw APIError(.conflict, "folder \(id) changed meanwhile; try again") }
+        var mutations: [MetadataMutation] = [.put(treeKey(account.id, id), encode(updated)), .put(childKey(account.id, folder.parent, id), encode(updated))]
+        // Made due again while it changed (another share ended): it stays listed, to change again.
+        if folder.keyPending != true { mutations.append(.delete(listed)) }
+        guard try await metadata.commit(if: [.revision(treeKey(account.id, id), revision)], then: mutations) != nil else {
+            throw APIError(.conflict, "folder \(id) changed meanwhile; try again")
+        }
         return Response(status: .noContent)
     }
 
-    /// `GET /v1/rekeys`: the caller's folders whose key change is unfinished (started, or
-    /// due because a share above them ended), a page at a time.
+    /// `GET /v1/rekeys[?after=ID]`: the caller's folders whose key change is unfinished
+    /// (started, or due because a share above them ended), a page at a time in id order.
     func listKeyChanges(_ request: Request) async throws -> Response {
         let (account, _) = try await authenticate(request)
         let limit = Limits.metadataListPageMax
         let prefix = Keyspace.keyChanges(owner: account.id)
-        let page = try await metadata.list(prefix: prefix, after: nil, limit: limit)
+        let after = try request.uri.queryParameters.get("after").map { prefix + (try validNodeId(String($0))) }
+        let page = try await metadata.list(prefix: prefix, after: after, limit: limit)
         var nodes: [String] = []
         for entry in page {
             let id = String(entry.key.dropFirst(prefix.count))

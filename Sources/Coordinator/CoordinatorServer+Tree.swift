@@ -203,7 +203,7 @@ extension CoordinatorServer {
             // A rename: its tag is under the folder's key, which must not change meanwhile.
             destination = try await checkParent(account.id, parent, naming: true, generation: generation)
         }
-        let updated = TreeNodeInfo(
+        var updated = TreeNodeInfo(
             id: id, parent: parent, type: node.type,
             attributes: try body.attributes.map { try blob($0, "attributes", max: Limits.attributesSizeMax + 29) } ?? node.attributes,
             wrappedKey: try body.wrappedKey.map { try blob($0, "wrappedKey", max: 61) } ?? node.wrappedKey,
@@ -211,8 +211,24 @@ extension CoordinatorServer {
             previousKey: node.previousKey, keyGeneration: node.keyGeneration,
             parentKeyGeneration: parent != node.parent || body.nameTag != nil || body.wrappedKey != nil ? generation : node.parentKeyGeneration,
             keyPending: node.keyPending)
-        var mutations: [MetadataMutation] = [.put(treeKey(account.id, id), encode(updated)), .put(childKey(account.id, parent, id), encode(updated))]
         var conditions: [MetadataCondition] = [.revision(treeKey(account.id, id), revision)]
+        var due: [MetadataMutation] = []
+        if parent != node.parent, node.type == "folder", node.parent != Self.rootId,
+            let (source, sourceRevision) = try await read(TreeNodeInfo.self, treeKey(account.id, node.parent))
+        {
+            // A folder leaving a folder whose key is changing or due had its key wrapped under
+            // a key known to whoever made that change due: its own key changes too, wherever it
+            // goes. The source must not become due (listed or flagged) unseen before this commits.
+            let sourceListed = Keyspace.keyChange(owner: account.id, node: node.parent)
+            let listed = try await metadata.get(sourceListed) != nil
+            conditions.append(.revision(treeKey(account.id, node.parent), sourceRevision))
+            if !listed { conditions.append(.absent(sourceListed)) }
+            if listed || source.keyPending == true || source.previousKey != nil {
+                updated.keyPending = true
+                due.append(.put(Keyspace.keyChange(owner: account.id, node: id), []))
+            }
+        }
+        var mutations: [MetadataMutation] = [.put(treeKey(account.id, id), encode(updated)), .put(childKey(account.id, parent, id), encode(updated))] + due
         if parent != node.parent { mutations.append(.delete(childKey(account.id, node.parent, id))) }
         let (guardConditions, guardMutations) = childGuard(account.id, destination)
         conditions += guardConditions

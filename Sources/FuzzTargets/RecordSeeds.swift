@@ -70,10 +70,10 @@ enum RecordSeeds {
     static var rekeyFolder: RekeyFolderRequest {
         RekeyFolderRequest(
             attributes: Base64URL.encode([1, 2, 3]), wrappedKey: key, previousKey: key, shares: [.init(recipient: "bob", sealed: sealedText)],
-            parentKeyGeneration: 2)
+            parent: "n3", parentKeyGeneration: 2)
     }
     static var rekeyChildren: RekeyChildrenRequest {
-        RekeyChildrenRequest(children: [.init(id: "n1", wrappedKey: key, nameTag: "tag", wrappedKeyWas: key)])
+        RekeyChildrenRequest(children: [.init(id: "n1", wrappedKey: key, nameTag: "tag", wrappedKeyWas: key)], keyGeneration: 3)
     }
     static var drillStart: DrillStartRequest { DrillStartRequest(countries: ["FR"], mode: .blackhole, ttlSeconds: 30, margin: 1) }
     static var rebalanceStart: RebalanceStartRequest { RebalanceStartRequest(spread: 0.05) }

@@ -51,7 +51,7 @@ extension RealClusters {
                     // below (the page, the Python reader, the CLI) opens the child under the
                     // folder's previous key.
                     let notes = try await client.locate("/Holiday/notes", session)
-                    _ = try await client.changeKey(of: notes.id, shares: [], start: true, stopBefore: .children, session)
+                    _ = try await client.changeKey(of: notes.id, shares: [], stopBefore: .children, session)
                     #expect(try await client.locate("/Holiday/notes", session).previousKey != nil)
                     #expect(try await client.listLink(folderLink, path: "notes").map(\.name) == ["todo.txt"])
                     let stranger = try running.client(via: "IS")

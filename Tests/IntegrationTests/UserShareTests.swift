@@ -93,7 +93,7 @@ extension RealClusters {
                          UpdateNodeRequest(parent: nil, attributes: blob, wrappedKey: nil, nameTag: tagText), 403),
                         ("delete the shared folder", "DELETE", "/v1/nodes/\(teamNode)?\(asOwner)", nil, 403),
                         ("rotate the owner's folder", "POST", "/v1/nodes/\(teamNode)/rekey?\(asOwner)",
-                         RekeyFolderRequest(attributes: blob, wrappedKey: blob, previousKey: blob, shares: []), 404),
+                         RekeyFolderRequest(attributes: blob, wrappedKey: blob, previousKey: blob, shares: [], parent: "root"), 404),
                     ]
                     for (what, method, path, body, expected) in refusals {
                         let status = try await rawStatus(running, method, path, token: bobSession.token, json: body)
@@ -243,17 +243,26 @@ private func keyChangesAreCrashSafeAndRefuseStaleKeys(
     // Deep's change starts and stops before its children are re-wrapped: it cannot finish
     // with children under the previous key, nor start again; a child re-wrapped from a record
     // that is not the current one is refused.
-    #expect(try await alice.changeKey(of: deep.id, shares: [], start: false, stopBefore: .children, session) == 0)
+    #expect(try await alice.changeKey(of: deep.id, shares: [], stopBefore: .children, session) == 0)
     let finish = try await rawAnswer(running, "DELETE", "/v1/nodes/\(deep.id)/rekey", token: session.token)
     #expect(finish.code == "key_changing", "finished with children under the previous key: \(finish)")
     let twice = try await rawAnswer(
         running, "POST", "/v1/nodes/\(deep.id)/rekey", token: session.token,
-        json: RekeyFolderRequest(attributes: blob, wrappedKey: blob, previousKey: blob, shares: [], parentKeyGeneration: nil))
+        json: RekeyFolderRequest(attributes: blob, wrappedKey: blob, previousKey: blob, shares: [], parent: "root", parentKeyGeneration: nil))
     #expect(twice.code == "key_changing", "a second change over an unfinished one: \(twice)")
-    let stale = try await rawAnswer(
+    // (a.id's record as read before the change began: its wrapped key then.)
+    let aWas = try #require(a.info?.wrappedKey)
+    let tag3 = Base64URL.encode([UInt8](repeating: 3, count: 16))
+    let moved = try await rawAnswer(
         running, "POST", "/v1/nodes/\(deep.id)/rekey/children", token: session.token,
-        json: RekeyChildrenRequest(children: [.init(id: a.id, wrappedKey: blob, nameTag: Base64URL.encode([UInt8](repeating: 3, count: 16)), wrappedKeyWas: blob)]))
-    #expect(stale.code == "key_changed", "a re-wrap of a record that is not the child's: \(stale)")
+        json: RekeyChildrenRequest(children: [.init(id: a.id, wrappedKey: blob, nameTag: tag3, wrappedKeyWas: blob)], keyGeneration: 1))
+    #expect(moved.code == "key_changed", "a re-wrap of a record that is not the child's: \(moved)")
+    let oldGeneration = try await rawAnswer(
+        running, "POST", "/v1/nodes/\(deep.id)/rekey/children", token: session.token,
+        json: RekeyChildrenRequest(children: [.init(id: a.id, wrappedKey: blob, nameTag: tag3, wrappedKeyWas: aWas)], keyGeneration: 0))
+    #expect(oldGeneration.code == "key_changed", "a re-wrap under a generation that is not the folder's: \(oldGeneration)")
+    let notStarted = try await rawAnswer(running, "DELETE", "/v1/nodes/\(a.id)/rekey", token: session.token)
+    #expect(notStarted.code == "key_changing", "a finish of a due change never started: \(notStarted)")
 
     // The record bob left cannot be re-wrapped, so Deep's change cannot finish: the client
     // says which node, and it goes by id (it has no name to give).
@@ -279,23 +288,71 @@ private func keyChangesAreCrashSafeAndRefuseStaleKeys(
         }
     }
 
-    // A write under the key read before the change is refused, not stored under a dead key.
+    // Writes under the key read before the change are refused, not stored under a dead key:
+    // a new folder, an upload (before its body is read), a move in.
     let late = try await rawAnswer(running, "POST", "/v1/nodes", token: session.token, json: newFolder(in: deep.id, generation: nil))
     #expect(late.code == "key_changed", "a new name under Deep's previous key: \(late)")
+    let lateUpload = try await rawAnswer(
+        running, "PUT", "/v1/nodes/\(Base64URL.encode([UInt8](repeating: 9, count: 16)))/content", token: session.token,
+        headers: [
+            "x-coffre-parent: \(deep.id)", "x-coffre-attributes: \(blob)", "x-coffre-wrapped-key: \(blob)", "x-coffre-file-key: \(blob)",
+            "x-coffre-name-tag: \(tag3)", "x-coffre-parent-key-generation: 0",
+        ], data: "ciphertext")
+    #expect(lateUpload.code == "key_changed", "an upload under Deep's previous key: \(lateUpload)")
+    let file2 = try await alice.list("/", session).first { $0.name == "Private" }
+    let lateMove = try await rawAnswer(
+        running, "PATCH", "/v1/nodes/\(try #require(file2).id)", token: session.token,
+        json: UpdateNodeRequest(parent: deep.id, attributes: nil, wrappedKey: blob, nameTag: tag3, parentKeyGeneration: nil))
+    #expect(lateMove.code == "key_changed", "a move into Deep under its previous key: \(lateMove)")
 
     // A change cut short after its children, before its finish: `coffre rekey` (no path) ends it.
-    #expect(try await alice.changeKey(of: a.id, shares: [], start: true, stopBefore: .finish, session) == 0)
-    #expect(try await pending() == [a.id, b.id])
+    // It was asked for with no share ending (`rekey PATH`): its sub-folder b is due only once
+    // re-wrapped; moved out before, b is made due where it lands (its key was under a's old one).
+    #expect(try await alice.changeKey(of: a.id, shares: [], stopBefore: .children, session) == 0)
+    #expect(try await pending() == [a.id])
+    let bMoved = try await alice.move("/Deep/a/b", to: "/b", session)
+    let out = try JSONDecoder().decode(TreeNodeInfo.self, from: try await rawJSON(running, "/v1/nodes/\(bMoved.id)", token: session.token))
+    #expect(out.keyPending == true, "a folder moved out of one whose key is changing is due: \(out)")
+    #expect(try await pending() == [a.id, bMoved.id])
     #expect(try await alice.finishKeyChanges(session) == 2)
     #expect(try await pending().isEmpty)
-    #expect(try await alice.list("/Deep/a", session).map(\.name) == ["a.txt", "b"])
+    #expect(try await alice.list("/Deep/a", session).map(\.name) == ["a.txt"])
+    try await alice.remove("/b", recursive: true, session)
+
+    // Two shares end one after the other while the first change runs: the key sealed to the
+    // second recipient in that change is changed again.
+    _ = try await alice.mkdir("/Two", session)
+    _ = try await alice.share("/Two", with: "bob", write: false, session)
+    _ = try await alice.share("/Two", with: "carol", write: false, session)
+    let two = try await alice.locate("/Two", session)
+    #expect(try await rawAnswer(running, "DELETE", "/v1/shares/\(two.id)/bob", token: session.token).status == 204)
+    let shares = try await outgoingShares(running, session)
+    #expect(try await alice.changeKey(of: two.id, shares: shares, stopBefore: .children, session) == 0)
+    let sealedToCarol = try await alice.locate("/Two", session).key
+    #expect(try await rawAnswer(running, "DELETE", "/v1/shares/\(two.id)/carol", token: session.token).status == 204)
+    let both = try JSONDecoder().decode(TreeNodeInfo.self, from: try await rawJSON(running, "/v1/nodes/\(two.id)", token: session.token))
+    #expect(both.previousKey != nil && both.keyPending == true, "started, and due again: \(both)")
+    #expect(try await alice.finishKeyChanges(session) == 2)
+    let final = try await alice.locate("/Two", session)
+    #expect(final.info?.keyGeneration == 2 && final.key != sealedToCarol && final.key != two.key)
+    #expect(try await pending().isEmpty)
+    try await alice.remove("/Two", recursive: true, session)
     try await alice.remove("/Deep", recursive: true, session)
 }
 
+/// This account's outgoing shares as the coordinator lists them.
+private func outgoingShares(_ running: RunningCluster, _ session: Session) async throws -> [ShareInfo] {
+    try JSONDecoder().decode(ShareList.self, from: try await rawJSON(running, "/v1/shares", token: session.token)).outgoing
+}
+
 /// The status and error code of a request made as a raw client would.
-private func rawAnswer(_ running: RunningCluster, _ method: String, _ path: String, token: String, json: (any Encodable)? = nil) async throws -> (status: Int, code: String?) {
+private func rawAnswer(
+    _ running: RunningCluster, _ method: String, _ path: String, token: String, json: (any Encodable)? = nil, headers: [String] = [], data: String? = nil
+) async throws -> (status: Int, code: String?) {
     let url = running.profile.coordinators[0].url + path
     var arguments = ["-sk", "-w", "\n%{http_code}", "-X", method, "-H", "authorization: Bearer " + token, url]
+    for header in headers { arguments += ["-H", header] }
+    if let data { arguments += ["--data-binary", data] }
     if let json {
         arguments += ["-H", "content-type: application/json", "--data-binary", String(decoding: try JSONEncoder().encode(json), as: UTF8.self)]
     }
