@@ -146,15 +146,25 @@ extension CoffreClient {
     /// a name is never allowed to be a path).
     func linkChildren(_ linkId: String, folder: TreeNodeInfo, folderKey: SecretKey) async throws -> [(info: TreeNodeInfo, key: SecretKey, attributes: NodeAttributes)] {
         let list = try decode(NodeList.self, try await send(.GET, "/v1/l/\(linkId)/nodes?parent=\(folder.id)"))
+        return try Self.openLinkChildren(list.nodes, folder: folder, folderKey: folderKey)
+    }
+
+    /// The synchronous part of `linkChildren` (kept out of the async function: the release
+    /// compiler crashed splitting that coroutine when this was inline).
+    static func openLinkChildren(
+        _ nodes: [TreeNodeInfo], folder: TreeNodeInfo, folderKey: SecretKey
+    ) throws -> [(info: TreeNodeInfo, key: SecretKey, attributes: NodeAttributes)] {
         // While the folder's key changes, a child not re-wrapped yet opens under the previous key.
-        let located = Located(id: folder.id, key: folderKey, info: folder, attributes: nil, previousKey: try Self.previousKey(of: folder, under: folderKey))
-        return try list.nodes.map { child in
+        let located = Located(id: folder.id, key: folderKey, info: folder, attributes: nil, previousKey: try previousKey(of: folder, under: folderKey))
+        var children: [(info: TreeNodeInfo, key: SecretKey, attributes: NodeAttributes)] = []
+        for child in nodes {
             guard child.parent == folder.id, let wrapped = Base64URL.decode(child.wrappedKey) else {
                 throw ClientError(.decryptionFailed, "the server listed node \(child.id), which is not in folder \(folder.id)")
             }
-            let key = try Self.unwrapChild(try WrappedKey(bytes: wrapped), id: child.id, in: located)
-            return (child, key, try Self.linkAttributes(child, nodeKey: key))
+            let key = try unwrapChild(try WrappedKey(bytes: wrapped), id: child.id, in: located)
+            children.append((child, key, try linkAttributes(child, nodeKey: key)))
         }
+        return children
     }
 
     /// A file's sealed size must be what its (unauthenticated) ciphertext length implies.
