@@ -71,6 +71,13 @@ let package = Package(
             swiftSettings: strict
         ),
 
+        // The transparency log's rules: canonical bytes, the chain, Ed25519 signatures.
+        .target(
+            name: "Transparency",
+            dependencies: ["CoffreModel", .product(name: "Crypto", package: "swift-crypto")],
+            swiftSettings: strict
+        ),
+
         // Layer 3: effects.
         .target(
             name: "ShardStore",
@@ -175,7 +182,7 @@ let package = Package(
             name: "Coordinator",
             dependencies: [
                 "CoffreModel", "CoffreAPI", "Placement", "ErasureCoding", "Checksum", "Metadata", "NodeClient",
-                "ClusterTLS", "DaemonConfiguration", "HTTPService", "Telemetry",
+                "ClusterTLS", "DaemonConfiguration", "HTTPService", "Telemetry", "Transparency",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "Hummingbird", package: "hummingbird"),
@@ -193,7 +200,7 @@ let package = Package(
         .target(
             name: "CoffreClient",
             dependencies: [
-                "Encryption", "CoffreAPI", "CoffreModel", "ClusterTLS", "Sodium", "DirectIO",
+                "Encryption", "CoffreAPI", "CoffreModel", "ClusterTLS", "Sodium", "DirectIO", "Transparency",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -232,7 +239,7 @@ let package = Package(
         .executableTarget(
             name: "coffre",
             dependencies: [
-                "CoffreClient", "CoffreAPI", "CoffreModel", "ClusterTLS", "LocalCluster",
+                "CoffreClient", "CoffreAPI", "CoffreModel", "ClusterTLS", "LocalCluster", "Transparency",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: strict
@@ -323,6 +330,7 @@ let package = Package(
         ),
         .testTarget(name: "MetadataTests", dependencies: ["Metadata", "CoffreModel", "TestSupport"]),
         .testTarget(name: "PlacementTests", dependencies: ["Placement", "CoffreModel", "TestSupport"]),
+        .testTarget(name: "TransparencyTests", dependencies: ["Transparency", "CoffreModel"]),
         .testTarget(name: "ShardStoreTests", dependencies: ["ShardStore", "Checksum", "CoffreModel", "TestSupport"]),
         .testTarget(name: "ArchitectureTests", dependencies: ["TestSupport"]),
     ]

@@ -8,12 +8,14 @@ public struct APIErrorBody: Codable, Hashable, Sendable {
     public struct Detail: Codable, Hashable, Sendable {
         public let code: String
         public let message: String
+        /// The notice behind `link_taken_down` and `file_taken_down` (absent otherwise).
+        public let takedown: TakedownNotice?
     }
 
     public let error: Detail
 
-    public init(code: ErrorCode, message: String) {
-        error = Detail(code: code.rawValue, message: message)
+    public init(code: ErrorCode, message: String, takedown: TakedownNotice? = nil) {
+        error = Detail(code: code.rawValue, message: message, takedown: takedown)
     }
 
     /// The HTTP status for a code: one table for the whole API (Docs/api.md).
@@ -21,11 +23,12 @@ public struct APIErrorBody: Codable, Hashable, Sendable {
         switch code {
         case .invalidArgument, .weakParameters, .badRequest, .unsupportedVersion, .passwordRequired: 400
         case .unauthenticated: 401
-        case .forbidden: 403
+        case .forbidden, .accountSuspended: 403
         case .notFound: 404
         case .conflict, .nameTaken, .keyChanging, .keyChanged: 409
         case .timeout: 408
         case .drillRefused: 412
+        case .linkTakenDown, .fileTakenDown: 451
         case .limitExceeded: 413
         case .rangeNotSatisfiable: 416
         case .rateLimited: 429

@@ -67,11 +67,14 @@ public struct WhoAmIResponse: Codable, Hashable, Sendable {
     public let username: String
     public let quotaBytes: Int64
     public let usedBytes: Int64
-    public init(accountId: String, username: String, quotaBytes: Int64, usedBytes: Int64) {
+    /// Set while an operator suspends the account (Docs/policy.md).
+    public let suspension: AccountSuspension?
+    public init(accountId: String, username: String, quotaBytes: Int64, usedBytes: Int64, suspension: AccountSuspension? = nil) {
         self.accountId = accountId
         self.username = username
         self.quotaBytes = quotaBytes
         self.usedBytes = usedBytes
+        self.suspension = suspension
     }
 }
 

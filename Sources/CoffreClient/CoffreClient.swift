@@ -279,7 +279,7 @@ public final class CoffreClient: Sendable {
             try await send(drain ? .PUT : .DELETE, "/v1/admin/nodes/\(node)/drain", token: try adminToken(), expect: [200, 202]))
     }
 
-    private func adminToken() throws -> String {
+    func adminToken() throws -> String {
         guard let token = profile.adminToken else { throw ClientError(.forbidden, "profile \(profile.name) has no admin token") }
         return token
     }

@@ -70,6 +70,15 @@ public struct ErrorCode: Hashable, Sendable, CustomStringConvertible {
     /// A failover drill refused by its pre-flight check: some segment would fall under
     /// k + margin (Docs/operations.md, "Drills").
     public static let drillRefused = ErrorCode("drill_refused")
+
+    // Accountability (Docs/policy.md).
+    /// An operator took the link down on a notice (451, with the notice in the error body).
+    public static let linkTakenDown = ErrorCode("link_taken_down")
+    /// An operator took the file down on a notice: it, and every link to it (451).
+    public static let fileTakenDown = ErrorCode("file_taken_down")
+    /// The account is suspended by its operator: it cannot sign in or act, and its links
+    /// serve nothing, until unsuspended (403; nothing is deleted).
+    public static let accountSuspended = ErrorCode("account_suspended")
 }
 
 /// Every module's error: a stable code and a message for people (with the numbers).

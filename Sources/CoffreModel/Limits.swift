@@ -146,6 +146,20 @@ extension Limits {
     /// Times a client tries one step of a key change, or a write that met one (`key_changed`,
     /// `key_changing`), reading again between tries.
     public static let keyChangeAttemptsMax = 4
+
+    // Takedowns and the transparency log (Docs/policy.md).
+    /// Takedowns in force on one link or one file at once (global and a few countries).
+    public static let takedownsPerTargetMax = 16
+    /// A notice reference or a restore note, in bytes.
+    public static let takedownNoticeBytesMax = 256
+    /// An appeal's message, in bytes, and appeals per takedown.
+    public static let appealBytesMax = 4000
+    public static let appealsPerTakedownMax = 10
+    /// Takedowns per page of a listing, and transparency entries per page.
+    public static let takedownsPageMax = 100
+    public static let transparencyPageMax = 500
+    /// The largest storage quota an operator may set on an account (1 EiB).
+    public static let accountQuotaBytesMax: Int64 = 1 << 60
     /// Times the coordinator tries to flag a folder due (`keyPending`) while writers keep
     /// rewriting its record; it stays listed for its owner's client either way.
     public static let keyChangeMarkAttemptsMax = 50

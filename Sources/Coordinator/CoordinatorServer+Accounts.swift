@@ -80,6 +80,8 @@ extension CoordinatorServer {
         else { throw denied }
         let hash = sha256Hex(Array(account.authSalt.utf8) + authKey)
         guard constantTimeEqual(Array(hash.utf8), Array(account.authHash.utf8)) else { throw denied }
+        // A suspended account still signs in: to read why (`whoami`), see its takedowns and
+        // appeal them; everything else answers `account_suspended`.
         let token = randomToken()
         let expiresAt = now() + Int64(configuration.sessionLifetimeSeconds) * 1000
         try await metadata.put(Keyspace.session(tokenHash: sha256Hex(Array(token.utf8))), encode(SessionRecord(accountId: id, expiresAt: expiresAt)))
@@ -105,7 +107,9 @@ extension CoordinatorServer {
     }
 
     /// The account behind the request's bearer token; `unauthenticated` otherwise.
-    func authenticate(_ request: Request) async throws -> (AccountRecord, Int64) {
+    /// A suspended account is refused (`account_suspended`) unless `allowingSuspended` (what it
+    /// may still do: read why, see and appeal its takedowns).
+    func authenticate(_ request: Request, allowingSuspended: Bool = false) async throws -> (AccountRecord, Int64) {
         guard let header = request.headers[.authorization], header.hasPrefix("Bearer ") else {
             throw APIError(.unauthenticated, "missing bearer token")
         }
@@ -115,6 +119,7 @@ extension CoordinatorServer {
         guard let account = try await read(AccountRecord.self, Keyspace.account(session.accountId)) else {
             throw APIError(.unauthenticated, "account is gone")
         }
+        if !allowingSuspended { try refuseSuspended(account.0) }
         return account
     }
 
@@ -135,8 +140,9 @@ extension CoordinatorServer {
     }
 
     func whoami(_ request: Request) async throws -> Response {
-        let (account, _) = try await authenticate(request)
-        return try jsonResponse(WhoAmIResponse(accountId: account.id, username: account.username, quotaBytes: account.quotaBytes, usedBytes: account.usedBytes))
+        let (account, _) = try await authenticate(request, allowingSuspended: true)
+        return try jsonResponse(
+            WhoAmIResponse(accountId: account.id, username: account.username, quotaBytes: account.quotaBytes, usedBytes: account.usedBytes, suspension: account.suspension))
     }
 
     /// 401 `unauthenticated` without the cluster's admin token (compared in constant time).

@@ -24,7 +24,8 @@ extension CoordinatorServer {
         _ = try decodeBinary(body.signingKey, "signingKey", size: 32...32)
         _ = try decodeBinary(body.agreementKey, "agreementKey", size: 32...32)
         for _ in 0..<Limits.treeCommitAttemptsMax {
-            let (account, revision) = try await authenticate(request)
+            // (A suspended account signs in, and its client publishes its keys as it does.)
+            let (account, revision) = try await authenticate(request, allowingSuspended: true)
             if let keys = account.keys {
                 guard keys == body else { throw APIError(.conflict, "account \(account.username) has other public keys already") }
                 return Response(status: .noContent)
@@ -378,6 +379,8 @@ extension CoordinatorServer {
                     throw APIError(.forbidden, "\(share.info.owner) shared this folder with you read-only")
                 }
                 guard let (owner, ownerRevision) = try await read(AccountRecord.self, Keyspace.account(ownerId)) else { break }
+                // A suspended owner's folders are closed to those it shared them with too.
+                if owner.suspension != nil { throw APIError(.accountSuspended, "\(owner.username), who shared this folder, is suspended by the operator") }
                 return TreeAccess(account: owner, revision: ownerRevision, sharedFolder: current)
             }
             guard let (parent, _) = try await read(TreeNodeInfo.self, treeKey(ownerId, current)) else { break }

@@ -457,8 +457,11 @@ extension CoordinatorServer {
     }
 
     /// Streams a file's ciphertext, whole or a `Range` of it.
-    func content(of node: TreeNodeInfo, _ request: Request) async throws -> Response {
+    /// A file's bytes (or a range of them), unless a file takedown in force here refuses it
+    /// (`checked`: the caller read the takedowns already).
+    func content(of node: TreeNodeInfo, owner: String, checked: Bool = false, _ request: Request) async throws -> Response {
         guard node.type == "file", let objectId = node.objectId else { throw APIError(.invalidArgument, "node \(node.id) is a folder") }
+        if !checked { try await refuseFileTakenDown(owner: owner, node.id) }
         let manifest = try await objects.manifest(objectId)
         var headers = HTTPFields()
         headers[.contentType] = "application/octet-stream"
@@ -570,21 +573,20 @@ extension CoordinatorServer {
         let id = try context.parameters.require("id")
         guard let (link, _) = try await read(StoredLink.self, Keyspace.link(id)) else { throw APIError(.notFound, "no link \(id)") }
         if let expiry = link.info.expiresAt, expiry <= now() { throw APIError(.notFound, "link \(id) has expired") }
+        try refuseTakenDown(link.takedowns ?? [])
+        // A suspended account's links serve nothing (its record: one read, as a session's is).
+        guard let (owner, _) = try await read(AccountRecord.self, Keyspace.account(link.owner)) else { throw APIError(.notFound, "no link \(id)") }
+        if owner.suspension != nil { throw APIError(.accountSuspended, "the account that made this link is suspended by the operator") }
         guard let (node, _) = try await read(TreeNodeInfo.self, treeKey(link.owner, link.info.nodeId)) else {
             throw APIError(.notFound, "the linked node is gone")
         }
+        if node.type == "file" { try await refuseFileTakenDown(owner: link.owner, node.id) }
         return (link.owner, PublicLink(link: link.info, node: node))
     }
 
     /// A node a folder link reaches: the linked folder itself or a node below it. Walking up
     /// from the node must meet the linked folder before the root (bounded by
     /// `Limits.treeDepthMax`); anything else is `not_found`, as for a node that does not exist.
-    func nodeUnderLink(_ context: ServiceContext, nodeId: String) async throws -> TreeNodeInfo {
-        let (owner, link) = try await resolveLink(context)
-        return try await node(nodeId, under: link, owner: owner)
-    }
-
-    /// `nodeUnderLink` for a link already resolved (one read of the link per request).
     func node(_ nodeId: String, under link: PublicLink, owner: String) async throws -> TreeNodeInfo {
         let id = try validNodeId(nodeId)
         guard id != link.node.id else { return link.node }

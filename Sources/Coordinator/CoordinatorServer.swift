@@ -220,8 +220,10 @@ public final class CoordinatorServer: Sendable {
         router.delete("/v1/nodes/:id") { [self] request, context in try await deleteNode(request, context) }
         router.put("/v1/nodes/:id/content") { [self] request, context in try await upload(request, context) }
         router.get("/v1/nodes/:id/content") { [self] request, context in
-            let node = try await ownedNode(request, context)
-            return try await content(of: node, request)
+            let id = try validNodeId(try context.parameters.require("id"))
+            let owner = try await treeAccess(request, at: id, write: false).account.id
+            guard let (node, _) = try await read(TreeNodeInfo.self, treeKey(owner, id)) else { throw APIError(.notFound, "no node \(id)") }
+            return try await content(of: node, owner: owner, request)
         }
         router.put("/v1/account/keys") { [self] request, _ in try await publishKeys(request) }
         router.get("/v1/users/:username/keys") { [self] request, context in try await userKeys(request, context) }
@@ -237,22 +239,35 @@ public final class CoordinatorServer: Sendable {
         router.delete("/v1/links/:id") { [self] request, context in try await revokeLink(request, context) }
         router.get("/v1/l/:id") { [self] _, context in try jsonResponse(try await publicLink(context)) }
         router.get("/v1/l/:id/content") { [self] request, context in
-            let link = try await publicLink(context)
-            return try await content(of: link.node, request)
+            let (owner, link) = try await resolveLink(context)
+            return try await content(of: link.node, owner: owner, checked: true, request)
         }
         router.get("/l/:id") { [self] request, context in
             // The page for a browser; a dead link gets the same page with 404 (it explains).
             let found: PublicLink
-            do { found = try await publicLink(context) } catch let error as APIError where error.code == .notFound {
+            do { found = try await publicLink(context) } catch let error as APIError where [.notFound, .accountSuspended].contains(error.code) || error.takedown != nil {
                 guard LinkPage.wantsPage(request) else { throw error }
-                return LinkPage.response(status: .notFound)
+                let status: HTTPResponse.Status = error.code == .notFound ? .notFound : error.code == .accountSuspended ? .forbidden : .unavailableForLegalReasons
+                return LinkPage.response(status: status)
             }
             return LinkPage.wantsPage(request) ? LinkPage.response(status: .ok) : try jsonResponse(found)
         }
         router.get("/v1/l/:id/nodes") { [self] request, context in try await listLinkChildren(request, context) }
         router.get("/v1/l/:id/nodes/:node/content") { [self] request, context in
-            try await content(of: try await nodeUnderLink(context, nodeId: try context.parameters.require("node")), request)
+            let (owner, link) = try await resolveLink(context)
+            return try await content(of: try await node(try context.parameters.require("node"), under: link, owner: owner), owner: owner, request)
         }
+        router.get("/v1/transparency") { [self] request, _ in try await transparencyPage(request) }
+        router.get("/v1/takedowns") { [self] request, _ in try await ownTakedowns(request) }
+        router.post("/v1/takedowns/:id/appeal") { [self] request, context in try await appealTakedown(request, context) }
+        router.get("/v1/admin/accounts/:username") { [self] request, context in try await adminShowAccount(request, context) }
+        router.patch("/v1/admin/accounts/:username") { [self] request, context in try await adminSetAccount(request, context) }
+        router.post("/v1/admin/accounts/:username/suspend") { [self] request, context in try await adminSuspend(request, context, suspend: true) }
+        router.post("/v1/admin/accounts/:username/unsuspend") { [self] request, context in try await adminSuspend(request, context, suspend: false) }
+        router.post("/v1/admin/takedowns") { [self] request, _ in try await adminCreateTakedown(request) }
+        router.get("/v1/admin/takedowns") { [self] request, _ in try await adminListTakedowns(request) }
+        router.get("/v1/admin/takedowns/:id") { [self] request, context in try await adminShowTakedown(request, context) }
+        router.post("/v1/admin/takedowns/:id/restore") { [self] request, context in try await adminRestoreTakedown(request, context) }
         router.get("/v1/admin/status") { [self] request, _ in try await adminStatus(request) }
         router.get("/v1/admin/objects/:id") { [self] request, context in try await adminObject(request, context) }
         router.get("/v1/admin/repair") { [self] request, _ in try await adminRepairStatus(request) }
@@ -294,6 +309,9 @@ public final class CoordinatorServer: Sendable {
         var createdAt: Int64
         /// Published by the account's client for user shares (absent until then).
         var keys: PublicKeys?
+        /// Set by an operator (Docs/policy.md): the account cannot act and its links serve
+        /// nothing until it is lifted.
+        var suspension: AccountSuspension?
     }
 
     struct SessionRecord: Codable, Sendable {
@@ -304,6 +322,8 @@ public final class CoordinatorServer: Sendable {
     struct StoredLink: Codable {
         var owner: String
         var info: LinkInfo
+        /// Link takedowns in force (Docs/policy.md); absent when none ever was.
+        var takedowns: [TakedownNotice]?
     }
 
     func read<T: Decodable>(_ type: T.Type, _ key: String) async throws -> (T, Int64)? {

@@ -56,6 +56,24 @@ public enum Keyspace {
     public static func linkByOwner(_ account: String, _ id: String) -> String { "linksby/\(account)/\(id)" }
     public static func linksByOwner(_ account: String) -> String { "linksby/\(account)/" }
 
+    // MARK: Takedowns and the transparency log
+
+    /// A takedown (`CoordinatorServer.StoredTakedown`), in force or restored; kept for good.
+    public static func takedown(_ id: String) -> String { "takedowns/" + id }
+    public static let takedowns = "takedowns/"
+    /// The owner's index of the takedowns of its links and files -> empty.
+    public static func takedownOf(_ owner: String, _ id: String) -> String { "takedownsof/\(owner)/\(id)" }
+    public static func takedownsOf(_ owner: String) -> String { "takedownsof/\(owner)/" }
+    /// A file takedown in force -> its `TakedownNotice`: read before the file is served.
+    public static func fileTakedown(_ owner: String, _ node: String, _ id: String) -> String { "takedownsby/\(owner)/\(node)/\(id)" }
+    public static func fileTakedowns(_ owner: String, _ node: String) -> String { "takedownsby/\(owner)/\(node)/" }
+    /// The log's entries by sequence number (20 digits, so that keys sort as numbers do).
+    public static func transparencyEntry(_ seq: Int64) -> String { "transparency/" + String(format: "%020lld", seq) }
+    public static let transparencyEntries = "transparency/"
+    /// The last entry's sequence number and hash (`TransparencyHead`): every append is
+    /// conditioned on it, so the chain has one order.
+    public static let transparencyHead = "cluster/transparency-head"
+
     // MARK: The cluster
 
     /// A storage node's registration (address, labels), written when it announces itself.

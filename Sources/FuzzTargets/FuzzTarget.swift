@@ -343,6 +343,8 @@ enum RecordFuzz {
         kind(SealedShare.self) { RecordSeeds.share },
         kind(ShareList.self) { RecordSeeds.shareList },
         kind(PendingKeyChanges.self) { PendingKeyChanges(nodes: ["n1", "n2"], more: false) },
+        kind(TakedownInfo.self) { RecordSeeds.takedown },
+        kind(TakedownNotice.self) { RecordSeeds.takedown.notice },
     ]
 
     static let requestKinds: [Kind] = [
@@ -360,5 +362,11 @@ enum RecordFuzz {
         kind(PublicKeys.self) { RecordSeeds.publicKeys },
         kind(RekeyFolderRequest.self) { RecordSeeds.rekeyFolder },
         kind(RekeyChildrenRequest.self) { RecordSeeds.rekeyChildren },
+        kind(CreateTakedownRequest.self) {
+            CreateTakedownRequest(linkId: Base64URL.encode([UInt8](repeating: 3, count: 16)), reason: .copyright, notice: "DMCA-1", scope: "country:FR", file: true)
+        },
+        kind(AppealTakedownRequest.self) { AppealTakedownRequest(message: "I hold the rights.\nSee the licence.") },
+        kind(SuspendAccountRequest.self) { SuspendAccountRequest(reason: "repeated infringement") },
+        kind(SetAccountRequest.self) { SetAccountRequest(quotaBytes: 50 << 30) },
     ]
 }

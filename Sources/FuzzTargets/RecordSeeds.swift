@@ -72,6 +72,15 @@ enum RecordSeeds {
             attributes: Base64URL.encode([1, 2, 3]), wrappedKey: key, previousKey: key, shares: [.init(recipient: "bob", sealed: sealedText)],
             parent: "n3", parentKeyGeneration: 2)
     }
+    static var takedown: TakedownInfo {
+        let notice = TakedownNotice(
+            id: "1764800000000-abcdefgh", target: "file", reason: .illegal, notice: "CASE-77", scope: TakedownScope(country: try? Country("FR")),
+            createdAt: 1_764_800_000_000)
+        return TakedownInfo(
+            notice: notice, linkId: Base64URL.encode([UInt8](repeating: 3, count: 16)), nodeId: "n1", owner: "alice", restoredAt: 1_764_800_100_000,
+            restoreNote: "withdrawn", appeals: [TakedownAppeal(at: 1_764_800_050_000, message: "mine")])
+    }
+
     static var rekeyChildren: RekeyChildrenRequest {
         RekeyChildrenRequest(children: [.init(id: "n1", wrappedKey: key, nameTag: "tag", wrappedKeyWas: key)], keyGeneration: 3)
     }

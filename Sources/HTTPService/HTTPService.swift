@@ -1,4 +1,4 @@
-import CoffreAPI
+public import CoffreAPI
 public import CoffreModel
 import Foundation
 public import Hummingbird
@@ -53,11 +53,14 @@ public struct APIError: CodedError {
     public let message: String
     /// Header fields the answer carries besides the body (`Retry-After`, `Content-Range`).
     public let headers: HTTPFields
+    /// The notice behind a takedown's refusal, for the error body.
+    public let takedown: TakedownNotice?
 
-    public init(_ code: ErrorCode, _ message: String, headers: HTTPFields = [:]) {
+    public init(_ code: ErrorCode, _ message: String, headers: HTTPFields = [:], takedown: TakedownNotice? = nil) {
         self.code = code
         self.message = message
         self.headers = headers
+        self.takedown = takedown
     }
 
     public var description: String { "\(code): \(message)" }
@@ -90,7 +93,7 @@ public struct ErrorMiddleware<Context: RequestContext>: RouterMiddleware {
             if status.code >= 500, !(error is any CodedError) {
                 context.logger.error("request failed", metadata: ["http.path": "\(request.uri.path)", "error": "\(error)"])
             }
-            var response = try jsonResponse(APIErrorBody(code: code, message: message), status: status)
+            var response = try jsonResponse(APIErrorBody(code: code, message: message, takedown: (error as? APIError)?.takedown), status: status)
             if let extra = (error as? APIError)?.headers { response.headers.append(contentsOf: extra) }
             if closing != nil { response.headers[.connection] = "close" }
             return response

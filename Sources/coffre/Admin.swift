@@ -11,7 +11,7 @@ struct Admin: AsyncParsableCommand {
         abstract: "Operate a cluster: status, nodes, objects, certificates, the local cluster.",
         subcommands: [
                 Status.self, Nodes.self, NodeCommand.self, Object.self, Repair.self, Rebalance.self, Policy.self, Plan.self, Drill.self, Countries.self, Scrub.self, GC.self,
-                Certs.self, ClusterCommand.self,
+                Takedown.self, Account.self, Certs.self, ClusterCommand.self,
             ])
 
     struct Status: AsyncParsableCommand {

@@ -17,7 +17,8 @@ struct Coffre: AsyncParsableCommand {
         abstract: "End-to-end encrypted storage over a geo-replicated Coffre cluster.",
         subcommands: [
             Register.self, Login.self, WhoAmI.self, List.self, MakeFolder.self, Put.self, Get.self, Move.self, Remove.self,
-            Link.self, Share.self, Unshare.self, Shares.self, Rekey.self, Contacts.self, Load.self, Admin.self,
+            Link.self, Share.self, Unshare.self, Shares.self, Rekey.self, Contacts.self, Takedowns.self, TakedownCommand.self,
+            TransparencyCommand.self, Load.self, Admin.self,
         ])
 }
 
@@ -56,6 +57,7 @@ enum Exit {
         case .unavailable, .insufficientNodes, .timeout, .rateLimited: return 7
         case .decryptionFailed, .signatureInvalid, .corrupt: return 8
         case .drillRefused: return 9
+        case .linkTakenDown, .fileTakenDown, .accountSuspended: return 10
         default: return 1
         }
     }
@@ -189,10 +191,15 @@ struct WhoAmI: AsyncParsableCommand {
             let me = try await client.whoami(session)
             let fingerprint = try client.fingerprint(session)
             if options.json {
-                printJSON(WhoAmIOutput(accountId: me.accountId, username: me.username, usedBytes: me.usedBytes, quotaBytes: me.quotaBytes, fingerprint: fingerprint))
+                printJSON(WhoAmIOutput(
+                    accountId: me.accountId, username: me.username, usedBytes: me.usedBytes, quotaBytes: me.quotaBytes, fingerprint: fingerprint,
+                    suspension: me.suspension))
             } else {
                 print("\(me.username) (\(me.accountId)): \(ByteCount(me.usedBytes)) of \(ByteCount(me.quotaBytes)) used")
                 print("key fingerprint: \(fingerprint) (what others compare with coffre contacts)")
+                if let suspension = me.suspension {
+                    print("SUSPENDED by the operator: \(suspension.reason) (coffre takedowns lists takedowns you can appeal)")
+                }
             }
         }
     }
@@ -205,6 +212,7 @@ struct WhoAmIOutput: Codable {
     let usedBytes: Int64
     let quotaBytes: Int64
     let fingerprint: String
+    let suspension: AccountSuspension?
 }
 
 /// Runs `body` with the link password: read first when asked for (`--link-password`,
@@ -258,10 +266,18 @@ struct List: AsyncParsableCommand {
                 FileHandle.standardError.write(Data(
                     "warning: \(unreadable.count) node(s) in \(path) cannot be decrypted: \(unreadable.joined(separator: ", ")) (coffre rm --id ID removes one)\n".utf8))
             }
+            // Your files taken down on a notice are flagged (`coffre takedowns` says why).
+            var takenDown: [String: TakedownInfo] = [:]
+            if !isLink, !path.hasPrefix("@"), !options.json {
+                for info in try await client.takedowns(try loadSession(options)) where info.inForce && info.notice.target == "file" {
+                    takenDown[info.nodeId] = info
+                }
+            }
             if options.json { printJSON(entries) } else {
                 for entry in entries {
                     let size = entry.size.map { ByteCount(Int64($0)).description } ?? "-"
-                    print("\(entry.type == "folder" ? "d" : "-")  \(size.padding(toLength: 12, withPad: " ", startingAt: 0))  \(entry.name)\(entry.type == "folder" ? "/" : "")")
+                    let flag = takenDown[entry.id].map { "  [taken down \($0.notice.scope.words): takedown \($0.notice.id)]" } ?? ""
+                    print("\(entry.type == "folder" ? "d" : "-")  \(size.padding(toLength: 12, withPad: " ", startingAt: 0))  \(entry.name)\(entry.type == "folder" ? "/" : "")\(flag)")
                 }
             }
         }

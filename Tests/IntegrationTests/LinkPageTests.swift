@@ -1,4 +1,5 @@
 @testable import CoffreClient
+import CoffreAPI
 import CoffreModel
 import Encryption
 import Foundation
@@ -46,6 +47,9 @@ extension RealClusters {
                     let (revoked, revokedId) = try await client.createLink("/small report.pdf", session)
                     try await client.revokeLink(revokedId, session)
                     let (expired, _) = try await client.createLink("/small report.pdf", session, expiresIn: 1)
+                    let (takenDown, takenDownId) = try await client.createLink("/small report.pdf", session)
+                    _ = try await client.adminCreateTakedown(
+                        CreateTakedownRequest(linkId: takenDownId, reason: .copyright, notice: "DMCA-2026-0042", scope: nil, file: false))
                     // The sub-folder is mid-way through a key change (started, its child not
                     // re-wrapped yet, as when its share ended a moment ago): every link reader
                     // below (the page, the Python reader, the CLI) opens the child under the
@@ -73,6 +77,7 @@ extension RealClusters {
                         ],
                         "tamper": ["url": smallLink],
                         "wrong_fragment": wrongFragment, "revoked": revoked, "expired": expired,
+                        "taken_down": ["url": takenDown, "notice": "DMCA-2026-0042"],
                     ]
                     try JSONSerialization.data(withJSONObject: spec).write(to: URL(fileURLWithPath: folder + "/spec.json"))
                     let result = try await runProcessInBackground("python3", [repositoryRoot + "/Tests/Python/link_page.py", folder + "/spec.json"])

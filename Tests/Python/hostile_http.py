@@ -24,7 +24,7 @@ import time
 CODES = {
     "bad_request", "invalid_argument", "limit_exceeded", "timeout", "rate_limited", "range_not_satisfiable",
     "unauthenticated", "forbidden", "not_found", "conflict", "name_taken", "key_changing", "key_changed", "quota_exceeded", "weak_parameters", "node_full",
-    "unavailable", "checksum_mismatch", "corrupt",
+    "unavailable", "checksum_mismatch", "corrupt", "link_taken_down", "file_taken_down", "account_suspended",
 }
 failures = []
 
@@ -111,7 +111,9 @@ def json_error(status, body):
     if not isinstance(value, dict) or set(value) != {"error"} or not isinstance(value["error"], dict):
         return None
     value = value["error"]
-    if set(value) != {"code", "message"}:
+    # A takedown's refusal also names its notice (Docs/api.md, "Takedowns").
+    taken_down = value.get("code") in ("link_taken_down", "file_taken_down")
+    if set(value) != ({"code", "message", "takedown"} if taken_down else {"code", "message"}):
         return None
     if value["code"] not in CODES or "Error(" in value["message"] or "NIO" in value["message"]:
         return None

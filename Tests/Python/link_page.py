@@ -12,6 +12,7 @@ SPEC (written by the Swift test that brought a real local cluster up and made th
   tamper            {url}: loaded through a proxy that flips one ciphertext byte: an error, no file
   wrong_fragment    a URL whose secret is another (well-formed) one: an error
   revoked, expired  URLs of links that no longer open: a clear page, status 404
+  taken_down        {url, notice}: a link taken down on a notice: the page names the notice
 
 Prints one line per check ("PASS name: detail" or "FAIL name: detail"), the page's figures as
 a JSON line starting with "FIGURES ", and "N passed, M failed". Exit status 1 if any failed.
@@ -294,11 +295,11 @@ def test_tamper(driver, spec, folder, work):
         proxy.shutdown()
 
 
-def test_dead(driver, name, url, wanted):
+def test_dead(driver, name, url, wanted, says=""):
     driver.get(url)
     ended = wait_state(driver, ("error", "ready", "password"))
     code, text = error_of(driver)
-    check(name, ended == "error" and code == wanted and len(text) > 20, f"{code}: {text!r}")
+    check(name, ended == "error" and code == wanted and len(text) > 20 and says in text, f"{code}: {text!r}")
 
 
 def main():
@@ -316,6 +317,7 @@ def main():
         test_dead(driver, "a wrong fragment is refused", spec["wrong_fragment"], "decryption_failed")
         test_dead(driver, "a revoked link shows a clear page", spec["revoked"], "not_found")
         test_dead(driver, "an expired link shows a clear page", spec["expired"], "not_found")
+        test_dead(driver, "a taken-down link shows its notice", spec["taken_down"]["url"], "link_taken_down", spec["taken_down"]["notice"])
         console = [e["message"] for e in driver.get_log("browser") if "Content Security Policy" in e["message"]]
         check("no Content-Security-Policy violation", not console, "; ".join(console[:3]))
     finally:
