@@ -172,9 +172,30 @@ extension RealClusters {
                 let (_, published) = try await curl(france + "/v1/transparency")
                 #expect(!published.contains(linkId) && !published.contains(session.token) && !published.contains(session.accountId))
 
-                // `coffre transparency verify` agrees, then finds an entry edited in etcd.
+                // The operator's CLI: a takedown by URL (the fragment stays here), refused
+                // through New Zealand with exit 10, listed, restored; the claim checked locally.
                 let coffre = builtExecutable("coffre")
                 let environment = ["COFFRE_HOME": folder + "/home"]
+                func cli(_ arguments: [String]) async throws -> (status: Int32, output: String) {
+                    try await runProcessInBackground(coffre, arguments + ["--profile", running.cluster.folder + "/profile.json"], environment: environment)
+                }
+                let made = try await cli(["admin", "takedown", "create", otherURL, "--reason", "other", "--notice", "CLI-1", "--scope", "country:NZ", "--json"])
+                #expect(made.status == 0, "\(made.output)")
+                let byCLI = try JSONDecoder().decode(TakedownInfo.self, from: Data(made.output.utf8))
+                #expect(byCLI.notice.scope.country?.code == "NZ" && byCLI.notice.reason == .other)
+                let get = try await cli(["get", otherURL, folder + "/via-nz", "--via", "NZ"])
+                #expect(get.status == 10 && get.output.contains("link_taken_down") && get.output.contains("CLI-1"), "\(get.output)")
+                #expect(try await cli(["admin", "takedown", "create", otherURL, "--reason", "dislike", "--notice", "x"]).status == 2)
+                let inForce = try await cli(["admin", "takedown", "list", "--in-force", "--json"])
+                #expect(try JSONDecoder().decode([TakedownInfo].self, from: Data(inForce.output.utf8)).map(\.notice.id) == [byCLI.notice.id])
+                #expect(try await cli(["admin", "takedown", "restore", byCLI.notice.id, "--note", "withdrawn"]).status == 0)
+                #expect(try await read(otherURL, via: "NZ") == nil)
+                let checked = try await cli(["admin", "takedown", "verify", otherURL, "--json"])
+                var digest = ContentDigest()
+                digest.update(bytes)
+                #expect(checked.status == 0 && checked.output.contains(digest.finish()) && checked.output.contains("song"), "\(checked.output)")
+
+                // `coffre transparency verify` agrees, then finds an entry edited in etcd.
                 let arguments = ["transparency", "verify", "--json", "--profile", running.cluster.folder + "/profile.json"]
                 let first = try await runProcessInBackground(coffre, arguments, environment: environment)
                 #expect(first.status == 0, "\(first.output)")
