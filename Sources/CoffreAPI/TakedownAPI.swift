@@ -161,8 +161,9 @@ public struct AppealTakedownRequest: Codable, Hashable, Sendable {
 
 // MARK: - Accounts, as the operator sees them
 
-/// An operator's suspension of an account: it cannot sign in or act, and its links serve
-/// nothing, until it is lifted. Nothing is deleted.
+/// An operator's suspension of an account: until it is lifted, the account can only sign in,
+/// read why and see and appeal its takedowns; its links and shared folders serve nothing.
+/// Nothing is deleted.
 public struct AccountSuspension: Codable, Hashable, Sendable {
     public let reason: String
     public let at: Int64

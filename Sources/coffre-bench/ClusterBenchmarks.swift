@@ -86,6 +86,24 @@ struct ClusterBenchmarks {
         report("cluster.put.small", unit: "ops/s", value: Double(smallCount) / latencies.reduce(0, +), baseline: Double(smallCount) / etcdLatencies.reduce(0, +))
         report("cluster.put.small.p50", unit: "ms", value: percentile(latencies, 0.5) * 1000, baseline: percentile(etcdLatencies, 0.5) * 1000)
         report("cluster.put.small.p99", unit: "ms", value: percentile(latencies, 0.99) * 1000, baseline: percentile(etcdLatencies, 0.99) * 1000)
+
+        // Small reads: the same files, each downloaded and decrypted through New Zealand (the
+        // coordinator reads the node, its file takedowns and the manifest, then the shards);
+        // the baseline is as many raw etcd reads.
+        var readLatencies: [Double] = []
+        for i in 0..<smallCount {
+            let start = now()
+            try await nz.download("/small-\(i)", to: run + "/small-read.bin", session)
+            readLatencies.append(now() - start)
+        }
+        var etcdReads: [Double] = []
+        for i in 0..<smallCount {
+            let start = now()
+            _ = try await etcd.get("bench/\(i)")
+            etcdReads.append(now() - start)
+        }
+        report("cluster.get.small", unit: "ops/s", value: Double(smallCount) / readLatencies.reduce(0, +), baseline: Double(smallCount) / etcdReads.reduce(0, +))
+        report("cluster.get.small.p50", unit: "ms", value: percentile(readLatencies, 0.5) * 1000, baseline: percentile(etcdReads, 0.5) * 1000)
         try await plain.shutdown()
         try await fr.shutdown()
         try await nz.shutdown()

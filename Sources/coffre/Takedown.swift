@@ -15,7 +15,7 @@ extension Admin {
 
         struct Create: AsyncParsableCommand {
             static let configuration = CommandConfiguration(
-                abstract: "Take a link down (with --file: the linked file and every link to it), everywhere or in one country.",
+                abstract: "Take a link down (with --file: the linked file and every link to it; --node: a file below a folder link), everywhere or in one country.",
                 discussion: "Give the link's URL (its fragment never leaves this machine) or its id. Nothing is deleted; `restore` undoes it.")
             @OptionGroup var options: GlobalOptions
             @Argument(help: "https://HOST/l/ID#KEY, or the link id.") var link: String
@@ -152,7 +152,7 @@ extension Admin {
 
         struct Suspend: AsyncParsableCommand {
             static let configuration = CommandConfiguration(
-                abstract: "Suspend an account: it cannot sign in or act, its links serve nothing; nothing is deleted.",
+                abstract: "Suspend an account: it can only sign in, read why and appeal; its links and shared folders serve nothing; nothing is deleted.",
                 discussion: "The reason is published in the transparency log, with the account id hashed.")
             @OptionGroup var options: GlobalOptions
             @Argument var user: String
@@ -263,7 +263,7 @@ struct TakedownCommand: AsyncParsableCommand {
 /// `coffre transparency verify|show`.
 struct TransparencyCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "transparency", abstract: "The cluster's signed log of takedowns, restores and appeals.", subcommands: [VerifyLog.self, Show.self])
+        commandName: "transparency", abstract: "The cluster's signed log of takedowns, restores, appeals and suspensions.", subcommands: [VerifyLog.self, Show.self])
 
     struct VerifyLog: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
@@ -302,6 +302,7 @@ struct TransparencyCommand: AsyncParsableCommand {
                 } else {
                     print("\(report.entries) entries; \(report.valid ? "chain and signatures valid" : "INVALID")\(pinned ? " (key \(current) trusted on first use)" : "")")
                     if let head = report.head { print("head: \(head)") }
+                    print("signed by: " + (report.keys.isEmpty ? "nobody yet" : report.keys.joined(separator: ", ")))
                     print("by action: " + counts(report.byAction))
                     print("takedowns by reason: " + counts(report.byReason))
                     print("takedowns by scope: " + counts(report.byScope))
