@@ -69,12 +69,17 @@ public struct WhoAmIResponse: Codable, Hashable, Sendable {
     public let usedBytes: Int64
     /// Set while an operator suspends the account (Docs/policy.md).
     public let suspension: AccountSuspension?
-    public init(accountId: String, username: String, quotaBytes: Int64, usedBytes: Int64, suspension: AccountSuspension? = nil) {
+    /// Countries none of the account's new files goes to (absent: none).
+    public let excludedCountries: [String]?
+    public init(
+        accountId: String, username: String, quotaBytes: Int64, usedBytes: Int64, suspension: AccountSuspension? = nil, excludedCountries: [String]? = nil
+    ) {
         self.accountId = accountId
         self.username = username
         self.quotaBytes = quotaBytes
         self.usedBytes = usedBytes
         self.suspension = suspension
+        self.excludedCountries = excludedCountries
     }
 }
 

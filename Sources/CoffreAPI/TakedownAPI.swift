@@ -210,3 +210,16 @@ public struct SuspendAccountRequest: Codable, Hashable, Sendable {
     public let reason: String
     public init(reason: String) { self.reason = reason }
 }
+
+/// `PUT /v1/account/excluded-countries`: countries none of the caller's new files goes to
+/// (empty: none). The answer says whether the cluster can still place files.
+public struct ExcludedCountries: Codable, Hashable, Sendable {
+    public let countries: [String]
+    /// In answers: whether the nodes outside them (and the cluster's own exclusions) can hold
+    /// k + m shards of a segment now; uploads are refused with `insufficient_nodes` while not.
+    public let placeable: Bool?
+    public init(countries: [String], placeable: Bool? = nil) {
+        self.countries = countries
+        self.placeable = placeable
+    }
+}

@@ -66,6 +66,11 @@ extension CoffreClient {
 
     // MARK: The owner
 
+    /// Countries none of the caller's new files goes to (empty: none).
+    public func setExcludedCountries(_ countries: [String], _ session: Session) async throws -> ExcludedCountries {
+        try decode(ExcludedCountries.self, try await send(.PUT, "/v1/account/excluded-countries", token: session.token, json: ExcludedCountries(countries: countries)))
+    }
+
     /// The takedowns of the caller's links and files (restored ones too), oldest first.
     public func takedowns(_ session: Session) async throws -> [TakedownInfo] {
         try await allPages { after in

@@ -160,6 +160,8 @@ extension Limits {
     public static let transparencyPageMax = 500
     /// The largest storage quota an operator may set on an account (1 EiB).
     public static let accountQuotaBytesMax: Int64 = 1 << 60
+    /// Countries one account may exclude.
+    public static let excludedCountriesMax = 64
     /// Times the coordinator tries to flag a folder due (`keyPending`) while writers keep
     /// rewriting its record; it stays listed for its owner's client either way.
     public static let keyChangeMarkAttemptsMax = 50

@@ -67,8 +67,14 @@ public struct ObjectManifest: Codable, Hashable, Sendable {
     public let segments: [SegmentManifest]
     /// Milliseconds since 1970.
     public let createdAt: Int64
+    /// Countries its owner excluded when it was written: none of its shards goes there, not
+    /// on upload, repair, rebalancing or re-encoding (absent: none; sorted).
+    public let excludedCountries: [Country]?
 
-    public init(id: String, owner: String, length: Int64, segmentSize: Int, policy: ErasurePolicy, segments: [SegmentManifest], createdAt: Int64) {
+    public init(
+        id: String, owner: String, length: Int64, segmentSize: Int, policy: ErasurePolicy, segments: [SegmentManifest], createdAt: Int64,
+        excludedCountries: [Country]? = nil
+    ) {
         self.id = id
         self.owner = owner
         self.length = length
@@ -76,7 +82,11 @@ public struct ObjectManifest: Codable, Hashable, Sendable {
         self.policy = policy
         self.segments = segments
         self.createdAt = createdAt
+        self.excludedCountries = excludedCountries
     }
+
+    /// The owner's excluded countries, as a set.
+    public var excluded: Set<Country> { Set(excludedCountries ?? []) }
 
     /// The shard key on a node: `<object id>/<segment>/<shard>`, and
     /// `<object id>/<segment>/<shard>/<generation>` for a segment re-encoded `generation` times.

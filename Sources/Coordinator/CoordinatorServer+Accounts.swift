@@ -142,7 +142,9 @@ extension CoordinatorServer {
     func whoami(_ request: Request) async throws -> Response {
         let (account, _) = try await authenticate(request, allowingSuspended: true)
         return try jsonResponse(
-            WhoAmIResponse(accountId: account.id, username: account.username, quotaBytes: account.quotaBytes, usedBytes: account.usedBytes, suspension: account.suspension))
+            WhoAmIResponse(
+                accountId: account.id, username: account.username, quotaBytes: account.quotaBytes, usedBytes: account.usedBytes,
+                suspension: account.suspension, excludedCountries: account.excludedCountries))
     }
 
     /// 401 `unauthenticated` without the cluster's admin token (compared in constant time).

@@ -359,8 +359,12 @@ extension CoordinatorServer {
         if let declared, account.usedBytes + declared > account.quotaBytes {
             throw APIError(.quotaExceeded, "upload of \(ByteCount(declared)) exceeds the quota: \(ByteCount(account.usedBytes)) of \(ByteCount(account.quotaBytes)) used")
         }
+        // The owner's excluded countries: refused before the body when the rest cannot hold
+        // k + m shards, rather than placed there.
+        let excluded = try Self.countries(account.excludedCountries ?? [])
+        if !excluded.isEmpty { try checkPlaceable(excluding: excluded) }
         let objectId = randomToken(16)
-        let writer = objects.makeWriter(objectId: objectId, owner: account.id)
+        let writer = objects.makeWriter(objectId: objectId, owner: account.id, excluding: excluded)
         let manifest: ObjectManifest
         do {
             reading.started.store(true, ordering: .relaxed)

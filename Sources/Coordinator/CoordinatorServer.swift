@@ -264,6 +264,7 @@ public final class CoordinatorServer: Sendable {
         router.patch("/v1/admin/accounts/:username") { [self] request, context in try await adminSetAccount(request, context) }
         router.post("/v1/admin/accounts/:username/suspend") { [self] request, context in try await adminSuspend(request, context, suspend: true) }
         router.post("/v1/admin/accounts/:username/unsuspend") { [self] request, context in try await adminSuspend(request, context, suspend: false) }
+        router.put("/v1/account/excluded-countries") { [self] request, _ in try await setExcludedCountries(request) }
         router.post("/v1/admin/takedowns") { [self] request, _ in try await adminCreateTakedown(request) }
         router.get("/v1/admin/takedowns") { [self] request, _ in try await adminListTakedowns(request) }
         router.get("/v1/admin/takedowns/:id") { [self] request, context in try await adminShowTakedown(request, context) }
@@ -312,6 +313,8 @@ public final class CoordinatorServer: Sendable {
         /// Set by an operator (Docs/policy.md): the account cannot act and its links serve
         /// nothing until it is lifted.
         var suspension: AccountSuspension?
+        /// Countries none of the account's new objects may go to (Docs/policy.md); absent: none.
+        var excludedCountries: [String]?
     }
 
     struct SessionRecord: Codable, Sendable {

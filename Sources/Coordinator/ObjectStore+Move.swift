@@ -56,7 +56,7 @@ extension ObjectStore {
             let now = updated.segments.first { $0.index == move.segment }!
             var nodes = now.shards.map(\.node)
             nodes[move.shard] = move.to
-            let rules = policy.forSegments(of: manifest.erasure(of: segment))
+            let rules = policy.forSegments(of: manifest.erasure(of: segment)).excluding(manifest.excluded)
             let debt = !PlacementPlanner.violations(of: Placement(nodes: nodes, placementDebt: false), policy: rules, nodes: topology.descriptors()).isEmpty
             updated = updated.replacing(segment: move.segment, nodes: [move.shard: move.to], placementDebt: debt)
             bytes += Int64(segment.shardLength)
@@ -108,7 +108,8 @@ extension ObjectStore {
     /// waits for its re-encoding).
     public static func segmentPlacements(_ manifest: ObjectManifest, only scheme: ErasurePolicy? = nil) -> [SegmentPlacement] {
         manifest.segments.filter { scheme == nil || manifest.erasure(of: $0) == scheme }.map {
-            SegmentPlacement(objectId: manifest.id, segment: $0.index, nodes: $0.shards.map(\.node), shardBytes: Int64($0.shardLength))
+            SegmentPlacement(
+                objectId: manifest.id, segment: $0.index, nodes: $0.shards.map(\.node), shardBytes: Int64($0.shardLength), excluded: manifest.excluded)
         }
     }
 }

@@ -45,7 +45,7 @@ extension ObjectStore {
             do {
                 let encoded = try encodeSegment(&buffer, policy: target.erasure)
                 fresh = try await writeSegment(
-                    objectId: objectId, index: segment.index, shards: buffer, encoded: encoded, policy: target, generation: generation,
+                    objectId: objectId, index: segment.index, shards: buffer, encoded: encoded, policy: target.excluding(manifest.excluded), generation: generation,
                     pooled: false)
             } catch let error as CoordinatorError {
                 throw error
@@ -71,7 +71,7 @@ extension ObjectStore {
             }
             updated = ObjectManifest(
                 id: manifest.id, owner: manifest.owner, length: manifest.length, segmentSize: manifest.segmentSize, policy: target.erasure,
-                segments: segments, createdAt: manifest.createdAt)
+                segments: segments, createdAt: manifest.createdAt, excludedCountries: manifest.excludedCountries)
         }
         guard try await swapManifest(from: manifest, revision: revision, to: updated, fence: fence) else {
             return .conflict("manifest of \(objectId) or the leadership changed during the re-encoding")

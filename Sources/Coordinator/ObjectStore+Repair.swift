@@ -141,7 +141,8 @@ extension ObjectStore {
                     do throws(CoordinatorError) {
                         return .success(
                             try await self.rebuildSegment(
-                                objectId: objectId, policy: manifest.erasure(of: segment), segment: segment, lost: lost, lostNodes: lostNodes))
+                                objectId: objectId, policy: manifest.erasure(of: segment), excluded: manifest.excluded, segment: segment, lost: lost,
+                                lostNodes: lostNodes))
                     } catch {
                         return .failure(error)
                     }
@@ -166,7 +167,7 @@ extension ObjectStore {
 
     /// One segment: gather k healthy shards, rebuild the lost ones, check them, write them.
     private func rebuildSegment(
-        objectId: String, policy erasure: ErasurePolicy, segment: SegmentManifest, lost: [Int], lostNodes: Set<NodeID>
+        objectId: String, policy erasure: ErasurePolicy, excluded: Set<Country>, segment: SegmentManifest, lost: [Int], lostNodes: Set<NodeID>
     ) async throws(CoordinatorError) -> RebuiltSegment {
         let index = segment.index
         let k = erasure.dataShards
@@ -204,7 +205,7 @@ extension ObjectStore {
         let written: (nodes: [Int: NodeID], placementDebt: Bool)
         do {
             written = try await writeShards(
-                objectId: objectId, segment: index, generation: segment.generation ?? 0, policy: policy.forSegments(of: erasure),
+                objectId: objectId, segment: index, generation: segment.generation ?? 0, policy: policy.forSegments(of: erasure).excluding(excluded),
                 shardLength: length, bodies: bodies, checksums: checksums, fixed: fixed, avoiding: avoiding)
         } catch let error as CoordinatorError {
             throw error
@@ -234,6 +235,8 @@ extension ObjectManifest {
 
     /// The same manifest with other segments (policy, id and the rest kept).
     func replacing(segments: [SegmentManifest]) -> ObjectManifest {
-        ObjectManifest(id: id, owner: owner, length: length, segmentSize: segmentSize, policy: policy, segments: segments, createdAt: createdAt)
+        ObjectManifest(
+            id: id, owner: owner, length: length, segmentSize: segmentSize, policy: policy, segments: segments, createdAt: createdAt,
+            excludedCountries: excludedCountries)
     }
 }

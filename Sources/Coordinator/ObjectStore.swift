@@ -89,9 +89,10 @@ public final class ObjectStore: Sendable {
         }
     }
 
-    /// Starts writing a new object.
-    public func makeWriter(objectId: String, owner: String) -> ObjectWriter {
-        ObjectWriter(store: self, objectId: objectId, owner: owner)
+    /// Starts writing a new object; none of its shards goes to `excluding` (its owner's
+    /// excluded countries), nor to the policy's.
+    public func makeWriter(objectId: String, owner: String, excluding: Set<Country> = []) -> ObjectWriter {
+        ObjectWriter(store: self, objectId: objectId, owner: owner, excluding: excluding)
     }
 
     /// The manifest key of an object in the metadata store.

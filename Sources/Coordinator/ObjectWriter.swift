@@ -18,8 +18,11 @@ public final class ObjectWriter: @unchecked Sendable {
     let store: ObjectStore
     public let objectId: String
     public let owner: String
-    /// The cluster's policy when the upload began: every segment is written with it.
+    /// The cluster's policy when the upload began, with the owner's excluded countries:
+    /// every segment is written with it.
     let policy: PlacementPolicy
+    /// The owner's excluded countries, recorded in the manifest for repair and rebalancing.
+    let excluded: Set<Country>
     private var filling: ByteBuffer
     private var segments: [SegmentManifest] = []
     private var writing: Task<SegmentManifest, any Error>?
@@ -31,11 +34,12 @@ public final class ObjectWriter: @unchecked Sendable {
     /// has more than one segment.
     private var intent: (revision: Int64, writtenAt: Duration)?
 
-    init(store: ObjectStore, objectId: String, owner: String) {
+    init(store: ObjectStore, objectId: String, owner: String, excluding: Set<Country>) {
         self.store = store
         self.objectId = objectId
         self.owner = owner
-        policy = store.policy
+        excluded = excluding
+        policy = store.policy.excluding(excluding)
         filling = ByteBufferAllocator().buffer(capacity: 0)
     }
 
@@ -67,7 +71,7 @@ public final class ObjectWriter: @unchecked Sendable {
         }
         return ObjectManifest(
             id: objectId, owner: owner, length: length, segmentSize: store.segmentSize, policy: policy.erasure,
-            segments: segments, createdAt: store.clock.wallMillis())
+            segments: segments, createdAt: store.clock.wallMillis(), excludedCountries: excluded.isEmpty ? nil : excluded.sorted())
     }
 
     /// Encodes the segment just filled (in place: its buffer has room for the parity), waits

@@ -23,6 +23,12 @@ public struct PlacementPolicy: Hashable, Sendable, Codable {
         self.excludedCountries = excludedCountries
     }
 
+    /// The same constraints with `countries` excluded too (an owner's own exclusions).
+    public func excluding(_ countries: Set<Country>) -> PlacementPolicy {
+        guard !countries.isSubset(of: excludedCountries) else { return self }
+        return (try? PlacementPolicy(erasure: erasure, margin: margin, excludedCountries: excludedCountries.union(countries))) ?? self
+    }
+
     /// The same constraints for segments of another erasure scheme (those not yet re-encoded
     /// after a policy change): the margin is kept where that scheme allows it.
     public func forSegments(of other: ErasurePolicy) -> PlacementPolicy {

@@ -8,12 +8,15 @@ public struct SegmentPlacement: Hashable, Sendable {
     public var nodes: [NodeID]
     /// Bytes of one shard.
     public let shardBytes: Int64
+    /// Countries its object's owner excluded, besides the policy's.
+    public let excluded: Set<Country>
 
-    public init(objectId: String, segment: Int, nodes: [NodeID], shardBytes: Int64) {
+    public init(objectId: String, segment: Int, nodes: [NodeID], shardBytes: Int64, excluded: Set<Country> = []) {
         self.objectId = objectId
         self.segment = segment
         self.nodes = nodes
         self.shardBytes = shardBytes
+        self.excluded = excluded
     }
 }
 
@@ -154,7 +157,7 @@ public struct RebalancePlanner: Sendable {
     }
 
     /// The shards of a segment that must move, and why, in shard order: on a draining node
-    /// or an excluded country; the second and later shards on one node; a country's shards
+    /// or in a country the policy or the object's owner excludes; the second and later shards on one node; a country's shards
     /// beyond its limit (its highest-numbered ones).
     private func shardsToMove(_ segment: SegmentPlacement, _ state: State) -> [(Int, MoveReason)] {
         var wanted: [Int: MoveReason] = [:]
@@ -162,7 +165,7 @@ public struct RebalancePlanner: Sendable {
         var perCountry: [Country: [Int]] = [:]
         for (shard, node) in segment.nodes.enumerated() {
             guard let descriptor = state.byID[node], descriptor.isUp else { continue }  // repair's
-            if state.draining.contains(node) || policy.excludedCountries.contains(descriptor.country) {
+            if state.draining.contains(node) || policy.excludedCountries.contains(descriptor.country) || segment.excluded.contains(descriptor.country) {
                 wanted[shard] = .drain
                 continue
             }
@@ -215,7 +218,9 @@ public struct RebalancePlanner: Sendable {
         /// Whether `node` can take shard `shard` of the segment: room, not holding one, and
         /// (unless `allowDebt`) its country under the limit.
         func accepts(_ node: NodeID, _ segment: SegmentPlacement, shard: Int, counts: [Country: Int], allowDebt: Bool) -> Bool {
-            guard let descriptor = byID[node], !segment.nodes.contains(node), descriptor.freeBytes >= segment.shardBytes else { return false }
+            guard let descriptor = byID[node], !segment.nodes.contains(node), descriptor.freeBytes >= segment.shardBytes,
+                !segment.excluded.contains(descriptor.country)
+            else { return false }
             return allowDebt || counts[descriptor.country, default: 0] < policy.shardsPerCountryMax
         }
 

@@ -73,6 +73,9 @@ struct Admin: AsyncParsableCommand {
                     let manifest = try await client.adminObject(objectId)
                     if options.json { printJSON(manifest) } else {
                         print("object \(manifest.id): \(ByteCount(manifest.length)) in \(manifest.segments.count) segments, \(manifest.policy)")
+                        if let excluded = manifest.excludedCountries, !excluded.isEmpty {
+                            print("excluded by its owner: \(excluded.map(\.code).joined(separator: ", ")) (no shard goes there)")
+                        }
                         for segment in manifest.segments {
                             let countries = Dictionary(grouping: segment.shards, by: { String($0.node.value.prefix(2)).uppercased() }).mapValues(\.count)
                             print("  segment \(segment.index): \(ByteCount(segment.length)); shards per country \(countries.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " "))\(segment.placementDebt ? " (placement debt)" : "")")

@@ -18,7 +18,7 @@ struct Coffre: AsyncParsableCommand {
         subcommands: [
             Register.self, Login.self, WhoAmI.self, List.self, MakeFolder.self, Put.self, Get.self, Move.self, Remove.self,
             Link.self, Share.self, Unshare.self, Shares.self, Rekey.self, Contacts.self, Takedowns.self, TakedownCommand.self,
-            TransparencyCommand.self, Load.self, Admin.self,
+            TransparencyCommand.self, AccountCommand.self, Load.self, Admin.self,
         ])
 }
 
@@ -193,10 +193,13 @@ struct WhoAmI: AsyncParsableCommand {
             if options.json {
                 printJSON(WhoAmIOutput(
                     accountId: me.accountId, username: me.username, usedBytes: me.usedBytes, quotaBytes: me.quotaBytes, fingerprint: fingerprint,
-                    suspension: me.suspension))
+                    suspension: me.suspension, excludedCountries: me.excludedCountries))
             } else {
                 print("\(me.username) (\(me.accountId)): \(ByteCount(me.usedBytes)) of \(ByteCount(me.quotaBytes)) used")
                 print("key fingerprint: \(fingerprint) (what others compare with coffre contacts)")
+                if let countries = me.excludedCountries, !countries.isEmpty {
+                    print("excluded countries: \(countries.joined(separator: ", ")) (no new file of yours goes there)")
+                }
                 if let suspension = me.suspension {
                     print("SUSPENDED by the operator: \(suspension.reason) (coffre takedowns lists takedowns you can appeal)")
                 }
@@ -213,6 +216,7 @@ struct WhoAmIOutput: Codable {
     let quotaBytes: Int64
     let fingerprint: String
     let suspension: AccountSuspension?
+    let excludedCountries: [String]?
 }
 
 /// Runs `body` with the link password: read first when asked for (`--link-password`,

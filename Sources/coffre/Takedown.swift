@@ -360,3 +360,33 @@ func printTable(_ takedowns: [TakedownInfo]) {
         print(cells.joined() + info.notice.notice)
     }
 }
+
+/// `coffre account exclude-countries`.
+struct AccountCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "account", abstract: "Your account's settings.", subcommands: [ExcludeCountries.self])
+
+    struct ExcludeCountries: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Countries none of your new files goes to (repair and rebalancing keep them out too).",
+            discussion: """
+                Files already stored keep the countries they were written under. When the nodes left cannot hold a file, \
+                uploads are refused (insufficient_nodes) rather than placed there.
+                """)
+        @OptionGroup var options: GlobalOptions
+        @Argument(help: "ISO codes, comma-separated: US,CN.") var countries: String?
+        @Flag(help: "Exclude none.") var clear = false
+
+        func run() async throws {
+            try await perform {
+                guard clear != (countries != nil) else { throw ClientError(.invalidArgument, "give countries (US,CN) or --clear") }
+                let codes = (countries ?? "").split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+                let set = try await using(options) { try await $0.setExcludedCountries(codes, try loadSession(options)) }
+                if options.json { return printJSON(set) }
+                print(set.countries.isEmpty ? "no country excluded" : "excluded: \(set.countries.joined(separator: ", "))")
+                if set.placeable == false {
+                    print("warning: the nodes outside them cannot hold a file now: uploads are refused until nodes join or you exclude fewer")
+                }
+            }
+        }
+    }
+}

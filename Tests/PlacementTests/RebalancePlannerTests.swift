@@ -117,6 +117,39 @@ extension Country {
         #expect(plan.skipped.isEmpty)
     }
 
+    /// An owner's excluded countries (per segment, from its manifest): shards there move out,
+    /// and no move of that segment goes there, while other segments may use the country.
+    @Test func anOwnersExcludedCountryIsEmptiedOfItsSegmentsOnly() throws {
+        let nodes = topology(["FR", "DE", "CH", "NZ"], perCountry: 3)
+        var random = SeededGenerator(seed: 5)
+        var world = RebalanceWorld(nodes: nodes, segments: [])
+        let newZealand = Country(unchecked: "NZ")
+        for index in 0..<30 {
+            let placement = try PlacementPlanner.place(policy: policy(6, 3), nodes: world.nodes, shardBytes: 1 << 20, using: &random)
+            world.segments.append(SegmentPlacement(
+                objectId: "o\(index)", segment: 0, nodes: placement.nodes, shardBytes: 1 << 20, excluded: index % 2 == 0 ? [newZealand] : []))
+            for node in placement.nodes { world.nodes[world.nodes.firstIndex { $0.id == node }!].usedBytes += 1 << 20 }
+        }
+        // Three nodes more in DE: room for what leaves New Zealand within the country rule.
+        for i in 3..<6 {
+            world.nodes.append(NodeDescriptor(id: try NodeID("de-\(i)"), country: Country(unchecked: "DE"), region: "de-r", capacityBytes: 1 << 30))
+        }
+        let inNZ = { (segment: SegmentPlacement) in segment.nodes.contains { $0.value.hasPrefix("nz-") } }
+        #expect(world.segments.filter { !$0.excluded.isEmpty }.contains(where: inNZ), "the seed placed some excluded segments in NZ")
+        let plan = RebalancePlanner(policy: policy(6, 3)).plan(segments: world.segments, nodes: world.nodes)
+        for move in plan.moves {
+            let segment = world.segments.first { $0.objectId == move.objectId }!
+            #expect(segment.excluded.isEmpty || !move.to.value.hasPrefix("nz-"), "\(move) goes to an excluded country")
+            world.apply(move, draining: [])
+        }
+        #expect(world.segments.filter { !$0.excluded.isEmpty }.allSatisfy { !inNZ($0) }, "excluded segments left NZ")
+        #expect(world.segments.filter { $0.excluded.isEmpty }.contains(where: inNZ), "the others still use NZ")
+        #expect(world.segments.allSatisfy { world.violations($0, policy(6, 3)) == 0 })
+        let strict = try PlacementPolicy(erasure: try ErasurePolicy(dataShards: 6, parityShards: 3), excludedCountries: [Country(unchecked: "FR")])
+        #expect(strict.excluding([newZealand]).excludedCountries == [Country(unchecked: "FR"), newZealand])
+        #expect(strict.excluding([]) == strict)
+    }
+
     @Test func debtIsPaidBackAndNewCountriesEvenOut() throws {
         // Placed while only FR (5 nodes) and DE (4) were there: every segment is over the
         // limit of three shards per country. Then CH and NZ join, empty.

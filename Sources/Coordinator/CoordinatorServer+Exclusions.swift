@@ -1,0 +1,54 @@
+import CoffreAPI
+import CoffreModel
+import Foundation
+import HTTPService
+import Hummingbird
+import Placement
+
+/// Per-account excluded countries (Docs/policy.md, "Placement per account"): none of the
+/// account's new objects has a shard there. Each object records them in its manifest, so
+/// repair, rebalancing and re-encoding honour them without reading the account.
+extension CoordinatorServer {
+    /// `PUT /v1/account/excluded-countries`: sets (or with an empty list, clears) them.
+    func setExcludedCountries(_ request: Request) async throws -> Response {
+        let body = try await decodeBody(ExcludedCountries.self, request, limit: 4096)
+        guard body.countries.count <= Limits.excludedCountriesMax else {
+            throw APIError(.limitExceeded, "\(body.countries.count) countries exceed \(Limits.excludedCountriesMax)")
+        }
+        let countries = try Self.countries(body.countries).map(\.code).sorted()
+        for _ in 0..<Limits.treeCommitAttemptsMax {
+            let (account, revision) = try await authenticate(request)
+            var changed = account
+            changed.excludedCountries = countries.isEmpty ? nil : countries
+            if try await metadata.commit(if: [.revision(Keyspace.account(account.id), revision)], then: [.put(Keyspace.account(account.id), encode(changed))]) != nil {
+                var placeable = true
+                do { try checkPlaceable(excluding: Set(try Self.countries(countries))) } catch { placeable = false }
+                logger.info("excluded countries set", metadata: ["account.id": "\(account.id)", "countries": "\(countries)"])
+                return try jsonResponse(ExcludedCountries(countries: countries, placeable: placeable))
+            }
+        }
+        throw APIError(.conflict, "the account kept changing; try again")
+    }
+
+    /// Country codes, checked (ISO 3166 alpha-2, either case).
+    static func countries(_ codes: [String]) throws -> Set<Country> {
+        var countries = Set<Country>()
+        for code in codes {
+            do throws(ModelError) { countries.insert(try Country(code)) } catch { throw APIError(.invalidArgument, error.message) }
+        }
+        return countries
+    }
+
+    /// `insufficient_nodes` when the nodes up outside `excluded` (and the cluster's own
+    /// excluded countries) cannot hold a segment's k + m shards within the country rule.
+    func checkPlaceable(excluding excluded: Set<Country>) throws {
+        var random = SystemRandomNumberGenerator()
+        do throws(PlacementError) {
+            _ = try PlacementPlanner.place(policy: objects.policy.excluding(excluded), nodes: objects.topology.descriptors(), shardBytes: 1, using: &random)
+        } catch {
+            throw APIError(
+                .insufficientNodes,
+                "the countries you excluded (\(excluded.map(\.code).sorted().joined(separator: ", "))) leave too few nodes: \(error.message)")
+        }
+    }
+}
