@@ -184,8 +184,14 @@ public struct AdminAccount: Codable, Hashable, Sendable {
     public let suspension: AccountSuspension?
     /// Whether its client published the public keys that user shares need.
     public let keysPublished: Bool
+    /// The countries its new files may not go to (absent: none).
+    public let excludedCountries: [String]?
 
-    public init(accountId: String, username: String, createdAt: Int64, quotaBytes: Int64, usedBytes: Int64, suspension: AccountSuspension?, keysPublished: Bool) {
+    public init(
+        accountId: String, username: String, createdAt: Int64, quotaBytes: Int64, usedBytes: Int64, suspension: AccountSuspension?, keysPublished: Bool,
+        excludedCountries: [String]? = nil
+    ) {
+        self.excludedCountries = excludedCountries
         self.accountId = accountId
         self.username = username
         self.createdAt = createdAt
@@ -215,8 +221,8 @@ public struct SuspendAccountRequest: Codable, Hashable, Sendable {
 /// (empty: none). The answer says whether the cluster can still place files.
 public struct ExcludedCountries: Codable, Hashable, Sendable {
     public let countries: [String]
-    /// In answers: whether the nodes outside them (and the cluster's own exclusions) can hold
-    /// k + m shards of a segment now; uploads are refused with `insufficient_nodes` while not.
+    /// In answers: whether the nodes that take shards outside them (and the cluster's own
+    /// exclusions) number k + m now; uploads are refused with `insufficient_nodes` while not.
     public let placeable: Bool?
     public init(countries: [String], placeable: Bool? = nil) {
         self.countries = countries

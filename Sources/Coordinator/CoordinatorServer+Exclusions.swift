@@ -11,6 +11,7 @@ import Placement
 extension CoordinatorServer {
     /// `PUT /v1/account/excluded-countries`: sets (or with an empty list, clears) them.
     func setExcludedCountries(_ request: Request) async throws -> Response {
+        _ = try await authenticate(request)
         let body = try await decodeBody(ExcludedCountries.self, request, limit: 4096)
         guard body.countries.count <= Limits.excludedCountriesMax else {
             throw APIError(.limitExceeded, "\(body.countries.count) countries exceed \(Limits.excludedCountriesMax)")
@@ -39,16 +40,19 @@ extension CoordinatorServer {
         return countries
     }
 
-    /// `insufficient_nodes` when the nodes up outside `excluded` (and the cluster's own
-    /// excluded countries) cannot hold a segment's k + m shards within the country rule.
+    /// `insufficient_nodes` when the nodes that take shards now (up, not draining, outside
+    /// `excluded` and the cluster's own excluded countries) are fewer than a segment's k + m.
+    /// (With too few countries among them a segment is placed in debt, as for any account,
+    /// and rebalanced once nodes join: never into an excluded country.)
     func checkPlaceable(excluding excluded: Set<Country>) throws {
         var random = SystemRandomNumberGenerator()
         do throws(PlacementError) {
-            _ = try PlacementPlanner.place(policy: objects.policy.excluding(excluded), nodes: objects.topology.descriptors(), shardBytes: 1, using: &random)
+            _ = try PlacementPlanner.place(
+                policy: objects.policy.excluding(excluded), nodes: objects.topology.placementDescriptors(), shardBytes: 1, using: &random)
         } catch {
             throw APIError(
                 .insufficientNodes,
-                "the countries you excluded (\(excluded.map(\.code).sorted().joined(separator: ", "))) leave too few nodes: \(error.message)")
+                "the account's excluded countries (\(excluded.map(\.code).sorted().joined(separator: ", "))) leave too few nodes: \(error.message)")
         }
     }
 }

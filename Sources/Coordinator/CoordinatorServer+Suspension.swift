@@ -24,7 +24,7 @@ extension CoordinatorServer {
     func adminView(_ account: AccountRecord) -> AdminAccount {
         AdminAccount(
             accountId: account.id, username: account.username, createdAt: account.createdAt, quotaBytes: account.quotaBytes, usedBytes: account.usedBytes,
-            suspension: account.suspension, keysPublished: account.keys != nil)
+            suspension: account.suspension, keysPublished: account.keys != nil, excludedCountries: account.excludedCountries)
     }
 
     /// `GET /v1/admin/accounts/{username}`.

@@ -368,5 +368,6 @@ enum RecordFuzz {
         kind(AppealTakedownRequest.self) { AppealTakedownRequest(message: "I hold the rights.\nSee the licence.") },
         kind(SuspendAccountRequest.self) { SuspendAccountRequest(reason: "repeated infringement") },
         kind(SetAccountRequest.self) { SetAccountRequest(quotaBytes: 50 << 30) },
+        kind(ExcludedCountries.self) { ExcludedCountries(countries: ["US", "CN"]) },
     ]
 }

@@ -187,6 +187,7 @@ func describe(_ account: AdminAccount) -> String {
         "account \(account.username) (\(account.accountId)), created \(Date(timeIntervalSince1970: Double(account.createdAt) / 1000).ISO8601Format())",
         "storage: \(ByteCount(account.usedBytes)) of \(ByteCount(account.quotaBytes)); public keys \(account.keysPublished ? "published" : "not published")",
     ]
+    if let countries = account.excludedCountries { lines.append("excluded countries: " + countries.joined(separator: ", ")) }
     if let suspension = account.suspension {
         lines.append("SUSPENDED since \(Date(timeIntervalSince1970: Double(suspension.at) / 1000).ISO8601Format()): \(suspension.reason)")
     }

@@ -17,6 +17,7 @@ extension RealClusters {
                 let set = try await de.setExcludedCountries(["nz"], session)
                 #expect(set.countries == ["NZ"] && set.placeable == true)
                 #expect(try await de.whoami(session).excludedCountries == ["NZ"])
+                #expect(try await de.adminAccount("uma").excludedCountries == ["NZ"], "the operator sees them")
                 var stored = StoredFiles()
                 try await stored.upload(de, session, folder: folder, sizes: [3 << 20, 1000], seed: 23, prefix: "kept")
                 var manifests = try await stored.manifests(de, session)
