@@ -390,7 +390,7 @@ struct Move: AsyncParsableCommand {
 
 struct Remove: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "rm", abstract: "Delete a file, or a folder with --recursive.",
+        commandName: "rm", abstract: "Delete a file, or a folder with --recursive: at once and for good (there is no rubbish bin yet).",
         discussion: "With --id, the node of that id (what `ls` names as one that cannot be decrypted has no name to give).")
     @OptionGroup var options: GlobalOptions
     @Argument var path: String?

@@ -137,8 +137,11 @@ extension RealClusters {
                 try? FileManager.default.removeItem(atPath: albumCopy)
                 #expect(try await albumReader.downloadLink(albumURL, to: albumCopy).files == 2)
 
-                _ = try await de.share("/album", with: "stranger", write: false, session)
-                #expect(try await de.list("@olga/album", stranger).count == 2)
+                // (Pinned keys in the test's folder: a run leaves nothing in $COFFRE_HOME.)
+                let sharing = running.track(try CoffreClient(profile: running.profile, via: "DE", contactsFile: folder + "/olga-contacts.json"))
+                let receiving = running.track(try CoffreClient(profile: running.profile, via: "DE", contactsFile: folder + "/stranger-contacts.json"))
+                _ = try await sharing.share("/album", with: "stranger", write: false, session)
+                #expect(try await receiving.list("@olga/album", stranger).count == 2)
 
                 // A suspended account cannot act, and its links serve nothing; nothing is lost
                 // when the suspension is lifted. Its storage quota is the operator's.
@@ -151,11 +154,11 @@ extension RealClusters {
                 #expect(try await de.whoami(again).suspension?.reason == "repeated infringement")
                 #expect(try await de.takedowns(again).count == 3)
                 #expect(try await code { _ = try await de.mkdir("/new", again) } == .accountSuspended)
-                #expect(try await code { _ = try await de.list("@olga/album", stranger) } == .accountSuspended, "its shared folders are closed too")
+                #expect(try await code { _ = try await receiving.list("@olga/album", stranger) } == .accountSuspended, "its shared folders are closed too")
                 #expect(try await code { _ = try await de.login(username: "olga", password: "a wrong password") } == .unauthenticated)
                 #expect(try await code { _ = try await de.adminSuspend("olga", reason: "twice") } == .conflict)
                 _ = try await de.adminSuspend("olga", reason: "appeal upheld", suspend: false)
-                #expect(try await de.list("@olga/album", stranger).count == 2)
+                #expect(try await receiving.list("@olga/album", stranger).count == 2)
                 #expect(try await ownerDownload() == nil)
                 #expect(try await read(url, via: "CH") == nil)
                 let limited = try await de.adminSetAccount("olga", quotaBytes: suspended.usedBytes + 1000)
