@@ -31,7 +31,7 @@ public struct APIErrorBody: Codable, Hashable, Sendable {
         case .linkTakenDown, .fileTakenDown: 451
         case .limitExceeded: 413
         case .rangeNotSatisfiable: 416
-        case .rateLimited: 429
+        case .rateLimited, .transferQuotaExceeded: 429
         case .checksumMismatch: 422
         case .quotaExceeded, .metadataFull, .nodeFull: 507
         case .unavailable, .insufficientNodes: 503

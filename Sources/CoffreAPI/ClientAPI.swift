@@ -71,15 +71,38 @@ public struct WhoAmIResponse: Codable, Hashable, Sendable {
     public let suspension: AccountSuspension?
     /// Countries none of the account's new files goes to (absent: none).
     public let excludedCountries: [String]?
+    /// Bytes its files served in the transfer window, and its transfer quota.
+    public let transfer: TransferUse?
     public init(
-        accountId: String, username: String, quotaBytes: Int64, usedBytes: Int64, suspension: AccountSuspension? = nil, excludedCountries: [String]? = nil
+        accountId: String, username: String, quotaBytes: Int64, usedBytes: Int64, suspension: AccountSuspension? = nil, excludedCountries: [String]? = nil,
+        transfer: TransferUse? = nil
     ) {
+        self.transfer = transfer
         self.accountId = accountId
         self.username = username
         self.quotaBytes = quotaBytes
         self.usedBytes = usedBytes
         self.suspension = suspension
         self.excludedCountries = excludedCountries
+    }
+}
+
+/// What an account's files served (to it, to those it shares with, through its links) in the
+/// rolling transfer window, against its transfer quota (Docs/policy.md, "Transfer quotas").
+public struct TransferUse: Codable, Hashable, Sendable {
+    public let quotaBytes: Int64
+    /// As this coordinator knows it: what other coordinators served may show up to about two
+    /// `transfer_flush_seconds` late.
+    public let usedBytes: Int64
+    public let windowSeconds: Int64
+    /// When the oldest bytes counted leave the window (milliseconds since 1970); absent when
+    /// nothing counts.
+    public let resetsAt: Int64?
+    public init(quotaBytes: Int64, usedBytes: Int64, windowSeconds: Int64, resetsAt: Int64?) {
+        self.quotaBytes = quotaBytes
+        self.usedBytes = usedBytes
+        self.windowSeconds = windowSeconds
+        self.resetsAt = resetsAt
     }
 }
 

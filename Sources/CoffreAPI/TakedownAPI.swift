@@ -186,12 +186,15 @@ public struct AdminAccount: Codable, Hashable, Sendable {
     public let keysPublished: Bool
     /// The countries its new files may not go to (absent: none).
     public let excludedCountries: [String]?
+    /// What its files served in the transfer window, against its transfer quota.
+    public let transfer: TransferUse?
 
     public init(
         accountId: String, username: String, createdAt: Int64, quotaBytes: Int64, usedBytes: Int64, suspension: AccountSuspension?, keysPublished: Bool,
-        excludedCountries: [String]? = nil
+        excludedCountries: [String]? = nil, transfer: TransferUse? = nil
     ) {
         self.excludedCountries = excludedCountries
+        self.transfer = transfer
         self.accountId = accountId
         self.username = username
         self.createdAt = createdAt
@@ -207,7 +210,12 @@ public struct SetAccountRequest: Codable, Hashable, Sendable {
     /// The storage quota, in bytes (at least what the account uses is not required: an
     /// account over its quota can delete, not add).
     public let quotaBytes: Int64?
-    public init(quotaBytes: Int64?) { self.quotaBytes = quotaBytes }
+    /// The transfer quota, in bytes per transfer window (0: its files serve nothing).
+    public let transferQuotaBytes: Int64?
+    public init(quotaBytes: Int64?, transferQuotaBytes: Int64? = nil) {
+        self.quotaBytes = quotaBytes
+        self.transferQuotaBytes = transferQuotaBytes
+    }
 }
 
 /// `POST /v1/admin/accounts/{username}/suspend|unsuspend`.

@@ -42,10 +42,12 @@ extension CoffreClient {
         try decode(AdminAccount.self, try await send(.GET, "/v1/admin/accounts/" + (try userComponent(username)), token: try adminToken()))
     }
 
-    public func adminSetAccount(_ username: String, quotaBytes: Int64?) async throws -> AdminAccount {
+    public func adminSetAccount(_ username: String, quotaBytes: Int64?, transferQuotaBytes: Int64? = nil) async throws -> AdminAccount {
         try decode(
             AdminAccount.self,
-            try await send(.PATCH, "/v1/admin/accounts/" + (try userComponent(username)), token: try adminToken(), json: SetAccountRequest(quotaBytes: quotaBytes)))
+            try await send(
+                .PATCH, "/v1/admin/accounts/" + (try userComponent(username)), token: try adminToken(),
+                json: SetAccountRequest(quotaBytes: quotaBytes, transferQuotaBytes: transferQuotaBytes)))
     }
 
     /// Suspends (or with `suspend` false, unsuspends) an account; `reason` is published.

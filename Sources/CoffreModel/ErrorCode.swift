@@ -36,6 +36,9 @@ public struct ErrorCode: Hashable, Sendable, CustomStringConvertible {
     public static let rateLimited = ErrorCode("rate_limited")
     /// A `Range` that selects no byte of the file (416, with `Content-Range: bytes */LENGTH`).
     public static let rangeNotSatisfiable = ErrorCode("range_not_satisfiable")
+    /// The owner's files served more bytes in the transfer window than its transfer quota
+    /// allows (429, with `Retry-After` when waiting will do; Docs/policy.md).
+    public static let transferQuotaExceeded = ErrorCode("transfer_quota_exceeded")
 
     // Cryptography. One code for every failure to authenticate, by design (see Docs/format.md).
     public static let decryptionFailed = ErrorCode("decryption_failed")

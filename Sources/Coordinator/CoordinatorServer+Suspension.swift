@@ -21,33 +21,40 @@ extension CoordinatorServer {
         try await account(named: try context.parameters.require("username"))
     }
 
-    func adminView(_ account: AccountRecord) -> AdminAccount {
+    func adminView(_ account: AccountRecord) async throws -> AdminAccount {
         AdminAccount(
             accountId: account.id, username: account.username, createdAt: account.createdAt, quotaBytes: account.quotaBytes, usedBytes: account.usedBytes,
-            suspension: account.suspension, keysPublished: account.keys != nil, excludedCountries: account.excludedCountries)
+            suspension: account.suspension, keysPublished: account.keys != nil, excludedCountries: account.excludedCountries,
+            transfer: try await transferUse(account))
     }
 
     /// `GET /v1/admin/accounts/{username}`.
     func adminShowAccount(_ request: Request, _ context: ServiceContext) async throws -> Response {
         try requireAdmin(request)
-        return try jsonResponse(adminView(try await namedAccount(context).0))
+        return try jsonResponse(try await adminView(try await namedAccount(context).0))
     }
 
-    /// `PATCH /v1/admin/accounts/{username}`: sets the storage quota.
+    /// `PATCH /v1/admin/accounts/{username}`: sets the storage quota, the transfer quota or both.
     func adminSetAccount(_ request: Request, _ context: ServiceContext) async throws -> Response {
         try requireAdmin(request)
         let body = try await decodeBody(SetAccountRequest.self, request, limit: 4096)
-        guard let quota = body.quotaBytes else { throw APIError(.invalidArgument, "nothing to set: give quotaBytes") }
-        guard quota >= 0, quota <= Limits.accountQuotaBytesMax else {
-            throw APIError(.invalidArgument, "quotaBytes is 0 to \(Limits.accountQuotaBytesMax), got \(quota)")
+        guard body.quotaBytes != nil || body.transferQuotaBytes != nil else {
+            throw APIError(.invalidArgument, "nothing to set: give quotaBytes, transferQuotaBytes or both")
+        }
+        for (name, value) in [("quotaBytes", body.quotaBytes), ("transferQuotaBytes", body.transferQuotaBytes)] {
+            guard let value, value < 0 || value > Limits.accountQuotaBytesMax else { continue }
+            throw APIError(.invalidArgument, "\(name) is 0 to \(Limits.accountQuotaBytesMax), got \(value)")
         }
         for _ in 0..<Limits.treeCommitAttemptsMax {
             let (account, revision) = try await namedAccount(context)
             var changed = account
-            changed.quotaBytes = quota
+            if let quota = body.quotaBytes { changed.quotaBytes = quota }
+            if let transfer = body.transferQuotaBytes { changed.transferQuotaBytes = transfer }
             if try await metadata.commit(if: [.revision(Keyspace.account(account.id), revision)], then: [.put(Keyspace.account(account.id), encode(changed))]) != nil {
-                logger.notice("account quota set", metadata: ["account.id": "\(account.id)", "account.quota": "\(quota)"])
-                return try jsonResponse(adminView(changed))
+                logger.notice(
+                    "account quota set",
+                    metadata: ["account.id": "\(account.id)", "account.quota": "\(changed.quotaBytes)", "account.transfer_quota": "\(transferQuota(changed))"])
+                return try jsonResponse(try await adminView(changed))
             }
         }
         throw APIError(.conflict, "the account kept changing; try again")
@@ -72,7 +79,7 @@ extension CoordinatorServer {
                 if: [.revision(Keyspace.account(account.id), revision)], then: [.put(Keyspace.account(account.id), encode(changed))], event)
             {
                 logger.notice(suspend ? "account suspended" : "account unsuspended", metadata: ["account.id": "\(account.id)"])
-                return try jsonResponse(adminView(changed))
+                return try jsonResponse(try await adminView(changed))
             }
         }
         throw APIError(.conflict, "the account kept changing; try again")

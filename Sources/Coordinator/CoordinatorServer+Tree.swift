@@ -463,9 +463,11 @@ extension CoordinatorServer {
     /// Streams a file's ciphertext, whole or a `Range` of it.
     /// A file's bytes (or a range of them), unless a file takedown in force here refuses it
     /// (`checked`: the caller read the takedowns already).
-    func content(of node: TreeNodeInfo, owner: String, checked: Bool = false, _ request: Request) async throws -> Response {
+    /// The bytes count to the owner's transfer quota as they are written; a request that
+    /// would take the owner past it is refused before any is (`transfer_quota_exceeded`).
+    func content(of node: TreeNodeInfo, owner: AccountRecord, checked: Bool = false, _ request: Request) async throws -> Response {
         guard node.type == "file", let objectId = node.objectId else { throw APIError(.invalidArgument, "node \(node.id) is a folder") }
-        if !checked { try await refuseFileTakenDown(owner: owner, node.id) }
+        if !checked { try await refuseFileTakenDown(owner: owner.id, node.id) }
         let manifest = try await objects.manifest(objectId)
         var headers = HTTPFields()
         headers[.contentType] = "application/octet-stream"
@@ -478,13 +480,17 @@ extension CoordinatorServer {
             headers[.contentRange] = "bytes \(range.lowerBound)-\(range.upperBound - 1)/\(manifest.length)"
         }
         headers[.contentLength] = String(range.count)
+        try await refuseOverTransferQuota(owner, wanted: Int64(range.count))
         let objects = self.objects
+        let transfers = self.transfers
         let wanted = range
+        let account = owner.id
         return Response(status: status, headers: headers, body: ResponseBody(contentLength: wanted.count) { writer in
             try await objects.read(manifest, range: wanted) { bytes in
                 var bytes = bytes
                 while let piece = bytes.readSlice(length: min(bytes.readableBytes, Limits.networkWriteSizeMax)), piece.readableBytes > 0 {
                     try await writer.write(piece)
+                    transfers.record(account, bytes: Int64(piece.readableBytes))
                 }
             }
             try await writer.finish(nil)
@@ -573,7 +579,7 @@ extension CoordinatorServer {
 
     /// The link named in the path, its owner and its node; `not_found` when it was revoked,
     /// has expired or its node is gone (one answer for all three: a stranger learns no more).
-    func resolveLink(_ context: ServiceContext) async throws -> (owner: String, link: PublicLink) {
+    func resolveLink(_ context: ServiceContext) async throws -> (owner: AccountRecord, link: PublicLink) {
         let id = try context.parameters.require("id")
         guard let (link, _) = try await read(StoredLink.self, Keyspace.link(id)) else { throw APIError(.notFound, "no link \(id)") }
         if let expiry = link.info.expiresAt, expiry <= now() { throw APIError(.notFound, "link \(id) has expired") }
@@ -585,7 +591,7 @@ extension CoordinatorServer {
             throw APIError(.notFound, "the linked node is gone")
         }
         if node.type == "file" { try await refuseFileTakenDown(owner: link.owner, node.id) }
-        return (link.owner, PublicLink(link: link.info, node: node))
+        return (owner, PublicLink(link: link.info, node: node))
     }
 
     /// A node a folder link reaches: the linked folder itself or a node below it. Walking up
@@ -609,11 +615,11 @@ extension CoordinatorServer {
     /// `GET /v1/l/:id/nodes?parent=P`: the children of a folder a folder link reaches (the
     /// linked folder when `parent` is absent), as `GET /v1/nodes` lists them for an owner.
     func listLinkChildren(_ request: Request, _ context: ServiceContext) async throws -> Response {
-        let (owner, link) = try await resolveLink(context)
-        let parentId = request.uri.queryParameters.get("parent").map { String($0) } ?? link.node.id
-        let parent = try await node(parentId, under: link, owner: owner)
+        let owner = try await resolveLink(context)
+        let parentId = request.uri.queryParameters.get("parent").map { String($0) } ?? owner.link.node.id
+        let parent = try await node(parentId, under: owner.link, owner: owner.owner.id)
         guard parent.type == "folder" else { throw APIError(.invalidArgument, "node \(parent.id) is not a folder") }
-        return try jsonResponse(NodeList(nodes: try await children(owner, parent.id)))
+        return try jsonResponse(NodeList(nodes: try await children(owner.owner.id, parent.id)))
     }
 }
 

@@ -43,6 +43,8 @@ public final class CoordinatorServer: Sendable {
     public let rebalance: RebalanceWorker
     public let drills: DrillWorker
     public let policies: PolicyWorker
+    /// Bytes served by account, for transfer quotas.
+    public let transfers: TransferMeter
     /// A drill's fault on this coordinator's client API (admin requests pass).
     let faults: FaultGate
     /// Connections held, refused and cut off (client API and cluster listener together).
@@ -117,6 +119,9 @@ public final class CoordinatorServer: Sendable {
         drills = DrillWorker(objects: objects, election: election, repair: repair, logger: logger)
         policies = PolicyWorker(
             objects: objects, election: election, settings: .init(budgetBytesPerSecond: configuration.repairBudgetBytesPerSecond), logger: logger)
+        transfers = TransferMeter(
+            coordinator: configuration.id, metadata: metadata, window: TransferWindow(seconds: configuration.transferWindowSeconds),
+            flushInterval: .seconds(configuration.transferFlushSeconds), clock: objects.clock, logger: logger)
         registerMetrics()
     }
 
@@ -186,7 +191,7 @@ public final class CoordinatorServer: Sendable {
                 readiness: { [self] in await readiness() }))
         }
         await health.step()
-        app.addServices(health, election, repair, collector, scrub, rebalance, drills, policies)
+        app.addServices(health, election, repair, collector, scrub, rebalance, drills, policies, transfers)
         do {
             try await app.runService()
         } catch {
@@ -221,8 +226,8 @@ public final class CoordinatorServer: Sendable {
         router.put("/v1/nodes/:id/content") { [self] request, context in try await upload(request, context) }
         router.get("/v1/nodes/:id/content") { [self] request, context in
             let id = try validNodeId(try context.parameters.require("id"))
-            let owner = try await treeAccess(request, at: id, write: false).account.id
-            guard let (node, _) = try await read(TreeNodeInfo.self, treeKey(owner, id)) else { throw APIError(.notFound, "no node \(id)") }
+            let owner = try await treeAccess(request, at: id, write: false).account
+            guard let (node, _) = try await read(TreeNodeInfo.self, treeKey(owner.id, id)) else { throw APIError(.notFound, "no node \(id)") }
             return try await content(of: node, owner: owner, request)
         }
         router.put("/v1/account/keys") { [self] request, _ in try await publishKeys(request) }
@@ -255,7 +260,7 @@ public final class CoordinatorServer: Sendable {
         router.get("/v1/l/:id/nodes") { [self] request, context in try await listLinkChildren(request, context) }
         router.get("/v1/l/:id/nodes/:node/content") { [self] request, context in
             let (owner, link) = try await resolveLink(context)
-            return try await content(of: try await node(try context.parameters.require("node"), under: link, owner: owner), owner: owner, request)
+            return try await content(of: try await node(try context.parameters.require("node"), under: link, owner: owner.id), owner: owner, request)
         }
         router.get("/v1/transparency") { [self] request, _ in try await transparencyPage(request) }
         router.get("/v1/takedowns") { [self] request, _ in try await ownTakedowns(request) }
@@ -315,6 +320,9 @@ public final class CoordinatorServer: Sendable {
         var suspension: AccountSuspension?
         /// Countries none of the account's new objects may go to (Docs/policy.md); absent: none.
         var excludedCountries: [String]?
+        /// Bytes its files may serve in the transfer window, set by an operator; absent: the
+        /// coordinators' `transfer_quota_bytes_default`.
+        var transferQuotaBytes: Int64?
     }
 
     struct SessionRecord: Codable, Sendable {

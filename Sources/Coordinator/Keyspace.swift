@@ -14,6 +14,14 @@ public enum Keyspace {
     /// A session by the SHA-256 (hex) of its bearer token: the token itself is never stored.
     public static func session(tokenHash: String) -> String { "sessions/" + tokenHash }
 
+    /// Bytes one coordinator served from an account's files in one transfer bucket (a
+    /// thirtieth of the window; decimal). Only that coordinator writes it; any may delete it
+    /// once the bucket left the window.
+    public static func transfer(_ account: String, bucket: Int64, coordinator: String) -> String {
+        "transfer/\(account)/" + String(format: "%020lld", bucket) + "/" + coordinator
+    }
+    public static func transfers(_ account: String) -> String { "transfer/\(account)/" }
+
     // MARK: Sharing with other users
 
     /// A folder shared by its owner with a recipient (both account ids).

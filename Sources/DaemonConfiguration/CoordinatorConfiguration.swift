@@ -59,6 +59,13 @@ public struct CoordinatorConfiguration: Codable, Sendable {
     public var policy: PolicyEntry
     public var segmentSizeBytes: Int
     public var quotaBytesDefault: Int64
+    /// Bytes an account's files may serve in `transferWindowSeconds`, until an operator sets
+    /// the account's own (Docs/policy.md, "Transfer quotas").
+    public var transferQuotaBytesDefault: Int64
+    /// The rolling window transfer is counted over (30 buckets of a thirtieth each).
+    public var transferWindowSeconds: Int
+    /// How often a coordinator adds what it served to the shared counts: the staleness bound.
+    public var transferFlushSeconds: Int
     public var downAfterSeconds: Int
     /// A node down for this long has its shards rebuilt elsewhere.
     public var repairAfterSeconds: Int
@@ -94,6 +101,8 @@ public struct CoordinatorConfiguration: Codable, Sendable {
     enum CodingKeys: String, CodingKey {
         case id, country, region, host, port, tls, metadataDirectory = "metadata_directory", etcd, etcdTLS = "etcd_tls", nodes, policy
         case segmentSizeBytes = "segment_size_bytes", quotaBytesDefault = "quota_bytes_default"
+        case transferQuotaBytesDefault = "transfer_quota_bytes_default", transferWindowSeconds = "transfer_window_seconds"
+        case transferFlushSeconds = "transfer_flush_seconds"
         case downAfterSeconds = "down_after_seconds", repairAfterSeconds = "repair_after_seconds"
         case repairBudgetBytesPerSecond = "repair_budget_bytes_per_second", leaderLeaseSeconds = "leader_lease_seconds"
         case gcGraceSeconds = "gc_grace_seconds", scrubBudgetBytesPerSecond = "scrub_budget_bytes_per_second"
@@ -117,6 +126,9 @@ public struct CoordinatorConfiguration: Codable, Sendable {
         policy = try c.decodeIfPresent(PolicyEntry.self, forKey: .policy) ?? PolicyEntry()
         segmentSizeBytes = try c.decodeIfPresent(Int.self, forKey: .segmentSizeBytes) ?? Limits.segmentSizeDefault
         quotaBytesDefault = try c.decodeIfPresent(Int64.self, forKey: .quotaBytesDefault) ?? 50_000_000_000
+        transferQuotaBytesDefault = try c.decodeIfPresent(Int64.self, forKey: .transferQuotaBytesDefault) ?? 1_000_000_000_000
+        transferWindowSeconds = try c.decodeIfPresent(Int.self, forKey: .transferWindowSeconds) ?? 30 * 86_400
+        transferFlushSeconds = try c.decodeIfPresent(Int.self, forKey: .transferFlushSeconds) ?? 5
         downAfterSeconds = try c.decodeIfPresent(Int.self, forKey: .downAfterSeconds) ?? 10
         repairAfterSeconds = try c.decodeIfPresent(Int.self, forKey: .repairAfterSeconds) ?? 300
         repairBudgetBytesPerSecond = try c.decodeIfPresent(Int64.self, forKey: .repairBudgetBytesPerSecond) ?? 100_000_000
@@ -184,6 +196,11 @@ public struct CoordinatorConfiguration: Codable, Sendable {
             throw fail("segment_size_bytes", "must be 1...\(Limits.segmentSizeMax)")
         }
         guard quotaBytesDefault > 0 else { throw fail("quota_bytes_default", "must be positive") }
+        guard (0...Limits.accountQuotaBytesMax).contains(transferQuotaBytesDefault) else {
+            throw fail("transfer_quota_bytes_default", "must be 0...\(Limits.accountQuotaBytesMax)")
+        }
+        guard (30...(366 * 86_400)).contains(transferWindowSeconds) else { throw fail("transfer_window_seconds", "must be 30...31622400") }
+        guard (1...300).contains(transferFlushSeconds) else { throw fail("transfer_flush_seconds", "must be 1...300") }
         guard downAfterSeconds >= 1 else { throw fail("down_after_seconds", "must be at least 1") }
         guard (0...(30 * 86_400)).contains(repairAfterSeconds) else { throw fail("repair_after_seconds", "must be 0...2592000") }
         guard repairBudgetBytesPerSecond >= 0 else { throw fail("repair_budget_bytes_per_second", "must be 0 (paused) or more") }

@@ -473,6 +473,9 @@ public struct LocalCluster: Sendable {
         if let budget = topology.repairBudgetBytesPerSecond { config["repair_budget_bytes_per_second"] = budget }
         if let seconds = topology.leaderLeaseSeconds { config["leader_lease_seconds"] = seconds }
         if let seconds = topology.gcGraceSeconds { config["gc_grace_seconds"] = seconds }
+        if let bytes = topology.transferQuotaBytesDefault { config["transfer_quota_bytes_default"] = bytes }
+        if let seconds = topology.transferWindowSeconds { config["transfer_window_seconds"] = seconds }
+        if let seconds = topology.transferFlushSeconds { config["transfer_flush_seconds"] = seconds }
         if etcd.isEmpty {
             config["metadata_directory"] = folder + "/data/\(id)-metadata"
         } else {

@@ -53,6 +53,10 @@ public struct ClusterTopologyFile: Codable, Sendable {
     /// The daemons' log format (`text` when nil) and level (`warning` when nil).
     public var logFormat: String?
     public var logLevel: String?
+    /// The coordinators' transfer quota settings (their defaults when nil).
+    public var transferQuotaBytesDefault: Int64?
+    public var transferWindowSeconds: Int?
+    public var transferFlushSeconds: Int?
 
     enum CodingKeys: String, CodingKey {
         case name, countries, etcdCountries = "etcd_countries", policy, segmentSizeBytes = "segment_size_bytes"
@@ -61,6 +65,8 @@ public struct ClusterTopologyFile: Codable, Sendable {
         case repairBudgetBytesPerSecond = "repair_budget_bytes_per_second", leaderLeaseSeconds = "leader_lease_seconds"
         case gcGraceSeconds = "gc_grace_seconds", etcdQuotaBytes = "etcd_quota_bytes", requestsInFlightMax = "requests_in_flight_max"
         case logFormat = "log_format", logLevel = "log_level"
+        case transferQuotaBytesDefault = "transfer_quota_bytes_default", transferWindowSeconds = "transfer_window_seconds"
+        case transferFlushSeconds = "transfer_flush_seconds"
     }
 
     public init(name: String, countries: [CountryEntry], etcdCountries: [String], policy: PolicyEntry, segmentSizeBytes: Int?, quotaBytesDefault: Int64?, basePort: Int, downAfterSeconds: Int?, sessionLifetimeSeconds: Int? = nil,

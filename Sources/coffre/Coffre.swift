@@ -53,7 +53,7 @@ enum Exit {
         case .unauthenticated, .forbidden: return 3
         case .notFound: return 4
         case .conflict, .nameTaken, .keyChanging, .keyChanged: return 5
-        case .quotaExceeded, .metadataFull, .nodeFull: return 6
+        case .quotaExceeded, .metadataFull, .nodeFull, .transferQuotaExceeded: return 6
         case .unavailable, .insufficientNodes, .timeout, .rateLimited: return 7
         case .decryptionFailed, .signatureInvalid, .corrupt: return 8
         case .drillRefused: return 9
@@ -180,7 +180,7 @@ struct Login: AsyncParsableCommand {
 }
 
 struct WhoAmI: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "whoami", abstract: "Show the account and its storage use.")
+    static let configuration = CommandConfiguration(commandName: "whoami", abstract: "Show the account, its storage and transfer use.")
     @OptionGroup var options: GlobalOptions
 
     func run() async throws {
@@ -193,9 +193,10 @@ struct WhoAmI: AsyncParsableCommand {
             if options.json {
                 printJSON(WhoAmIOutput(
                     accountId: me.accountId, username: me.username, usedBytes: me.usedBytes, quotaBytes: me.quotaBytes, fingerprint: fingerprint,
-                    suspension: me.suspension, excludedCountries: me.excludedCountries))
+                    suspension: me.suspension, excludedCountries: me.excludedCountries, transfer: me.transfer))
             } else {
                 print("\(me.username) (\(me.accountId)): \(ByteCount(me.usedBytes)) of \(ByteCount(me.quotaBytes)) used")
+                if let transfer = me.transfer { print(describe(transfer)) }
                 print("key fingerprint: \(fingerprint) (what others compare with coffre contacts)")
                 if let countries = me.excludedCountries, !countries.isEmpty {
                     print("excluded countries: \(countries.joined(separator: ", ")) (no new file of yours goes there)")
@@ -217,6 +218,7 @@ struct WhoAmIOutput: Codable {
     let fingerprint: String
     let suspension: AccountSuspension?
     let excludedCountries: [String]?
+    let transfer: TransferUse?
 }
 
 /// Runs `body` with the link password: read first when asked for (`--link-password`,

@@ -117,11 +117,11 @@ extension Admin {
 extension Admin {
     struct Account: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Show an account, set its storage quota, suspend or unsuspend it.",
+            abstract: "Show an account, set its storage and transfer quotas, suspend or unsuspend it.",
             subcommands: [Show.self, SetAccount.self, Suspend.self, Unsuspend.self], defaultSubcommand: Show.self)
 
         struct Show: AsyncParsableCommand {
-            static let configuration = CommandConfiguration(abstract: "What the operator may know of an account: quota, use, suspension.")
+            static let configuration = CommandConfiguration(abstract: "What the operator may know of an account: quotas, use, suspension.")
             @OptionGroup var options: GlobalOptions
             @Argument var user: String
 
@@ -135,16 +135,26 @@ extension Admin {
 
         struct SetAccount: AsyncParsableCommand {
             static let configuration = CommandConfiguration(
-                commandName: "set", abstract: "Set an account's storage quota.", discussion: "Transfer quotas are not built yet (Docs/policy.md).")
+                commandName: "set", abstract: "Set an account's storage quota, its transfer quota, or both.",
+                discussion: """
+                    The transfer quota counts what the account's files serve (to it, to those it shares with, through its links) \
+                    in the coordinators' transfer window (transfer_window_seconds, 30 days by default); 0 serves nothing.
+                    """)
             @OptionGroup var options: GlobalOptions
             @Argument var user: String
-            @Option(help: "Storage quota, as 50GiB, 1TB or bytes.") var storage: String
+            @Option(help: "Storage quota, as 50GiB, 1TB or bytes.") var storage: String?
+            @Option(help: "Transfer quota per window, as 100GB, 1TiB or bytes.") var transfer: String?
 
             func run() async throws {
                 try await perform {
-                    let bytes: Int64
-                    do throws(ModelError) { bytes = try ByteCount(parsing: storage).bytes } catch { throw ClientError(.invalidArgument, "--storage: \(error.message)") }
-                    let account = try await using(options) { try await $0.adminSetAccount(user, quotaBytes: bytes) }
+                    guard storage != nil || transfer != nil else { throw ClientError(.invalidArgument, "give --storage, --transfer or both") }
+                    func bytes(_ text: String?, _ option: String) throws -> Int64? {
+                        guard let text else { return nil }
+                        do throws(ModelError) { return try ByteCount(parsing: text).bytes } catch { throw ClientError(.invalidArgument, "\(option): \(error.message)") }
+                    }
+                    let quota = try bytes(storage, "--storage")
+                    let transferQuota = try bytes(transfer, "--transfer")
+                    let account = try await using(options) { try await $0.adminSetAccount(user, quotaBytes: quota, transferQuotaBytes: transferQuota) }
                     if options.json { printJSON(account) } else { print(describe(account)) }
                 }
             }
@@ -182,11 +192,20 @@ extension Admin {
     }
 }
 
+/// "transfer: 1.2 GB of 1 TB in the last 30 days; the oldest leave at ...".
+func describe(_ transfer: TransferUse) -> String {
+    let window = transfer.windowSeconds % 86_400 == 0 ? "\(transfer.windowSeconds / 86_400) days" : "\(transfer.windowSeconds) s"
+    var line = "transfer: \(ByteCount(transfer.usedBytes)) of \(ByteCount(transfer.quotaBytes)) in the last \(window)"
+    if let resets = transfer.resetsAt { line += "; the oldest of it stops counting at \(Date(timeIntervalSince1970: Double(resets) / 1000).ISO8601Format())" }
+    return line
+}
+
 func describe(_ account: AdminAccount) -> String {
     var lines = [
         "account \(account.username) (\(account.accountId)), created \(Date(timeIntervalSince1970: Double(account.createdAt) / 1000).ISO8601Format())",
         "storage: \(ByteCount(account.usedBytes)) of \(ByteCount(account.quotaBytes)); public keys \(account.keysPublished ? "published" : "not published")",
     ]
+    if let transfer = account.transfer { lines.append(describe(transfer)) }
     if let countries = account.excludedCountries { lines.append("excluded countries: " + countries.joined(separator: ", ")) }
     if let suspension = account.suspension {
         lines.append("SUSPENDED since \(Date(timeIntervalSince1970: Double(suspension.at) / 1000).ISO8601Format()): \(suspension.reason)")

@@ -25,6 +25,8 @@ import Testing
         #expect(Keyspace.transparencyEntry(9) < Keyspace.transparencyEntry(10), "entries sort as numbers do")
         #expect(Keyspace.transparencyHead == "cluster/transparency-head")
         #expect(Keyspace.link("L") == "links/L")
+        #expect(Keyspace.transfer("A", bucket: 7, coordinator: "c-fr") == "transfer/A/00000000000000000007/c-fr")
+        #expect(Keyspace.transfers("A") == "transfer/A/")
         #expect(Keyspace.linkByOwner("A", "L") == "linksby/A/L")
         #expect(Keyspace.linksByOwner("A") == "linksby/A/")
         #expect(Keyspace.suspect(node, "O", segment: 2, shard: 7) == "suspects/fr-1/O/2/7")

@@ -1,0 +1,39 @@
+import CoffreAPI
+import CoffreModel
+import Foundation
+import HTTPService
+import HTTPTypes
+import Hummingbird
+
+/// Transfer quotas (Docs/policy.md, "Transfer quotas"): every byte of a file served counts to
+/// its owner, whoever asked (the owner, someone it shares a folder with, anyone with a link).
+extension CoordinatorServer {
+    func transferQuota(_ account: AccountRecord) -> Int64 { account.transferQuotaBytes ?? configuration.transferQuotaBytesDefault }
+
+    /// 429 `transfer_quota_exceeded` when `wanted` more bytes would take the owner past its
+    /// quota, with `Retry-After` when enough of what was served leaves the window by then.
+    /// The message gives no figure: a link's visitor learns nothing of the owner's use.
+    func refuseOverTransferQuota(_ owner: AccountRecord, wanted: Int64) async throws {
+        let limit = transferQuota(owner)
+        let usage = try await transfers.usage(owner.id)
+        guard let wait = transfers.window.wait(usage, at: objects.clock.wallMillis(), limit: limit, wanted: wanted) else {
+            throw APIError(
+                .transferQuotaExceeded,
+                "this download (\(ByteCount(wanted))) is more than the owner's whole transfer quota: ask for it in ranges (Range), or the owner for more quota")
+        }
+        guard wait > 0 else { return }
+        let seconds = (wait + 999) / 1000
+        var fields = HTTPFields()
+        fields[.retryAfter] = String(seconds)
+        throw APIError(.transferQuotaExceeded, "the owner's transfer quota is used up: this download fits again in \(seconds) s", headers: fields)
+    }
+
+    /// What the account's files served in the window, as this coordinator knows it.
+    func transferUse(_ account: AccountRecord) async throws -> TransferUse {
+        let usage = try await transfers.usage(account.id)
+        let time = objects.clock.wallMillis()
+        return TransferUse(
+            quotaBytes: transferQuota(account), usedBytes: transfers.window.used(usage, at: time),
+            windowSeconds: transfers.window.milliseconds / 1000, resetsAt: transfers.window.resetsAt(usage, at: time))
+    }
+}
