@@ -137,6 +137,9 @@ public struct TreeNodeInfo: Codable, Hashable, Sendable {
     /// Folders whose parent's key changed because a share ended: this folder's key must change
     /// too (the former recipient had it); until it does, it takes no new names.
     public var keyPending: Bool?
+    /// In its owner's rubbish bin since (milliseconds since 1970): hidden from listings, links
+    /// and shares, its name free in its folder, until restored or purged (Docs/policy.md).
+    public var trashedAt: Int64?
     public init(
         id: String, parent: String, type: String, attributes: String, wrappedKey: String, fileKey: String?, length: Int64?, objectId: String?,
         createdAt: Int64, nameTag: String? = nil, previousKey: String? = nil, keyGeneration: Int64? = nil, parentKeyGeneration: Int64? = nil,
@@ -156,6 +159,44 @@ public struct TreeNodeInfo: Codable, Hashable, Sendable {
         self.length = length
         self.objectId = objectId
         self.createdAt = createdAt
+    }
+}
+
+/// A node in its owner's rubbish bin (`GET /v1/bin`, `POST /v1/nodes/{id}/trash`).
+public struct BinEntry: Codable, Hashable, Sendable {
+    public let node: TreeNodeInfo
+    /// The folders from the root's child down to the node's parent, for the client to unwrap
+    /// the node's key and show where it was (empty for a node at the root).
+    public let ancestors: [TreeNodeInfo]
+    /// When the leader purges it, unless restored first (milliseconds since 1970).
+    public let purgeAt: Int64
+    public init(node: TreeNodeInfo, ancestors: [TreeNodeInfo], purgeAt: Int64) {
+        self.node = node
+        self.ancestors = ancestors
+        self.purgeAt = purgeAt
+    }
+}
+
+/// `GET /v1/bin?after=NODE`: a page of the rubbish bin, by node id; `next` names the last
+/// entry when more may follow.
+public struct BinList: Codable, Hashable, Sendable {
+    public let entries: [BinEntry]
+    public let next: String?
+    public init(entries: [BinEntry], next: String?) {
+        self.entries = entries
+        self.next = next
+    }
+}
+
+/// What a purge removed: `DELETE /v1/bin` (the whole bin), `DELETE /v1/nodes/{id}?recursive=true`.
+public struct PurgeResult: Codable, Hashable, Sendable {
+    /// Files and folders removed.
+    public let nodes: Int
+    /// Ciphertext bytes of the files removed (what the storage quota gets back).
+    public let bytes: Int64
+    public init(nodes: Int, bytes: Int64) {
+        self.nodes = nodes
+        self.bytes = bytes
     }
 }
 

@@ -236,7 +236,8 @@ extension CoffreClient {
                 if stopBefore == .children { return 0 }
                 let generation = current.info?.keyGeneration ?? 0
                 var changes: [RekeyChildrenRequest.Child] = []
-                let (readable, unreadable) = try await readableChildren(of: current, session)
+                // What is in the rubbish bin takes the new key too.
+                let (readable, unreadable) = try await readableChildren(of: current, includingTrashed: true, session)
                 for child in readable {
                     guard let childInfo = child.info, let name = child.attributes?.name else { continue }
                     let tag = NodeKeys.nameTag(name, folderKey: current.key)

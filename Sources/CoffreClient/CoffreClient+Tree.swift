@@ -1,5 +1,5 @@
 import AsyncHTTPClient
-import CoffreAPI
+public import CoffreAPI
 import CoffreModel
 import DirectIO
 import Encryption
@@ -62,8 +62,9 @@ extension CoffreClient {
     /// The children of a folder that open under its keys, and the records of those that do not
     /// (left by a faulty or hostile writer, or altered): listed apart, so that one such record
     /// cannot hide the others or block the folder's key change.
-    func readableChildren(of folder: Located, _ session: Session) async throws -> (readable: [Located], unreadable: [TreeNodeInfo]) {
-        let list = try decode(NodeList.self, try await send(.GET, folder.route("?parent=" + folder.id), token: session.token))
+    func readableChildren(of folder: Located, includingTrashed: Bool = false, _ session: Session) async throws -> (readable: [Located], unreadable: [TreeNodeInfo]) {
+        let list = try decode(
+            NodeList.self, try await send(.GET, folder.route("?parent=" + folder.id + (includingTrashed ? "&trashed=true" : "")), token: session.token))
         var readable: [Located] = []
         var unreadable: [TreeNodeInfo] = []
         for info in list.nodes {
@@ -461,35 +462,96 @@ extension CoffreClient {
     }
 
     /// Deletes a file, or a folder with `recursive`.
-    public func remove(_ path: String, recursive: Bool, _ session: Session) async throws {
+    /// Puts a file, or a folder with `recursive`, into the rubbish bin of the tree's owner
+    /// (`permanent` false), or deletes it for good: a folder with everything below it, what is
+    /// in the bin too, in one request.
+    @discardableResult
+    public func remove(_ path: String, recursive: Bool, permanent: Bool = false, _ session: Session) async throws -> BinEntry? {
         if path.hasPrefix("@") && Self.components(path).count == 2 {
             throw ClientError(.forbidden, "\(path) is shared with you: only its owner deletes it")
         }
         let node = try await locate(path, session)
         guard let info = node.info else { throw ClientError(.invalidArgument, "cannot remove the root") }
-        if info.type == "folder" {
-            let (inside, unreadable) = try await readableChildren(of: node, session)
-            guard (inside.isEmpty && unreadable.isEmpty) || recursive else { throw ClientError(.conflict, "\(path) is not empty (use --recursive)") }
-            for child in inside { try await remove(path + "/" + (child.attributes?.name ?? ""), recursive: true, session) }
-            // What cannot be decrypted has no name to reach it by: by id.
-            for child in unreadable { try await removeNode(id: child.id, recursive: true, owner: node.owner, session) }
-        }
-        _ = try await send(.DELETE, node.route("/" + info.id), token: session.token)
+        return try await remove(node, info: info, recursive: recursive, permanent: permanent, what: path, session)
     }
 
-    /// Deletes a node by id, with no key (what cannot be decrypted has no name to reach it by):
-    /// a file, or a folder with `recursive` (its contents by id too). In `owner`'s tree when
-    /// given (a folder shared with this account to write).
-    public func removeNode(id: String, recursive: Bool, owner: String? = nil, _ session: Session) async throws {
+    /// The same by id, with no key (what cannot be decrypted has no name to reach it by). In
+    /// `owner`'s tree when given (a folder shared with this account to write).
+    @discardableResult
+    public func removeNode(id: String, recursive: Bool, permanent: Bool = false, owner: String? = nil, _ session: Session) async throws -> BinEntry? {
         let node = Located(id: id, key: try root(session).key, info: nil, attributes: nil, owner: owner)
         let info = try decode(TreeNodeInfo.self, try await send(.GET, node.route("/" + id), token: session.token))
-        if info.type == "folder" {
-            let inside = try decode(NodeList.self, try await send(.GET, node.route("?parent=" + id), token: session.token)).nodes
-            guard inside.isEmpty || recursive else { throw ClientError(.conflict, "node \(id) is a folder that is not empty (use --recursive)") }
-            for child in inside where child.parent == id { try await removeNode(id: child.id, recursive: true, owner: owner, session) }
-        }
-        _ = try await send(.DELETE, node.route("/" + id), token: session.token)
+        return try await remove(node, info: info, recursive: recursive, permanent: permanent, what: "node \(id)", session)
     }
+
+    private func remove(_ node: Located, info: TreeNodeInfo, recursive: Bool, permanent: Bool, what: String, _ session: Session) async throws -> BinEntry? {
+        if info.type == "folder" && !recursive {
+            let inside = try decode(NodeList.self, try await send(.GET, node.route("?parent=" + info.id + "&trashed=true"), token: session.token)).nodes
+            guard inside.isEmpty else { throw ClientError(.conflict, "\(what) is a folder that is not empty (use --recursive)") }
+        }
+        guard permanent else { return try decode(BinEntry.self, try await send(.POST, node.route("/" + info.id + "/trash"), token: session.token)) }
+        _ = try await send(.DELETE, node.route("/" + info.id + (info.type == "folder" ? "?recursive=true" : "")), token: session.token)
+        return nil
+    }
+
+    /// The account's rubbish bin, decrypted: where each node was, and when it goes for good.
+    /// Entries that do not decrypt are returned by id, with an empty path.
+    public func bin(_ session: Session) async throws -> [BinItem] {
+        let root = try root(session)
+        var items: [BinItem] = []
+        var after: String?
+        repeat {
+            let page = try decode(BinList.self, try await send(.GET, "/v1/bin" + (after.map { "?after=" + $0 } ?? ""), token: session.token))
+            for entry in page.entries {
+                var folder = root
+                var names: [String] = []
+                var opened: Located?
+                do {
+                    for ancestor in entry.ancestors {
+                        folder = try open(ancestor, in: folder)
+                        names.append(folder.attributes?.name ?? ancestor.id)
+                    }
+                    opened = try open(entry.node, in: folder)
+                } catch {
+                    opened = nil
+                }
+                items.append(BinItem(
+                    id: entry.node.id, path: opened.map { "/" + (names + [$0.attributes?.name ?? entry.node.id]).joined(separator: "/") } ?? "",
+                    type: entry.node.type, size: opened?.attributes?.size, trashedAt: entry.node.trashedAt ?? 0, purgeAt: entry.purgeAt))
+            }
+            after = page.next
+        } while after != nil
+        return items.sorted { ($0.path, $0.trashedAt) < ($1.path, $1.trashedAt) }
+    }
+
+    /// Restores a node of the bin by the path it had (the latest put there, when several had
+    /// it) or by id.
+    public func restore(_ pathOrId: String, byId: Bool = false, _ session: Session) async throws -> BinItem {
+        let items = try await bin(session)
+        let wanted = byId ? pathOrId : "/" + Self.components(pathOrId).joined(separator: "/")
+        guard let item = items.filter({ byId ? $0.id == wanted : $0.path == wanted }).max(by: { $0.trashedAt < $1.trashedAt }) else {
+            throw ClientError(.notFound, "nothing in the rubbish bin \(byId ? "has id" : "was at") \(pathOrId) (coffre ls --bin lists it)")
+        }
+        _ = try await send(.POST, "/v1/nodes/\(item.id)/restore", token: session.token)
+        return item
+    }
+
+    /// Deletes everything in the bin for good.
+    public func emptyBin(_ session: Session) async throws -> PurgeResult {
+        try decode(PurgeResult.self, try await send(.DELETE, "/v1/bin", token: session.token))
+    }
+}
+
+/// A node in the rubbish bin, as its owner sees it (decrypted here).
+public struct BinItem: Codable, Sendable, Hashable {
+    public let id: String
+    /// Where it was, from the root; empty when it does not decrypt.
+    public let path: String
+    public let type: String
+    public let size: UInt64?
+    /// Milliseconds since 1970.
+    public let trashedAt: Int64
+    public let purgeAt: Int64
 }
 
 /// Plaintext from a file, encrypted on demand as the upload pulls it.

@@ -52,6 +52,10 @@ public enum Limits {
     /// Accounts one folder may be shared with: a folder's key change seals the key for each
     /// in one metadata transaction (two operations each, `metadataTransactionOperationsMax`).
     public static let sharesPerFolderMax = 25
+    /// Nodes one recursive delete or purge removes at most (each is a transaction).
+    public static let purgeNodesMax = 100_000
+    /// Rubbish bin entries per page of `GET /v1/bin`.
+    public static let binPageMax = 100
     /// Largest encrypted attribute blob (name, size, mtime, ...) in bytes.
     public static let attributesSizeMax = 64 * 1024
     /// Largest file name in bytes (UTF-8), as on most file systems.

@@ -213,10 +213,11 @@ extension CoordinatorServer {
             } else if generation != nil {
                 throw APIError(.keyChanged, "the root's key generation is 0")
             }
-            let updated = TreeNodeInfo(
+            var updated = TreeNodeInfo(
                 id: id, parent: folder.parent, type: "folder", attributes: attributes, wrappedKey: wrappedKey, fileKey: nil, length: nil, objectId: nil,
                 createdAt: folder.createdAt, nameTag: folder.nameTag, previousKey: previousKey, keyGeneration: (folder.keyGeneration ?? 0) + 1,
                 parentKeyGeneration: generation, keyPending: nil)
+            updated.trashedAt = folder.trashedAt
             var mutations: [MetadataMutation] = [
                 .put(treeKey(account.id, id), encode(updated)), .put(childKey(account.id, folder.parent, id), encode(updated)),
                 .put(Keyspace.keyChange(owner: account.id, node: id), []),
@@ -277,16 +278,19 @@ extension CoordinatorServer {
             // too (again, if its own change has started: that new key was wrapped under this
             // folder's previous key), and takes no new names until it has (listed).
             let due = child.type == "folder"
-            let updated = TreeNodeInfo(
+            var updated = TreeNodeInfo(
                 id: childId, parent: id, type: child.type, attributes: child.attributes, wrappedKey: try blob(change.wrappedKey, "wrappedKey", max: 61),
                 fileKey: child.fileKey, length: child.length, objectId: child.objectId, createdAt: child.createdAt, nameTag: tag,
                 previousKey: child.previousKey, keyGeneration: child.keyGeneration, parentKeyGeneration: folder.keyGeneration,
                 keyPending: due ? true : child.keyPending)
+            updated.trashedAt = child.trashedAt
             conditions.append(.revision(treeKey(account.id, childId), revision))
             mutations += [.put(treeKey(account.id, childId), encode(updated)), .put(childKey(account.id, id, childId), encode(updated))]
             if child.type == "folder" { mutations.append(.put(Keyspace.keyChange(owner: account.id, node: childId), [])) }
-            if let old = child.nameTag, old != tag { mutations.append(.delete(nameKey(account.id, id, old))) }
-            if let tag, tag != child.nameTag {
+            // A child in the rubbish bin holds no name in the folder: its new tag is kept for
+            // its restore.
+            if let old = child.nameTag, old != tag, child.trashedAt == nil { mutations.append(.delete(nameKey(account.id, id, old))) }
+            if let tag, tag != child.nameTag, child.trashedAt == nil {
                 conditions.append(.absent(nameKey(account.id, id, tag)))
                 mutations.append(.put(nameKey(account.id, id, tag), Array(childId.utf8)))
             }
@@ -379,11 +383,13 @@ extension CoordinatorServer {
                     throw APIError(.forbidden, "\(share.info.owner) shared this folder with you read-only")
                 }
                 guard let (owner, ownerRevision) = try await read(AccountRecord.self, Keyspace.account(ownerId)) else { break }
+                // A shared folder in its owner's rubbish bin is shared no more, until restored.
+                guard let (folder, _) = try await read(TreeNodeInfo.self, treeKey(ownerId, current)), folder.trashedAt == nil else { break }
                 // A suspended owner's folders are closed to those it shared them with too.
                 if owner.suspension != nil { throw APIError(.accountSuspended, "\(owner.username), who shared this folder, is suspended by the operator") }
                 return TreeAccess(account: owner, revision: ownerRevision, sharedFolder: current)
             }
-            guard let (parent, _) = try await read(TreeNodeInfo.self, treeKey(ownerId, current)) else { break }
+            guard let (parent, _) = try await read(TreeNodeInfo.self, treeKey(ownerId, current)), parent.trashedAt == nil else { break }
             current = parent.parent
         }
         throw APIError(.notFound, "no node \(node) shared with you")

@@ -69,6 +69,7 @@ extension CoordinatorServer {
             throw APIError(.notFound, "no folder \(parent)")
         }
         if naming {
+            if node.trashedAt != nil { throw APIError(.conflict, "folder \(parent) is in the rubbish bin: restore it first") }
             if node.previousKey != nil {
                 throw APIError(.keyChanging, "folder \(parent) is getting a new key (a share ended): its owner's client finishes the change (coffre rekey); try again then")
             }
@@ -141,9 +142,11 @@ extension CoordinatorServer {
             guard let entry = try await metadata.get(nameKey(account.id, parent, tag)),
                 let (node, _) = try await read(TreeNodeInfo.self, treeKey(account.id, String(decoding: entry.value, as: UTF8.self)))
             else { return try jsonResponse(NodeList(nodes: [])) }
-            return try jsonResponse(NodeList(nodes: [node]))
+            return try jsonResponse(NodeList(nodes: node.trashedAt == nil ? [node] : []))
         }
-        return try jsonResponse(NodeList(nodes: try await children(account.id, parent)))
+        // What is in the rubbish bin is listed on demand only (a key change re-wraps it too).
+        let all = try await children(account.id, parent)
+        return try jsonResponse(NodeList(nodes: request.uri.queryParameters.get("trashed") == "true" ? all : all.filter { $0.trashedAt == nil }))
     }
 
     /// Every child of a folder (or of the root), from the folder's index.
@@ -188,6 +191,7 @@ extension CoordinatorServer {
             _ = try await treeAccess(request, at: parent, write: true)
         }
         guard let (node, revision) = try await read(TreeNodeInfo.self, treeKey(account.id, id)) else { throw APIError(.notFound, "no node \(id)") }
+        guard node.trashedAt == nil else { throw APIError(.conflict, "node \(id) is in the rubbish bin: restore it first") }
         let parent = body.parent ?? node.parent
         let tag = try body.nameTag.map { try validNameTag($0) } ?? node.nameTag
         if (parent != node.parent || body.attributes != nil) && body.nameTag == nil {
@@ -261,37 +265,60 @@ extension CoordinatorServer {
         }
     }
 
+    /// `DELETE /v1/nodes/{id}`: a file, or an empty folder, for good (204). With
+    /// `?recursive=true`, a folder and everything below it, the rubbish bin's entries among
+    /// them too (200, what was removed). Not through the bin: `coffre rm --permanent`.
     func deleteNode(_ request: Request, _ context: ServiceContext) async throws -> Response {
         let id = try validNodeId(try context.parameters.require("id"))
+        guard id != Self.rootId else { throw APIError(.invalidArgument, "the root cannot be deleted") }
+        let access = try await treeAccess(request, at: id, write: true)
+        guard access.sharedFolder != id else { throw APIError(.forbidden, "a shared folder is deleted by its owner only") }
+        if request.uri.queryParameters.get("recursive") == "true" {
+            guard try await metadata.get(treeKey(access.account.id, id)) != nil else { throw APIError(.notFound, "no node \(id)") }
+            return try jsonResponse(try await purgeTree(access.account.id, id))
+        }
+        guard try await removeNode(access.account.id, id) != nil else { throw APIError(.notFound, "no node \(id)") }
+        return Response(status: .noContent)
+    }
+
+    /// Removes one node for good: a file (its manifest, its bytes from the account's use, its
+    /// shards best effort: what is missed is garbage for the collector), or an empty folder
+    /// (with its shares and its unfinished key change); its rubbish bin entries go with it.
+    /// The ciphertext bytes removed; nil when the node is gone already.
+    func removeNode(_ accountId: String, _ id: String) async throws -> Int64? {
         for _ in 0..<5 {
-            let access = try await treeAccess(request, at: id, write: true)
-            let (account, accountRevision) = (access.account, access.revision)
-            guard access.sharedFolder != id else { throw APIError(.forbidden, "a shared folder is deleted by its owner only") }
-            guard let (node, revision) = try await read(TreeNodeInfo.self, treeKey(account.id, id)) else { throw APIError(.notFound, "no node \(id)") }
+            guard let (account, accountRevision) = try await read(AccountRecord.self, Keyspace.account(accountId)) else {
+                throw APIError(.notFound, "no account \(accountId)")
+            }
+            guard let (node, revision) = try await read(TreeNodeInfo.self, treeKey(accountId, id)) else { return nil }
             if node.type == "folder" {
-                guard try await metadata.list(prefix: Keyspace.children(account.id, id), after: nil, limit: 1).isEmpty else {
-                    throw APIError(.conflict, "folder \(id) is not empty")
+                guard try await metadata.list(prefix: Keyspace.children(accountId, id), after: nil, limit: 1).isEmpty else {
+                    throw APIError(.conflict, "folder \(id) is not empty (what is in the rubbish bin counts: delete with recursive=true)")
                 }
             }
-            var mutations: [MetadataMutation] = [.delete(treeKey(account.id, id)), .delete(childKey(account.id, node.parent, id))]
-            if let tag = node.nameTag { mutations.append(.delete(nameKey(account.id, node.parent, tag))) }
+            var mutations: [MetadataMutation] = [.delete(treeKey(accountId, id)), .delete(childKey(accountId, node.parent, id))]
+            // A node in the bin gave its name up already (and another may hold it now).
+            if let tag = node.nameTag, node.trashedAt == nil { mutations.append(.delete(nameKey(accountId, node.parent, tag))) }
+            if let trashedAt = node.trashedAt {
+                mutations += [.delete(Keyspace.binEntry(accountId, id)), .delete(Keyspace.binOrder(trashedAt, accountId, id))]
+            }
             if node.type == "folder" {
                 // Its unfinished key change, if any, goes with it.
-                mutations.append(.delete(Keyspace.keyChange(owner: account.id, node: id)))
+                mutations.append(.delete(Keyspace.keyChange(owner: accountId, node: id)))
                 // A deleted folder's shares go with it (recipients no longer list it).
-                for entry in try await metadata.list(prefix: Keyspace.shares(owner: account.id) + id + "/", after: nil, limit: Limits.sharesPerFolderMax) {
+                for entry in try await metadata.list(prefix: Keyspace.shares(owner: accountId) + id + "/", after: nil, limit: Limits.sharesPerFolderMax) {
                     let recipient = String(entry.key.split(separator: "/").last ?? "")
-                    mutations += [.delete(entry.key), .delete(Keyspace.sharedWith(recipient, owner: account.id, node: id))]
+                    mutations += [.delete(entry.key), .delete(Keyspace.sharedWith(recipient, owner: accountId, node: id))]
                 }
             }
-            var conditions: [MetadataCondition] = [.revision(treeKey(account.id, id), revision)]
+            var conditions: [MetadataCondition] = [.revision(treeKey(accountId, id), revision)]
             var manifest: ObjectManifest?
             if let objectId = node.objectId {
                 manifest = try? await objects.manifest(objectId)
                 var updated = account
                 updated.usedBytes = max(0, account.usedBytes - (node.length ?? 0))
-                conditions.append(.revision(Keyspace.account(account.id), accountRevision))
-                mutations += [.put(Keyspace.account(account.id), encode(updated)), .delete(ObjectStore.manifestKey(objectId))]
+                conditions.append(.revision(Keyspace.account(accountId), accountRevision))
+                mutations += [.put(Keyspace.account(accountId), encode(updated)), .delete(ObjectStore.manifestKey(objectId))]
             }
             guard try await metadata.commit(if: conditions, then: mutations) != nil else { continue }
             if let manifest, let objectId = node.objectId {
@@ -301,9 +328,32 @@ extension CoordinatorServer {
                     Set(manifest.segments.flatMap { $0.shards.map(\.node) }).sorted().map { .delete(Keyspace.placement($0, objectId)) })
             }
             if let manifest { Task { [objects] in await objects.deleteShards(manifest) } }
-            return Response(status: .noContent)
+            return node.length ?? 0
         }
         throw APIError(.conflict, "node \(id) kept changing; try again")
+    }
+
+    /// Removes a node and everything below it for good, deepest first (a crash midway leaves
+    /// a smaller tree, every node of it whole; run again to finish).
+    func purgeTree(_ accountId: String, _ id: String) async throws -> PurgeResult {
+        var order: [String] = []
+        var pending = [(id: id, folder: true)]
+        while let next = pending.popLast() {
+            order.append(next.id)
+            guard order.count <= Limits.purgeNodesMax else {
+                throw APIError(.limitExceeded, "more than \(Limits.purgeNodesMax) nodes to remove at once: remove sub-folders first")
+            }
+            guard next.folder else { continue }
+            for child in try await children(accountId, next.id) { pending.append((child.id, child.type == "folder")) }
+        }
+        var nodes = 0
+        var bytes: Int64 = 0
+        for node in order.reversed() {
+            guard let removed = try await removeNode(accountId, node) else { continue }
+            nodes += 1
+            bytes += removed
+        }
+        return PurgeResult(nodes: nodes, bytes: bytes)
     }
 
     // MARK: - Content
@@ -590,6 +640,7 @@ extension CoordinatorServer {
         guard let (node, _) = try await read(TreeNodeInfo.self, treeKey(link.owner, link.info.nodeId)) else {
             throw APIError(.notFound, "the linked node is gone")
         }
+        guard node.trashedAt == nil else { throw APIError(.notFound, "the linked node is in its owner's rubbish bin") }
         if node.type == "file" { try await refuseFileTakenDown(owner: link.owner, node.id) }
         return (owner, PublicLink(link: link.info, node: node))
     }
@@ -600,13 +651,14 @@ extension CoordinatorServer {
     func node(_ nodeId: String, under link: PublicLink, owner: String) async throws -> TreeNodeInfo {
         let id = try validNodeId(nodeId)
         guard id != link.node.id else { return link.node }
-        guard link.node.type == "folder", let (node, _) = try await read(TreeNodeInfo.self, treeKey(owner, id)) else {
+        guard link.node.type == "folder", let (node, _) = try await read(TreeNodeInfo.self, treeKey(owner, id)), node.trashedAt == nil else {
             throw APIError(.notFound, "no node \(id) under this link")
         }
         var current = node.parent
         for _ in 0..<Limits.treeDepthMax {
             if current == link.node.id { return node }
-            guard current != Self.rootId, let (parent, _) = try await read(TreeNodeInfo.self, treeKey(owner, current)) else { break }
+            // Below a folder in the rubbish bin: not reached by the link.
+            guard current != Self.rootId, let (parent, _) = try await read(TreeNodeInfo.self, treeKey(owner, current)), parent.trashedAt == nil else { break }
             current = parent.parent
         }
         throw APIError(.notFound, "no node \(id) under this link")
@@ -619,7 +671,7 @@ extension CoordinatorServer {
         let parentId = request.uri.queryParameters.get("parent").map { String($0) } ?? owner.link.node.id
         let parent = try await node(parentId, under: owner.link, owner: owner.owner.id)
         guard parent.type == "folder" else { throw APIError(.invalidArgument, "node \(parent.id) is not a folder") }
-        return try jsonResponse(NodeList(nodes: try await children(owner.owner.id, parent.id)))
+        return try jsonResponse(NodeList(nodes: try await children(owner.owner.id, parent.id).filter { $0.trashedAt == nil }))
     }
 }
 

@@ -45,6 +45,8 @@ public final class CoordinatorServer: Sendable {
     public let policies: PolicyWorker
     /// Bytes served by account, for transfer quotas.
     public let transfers: TransferMeter
+    /// On the leader: purges rubbish bin entries past `bin_retention_seconds`.
+    public let binPurger: BinPurger
     /// A drill's fault on this coordinator's client API (admin requests pass).
     let faults: FaultGate
     /// Connections held, refused and cut off (client API and cluster listener together).
@@ -122,7 +124,15 @@ public final class CoordinatorServer: Sendable {
         transfers = TransferMeter(
             coordinator: configuration.id, metadata: metadata, window: TransferWindow(seconds: configuration.transferWindowSeconds),
             flushInterval: .seconds(configuration.transferFlushSeconds), clock: objects.clock, logger: logger)
+        let reference = ServerReference()
+        binPurger = BinPurger(
+            metadata: metadata, election: election, clock: objects.clock, retentionSeconds: configuration.binRetentionSeconds, logger: logger
+        ) { entry in
+            guard let server = reference.server else { throw CancellationError() }
+            return try await server.purgeDue(entry)
+        }
         registerMetrics()
+        reference.set(self)
     }
 
     /// Writes new objects in the scheme operators set (`Keyspace.clusterPolicy`), once set.
@@ -191,7 +201,7 @@ public final class CoordinatorServer: Sendable {
                 readiness: { [self] in await readiness() }))
         }
         await health.step()
-        app.addServices(health, election, repair, collector, scrub, rebalance, drills, policies, transfers)
+        app.addServices(health, election, repair, collector, scrub, rebalance, drills, policies, transfers, binPurger)
         do {
             try await app.runService()
         } catch {
@@ -223,6 +233,10 @@ public final class CoordinatorServer: Sendable {
         router.get("/v1/nodes/:id") { [self] request, context in try jsonResponse(try await ownedNode(request, context)) }
         router.patch("/v1/nodes/:id") { [self] request, context in try await updateNode(request, context) }
         router.delete("/v1/nodes/:id") { [self] request, context in try await deleteNode(request, context) }
+        router.post("/v1/nodes/:id/trash") { [self] request, context in try await trashNode(request, context) }
+        router.post("/v1/nodes/:id/restore") { [self] request, context in try await restoreNode(request, context) }
+        router.get("/v1/bin") { [self] request, _ in try await listBin(request) }
+        router.delete("/v1/bin") { [self] request, _ in try await emptyBin(request) }
         router.put("/v1/nodes/:id/content") { [self] request, context in try await upload(request, context) }
         router.get("/v1/nodes/:id/content") { [self] request, context in
             let id = try validNodeId(try context.parameters.require("id"))
@@ -361,3 +375,12 @@ func randomToken(_ count: Int = 32) -> String {
 }
 
 func sha256Hex(_ bytes: [UInt8]) -> String { Hex.encode(SHA256.hash(data: bytes)) }
+
+/// A weak reference to the server, for a background service built before the server is
+/// whole (the bin purge calls back into it).
+final class ServerReference: Sendable {
+    private struct Weak: @unchecked Sendable { weak var server: CoordinatorServer? }
+    private let value = Mutex(Weak())
+    var server: CoordinatorServer? { value.withLock { $0.server } }
+    func set(_ server: CoordinatorServer) { value.withLock { $0.server = server } }
+}

@@ -45,6 +45,15 @@ public enum Keyspace {
     /// A child's name tag in its folder -> the child's id.
     public static func name(_ account: String, _ parent: String, _ tag: String) -> String { "names/\(account)/\(parent)/\(tag)" }
 
+    /// A node in its owner's rubbish bin -> when it was put there (decimal milliseconds).
+    public static func binEntry(_ account: String, _ node: String) -> String { "bin/\(account)/\(node)" }
+    public static func bin(_ account: String) -> String { "bin/\(account)/" }
+    /// The same, ordered by time for the leader's purge -> empty.
+    public static func binOrder(_ trashedAt: Int64, _ account: String, _ node: String) -> String {
+        "binorder/" + String(format: "%020lld", trashedAt) + "/\(account)/\(node)"
+    }
+    public static let binOrderAll = "binorder/"
+
     // MARK: Objects
 
     /// An object's manifest: changed only by compare-and-swap on its revision.

@@ -25,17 +25,19 @@ public struct TransferWindow: Sendable, Hashable {
     /// When bucket `bucket` stops counting.
     public func expiry(of bucket: Int64) -> Int64 { (bucket + Self.buckets) * bucketMilliseconds }
 
-    /// Bytes counted at `time` (buckets by index -> bytes; older ones are ignored).
+    /// Whether bucket `bucket` counts at `time`. One ahead of `time` counts for nothing: it
+    /// was numbered under a shorter window (`transfer_window_seconds` raised), and is dropped.
+    public func counts(_ bucket: Int64, at time: Int64) -> Bool { bucket >= oldest(at: time) && bucket <= self.bucket(at: time) }
+
+    /// Bytes counted at `time` (buckets by index -> bytes; the others are ignored).
     public func used(_ usage: [Int64: Int64], at time: Int64) -> Int64 {
-        let oldest = oldest(at: time)
-        return usage.reduce(0) { $0 + ($1.key >= oldest ? $1.value : 0) }
+        usage.reduce(0) { $0 + (counts($1.key, at: time) ? $1.value : 0) }
     }
 
     /// When the oldest bucket that counts bytes stops counting: when the use shown first
     /// drops. Nil when nothing counts.
     public func resetsAt(_ usage: [Int64: Int64], at time: Int64) -> Int64? {
-        let oldest = oldest(at: time)
-        return usage.filter { $0.key >= oldest && $0.value > 0 }.keys.min().map(expiry(of:))
+        usage.filter { counts($0.key, at: time) && $0.value > 0 }.keys.min().map(expiry(of:))
     }
 
     /// Milliseconds from `time` until `wanted` more bytes fit under `limit`, as buckets leave
@@ -45,8 +47,7 @@ public struct TransferWindow: Sendable, Hashable {
         guard wanted <= limit else { return nil }
         var used = used(usage, at: time)
         if used + wanted <= limit { return 0 }
-        let oldest = oldest(at: time)
-        for bucket in usage.keys.filter({ $0 >= oldest }).sorted() {
+        for bucket in usage.keys.filter({ counts($0, at: time) }).sorted() {
             used -= usage[bucket]!
             if used + wanted <= limit { return max(1, expiry(of: bucket) - time) }
         }
@@ -120,7 +121,6 @@ public final class TransferMeter: Service, Sendable {
             return cached
         }
         let entries = try await metadata.list(prefix: Keyspace.transfers(account), after: nil, limit: Limits.metadataListPageMax)
-        let oldest = window.oldest(at: time)
         var usage: [Int64: Int64] = [:]
         var expired: [String] = []
         for entry in entries {
@@ -129,7 +129,7 @@ public final class TransferMeter: Service, Sendable {
             guard parts.count == 2, let bucket = Int64(parts[0]), let bytes = Int64(String(decoding: entry.value, as: UTF8.self)), bytes >= 0 else {
                 continue
             }
-            if bucket < oldest { expired.append(entry.key) } else { usage[bucket, default: 0] += bytes }
+            if window.counts(bucket, at: time) { usage[bucket, default: 0] += bytes } else { expired.append(entry.key) }
         }
         return state.withLock { state in
             state.stored[account] = Stored(usage: usage, readAt: time)

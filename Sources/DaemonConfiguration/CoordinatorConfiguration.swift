@@ -66,6 +66,8 @@ public struct CoordinatorConfiguration: Codable, Sendable {
     public var transferWindowSeconds: Int
     /// How often a coordinator adds what it served to the shared counts: the staleness bound.
     public var transferFlushSeconds: Int
+    /// How long a node stays in its owner's rubbish bin before the leader purges it.
+    public var binRetentionSeconds: Int
     public var downAfterSeconds: Int
     /// A node down for this long has its shards rebuilt elsewhere.
     public var repairAfterSeconds: Int
@@ -102,7 +104,7 @@ public struct CoordinatorConfiguration: Codable, Sendable {
         case id, country, region, host, port, tls, metadataDirectory = "metadata_directory", etcd, etcdTLS = "etcd_tls", nodes, policy
         case segmentSizeBytes = "segment_size_bytes", quotaBytesDefault = "quota_bytes_default"
         case transferQuotaBytesDefault = "transfer_quota_bytes_default", transferWindowSeconds = "transfer_window_seconds"
-        case transferFlushSeconds = "transfer_flush_seconds"
+        case transferFlushSeconds = "transfer_flush_seconds", binRetentionSeconds = "bin_retention_seconds"
         case downAfterSeconds = "down_after_seconds", repairAfterSeconds = "repair_after_seconds"
         case repairBudgetBytesPerSecond = "repair_budget_bytes_per_second", leaderLeaseSeconds = "leader_lease_seconds"
         case gcGraceSeconds = "gc_grace_seconds", scrubBudgetBytesPerSecond = "scrub_budget_bytes_per_second"
@@ -129,6 +131,7 @@ public struct CoordinatorConfiguration: Codable, Sendable {
         transferQuotaBytesDefault = try c.decodeIfPresent(Int64.self, forKey: .transferQuotaBytesDefault) ?? 1_000_000_000_000
         transferWindowSeconds = try c.decodeIfPresent(Int.self, forKey: .transferWindowSeconds) ?? 30 * 86_400
         transferFlushSeconds = try c.decodeIfPresent(Int.self, forKey: .transferFlushSeconds) ?? 5
+        binRetentionSeconds = try c.decodeIfPresent(Int.self, forKey: .binRetentionSeconds) ?? 30 * 86_400
         downAfterSeconds = try c.decodeIfPresent(Int.self, forKey: .downAfterSeconds) ?? 10
         repairAfterSeconds = try c.decodeIfPresent(Int.self, forKey: .repairAfterSeconds) ?? 300
         repairBudgetBytesPerSecond = try c.decodeIfPresent(Int64.self, forKey: .repairBudgetBytesPerSecond) ?? 100_000_000
@@ -201,6 +204,7 @@ public struct CoordinatorConfiguration: Codable, Sendable {
         }
         guard (30...(366 * 86_400)).contains(transferWindowSeconds) else { throw fail("transfer_window_seconds", "must be 30...31622400") }
         guard (1...300).contains(transferFlushSeconds) else { throw fail("transfer_flush_seconds", "must be 1...300") }
+        guard (1...(366 * 86_400)).contains(binRetentionSeconds) else { throw fail("bin_retention_seconds", "must be 1...31622400") }
         guard downAfterSeconds >= 1 else { throw fail("down_after_seconds", "must be at least 1") }
         guard (0...(30 * 86_400)).contains(repairAfterSeconds) else { throw fail("repair_after_seconds", "must be 0...2592000") }
         guard repairBudgetBytesPerSecond >= 0 else { throw fail("repair_budget_bytes_per_second", "must be 0 (paused) or more") }

@@ -345,6 +345,12 @@ enum RecordFuzz {
         kind(PendingKeyChanges.self) { PendingKeyChanges(nodes: ["n1", "n2"], more: false) },
         kind(TakedownInfo.self) { RecordSeeds.takedown },
         kind(TakedownNotice.self) { RecordSeeds.takedown.notice },
+        kind(BinList.self) {
+            var node = RecordSeeds.treeNode
+            node.trashedAt = 1_790_000_000_000
+            return BinList(entries: [BinEntry(node: node, ancestors: [RecordSeeds.treeNode], purgeAt: 1_792_592_000_000)], next: "n1")
+        },
+        kind(PurgeResult.self) { PurgeResult(nodes: 3, bytes: 1 << 20) },
     ]
 
     static let requestKinds: [Kind] = [
@@ -367,7 +373,7 @@ enum RecordFuzz {
         },
         kind(AppealTakedownRequest.self) { AppealTakedownRequest(message: "I hold the rights.\nSee the licence.") },
         kind(SuspendAccountRequest.self) { SuspendAccountRequest(reason: "repeated infringement") },
-        kind(SetAccountRequest.self) { SetAccountRequest(quotaBytes: 50 << 30) },
+        kind(SetAccountRequest.self) { SetAccountRequest(quotaBytes: 50 << 30, transferQuotaBytes: 1 << 40) },
         kind(ExcludedCountries.self) { ExcludedCountries(countries: ["US", "CN"]) },
     ]
 }

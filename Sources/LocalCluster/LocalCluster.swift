@@ -476,6 +476,7 @@ public struct LocalCluster: Sendable {
         if let bytes = topology.transferQuotaBytesDefault { config["transfer_quota_bytes_default"] = bytes }
         if let seconds = topology.transferWindowSeconds { config["transfer_window_seconds"] = seconds }
         if let seconds = topology.transferFlushSeconds { config["transfer_flush_seconds"] = seconds }
+        if let seconds = topology.binRetentionSeconds { config["bin_retention_seconds"] = seconds }
         if etcd.isEmpty {
             config["metadata_directory"] = folder + "/data/\(id)-metadata"
         } else {

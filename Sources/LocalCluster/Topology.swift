@@ -57,6 +57,8 @@ public struct ClusterTopologyFile: Codable, Sendable {
     public var transferQuotaBytesDefault: Int64?
     public var transferWindowSeconds: Int?
     public var transferFlushSeconds: Int?
+    /// How long the coordinators keep a node in its owner's rubbish bin (30 days when nil).
+    public var binRetentionSeconds: Int?
 
     enum CodingKeys: String, CodingKey {
         case name, countries, etcdCountries = "etcd_countries", policy, segmentSizeBytes = "segment_size_bytes"
@@ -66,7 +68,7 @@ public struct ClusterTopologyFile: Codable, Sendable {
         case gcGraceSeconds = "gc_grace_seconds", etcdQuotaBytes = "etcd_quota_bytes", requestsInFlightMax = "requests_in_flight_max"
         case logFormat = "log_format", logLevel = "log_level"
         case transferQuotaBytesDefault = "transfer_quota_bytes_default", transferWindowSeconds = "transfer_window_seconds"
-        case transferFlushSeconds = "transfer_flush_seconds"
+        case transferFlushSeconds = "transfer_flush_seconds", binRetentionSeconds = "bin_retention_seconds"
     }
 
     public init(name: String, countries: [CountryEntry], etcdCountries: [String], policy: PolicyEntry, segmentSizeBytes: Int?, quotaBytesDefault: Int64?, basePort: Int, downAfterSeconds: Int?, sessionLifetimeSeconds: Int? = nil,

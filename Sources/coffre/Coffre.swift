@@ -17,7 +17,7 @@ struct Coffre: AsyncParsableCommand {
         abstract: "End-to-end encrypted storage over a geo-replicated Coffre cluster.",
         subcommands: [
             Register.self, Login.self, WhoAmI.self, List.self, MakeFolder.self, Put.self, Get.self, Move.self, Remove.self,
-            Link.self, Share.self, Unshare.self, Shares.self, Rekey.self, Contacts.self, Takedowns.self, TakedownCommand.self,
+            Restore.self, Bin.self, Link.self, Share.self, Unshare.self, Shares.self, Rekey.self, Contacts.self, Takedowns.self, TakedownCommand.self,
             TransparencyCommand.self, AccountCommand.self, Load.self, Admin.self,
         ])
 }
@@ -248,8 +248,10 @@ struct List: AsyncParsableCommand {
     @Flag(help: "List the folders others shared with you (then use @USER/FOLDER/... paths).") var shared = false
     @Flag(help: "Read the link password from standard input.") var passwordStdin = false
     @Flag(help: "The link has a password: ask for it.") var linkPassword = false
+    @Flag(help: "List the rubbish bin instead: where each node was, and when it goes for good.") var bin = false
 
     func run() async throws {
+        if bin { return try await printBin(options) }
         try await perform {
             if shared {
                 let incoming = try await using(options) { try await $0.shares(try loadSession(options)).incoming }
@@ -392,12 +394,18 @@ struct Move: AsyncParsableCommand {
 
 struct Remove: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "rm", abstract: "Delete a file, or a folder with --recursive: at once and for good (there is no rubbish bin yet).",
-        discussion: "With --id, the node of that id (what `ls` names as one that cannot be decrypted has no name to give).")
+        commandName: "rm", abstract: "Put a file, or a folder with --recursive, into the rubbish bin; with --permanent, delete it for good.",
+        discussion: """
+            What is in the bin is hidden from listings, links and shares, still counts to your storage quota, comes back with \
+            coffre restore PATH, and is deleted for good by the cluster after its retention (30 days by default) or by coffre bin empty. \
+            In a folder shared with you to write, rm puts it into its owner's bin. \
+            With --id, the node of that id (what `ls` names as one that cannot be decrypted has no name to give).
+            """)
     @OptionGroup var options: GlobalOptions
     @Argument var path: String?
     @Flag(name: [.short, .long]) var recursive = false
-    @Option(help: "Delete the node of this id (one of yours) instead of a path.") var id: String?
+    @Flag(help: "Delete for good at once, not through the rubbish bin (a folder with everything below it).") var permanent = false
+    @Option(help: "Remove the node of this id (one of yours) instead of a path.") var id: String?
 
     func validate() throws {
         guard (path == nil) != (id == nil) else { throw ValidationError("give a PATH or --id ID, not both") }
@@ -407,8 +415,95 @@ struct Remove: AsyncParsableCommand {
         try await perform {
             let client = try options.client()
             defer { Task { try? await client.shutdown() } }
-            if let id { return try await client.removeNode(id: id, recursive: recursive, try loadSession(options)) }
-            try await client.remove(path ?? "", recursive: recursive, try loadSession(options))
+            let session = try loadSession(options)
+            let entry: BinEntry?
+            if let id {
+                entry = try await client.removeNode(id: id, recursive: recursive, permanent: permanent, session)
+            } else {
+                entry = try await client.remove(path ?? "", recursive: recursive, permanent: permanent, session)
+            }
+            let what = path ?? "node \(id ?? "")"
+            if options.json { return printJSON(RemoveOutput(path: path, id: entry?.node.id ?? id, permanent: permanent, purgeAt: entry?.purgeAt)) }
+            if let entry {
+                print("\(what) is in the rubbish bin until \(Date(timeIntervalSince1970: Double(entry.purgeAt) / 1000).ISO8601Format()) (coffre restore \(path ?? "--id " + entry.node.id) brings it back)")
+            } else {
+                print("\(what) deleted for good")
+            }
+        }
+    }
+}
+
+/// What `coffre rm --json` prints.
+struct RemoveOutput: Codable {
+    let path: String?
+    let id: String?
+    let permanent: Bool
+    /// When the cluster deletes it for good (absent with --permanent).
+    let purgeAt: Int64?
+}
+
+struct Restore: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Bring a file or folder back from the rubbish bin, to where it was.",
+        discussion: """
+            PATH is where it was (coffre ls --bin lists them); when several were there, the latest put in the bin comes back. \
+            Refused (name_taken) when its folder holds another of that name now: rename or remove that one first; and when \
+            its folder is in the bin too: restore that first.
+            """)
+    @OptionGroup var options: GlobalOptions
+    @Argument(help: "Where it was, as /a/b.") var path: String?
+    @Option(help: "The bin entry of this id instead of a path.") var id: String?
+
+    func validate() throws {
+        guard (path == nil) != (id == nil) else { throw ValidationError("give a PATH or --id ID, not both") }
+    }
+
+    func run() async throws {
+        try await perform {
+            let item = try await using(options) { try await $0.restore(path ?? id ?? "", byId: id != nil, try loadSession(options)) }
+            if options.json { return printJSON(item) }
+            print("restored \(item.path.isEmpty ? "node " + item.id : item.path)")
+        }
+    }
+}
+
+struct Bin: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Your rubbish bin: list it (coffre ls --bin does too) or empty it for good.", subcommands: [BinList.self, Empty.self],
+        defaultSubcommand: BinList.self)
+
+    struct BinList: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(commandName: "ls", abstract: "What is in the rubbish bin, where it was, and when it goes for good.")
+        @OptionGroup var options: GlobalOptions
+
+        func run() async throws { try await printBin(options) }
+    }
+
+    struct Empty: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Delete everything in the rubbish bin for good (its storage is freed at once).")
+        @OptionGroup var options: GlobalOptions
+
+        func run() async throws {
+            try await perform {
+                let result = try await using(options) { try await $0.emptyBin(try loadSession(options)) }
+                if options.json { return printJSON(result) }
+                print("deleted \(result.nodes) file(s) and folder(s) for good, \(ByteCount(result.bytes)) freed")
+            }
+        }
+    }
+}
+
+/// `coffre ls --bin`, `coffre bin [ls]`.
+func printBin(_ options: GlobalOptions) async throws {
+    try await perform {
+        let items = try await using(options) { try await $0.bin(try loadSession(options)) }
+        if options.json { return printJSON(items) }
+        if items.isEmpty { return print("the rubbish bin is empty") }
+        for item in items {
+            let size = item.size.map { ByteCount(Int64($0)).description } ?? "-"
+            let purge = Date(timeIntervalSince1970: Double(item.purgeAt) / 1000).ISO8601Format()
+            let path = item.path.isEmpty ? "(cannot be decrypted: id \(item.id))" : item.path + (item.type == "folder" ? "/" : "")
+            print("\(item.type == "folder" ? "d" : "-")  \(size.padding(toLength: 12, withPad: " ", startingAt: 0))  until \(purge)  \(path)")
         }
     }
 }

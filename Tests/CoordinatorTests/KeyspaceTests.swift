@@ -27,6 +27,8 @@ import Testing
         #expect(Keyspace.link("L") == "links/L")
         #expect(Keyspace.transfer("A", bucket: 7, coordinator: "c-fr") == "transfer/A/00000000000000000007/c-fr")
         #expect(Keyspace.transfers("A") == "transfer/A/")
+        #expect(Keyspace.binEntry("A", "N") == "bin/A/N" && Keyspace.bin("A") == "bin/A/")
+        #expect(Keyspace.binOrder(42, "A", "N") == "binorder/00000000000000000042/A/N" && Keyspace.binOrderAll == "binorder/")
         #expect(Keyspace.linkByOwner("A", "L") == "linksby/A/L")
         #expect(Keyspace.linksByOwner("A") == "linksby/A/")
         #expect(Keyspace.suspect(node, "O", segment: 2, shard: 7) == "suspects/fr-1/O/2/7")

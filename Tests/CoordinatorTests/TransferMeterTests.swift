@@ -21,6 +21,8 @@ import TestSupport
         #expect(window.used(usage, at: 10_030 * 1000) == 0, "out of the window")
         #expect(window.resetsAt(usage, at: Int64(served)) == Optional(Int64(10_030_000)))
         #expect(window.resetsAt(usage, at: 10_030 * 1000) == nil)
+        // Numbered under a shorter window (the window was raised since): not counted.
+        #expect(window.used([window.bucket(at: Int64(served)) + 1: 5], at: Int64(served)) == 0)
     }
 
     /// For random uses, limits and requests: `wait` is 0 exactly when the bytes fit now; when

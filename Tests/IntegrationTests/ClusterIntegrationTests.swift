@@ -204,7 +204,7 @@ extension RealClusters {
                 _ = try await de.move("/Secret Projects/Quarterly Ledger 2026.bin", to: "/ledger.bin", session)
                 #expect(try await nz.list("/", session).map(\.name).contains("ledger.bin"))
                 let before = try await fr.whoami(session).usedBytes
-                try await fr.remove("/ledger.bin", recursive: false, session)
+                try await fr.remove("/ledger.bin", recursive: false, permanent: true, session)
                 #expect(try await fr.whoami(session).usedBytes < before)
                 }
             }

@@ -59,6 +59,7 @@ extension RealClusters {
                     _ = try await bob.mkdir("@alice/Team/drafts", bobSession)
                     _ = try await bob.move("@alice/Team/notes.txt", to: "@alice/Team/drafts/notes v2.txt", bobSession)
                     try await bob.remove("@alice/Team/report.txt", recursive: false, bobSession)
+                    #expect(try await alice.bin(aliceSession).map(\.path) == ["/Team/report.txt"], "bob's rm put it into alice's rubbish bin")
                     await #expect { try await bob.remove("@alice/Team", recursive: true, bobSession) } throws: { ($0 as? ClientError)?.code == .forbidden }
                     await #expect { _ = try await bob.move("@alice/Team/drafts", to: "/stolen", bobSession) } throws: {
                         ($0 as? ClientError)?.code == .invalidArgument
@@ -136,9 +137,11 @@ extension RealClusters {
                     try await carol.download("@alice/Team/drafts/notes v2.txt", to: folder + "/carol.txt", carolSession)
                     #expect(try await alice.list("/Team/drafts", aliceSession).map(\.name) == ["after.txt", "notes v2.txt"])
                     // Every record in both folders as the server holds it, the files added later
-                    // included: the keys bob had open none of them.
+                    // and the one in the rubbish bin included: the keys bob had open none of them.
                     for (parentId, oldKey) in [(teamShare.nodeId, oldTeamKey), (draftsInfo.id, oldDraftsKey)] {
-                        let listing = try JSONDecoder().decode(NodeList.self, from: try await rawJSON(running, "/v1/nodes?parent=\(parentId)", token: aliceSession.token))
+                        let listing = try JSONDecoder().decode(
+                            NodeList.self, from: try await rawJSON(running, "/v1/nodes?parent=\(parentId)&trashed=true", token: aliceSession.token))
+                        #expect(parentId != teamShare.nodeId || listing.nodes.contains { $0.trashedAt != nil }, "the bin's report.txt is listed")
                         #expect(listing.nodes.contains { $0.type == "file" }, "the folder holds the file added later")
                         #expect(!listing.nodes.contains { $0.previousKey != nil })
                         for node in listing.nodes {
@@ -147,6 +150,10 @@ extension RealClusters {
                         }
                     }
                     await #expect { _ = try await bob.list("@alice/Team", bobSession) } throws: { ($0 as? ClientError)?.code == .notFound }
+                    // What was in the bin through the key change comes back under the new key.
+                    _ = try await alice.restore("/Team/report.txt", aliceSession)
+                    try await alice.download("/Team/report.txt", to: folder + "/restored.txt", aliceSession)
+                    #expect(try String(contentsOfFile: folder + "/restored.txt", encoding: .utf8) == "quarterly figures")
                     let teamId = try #require(try await alice.list("/", aliceSession).first { $0.name == "Team" }?.id)
                     let direct = try await rawStatus(running, "GET", "/v1/nodes?parent=\(teamId)&owner=\(aliceSession.accountId)", token: bobSession.token)
                     #expect(direct == 404, "a former recipient asking by id gets \(direct)")
@@ -269,7 +276,7 @@ private func keyChangesAreCrashSafeAndRefuseStaleKeys(
     await #expect { _ = try await alice.finishKeyChanges(session) } throws: {
         ($0 as? ClientError)?.code == .decryptionFailed && ($0 as? ClientError)?.message.contains(junk.id) == true
     }
-    try await alice.removeNode(id: junk.id, recursive: false, session)
+    try await alice.removeNode(id: junk.id, recursive: false, permanent: true, session)
 
     // Alice's next write meets it: her client finishes every change (Deep, then a, then b)
     // and writes. Nothing in the three folders opens under the keys bob had.
@@ -346,7 +353,7 @@ private func outgoingShares(_ running: RunningCluster, _ session: Session) async
 }
 
 /// The status and error code of a request made as a raw client would.
-private func rawAnswer(
+func rawAnswer(
     _ running: RunningCluster, _ method: String, _ path: String, token: String, json: (any Encodable)? = nil, headers: [String] = [], data: String? = nil
 ) async throws -> (status: Int, code: String?) {
     let url = running.profile.coordinators[0].url + path

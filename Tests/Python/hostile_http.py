@@ -25,6 +25,7 @@ CODES = {
     "bad_request", "invalid_argument", "limit_exceeded", "timeout", "rate_limited", "range_not_satisfiable",
     "unauthenticated", "forbidden", "not_found", "conflict", "name_taken", "key_changing", "key_changed", "quota_exceeded", "weak_parameters", "node_full",
     "unavailable", "checksum_mismatch", "corrupt", "link_taken_down", "file_taken_down", "account_suspended",
+    "transfer_quota_exceeded",
 }
 failures = []
 
@@ -365,7 +366,8 @@ def main():
     # every daemon keeps answering.
     rng = random.Random(seed)
     methods = ["GET", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "BREW", "G\x00T", ""]
-    paths = ["/v1/whoami", "/v1/accounts", "/v1/sessions", "/v1/nodes", "/v1/nodes/abc/content", "/v1/links", "/v1/l/xyz",
+    paths = ["/v1/whoami", "/v1/accounts", "/v1/sessions", "/v1/nodes", "/v1/nodes/abc/content", "/v1/links", "/v1/l/xyz", "/v1/bin",
+             "/v1/nodes/abc/trash", "/v1/nodes/abc/restore", "/v1/bin?after=%2e%2e",
              "/v1/l/xyz/content", "/v1/admin/status", "/v1/shards/00ff", "/v1/shards", "/v1/scrub", "/v1/health", "/v1/fault",
              "/%", "/v1/nodes/%2e%2e/content", "*", "/v1/prelogin/" + "a" * 300]
     header_pool = [("Content-Length", lambda: rng.choice(["0", "-1", "1e3", "99999999999999999999", " 5", "5,5"])),
