@@ -194,9 +194,13 @@ public struct PurgeResult: Codable, Hashable, Sendable {
     public let nodes: Int
     /// Ciphertext bytes of the files removed (what the storage quota gets back).
     public let bytes: Int64
-    public init(nodes: Int, bytes: Int64) {
+    /// True when a budget ran out before everything was removed (the leader's purge goes on
+    /// at its next pass).
+    public let remaining: Bool?
+    public init(nodes: Int, bytes: Int64, remaining: Bool? = nil) {
         self.nodes = nodes
         self.bytes = bytes
+        self.remaining = remaining
     }
 }
 

@@ -75,6 +75,19 @@ public struct RepairBudgetRequest: Codable, Hashable, Sendable {
 }
 
 /// `GET /v1/admin/gc`: the leader's garbage collector as it last published itself.
+/// What the leader's bin purge did since this coordinator started leading.
+public struct BinPurgeStatus: Codable, Hashable, Sendable {
+    public var retentionSeconds: Int64
+    public var passes = 0
+    /// Bin entries purged, and the files and folders and ciphertext bytes they held.
+    public var entries = 0
+    public var nodes = 0
+    public var bytes: Int64 = 0
+    public var failures = 0
+    public var lastError: String?
+    public init(retentionSeconds: Int64) { self.retentionSeconds = retentionSeconds }
+}
+
 public struct CollectorStatus: LeaderPublished, Hashable {
     public var leader: String?
     public var epoch: Int64
@@ -91,6 +104,8 @@ public struct CollectorStatus: LeaderPublished, Hashable {
     public var currentNode: String?
     public var lastError: String?
     public var updatedAt: Int64
+    /// The leader's rubbish bin purge (Docs/policy.md, "Rubbish bin").
+    public var binPurge: BinPurgeStatus?
 
     public init(leader: String?, epoch: Int64, graceSeconds: Int64, updatedAt: Int64) {
         self.leader = leader

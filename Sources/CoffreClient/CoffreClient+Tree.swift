@@ -80,7 +80,7 @@ extension CoffreClient {
     static func unreadableError(_ nodes: [TreeNodeInfo], in folder: String) -> ClientError {
         ClientError(
             .decryptionFailed,
-            "\(nodes.count) node(s) in folder \(folder) cannot be decrypted: \(nodes.map(\.id).joined(separator: ", ")) (coffre rm --id ID removes one)")
+            "\(nodes.count) node(s) in folder \(folder) cannot be decrypted: \(nodes.map(\.id).joined(separator: ", ")) (coffre rm --id ID --permanent removes one)")
     }
 
     /// A tree node's key and attributes, unwrapped and decrypted under its folder's key (or,

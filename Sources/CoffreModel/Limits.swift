@@ -54,6 +54,9 @@ public enum Limits {
     public static let sharesPerFolderMax = 25
     /// Nodes one recursive delete or purge removes at most (each is a transaction).
     public static let purgeNodesMax = 100_000
+    /// Nodes the leader's bin purge removes per entry and pass (a larger tree goes on at the
+    /// next pass).
+    public static let purgeNodesPerPass = 1000
     /// Rubbish bin entries per page of `GET /v1/bin`.
     public static let binPageMax = 100
     /// Largest encrypted attribute blob (name, size, mtime, ...) in bytes.

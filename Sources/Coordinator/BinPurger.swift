@@ -35,18 +35,6 @@ public enum BinPurge {
     }
 }
 
-/// What the leader's bin purge did since this coordinator started leading.
-public struct BinPurgeStatus: Codable, Hashable, Sendable {
-    public var retentionSeconds: Int64
-    public var passes = 0
-    /// Bin entries purged, and the files and folders and ciphertext bytes they held.
-    public var entries = 0
-    public var nodes = 0
-    public var bytes: Int64 = 0
-    public var failures = 0
-    public var lastError: String?
-    public init(retentionSeconds: Int64) { self.retentionSeconds = retentionSeconds }
-}
 
 /// On the leader: every `pause`, purges the rubbish bin entries older than the retention,
 /// oldest first, at most `budget` per pass (each is a tree removal of its own). The files'
@@ -61,6 +49,9 @@ public final class BinPurger: Service, Sendable {
     let logger: Logger
     let purge: @Sendable (BinPurge.Due) async throws -> PurgeResult
     private let state: Mutex<BinPurgeStatus>
+    /// Entries that failed, and when they may be tried again (a minute later): one that keeps
+    /// failing does not hold the others back.
+    private let failed = Mutex<[BinPurge.Due: Int64]>([:])
 
     public init(
         metadata: any MetadataStore, election: LeaderElection, clock: WorkClock, retentionSeconds: Int, pause: Duration = .seconds(5), budget: Int = 100,
@@ -82,7 +73,7 @@ public final class BinPurger: Service, Sendable {
     public func run() async throws {
         while !Task.isCancelled && !Task.isShuttingDownGracefully {
             await step()
-            await clock.sleep(pause)
+            await cancelWhenGracefulShutdown { [clock, pause] in await clock.sleep(pause) }
         }
     }
 
@@ -92,16 +83,26 @@ public final class BinPurger: Service, Sendable {
         guard election.current != nil else { return 0 }
         let keys: [String]
         do {
-            keys = try await metadata.list(prefix: Keyspace.binOrderAll, after: nil, limit: budget).map(\.key)
+            keys = try await metadata.list(prefix: Keyspace.binOrderAll, after: nil, limit: 2 * budget).map(\.key)
         } catch {
             state.withLock { $0.failures += 1; $0.lastError = "\(error)" }
             return 0
         }
-        let due = BinPurge.due(keys, now: clock.wallMillis(), retention: retention, budget: budget)
+        let now = clock.wallMillis()
+        let backingOff = failed.withLock { failed in
+            failed = failed.filter { $0.value > now }
+            return Set(failed.keys)
+        }
+        let due = BinPurge.due(keys, now: now, retention: retention, budget: 2 * budget).filter { !backingOff.contains($0) }.prefix(budget)
         var purged = 0
         for entry in due {
             do {
                 let result = try await purge(entry)
+                // A tree larger than one call's budget goes on at the next pass.
+                guard result.remaining != true else {
+                    state.withLock { $0.nodes += result.nodes; $0.bytes += result.bytes }
+                    continue
+                }
                 purged += 1
                 state.withLock {
                     $0.entries += 1
@@ -110,6 +111,7 @@ public final class BinPurger: Service, Sendable {
                 }
                 logger.info("rubbish bin entry purged", metadata: ["account.id": "\(entry.account)", "bin.nodes": "\(result.nodes)"])
             } catch {
+                failed.withLock { $0[entry] = now + 60_000 }
                 state.withLock { $0.failures += 1; $0.lastError = "\(entry.account)/\(entry.node): \(error)" }
                 logger.warning("rubbish bin entry not purged", metadata: ["account.id": "\(entry.account)", "error": "\(error)"])
             }

@@ -144,7 +144,7 @@ extension CoordinatorServer {
         return try jsonResponse(
             WhoAmIResponse(
                 accountId: account.id, username: account.username, quotaBytes: account.quotaBytes, usedBytes: account.usedBytes,
-                suspension: account.suspension, excludedCountries: account.excludedCountries, transfer: try await transferUse(account)))
+                suspension: account.suspension, excludedCountries: account.excludedCountries, transfer: await transferUse(account)))
     }
 
     /// 401 `unauthenticated` without the cluster's admin token (compared in constant time).

@@ -15,6 +15,21 @@ import Metadata
 extension CoordinatorServer {
     var binRetentionMilliseconds: Int64 { Int64(configuration.binRetentionSeconds) * 1000 }
 
+    /// Whether `node` (read already) or a folder above it is in its owner's bin. The folders
+    /// above are read only while the owner has a folder in the bin (`foldersInBin`); otherwise
+    /// the node's own mark says, with no read more.
+    func inBin(_ node: TreeNodeInfo, owner: AccountRecord) async throws -> Bool {
+        if node.trashedAt != nil { return true }
+        guard (owner.foldersInBin ?? 0) > 0 else { return false }
+        var current = node.parent
+        for _ in 0..<Limits.treeDepthMax where current != Self.rootId {
+            guard let (folder, _) = try await read(TreeNodeInfo.self, treeKey(owner.id, current)) else { return false }
+            if folder.trashedAt != nil { return true }
+            current = folder.parent
+        }
+        return false
+    }
+
     /// `POST /v1/nodes/{id}/trash`: into the owner's bin (a writer of a shared folder puts it
     /// into its owner's bin).
     func trashNode(_ request: Request, _ context: ServiceContext) async throws -> Response {
@@ -33,8 +48,16 @@ extension CoordinatorServer {
                 .put(treeKey(account, id), encode(trashed)), .put(childKey(account, node.parent, id), encode(trashed)),
                 .put(Keyspace.binEntry(account, id), Array(String(at).utf8)), .put(Keyspace.binOrder(at, account, id), []),
             ]
+            var conditions: [MetadataCondition] = [.revision(treeKey(account, id), revision)]
             if let tag = node.nameTag { mutations.append(.delete(nameKey(account, node.parent, tag))) }
-            if try await metadata.commit(if: [.revision(treeKey(account, id), revision)], then: mutations) != nil {
+            if node.type == "folder" {
+                // Links and shares below it now check the folders above them.
+                var owner = access.account
+                owner.foldersInBin = (owner.foldersInBin ?? 0) + 1
+                conditions.append(.revision(Keyspace.account(account), access.revision))
+                mutations.append(.put(Keyspace.account(account), encode(owner)))
+            }
+            if try await metadata.commit(if: conditions, then: mutations) != nil {
                 return try jsonResponse(BinEntry(node: trashed, ancestors: [], purgeAt: at + binRetentionMilliseconds))
             }
         }
@@ -51,17 +74,29 @@ extension CoordinatorServer {
             let account = access.account.id
             guard let (node, revision) = try await read(TreeNodeInfo.self, treeKey(account, id)) else { throw APIError(.notFound, "no node \(id)") }
             guard let trashedAt = node.trashedAt else { throw APIError(.conflict, "node \(id) is not in the rubbish bin") }
-            let parent = try await checkParent(account, node.parent)
-            if let (folder, _) = parent, folder.trashedAt != nil {
-                throw APIError(.conflict, "its folder \(folder.id) is in the rubbish bin too: restore that first")
+            // One being purged (its entry claimed by the leader or `bin empty`) stays gone.
+            guard let entry = try await metadata.get(Keyspace.binEntry(account, id)) else {
+                throw APIError(.conflict, "node \(id) is being deleted for good (its time in the rubbish bin is up)")
+            }
+            // Its name tag is under its folder's key: not while that key changes, and only in
+            // the generation it was made in (`key_changed` otherwise: the key change re-tags it).
+            let parent = try await checkParent(account, node.parent, naming: true, generation: node.parentKeyGeneration)
+            if let (folder, _) = parent, try await inBin(folder, owner: access.account) {
+                throw APIError(.conflict, "a folder above it is in the rubbish bin too: restore that first")
             }
             var restored = node
             restored.trashedAt = nil
-            var conditions: [MetadataCondition] = [.revision(treeKey(account, id), revision)]
+            var conditions: [MetadataCondition] = [.revision(treeKey(account, id), revision), .revision(entry.key, entry.modRevision)]
             var mutations: [MetadataMutation] = [
                 .put(treeKey(account, id), encode(restored)), .put(childKey(account, node.parent, id), encode(restored)),
                 .delete(Keyspace.binEntry(account, id)), .delete(Keyspace.binOrder(trashedAt, account, id)),
             ]
+            if node.type == "folder" {
+                var owner = access.account
+                owner.foldersInBin = max(0, (owner.foldersInBin ?? 0) - 1)
+                conditions.append(.revision(Keyspace.account(account), access.revision))
+                mutations.append(.put(Keyspace.account(account), encode(owner)))
+            }
             if let tag = node.nameTag {
                 conditions.append(.absent(nameKey(account, node.parent, tag)))
                 mutations.append(.put(nameKey(account, node.parent, tag), Array(id.utf8)))
@@ -102,31 +137,59 @@ extension CoordinatorServer {
         return try jsonResponse(BinList(entries: entries, next: next))
     }
 
-    /// `DELETE /v1/bin`: everything in the caller's bin, for good.
+    /// `DELETE /v1/bin`: everything in the caller's bin, for good. An entry that cannot be
+    /// purged now does not stop the others; the answer is then `conflict`, naming how many.
     func emptyBin(_ request: Request) async throws -> Response {
         let (account, _) = try await authenticate(request)
         var total = PurgeResult(nodes: 0, bytes: 0)
-        while true {
-            let page = try await metadata.list(prefix: Keyspace.bin(account.id), after: nil, limit: Limits.binPageMax)
-            guard !page.isEmpty else { break }
+        var failures: [String] = []
+        var after: String?
+        repeat {
+            let page = try await metadata.list(prefix: Keyspace.bin(account.id), after: after, limit: Limits.binPageMax)
             for entry in page {
-                let removed = try await purgeTree(account.id, String(entry.key.dropFirst(Keyspace.bin(account.id).utf8.count)))
-                total = PurgeResult(nodes: total.nodes + removed.nodes, bytes: total.bytes + removed.bytes)
+                let node = String(entry.key.dropFirst(Keyspace.bin(account.id).utf8.count))
+                do {
+                    let removed = try await purgeEntry(account.id, node, trashedAt: nil)
+                    total = PurgeResult(nodes: total.nodes + removed.nodes, bytes: total.bytes + removed.bytes)
+                } catch {
+                    failures.append("\(node): \(error)")
+                }
             }
-            // An entry whose node is gone (a crash between two transactions) goes by itself.
-            for entry in page where try await metadata.get(entry.key) != nil { try await metadata.delete(entry.key) }
+            after = page.count == Limits.binPageMax ? page.last?.key : nil
+        } while after != nil
+        logger.info("rubbish bin emptied", metadata: ["account.id": "\(account.id)", "bin.nodes": "\(total.nodes)", "bin.failures": "\(failures.count)"])
+        guard failures.isEmpty else {
+            throw APIError(.conflict, "\(total.nodes) nodes deleted; \(failures.count) entries could not be now, try again: \(failures.prefix(3).joined(separator: "; "))")
         }
-        logger.info("rubbish bin emptied", metadata: ["account.id": "\(account.id)", "bin.nodes": "\(total.nodes)"])
         return try jsonResponse(total)
     }
 
-    /// The leader's purge: entries older than the retention, oldest first (`BinPurger`).
-    func purgeDue(_ entry: BinPurge.Due) async throws -> PurgeResult {
-        guard let (node, _) = try await read(TreeNodeInfo.self, treeKey(entry.account, entry.node)), node.trashedAt == entry.trashedAt else {
-            // Restored, or purged already, meanwhile: only the stale order entry is left.
-            try await metadata.delete(Keyspace.binOrder(entry.trashedAt, entry.account, entry.node))
+    /// The leader's purge of one entry past the retention (`BinPurger`): at most `budget`
+    /// nodes a call.
+    func purgeDue(_ entry: BinPurge.Due, budget: Int) async throws -> PurgeResult {
+        try await purgeEntry(entry.account, entry.node, trashedAt: entry.trashedAt, budget: budget)
+    }
+
+    /// Purges a bin entry: claims it first (its `bin/` key goes, so no restore starts after),
+    /// then removes the node and all below it. An entry whose node is no longer in the bin
+    /// (restored; or put there again later, when `trashedAt` is given) only loses its stale
+    /// index keys.
+    func purgeEntry(_ account: String, _ id: String, trashedAt: Int64?, budget: Int = Limits.purgeNodesMax) async throws -> PurgeResult {
+        guard let (node, revision) = try await read(TreeNodeInfo.self, treeKey(account, id)), let at = node.trashedAt,
+            trashedAt == nil || trashedAt == at
+        else {
+            var stale: [MetadataMutation] = []
+            if let trashedAt { stale.append(.delete(Keyspace.binOrder(trashedAt, account, id))) }
+            if try await read(TreeNodeInfo.self, treeKey(account, id))?.0.trashedAt == nil { stale.append(.delete(Keyspace.binEntry(account, id))) }
+            if !stale.isEmpty { _ = try await metadata.commit(if: [], then: stale) }
             return PurgeResult(nodes: 0, bytes: 0)
         }
-        return try await purgeTree(entry.account, entry.node)
+        // The claim: conditioned on the node as read, so a restore that won the race keeps it.
+        if try await metadata.get(Keyspace.binEntry(account, id)) != nil {
+            guard try await metadata.commit(if: [.revision(treeKey(account, id), revision)], then: [.delete(Keyspace.binEntry(account, id))]) != nil else {
+                throw APIError(.conflict, "node \(id) changed while its purge began")
+            }
+        }
+        return try await purgeTree(account, id, budget: budget)
     }
 }

@@ -65,6 +65,7 @@ extension CoordinatorServer {
         guard let (node, _) = try await read(TreeNodeInfo.self, treeKey(owner.id, nodeId)), node.type == "folder" else {
             throw APIError(.notFound, "no folder \(nodeId)")
         }
+        guard try await !inBin(node, owner: owner) else { throw APIError(.conflict, "folder \(nodeId) is in the rubbish bin: restore it first") }
         let (recipient, _) = try await account(named: body.recipient)
         guard recipient.id != owner.id else { throw APIError(.invalidArgument, "a folder is shared with another account, not with its owner") }
         let info = ShareInfo(
@@ -99,8 +100,11 @@ extension CoordinatorServer {
         var incoming: [ShareInfo] = []
         for entry in try await metadata.list(prefix: Keyspace.sharedWith(account.id), after: nil, limit: Limits.metadataListPageMax) {
             guard var (record, _) = try await read(ShareRecord.self, String(decoding: entry.value, as: UTF8.self)) else { continue }
-            // A folder its owner deleted leaves a share with nothing to show.
+            // A folder its owner deleted leaves a share with nothing to show; one in its owner's
+            // rubbish bin is shared with nobody until restored.
             guard let (node, _) = try await read(TreeNodeInfo.self, treeKey(record.info.ownerId, record.info.nodeId)) else { continue }
+            if node.trashedAt != nil { continue }
+            if let (owner, _) = try await read(AccountRecord.self, Keyspace.account(record.info.ownerId)), try await inBin(node, owner: owner) { continue }
             record.info.node = node
             incoming.append(record.info)
         }
@@ -383,8 +387,9 @@ extension CoordinatorServer {
                     throw APIError(.forbidden, "\(share.info.owner) shared this folder with you read-only")
                 }
                 guard let (owner, ownerRevision) = try await read(AccountRecord.self, Keyspace.account(ownerId)) else { break }
-                // A shared folder in its owner's rubbish bin is shared no more, until restored.
-                guard let (folder, _) = try await read(TreeNodeInfo.self, treeKey(ownerId, current)), folder.trashedAt == nil else { break }
+                // A shared folder in its owner's rubbish bin, or below a folder there, is shared
+                // no more until restored.
+                guard let (folder, _) = try await read(TreeNodeInfo.self, treeKey(ownerId, current)), try await !inBin(folder, owner: owner) else { break }
                 // A suspended owner's folders are closed to those it shared them with too.
                 if owner.suspension != nil { throw APIError(.accountSuspended, "\(owner.username), who shared this folder, is suspended by the operator") }
                 return TreeAccess(account: owner, revision: ownerRevision, sharedFolder: current)

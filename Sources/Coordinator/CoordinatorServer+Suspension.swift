@@ -25,7 +25,7 @@ extension CoordinatorServer {
         AdminAccount(
             accountId: account.id, username: account.username, createdAt: account.createdAt, quotaBytes: account.quotaBytes, usedBytes: account.usedBytes,
             suspension: account.suspension, keysPublished: account.keys != nil, excludedCountries: account.excludedCountries,
-            transfer: try await transferUse(account))
+            transfer: await transferUse(account))
     }
 
     /// `GET /v1/admin/accounts/{username}`.

@@ -134,7 +134,8 @@ extension CoordinatorServer {
 
     func listChildren(_ request: Request) async throws -> Response {
         let parent = request.uri.queryParameters.get("parent").map { String($0) } ?? Self.rootId
-        let account = try await treeAccess(request, at: parent, write: false).account
+        let access = try await treeAccess(request, at: parent, write: false)
+        let account = access.account
         try await checkParent(account.id, parent)
         if let name = request.uri.queryParameters.get("name") {
             // One child by its name tag: one read for the id, one for the record.
@@ -146,7 +147,9 @@ extension CoordinatorServer {
         }
         // What is in the rubbish bin is listed on demand only (a key change re-wraps it too).
         let all = try await children(account.id, parent)
-        return try jsonResponse(NodeList(nodes: request.uri.queryParameters.get("trashed") == "true" ? all : all.filter { $0.trashedAt == nil }))
+        // (The owner's only: what it put in its bin is not shown to those it shares with.)
+        let trashed = request.uri.queryParameters.get("trashed") == "true" && access.sharedFolder == nil
+        return try jsonResponse(NodeList(nodes: trashed ? all : all.filter { $0.trashedAt == nil }))
     }
 
     /// Every child of a folder (or of the root), from the folder's index.
@@ -274,8 +277,14 @@ extension CoordinatorServer {
         let access = try await treeAccess(request, at: id, write: true)
         guard access.sharedFolder != id else { throw APIError(.forbidden, "a shared folder is deleted by its owner only") }
         if request.uri.queryParameters.get("recursive") == "true" {
-            guard try await metadata.get(treeKey(access.account.id, id)) != nil else { throw APIError(.notFound, "no node \(id)") }
-            return try jsonResponse(try await purgeTree(access.account.id, id))
+            var total = PurgeResult(nodes: 0, bytes: 0)
+            while true {
+                let round = try await purgeTree(access.account.id, id, budget: Limits.purgeNodesMax)
+                total = PurgeResult(nodes: total.nodes + round.nodes, bytes: total.bytes + round.bytes)
+                if round.remaining != true { break }
+            }
+            guard total.nodes > 0 else { throw APIError(.notFound, "no node \(id)") }
+            return try jsonResponse(total)
         }
         guard try await removeNode(access.account.id, id) != nil else { throw APIError(.notFound, "no node \(id)") }
         return Response(status: .noContent)
@@ -284,11 +293,16 @@ extension CoordinatorServer {
     /// Removes one node for good: a file (its manifest, its bytes from the account's use, its
     /// shards best effort: what is missed is garbage for the collector), or an empty folder
     /// (with its shares and its unfinished key change); its rubbish bin entries go with it.
-    /// The ciphertext bytes removed; nil when the node is gone already.
-    func removeNode(_ accountId: String, _ id: String) async throws -> Int64? {
+    /// With `unchanged`, only while that record keeps its revision (a purge's top node: a
+    /// restore or a move of it stops the purge). The ciphertext bytes removed; nil when the
+    /// node is gone already.
+    func removeNode(_ accountId: String, _ id: String, unchanged: (key: String, revision: Int64)? = nil) async throws -> Int64? {
         for _ in 0..<5 {
             guard let (account, accountRevision) = try await read(AccountRecord.self, Keyspace.account(accountId)) else {
                 throw APIError(.notFound, "no account \(accountId)")
+            }
+            if let unchanged, try await metadata.get(unchanged.key)?.modRevision != unchanged.revision {
+                throw APIError(.conflict, "the node being removed was restored, moved or changed meanwhile: nothing more is removed")
             }
             guard let (node, revision) = try await read(TreeNodeInfo.self, treeKey(accountId, id)) else { return nil }
             if node.type == "folder" {
@@ -312,13 +326,18 @@ extension CoordinatorServer {
                 }
             }
             var conditions: [MetadataCondition] = [.revision(treeKey(accountId, id), revision)]
+            if let unchanged, unchanged.key != treeKey(accountId, id) { conditions.append(.revision(unchanged.key, unchanged.revision)) }
+            var updated = account
+            if node.objectId != nil { updated.usedBytes = max(0, account.usedBytes - (node.length ?? 0)) }
+            if node.type == "folder", node.trashedAt != nil { updated.foldersInBin = max(0, (account.foldersInBin ?? 0) - 1) }
             var manifest: ObjectManifest?
             if let objectId = node.objectId {
                 manifest = try? await objects.manifest(objectId)
-                var updated = account
-                updated.usedBytes = max(0, account.usedBytes - (node.length ?? 0))
+                mutations.append(.delete(ObjectStore.manifestKey(objectId)))
+            }
+            if updated.usedBytes != account.usedBytes || updated.foldersInBin != account.foldersInBin {
                 conditions.append(.revision(Keyspace.account(accountId), accountRevision))
-                mutations += [.put(Keyspace.account(accountId), encode(updated)), .delete(ObjectStore.manifestKey(objectId))]
+                mutations.append(.put(Keyspace.account(accountId), encode(updated)))
             }
             guard try await metadata.commit(if: conditions, then: mutations) != nil else { continue }
             if let manifest, let objectId = node.objectId {
@@ -330,26 +349,36 @@ extension CoordinatorServer {
             if let manifest { Task { [objects] in await objects.deleteShards(manifest) } }
             return node.length ?? 0
         }
+        if let unchanged, try await metadata.get(unchanged.key)?.modRevision != unchanged.revision {
+            throw APIError(.conflict, "the node being removed was restored, moved or changed meanwhile: nothing more is removed")
+        }
         throw APIError(.conflict, "node \(id) kept changing; try again")
     }
 
-    /// Removes a node and everything below it for good, deepest first (a crash midway leaves
-    /// a smaller tree, every node of it whole; run again to finish).
-    func purgeTree(_ accountId: String, _ id: String) async throws -> PurgeResult {
-        var order: [String] = []
-        var pending = [(id: id, folder: true)]
-        while let next = pending.popLast() {
-            order.append(next.id)
-            guard order.count <= Limits.purgeNodesMax else {
-                throw APIError(.limitExceeded, "more than \(Limits.purgeNodesMax) nodes to remove at once: remove sub-folders first")
-            }
-            guard next.folder else { continue }
-            for child in try await children(accountId, next.id) { pending.append((child.id, child.type == "folder")) }
-        }
+    /// Removes a node and everything below it for good, deepest first, at most `budget`
+    /// nodes (`remaining` says when more is left: call again). Every removal is conditioned
+    /// on the top node's record being as it was at the start, so a restore (or a move) of it
+    /// meanwhile stops the removal (`conflict`). A crash midway leaves a smaller tree, every
+    /// node of it whole.
+    func purgeTree(_ accountId: String, _ id: String, budget: Int) async throws -> PurgeResult {
+        guard let top = try await metadata.get(treeKey(accountId, id)),
+            let root = try? JSONDecoder().decode(TreeNodeInfo.self, from: Data(top.value))
+        else { return PurgeResult(nodes: 0, bytes: 0) }
+        let unchanged = (key: top.key, revision: top.modRevision)
+        // Depth first: a folder is removed once its children are; a child is listed when its
+        // folder is first met.
+        var stack: [(id: String, folder: Bool, expanded: Bool)] = [(id, root.type == "folder", false)]
         var nodes = 0
         var bytes: Int64 = 0
-        for node in order.reversed() {
-            guard let removed = try await removeNode(accountId, node) else { continue }
+        while let last = stack.last {
+            if last.folder && !last.expanded {
+                stack[stack.count - 1].expanded = true
+                for child in try await children(accountId, last.id) { stack.append((child.id, child.type == "folder", false)) }
+                continue
+            }
+            stack.removeLast()
+            guard nodes < budget else { return PurgeResult(nodes: nodes, bytes: bytes, remaining: true) }
+            guard let removed = try await removeNode(accountId, last.id, unchanged: unchanged) else { continue }
             nodes += 1
             bytes += removed
         }
@@ -530,17 +559,16 @@ extension CoordinatorServer {
             headers[.contentRange] = "bytes \(range.lowerBound)-\(range.upperBound - 1)/\(manifest.length)"
         }
         headers[.contentLength] = String(range.count)
-        try await refuseOverTransferQuota(owner, wanted: Int64(range.count))
+        let reservation = try await admitTransfer(owner, wanted: Int64(range.count))
         let objects = self.objects
-        let transfers = self.transfers
         let wanted = range
-        let account = owner.id
         return Response(status: status, headers: headers, body: ResponseBody(contentLength: wanted.count) { writer in
+            defer { reservation.end() }
             try await objects.read(manifest, range: wanted) { bytes in
                 var bytes = bytes
                 while let piece = bytes.readSlice(length: min(bytes.readableBytes, Limits.networkWriteSizeMax)), piece.readableBytes > 0 {
                     try await writer.write(piece)
-                    transfers.record(account, bytes: Int64(piece.readableBytes))
+                    reservation.sent(Int64(piece.readableBytes))
                 }
             }
             try await writer.finish(nil)
@@ -590,7 +618,8 @@ extension CoordinatorServer {
         let body = try await decodeBody(CreateLinkRequest.self, request)
         guard let id = Base64URL.decode(body.linkId), id.count == 16 else { throw APIError(.invalidArgument, "a link id is base64url of 16 bytes") }
         let nodeId = try validNodeId(body.nodeId)
-        guard try await metadata.get(treeKey(account.id, nodeId)) != nil else { throw APIError(.notFound, "no node \(nodeId)") }
+        guard let (node, _) = try await read(TreeNodeInfo.self, treeKey(account.id, nodeId)) else { throw APIError(.notFound, "no node \(nodeId)") }
+        guard try await !inBin(node, owner: account) else { throw APIError(.conflict, "node \(nodeId) is in the rubbish bin: restore it first") }
         try requireJSONObject(body.record, "link record", bytes: 4096)
         if let expiry = body.expiresAt, expiry <= now() { throw APIError(.invalidArgument, "expiresAt is in the past") }
         let info = LinkInfo(linkId: body.linkId, nodeId: nodeId, record: body.record, expiresAt: body.expiresAt, createdAt: now())
@@ -640,7 +669,7 @@ extension CoordinatorServer {
         guard let (node, _) = try await read(TreeNodeInfo.self, treeKey(link.owner, link.info.nodeId)) else {
             throw APIError(.notFound, "the linked node is gone")
         }
-        guard node.trashedAt == nil else { throw APIError(.notFound, "the linked node is in its owner's rubbish bin") }
+        guard try await !inBin(node, owner: owner) else { throw APIError(.notFound, "the linked node is in its owner's rubbish bin") }
         if node.type == "file" { try await refuseFileTakenDown(owner: link.owner, node.id) }
         return (owner, PublicLink(link: link.info, node: node))
     }

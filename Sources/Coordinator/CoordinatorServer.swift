@@ -110,8 +110,17 @@ public final class CoordinatorServer: Sendable {
                 repairAfterMilliseconds: Int64(configuration.repairAfterSeconds) * 1000,
                 budgetBytesPerSecond: configuration.repairBudgetBytesPerSecond),
             logger: logger)
+        let reference = ServerReference()
+        let binPurger = BinPurger(
+            metadata: metadata, election: election, clock: objects.clock, retentionSeconds: configuration.binRetentionSeconds, logger: logger
+        ) { entry in
+            guard let server = reference.server else { throw CancellationError() }
+            return try await server.purgeDue(entry, budget: Limits.purgeNodesPerPass)
+        }
+        self.binPurger = binPurger
         collector = GarbageCollector(
-            objects: objects, election: election, settings: .init(grace: .seconds(configuration.gcGraceSeconds)), logger: logger)
+            objects: objects, election: election, settings: .init(grace: .seconds(configuration.gcGraceSeconds)), logger: logger,
+            binPurge: { binPurger.status() })
         scrub = ScrubScheduler(
             objects: objects, election: election, settings: .init(budgetBytesPerSecond: configuration.scrubBudgetBytesPerSecond),
             logger: logger)
@@ -124,13 +133,6 @@ public final class CoordinatorServer: Sendable {
         transfers = TransferMeter(
             coordinator: configuration.id, metadata: metadata, window: TransferWindow(seconds: configuration.transferWindowSeconds),
             flushInterval: .seconds(configuration.transferFlushSeconds), clock: objects.clock, logger: logger)
-        let reference = ServerReference()
-        binPurger = BinPurger(
-            metadata: metadata, election: election, clock: objects.clock, retentionSeconds: configuration.binRetentionSeconds, logger: logger
-        ) { entry in
-            guard let server = reference.server else { throw CancellationError() }
-            return try await server.purgeDue(entry)
-        }
         registerMetrics()
         reference.set(self)
     }
@@ -337,6 +339,10 @@ public final class CoordinatorServer: Sendable {
         /// Bytes its files may serve in the transfer window, set by an operator; absent: the
         /// coordinators' `transfer_quota_bytes_default`.
         var transferQuotaBytes: Int64?
+        /// Folders of its in the rubbish bin (absent: none): while there are any, a link or a
+        /// share checks the folders above its node too (`inBin`); otherwise the node's own mark
+        /// says, with no read more.
+        var foldersInBin: Int?
     }
 
     struct SessionRecord: Codable, Sendable {

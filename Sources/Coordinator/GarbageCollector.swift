@@ -42,9 +42,14 @@ public final class GarbageCollector: Service, Sendable {
     let election: LeaderElection
     let settings: Settings
     let logger: Logger
+    /// The bin purge's figures, published with the collector's.
+    let binPurge: @Sendable () -> BinPurgeStatus?
     private let state: Mutex<State>
 
-    public init(objects: ObjectStore, election: LeaderElection, settings: Settings, logger: Logger) {
+    public init(
+        objects: ObjectStore, election: LeaderElection, settings: Settings, logger: Logger, binPurge: @escaping @Sendable () -> BinPurgeStatus? = { nil }
+    ) {
+        self.binPurge = binPurge
         self.objects = objects
         self.election = election
         self.settings = settings
@@ -55,7 +60,11 @@ public final class GarbageCollector: Service, Sendable {
 
     var metadata: any MetadataStore { objects.metadata }
 
-    public func status() -> CollectorStatus { state.withLock { $0.status } }
+    public func status() -> CollectorStatus {
+        var status = state.withLock { $0.status }
+        status.binPurge = binPurge()
+        return status
+    }
 
     public func run() async throws {
         while !Task.isCancelled && !Task.isShuttingDownGracefully {
@@ -170,7 +179,8 @@ public final class GarbageCollector: Service, Sendable {
             state.status.updatedAt = objects.clock.wallMillis()
             return state.status
         }
-        guard let status else { return }
+        guard var status else { return }
+        status.binPurge = binPurge()
         _ = try? await metadata.commit(if: [term.fence], then: [.putJSON(Keyspace.collectorStatus, status)])
     }
 }

@@ -44,6 +44,7 @@ public struct TransferWindow: Sendable, Hashable {
     /// the window and if nothing more is served meanwhile: 0 when they fit now, nil when
     /// they never will (`wanted` over `limit`).
     public func wait(_ usage: [Int64: Int64], at time: Int64, limit: Int64, wanted: Int64) -> Int64? {
+        guard wanted > 0 else { return 0 }
         guard wanted <= limit else { return nil }
         var used = used(usage, at: time)
         if used + wanted <= limit { return 0 }
@@ -58,13 +59,15 @@ public struct TransferWindow: Sendable, Hashable {
 /// Counts the bytes each account's files serve, without a metadata write per request
 /// (Docs/policy.md, "Transfer quotas").
 ///
-/// Each coordinator adds what it served into memory (`record`) and, every `flushInterval`,
-/// adds it to its own key per account and bucket (`Keyspace.transfer`: only it writes that
-/// key, so coordinators never contend). An account's use is the sum of every coordinator's
-/// keys for the buckets in the window, read at most once per `flushInterval` per account
-/// and coordinator, plus what this coordinator served since. So a coordinator sees what
-/// the others served at most about two flush intervals late: that is how far past its
-/// quota an account downloading through several coordinators at once can go.
+/// Each coordinator adds what it served into memory and, every `flushInterval`, adds it to
+/// its own key per account and bucket (`Keyspace.transfer`: only it writes that key, so
+/// coordinators never contend, and it knows what its keys hold). An account's use is what
+/// the other coordinators' keys hold for the buckets in the window, listed at most once per
+/// `flushInterval` per account, plus this coordinator's own counts (written or not), plus the
+/// bytes of the downloads it admitted that are still being sent. So downloads through one
+/// coordinator are held to the quota to the byte, and a coordinator sees what the others
+/// served at most about two flush intervals late: that is how far past its quota an account
+/// downloading through several coordinators at once can go.
 public final class TransferMeter: Service, Sendable {
     public let window: TransferWindow
     let coordinator: String
@@ -73,18 +76,37 @@ public final class TransferMeter: Service, Sendable {
     let clock: WorkClock
     let logger: Logger
 
-    struct Stored {
-        /// Every coordinator's bytes by bucket, as listed, plus this one's flushes since.
+    struct Others {
+        /// The other coordinators' bytes by bucket, as listed.
         var usage: [Int64: Int64]
         var readAt: Int64
+    }
+
+    /// A write whose outcome is unknown (the store failed after it may have applied it): its
+    /// key is read at the next flush, and the bytes added again only if it did not apply.
+    struct Uncertain {
+        var target: Int64
+        var bytes: Int64
+    }
+
+    struct Reserved {
+        var account: String
+        var bytes: Int64
+        var at: Int64
     }
 
     struct State {
         /// Served here, not yet written.
         var pending: [String: [Int64: Int64]] = [:]
-        /// Being written by the flush under way.
+        /// Being written by the flush under way (until its key's outcome is known).
         var flushing: [String: [Int64: Int64]] = [:]
-        var stored: [String: Stored] = [:]
+        /// What this coordinator's keys hold, as far as it knows (written by it, or listed).
+        var own: [String: [Int64: Int64]] = [:]
+        var uncertain: [String: [Int64: Uncertain]] = [:]
+        var others: [String: Others] = [:]
+        /// Bytes of admitted downloads not sent yet, by admission.
+        var reserved: [UInt64: Reserved] = [:]
+        var nextReservation: UInt64 = 0
         /// Keys of buckets out of the window, seen when listing: deleted at the next flush.
         var expired: Set<String> = []
         var flushes = 0
@@ -103,25 +125,39 @@ public final class TransferMeter: Service, Sendable {
     }
 
     private var flushMilliseconds: Int64 { Int64(flushInterval / .milliseconds(1)) }
+    /// An admission whose body never ran (the client left first) stops counting after this.
+    static let reservationLifetimeMilliseconds: Int64 = 10 * 60 * 1000
 
-    /// `bytes` of `account`'s files served now.
+    /// `bytes` of `account`'s files served now, outside an admission.
     public func record(_ account: String, bytes: Int64) {
         guard bytes > 0 else { return }
         let bucket = window.bucket(at: clock.wallMillis())
         state.withLock { $0.pending[account, default: [:]][bucket, default: 0] += bytes }
     }
 
-    /// The account's bytes by bucket: the shared counts as read at most a flush interval ago
-    /// (read now otherwise), plus what this coordinator served since.
+    /// The account's bytes by bucket: the other coordinators' as listed at most a flush
+    /// interval ago (listed now otherwise), this coordinator's, and (in the current bucket) the
+    /// bytes its admitted downloads have still to send.
     public func usage(_ account: String) async throws(MetadataError) -> [Int64: Int64] {
+        try await refresh(account)
         let time = clock.wallMillis()
-        if let cached = state.withLock({ state in
-            state.stored[account].flatMap { time - $0.readAt < flushMilliseconds ? Self.merged(state, account, $0.usage) : nil }
-        }) {
-            return cached
-        }
-        let entries = try await metadata.list(prefix: Keyspace.transfers(account), after: nil, limit: Limits.metadataListPageMax)
-        var usage: [Int64: Int64] = [:]
+        return state.withLock { Self.total($0, account, bucket: window.bucket(at: time)) }
+    }
+
+    /// Lists the other coordinators' counts of `account` unless listed less than a flush
+    /// interval ago.
+    private func refresh(_ account: String) async throws(MetadataError) {
+        let time = clock.wallMillis()
+        guard state.withLock({ state in state.others[account].map { time - $0.readAt >= flushMilliseconds } ?? true }) else { return }
+        var entries: [MetadataEntry] = []
+        var after: String?
+        repeat {
+            let page = try await metadata.list(prefix: Keyspace.transfers(account), after: after, limit: Limits.metadataListPageMax)
+            entries += page
+            after = page.count == Limits.metadataListPageMax ? page.last?.key : nil
+        } while after != nil
+        var others: [Int64: Int64] = [:]
+        var own: [Int64: Int64] = [:]
         var expired: [String] = []
         for entry in entries {
             // transfer/ACCOUNT/BUCKET/COORDINATOR -> decimal bytes; anything else is skipped.
@@ -129,25 +165,85 @@ public final class TransferMeter: Service, Sendable {
             guard parts.count == 2, let bucket = Int64(parts[0]), let bytes = Int64(String(decoding: entry.value, as: UTF8.self)), bytes >= 0 else {
                 continue
             }
-            if window.counts(bucket, at: time) { usage[bucket, default: 0] += bytes } else { expired.append(entry.key) }
+            // Only buckets that left the window are deleted; one ahead of this clock (another
+            // coordinator's clock, a window changed) is left alone and not counted.
+            if bucket < window.oldest(at: time) {
+                expired.append(entry.key)
+            } else if window.counts(bucket, at: time) {
+                if parts[1] == coordinator { own[bucket] = bytes } else { others[bucket, default: 0] += bytes }
+            }
         }
-        return state.withLock { state in
-            state.stored[account] = Stored(usage: usage, readAt: time)
+        state.withLock { state in
+            state.others[account] = Others(usage: others, readAt: time)
+            // This coordinator's own keys as listed count only where it has not written since
+            // it started (it knows better what it wrote after).
+            for (bucket, bytes) in own where state.own[account]?[bucket] == nil { state.own[account, default: [:]][bucket] = bytes }
             state.expired.formUnion(expired.prefix(Limits.metadataListPageMax))
-            return Self.merged(state, account, usage)
         }
     }
 
-    private static func merged(_ state: State, _ account: String, _ usage: [Int64: Int64]) -> [Int64: Int64] {
-        var total = usage
-        for extra in [state.pending[account], state.flushing[account]] {
+    private static func total(_ state: State, _ account: String, bucket: Int64) -> [Int64: Int64] {
+        var total = state.others[account]?.usage ?? [:]
+        for extra in [state.own[account], state.pending[account], state.flushing[account], state.uncertain[account]?.mapValues(\.bytes)] {
             for (bucket, bytes) in extra ?? [:] { total[bucket, default: 0] += bytes }
         }
+        let reserved = state.reserved.values.reduce(Int64(0)) { $0 + ($1.account == account ? $1.bytes : 0) }
+        if reserved > 0 { total[bucket, default: 0] += reserved }
         return total
     }
 
+    /// What `admit` decided.
+    public enum Admission: Sendable {
+        case admitted(Reservation)
+        /// Milliseconds until the bytes fit (nil: never, they are more than the whole quota).
+        case refused(waitMilliseconds: Int64?)
+    }
+
+    /// Admits a download of `wanted` bytes of `account`'s files when it fits under `limit` with
+    /// everything counted and every download admitted before it still being sent, and
+    /// reserves its bytes until they are sent (`Reservation.sent`) or it ends
+    /// (`Reservation.end`): concurrent downloads cannot all pass one check.
+    public func admit(_ account: String, wanted: Int64, limit: Int64) async throws(MetadataError) -> Admission {
+        try await refresh(account)
+        let time = clock.wallMillis()
+        return state.withLock { state in
+            let usage = Self.total(state, account, bucket: window.bucket(at: time))
+            guard let wait = window.wait(usage, at: time, limit: limit, wanted: wanted) else { return .refused(waitMilliseconds: nil) }
+            guard wait == 0 else { return .refused(waitMilliseconds: wait) }
+            state.nextReservation += 1
+            state.reserved[state.nextReservation] = Reserved(account: account, bytes: wanted, at: time)
+            return .admitted(Reservation(meter: self, id: state.nextReservation, account: account))
+        }
+    }
+
+    /// An admitted download: its bytes count as sent as they are, and what is left of its
+    /// reservation is dropped when it ends.
+    public final class Reservation: Sendable {
+        let meter: TransferMeter
+        let id: UInt64
+        let account: String
+
+        init(meter: TransferMeter, id: UInt64, account: String) {
+            self.meter = meter
+            self.id = id
+            self.account = account
+        }
+
+        public func sent(_ bytes: Int64) {
+            guard bytes > 0 else { return }
+            let bucket = meter.window.bucket(at: meter.clock.wallMillis())
+            meter.state.withLock { state in
+                state.pending[account, default: [:]][bucket, default: 0] += bytes
+                if let left = state.reserved[id]?.bytes { state.reserved[id]?.bytes = max(0, left - bytes) }
+            }
+        }
+
+        public func end() { _ = meter.state.withLock { $0.reserved.removeValue(forKey: id) } }
+    }
+
     /// Writes what was served since the last flush; what fails to be written is kept for the
-    /// next. Deletes the expired keys seen, and forgets counts read long ago.
+    /// next. Deletes the expired keys seen, forgets counts listed long ago, and drops
+    /// admissions whose body never ran.
     public func flush() async {
         let batch = state.withLock { state in
             let batch = state.pending
@@ -156,18 +252,14 @@ public final class TransferMeter: Service, Sendable {
             return batch
         }
         var failed = 0
-        for (account, buckets) in batch {
-            for (bucket, bytes) in buckets {
-                let written = await add(bytes, Keyspace.transfer(account, bucket: bucket, coordinator: coordinator))
-                state.withLock { state in
-                    state.flushing[account]?[bucket] = nil
-                    if written {
-                        state.stored[account]?.usage[bucket, default: 0] += bytes
-                    } else {
-                        state.pending[account, default: [:]][bucket, default: 0] += bytes
-                    }
-                }
-                if !written { failed += 1 }
+        // A write of unknown outcome is settled even when nothing new was served for it.
+        var work = batch
+        for (account, buckets) in state.withLock({ $0.uncertain }) {
+            for bucket in buckets.keys where work[account]?[bucket] == nil { work[account, default: [:]][bucket] = 0 }
+        }
+        for (account, buckets) in work {
+            for (bucket, bytes) in buckets where !(await add(bytes, account: account, bucket: bucket)) {
+                failed += 1
             }
         }
         let time = clock.wallMillis()
@@ -175,8 +267,15 @@ public final class TransferMeter: Service, Sendable {
             state.flushing = [:]
             state.flushes += 1
             state.flushFailures += failed
-            // Counts not read for ten intervals are read again when next needed.
-            state.stored = state.stored.filter { time - $0.value.readAt < 10 * flushMilliseconds }
+            // Counts not listed for ten intervals are listed again when next needed; this
+            // coordinator's own counts of buckets out of the window go.
+            state.others = state.others.filter { time - $0.value.readAt < 10 * flushMilliseconds }
+            let oldest = window.oldest(at: time)
+            for account in Array(state.own.keys) {
+                state.own[account] = state.own[account]?.filter { $0.key >= oldest }
+                if state.own[account]?.isEmpty == true { state.own[account] = nil }
+            }
+            state.reserved = state.reserved.filter { time - $0.value.at < Self.reservationLifetimeMilliseconds }
             let expired = state.expired
             state.expired = []
             return expired
@@ -185,18 +284,55 @@ public final class TransferMeter: Service, Sendable {
         if failed > 0 { logger.warning("transfer counts not written; kept for the next flush", metadata: ["transfer.failed": "\(failed)"]) }
     }
 
-    /// Adds `bytes` to the decimal count at `key` (compare-and-swap: a retried write never
-    /// adds twice).
-    private func add(_ bytes: Int64, _ key: String) async -> Bool {
+    /// Adds `bytes` to this coordinator's count of `account` in `bucket`, settling first a
+    /// write of unknown outcome to the same key. Only this coordinator writes the key, so its
+    /// value tells whether an earlier write applied (it only grows). False when the bytes are
+    /// not known to be written (kept for the next flush).
+    private func add(_ bytes: Int64, account: String, bucket: Int64) async -> Bool {
+        let key = Keyspace.transfer(account, bucket: bucket, coordinator: coordinator)
+        var bytes = bytes
+        var target: Int64 = 0
         for _ in 0..<5 {
+            let current: MetadataEntry?
+            do { current = try await metadata.get(key) } catch { break }
+            let value = current.flatMap { Int64(String(decoding: $0.value, as: UTF8.self)) } ?? 0
+            state.withLock { state in
+                if let unsure = state.uncertain[account]?.removeValue(forKey: bucket), value < unsure.target { bytes += unsure.bytes }
+                if state.uncertain[account]?.isEmpty == true { state.uncertain[account] = nil }
+                state.own[account, default: [:]][bucket] = value
+            }
+            guard bytes > 0 else {
+                state.withLock { $0.flushing[account]?[bucket] = nil }
+                return true
+            }
+            target = value + bytes
+            let condition: MetadataCondition = current.map { .revision(key, $0.modRevision) } ?? .absent(key)
             do {
-                let current = try await metadata.get(key)
-                let old = current.flatMap { Int64(String(decoding: $0.value, as: UTF8.self)) } ?? 0
-                let condition: MetadataCondition = current.map { .revision(key, $0.modRevision) } ?? .absent(key)
-                if try await metadata.commit(if: [condition], then: [.put(key, Array(String(old + bytes).utf8))]) != nil { return true }
+                if try await metadata.commit(if: [condition], then: [.put(key, Array(String(target).utf8))]) != nil {
+                    state.withLock { state in
+                        state.own[account, default: [:]][bucket] = target
+                        state.flushing[account]?[bucket] = nil
+                    }
+                    return true
+                }
+                // Refused: another attempt may have applied it (a retry on another endpoint);
+                // the next read says (the value is then the target, and nothing is left to add).
+                state.withLock { state in
+                    state.uncertain[account, default: [:]][bucket] = Uncertain(target: target, bytes: bytes)
+                    state.flushing[account]?[bucket] = nil
+                }
+                bytes = 0
             } catch {
+                state.withLock { state in
+                    state.uncertain[account, default: [:]][bucket] = Uncertain(target: target, bytes: bytes)
+                    state.flushing[account]?[bucket] = nil
+                }
                 return false
             }
+        }
+        state.withLock { state in
+            state.flushing[account]?[bucket] = nil
+            if bytes > 0 { state.pending[account, default: [:]][bucket, default: 0] += bytes }
         }
         return false
     }
@@ -204,7 +340,8 @@ public final class TransferMeter: Service, Sendable {
     /// Flushes every `flushInterval`, and once more on the way out.
     public func run() async throws {
         while !Task.isCancelled && !Task.isShuttingDownGracefully {
-            await clock.sleep(flushInterval)
+            // A stop does not wait out the interval: the last flush below runs at once.
+            await cancelWhenGracefulShutdown { [clock, flushInterval] in await clock.sleep(flushInterval) }
             await flush()
         }
         await flush()

@@ -511,6 +511,9 @@ struct Admin: AsyncParsableCommand {
                             print("scanned: \(status.shardsScanned) shards in \(status.passesCompleted) full passes; now at: \(status.currentNode ?? "-")")
                             print("deleted: \(status.shardsDeleted) shards, \(ByteCount(status.bytesReclaimed)) reclaimed; refused (written again meanwhile): \(status.deletesRefused)")
                             if let error = status.lastError { print("last error: \(error)") }
+                            if let bin = status.binPurge {
+                                print("rubbish bin purge: \(bin.entries) entries (\(bin.nodes) files and folders, \(ByteCount(bin.bytes))) purged in \(bin.passes) passes; retention \(bin.retentionSeconds) s; failures \(bin.failures)\(bin.lastError.map { " (last: \($0))" } ?? "")")
+                            }
                         }
                     }
                 }

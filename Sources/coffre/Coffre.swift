@@ -272,7 +272,7 @@ struct List: AsyncParsableCommand {
             // Records that do not decrypt are named apart (the rest still lists).
             if !unreadable.isEmpty {
                 FileHandle.standardError.write(Data(
-                    "warning: \(unreadable.count) node(s) in \(path) cannot be decrypted: \(unreadable.joined(separator: ", ")) (coffre rm --id ID removes one)\n".utf8))
+                    "warning: \(unreadable.count) node(s) in \(path) cannot be decrypted: \(unreadable.joined(separator: ", ")) (coffre rm --id ID --permanent removes one)\n".utf8))
             }
             // Your files taken down on a notice are flagged (`coffre takedowns` says why).
             var takenDown: [String: TakedownInfo] = [:]

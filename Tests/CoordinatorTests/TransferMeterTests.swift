@@ -41,6 +41,10 @@ import TestSupport
             let limit = Int64.random(in: 0...600, using: &random)
             let wanted = Int64.random(in: 0...200, using: &random)
             let fits = { (time: Int64) in window.used(usage, at: time) + wanted <= limit }
+            if wanted == 0 {
+                #expect(window.wait(usage, at: now, limit: limit, wanted: 0) == 0, "nothing to send always fits")
+                continue
+            }
             guard let wait = window.wait(usage, at: now, limit: limit, wanted: wanted) else {
                 #expect(wanted > limit, "seed \(seed)")
                 continue
@@ -50,6 +54,25 @@ import TestSupport
             } else {
                 #expect(!fits(now) && fits(now + wait) && !fits(now + wait - 1), "seed \(seed): wait \(wait)")
             }
+        }
+    }
+
+    /// Concurrent downloads cannot all pass one check: each admitted one holds its bytes until
+    /// sent or ended; sent bytes count, the unsent rest of an ended one is given back.
+    @Test func admittedDownloadsHoldTheirBytesUntilSentOrEnded() async throws {
+        try await withTemporaryDirectory { folder in
+            let metadata = try EmbeddedMetadataStore(path: folder + "/metadata")
+            let clock = WorkClock(wallMillis: { 70_000_000 }, monotonic: { .zero }, sleep: { _ in })
+            let meter = TransferMeter(coordinator: "c-fr", metadata: metadata, window: window, flushInterval: .seconds(2), clock: clock, logger: Logger(label: "test"))
+            guard case .admitted(let first) = try await meter.admit("A", wanted: 60, limit: 100) else { Issue.record("the first was refused"); return }
+            guard case .refused(let wait) = try await meter.admit("A", wanted: 60, limit: 100) else { Issue.record("both passed"); return }
+            #expect(wait == nil || wait! > 0)
+            first.sent(30)
+            first.end()
+            guard case .admitted(let second) = try await meter.admit("A", wanted: 70, limit: 100) else { Issue.record("the unsent 30 were not given back"); return }
+            second.end()
+            guard case .refused = try await meter.admit("A", wanted: 71, limit: 100) else { Issue.record("the 30 sent were not counted"); return }
+            guard case .admitted = try await meter.admit("B", wanted: 100, limit: 100) else { Issue.record("another account was held back"); return }
         }
     }
 

@@ -63,6 +63,13 @@ extension RealClusters {
                         do { _ = try await stranger.listLink(expired) } catch let error as ClientError where error.code == .notFound { return true }
                         return false
                     }
+                    // Another account's link, its transfer quota used up by one download.
+                    let spender = try await newAccount(client, "spender")
+                    _ = try await client.upload(small, to: "/spent.pdf", spender)
+                    let (overQuota, _) = try await client.createLink("/spent.pdf", spender)
+                    let spent = try #require(try await client.list("/spent.pdf", spender).first?.size)
+                    _ = try await client.adminSetAccount("spender", quotaBytes: nil, transferQuotaBytes: Int64(spent) + 1000)
+                    try await client.download("/spent.pdf", to: folder + "/spent.pdf", spender)
                     let base = String(smallLink.split(separator: "#")[0])
                     let wrongFragment = base + "#" + Base64URL.encode((0..<32).map { _ in UInt8.random(in: 0...255) })
 
@@ -78,6 +85,7 @@ extension RealClusters {
                         "tamper": ["url": smallLink],
                         "wrong_fragment": wrongFragment, "revoked": revoked, "expired": expired,
                         "taken_down": ["url": takenDown, "notice": "DMCA-2026-0042"],
+                        "over_quota": ["url": overQuota],
                     ]
                     try JSONSerialization.data(withJSONObject: spec).write(to: URL(fileURLWithPath: folder + "/spec.json"))
                     let result = try await runProcessInBackground("python3", [repositoryRoot + "/Tests/Python/link_page.py", folder + "/spec.json"])

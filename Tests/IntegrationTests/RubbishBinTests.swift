@@ -54,14 +54,20 @@ extension RealClusters {
                     #expect(try await visitor.readLink(fileURL, range: 0..<300_000) == stored.files[0].bytes)
                     #expect(try await de.bin(session).isEmpty)
 
-                    // A folder: refused without --recursive; with it, all below goes and comes back.
+                    // A folder: refused without --recursive; with it, all below goes (links to what
+                    // is below it too) and comes back. An entry below it waits for it.
                     await #expect { _ = try await de.remove("/docs", recursive: false, session) } throws: { ($0 as? ClientError)?.code == .conflict }
+                    let bEntry = try #require(try await de.remove("/docs/b", recursive: false, session))
                     try await de.remove("/docs", recursive: true, session)
                     #expect(try await de.list("/", session).map(\.name) == ["f-2"])
-                    #expect(try await de.bin(session).map(\.path) == ["/docs"])
+                    #expect(try await de.bin(session).map(\.path) == ["/docs", "/docs/b"])
+                    await #expect { _ = try await visitor.readLink(fileURL, range: 0..<10) } throws: { ($0 as? ClientError)?.code == .notFound }
                     await #expect { _ = try await de.restore("/docs/a", session) } throws: { ($0 as? ClientError)?.code == .notFound }
+                    await #expect { _ = try await de.restore(bEntry.node.id, byId: true, session) } throws: { ($0 as? ClientError)?.code == .conflict }
                     _ = try await de.restore("/docs", session)
+                    _ = try await de.restore("/docs/b", session)
                     #expect(try await de.list("/docs", session).map(\.name) == ["a", "b"])
+                    #expect(try await visitor.readLink(fileURL, range: 0..<10) == Array(stored.files[0].bytes[0..<10]))
 
                     // Bad input: stable codes, nothing changed.
                     let docs = try await de.locate("/docs", session)
@@ -80,6 +86,9 @@ extension RealClusters {
                     try await awaitCondition("the leader purged /docs/b", seconds: 90) { try await de.bin(session).isEmpty }
                     #expect(try await de.whoami(session).usedBytes < beforePurge)
                     await #expect { _ = try await de.adminObject(b) } throws: { ($0 as? ClientError)?.code == .notFound }
+                    try await awaitCondition("the collector's status shows the purge", seconds: 30) {
+                        (try await de.adminCollectorStatus().binPurge?.entries ?? 0) >= 1
+                    }
                     stored.files.remove(at: 1)
                     stored.files[0].path = "/docs/a"
                     try await awaitCondition("the purged file's shards are deleted", seconds: 90) {

@@ -13,6 +13,8 @@ SPEC (written by the Swift test that brought a real local cluster up and made th
   wrong_fragment    a URL whose secret is another (well-formed) one: an error
   revoked, expired  URLs of links that no longer open: a clear page, status 404
   taken_down        {url, notice}: a link taken down on a notice: the page names the notice
+  over_quota        {url}: a file link whose owner's transfer quota is used up: the download
+                    is refused with transfer_quota_exceeded and says when to try again
 
 Prints one line per check ("PASS name: detail" or "FAIL name: detail"), the page's figures as
 a JSON line starting with "FIGURES ", and "N passed, M failed". Exit status 1 if any failed.
@@ -302,6 +304,17 @@ def test_dead(driver, name, url, wanted, says=""):
     check(name, ended == "error" and code == wanted and len(text) > 20 and says in text, f"{code}: {text!r}")
 
 
+def test_over_quota(driver, spec, folder):
+    fresh(folder)
+    driver.get(spec["url"])
+    ready = wait_state(driver, ("ready", "error"))
+    driver.find_element(By.ID, "download").click()
+    ended = wait_state(driver, ("done", "error"), seconds=60)
+    code, text = error_of(driver)
+    check("a link over its owner's transfer quota says when to try again",
+          ready == "ready" and ended == "error" and code == "transfer_quota_exceeded" and "Try again in" in text, f"{ready}/{ended} {code}: {text!r}")
+
+
 def main():
     with open(sys.argv[1]) as handle:
         spec = json.load(handle)
@@ -318,6 +331,7 @@ def main():
         test_dead(driver, "a revoked link shows a clear page", spec["revoked"], "not_found")
         test_dead(driver, "an expired link shows a clear page", spec["expired"], "not_found")
         test_dead(driver, "a taken-down link shows its notice", spec["taken_down"]["url"], "link_taken_down", spec["taken_down"]["notice"])
+        test_over_quota(driver, spec["over_quota"], folder)
         console = [e["message"] for e in driver.get_log("browser") if "Content Security Policy" in e["message"]]
         check("no Content-Security-Policy violation", not console, "; ".join(console[:3]))
     finally:
