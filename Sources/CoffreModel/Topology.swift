@@ -11,6 +11,35 @@ public struct Country: Hashable, Comparable, Sendable, Codable, CustomStringConv
         self.code = upper
     }
 
+    /// The 249 codes ISO 3166-1 assigns (2024). Cluster topologies may use any two letters
+    /// (a test or a private label); what a user names for its files must be one of these
+    /// (`assigned`), so that a mistyped or unofficial code ("UK") is refused, not ignored.
+    public static let officialCodes: Set<String> = Set([
+        "AD AE AF AG AI AL AM AO AQ AR AS AT AU AW AX AZ BA BB BD BE",
+        "BF BG BH BI BJ BL BM BN BO BQ BR BS BT BV BW BY BZ CA CC CD",
+        "CF CG CH CI CK CL CM CN CO CR CU CV CW CX CY CZ DE DJ DK DM",
+        "DO DZ EC EE EG EH ER ES ET FI FJ FK FM FO FR GA GB GD GE GF",
+        "GG GH GI GL GM GN GP GQ GR GS GT GU GW GY HK HM HN HR HT HU",
+        "ID IE IL IM IN IO IQ IR IS IT JE JM JO JP KE KG KH KI KM KN",
+        "KP KR KW KY KZ LA LB LC LI LK LR LS LT LU LV LY MA MC MD ME",
+        "MF MG MH MK ML MM MN MO MP MQ MR MS MT MU MV MW MX MY MZ NA",
+        "NC NE NF NG NI NL NO NP NR NU NZ OM PA PE PF PG PH PK PL PM",
+        "PN PR PS PT PW PY QA RE RO RS RU RW SA SB SC SD SE SG SH SI",
+        "SJ SK SL SM SN SO SR SS ST SV SX SY SZ TC TD TF TG TH TJ TK",
+        "TL TM TN TO TR TT TV TW TZ UA UG UM US UY UZ VA VC VE VG VI",
+        "VN VU WF WS YE YT ZA ZM ZW",
+    ].joined(separator: " ").split(separator: " ").map(String.init))
+
+    /// A code ISO 3166-1 assigns; `invalid_argument` naming the usual mistakes otherwise.
+    public static func assigned(_ code: String) throws(ModelError) -> Country {
+        let country = try Country(code)
+        guard officialCodes.contains(country.code) else {
+            let hint = ["UK": " (the United Kingdom is GB)", "EL": " (Greece is GR)", "EU": " (name the member countries)"][country.code] ?? ""
+            throw ModelError(.invalidArgument, "\(country.code) is not a country code ISO 3166-1 assigns\(hint)")
+        }
+        return country
+    }
+
     public static func < (a: Country, b: Country) -> Bool { a.code < b.code }
     public var description: String { code }
 

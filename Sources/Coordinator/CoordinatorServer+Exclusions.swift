@@ -31,11 +31,14 @@ extension CoordinatorServer {
         throw APIError(.conflict, "the account kept changing; try again")
     }
 
-    /// Country codes, checked (ISO 3166 alpha-2, either case).
-    static func countries(_ codes: [String]) throws -> Set<Country> {
+    /// Country codes, checked (ISO 3166-1 alpha-2 codes assigned, either case).
+    /// (`stored`: codes read back from an account, kept as they were accepted then.)
+    static func countries(_ codes: [String], stored: Bool = false) throws -> Set<Country> {
         var countries = Set<Country>()
         for code in codes {
-            do throws(ModelError) { countries.insert(try Country(code)) } catch { throw APIError(.invalidArgument, error.message) }
+            do throws(ModelError) { countries.insert(stored ? try Country(code) : try Country.assigned(code)) } catch {
+                throw APIError(.invalidArgument, error.message)
+            }
         }
         return countries
     }

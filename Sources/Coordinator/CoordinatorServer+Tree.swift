@@ -440,7 +440,7 @@ extension CoordinatorServer {
         }
         // The owner's excluded countries: refused before the body when the rest cannot hold
         // k + m shards, rather than placed there.
-        let excluded = try Self.countries(account.excludedCountries ?? [])
+        let excluded = try Self.countries(account.excludedCountries ?? [], stored: true)
         if !excluded.isEmpty { try checkPlaceable(excluding: excluded) }
         let objectId = randomToken(16)
         let writer = objects.makeWriter(objectId: objectId, owner: account.id, excluding: excluded)

@@ -174,6 +174,8 @@ public struct TransparencyReport: Codable, Hashable, Sendable {
     public var keys: [String]
     /// The last entry's hash: publish it, and a later log that does not extend it was rewritten.
     public var head: String?
+    /// The last entry's sequence number (with `head`, what a later check compares against).
+    public var headSeq: Int64?
     public var byAction: [String: Int]
     /// Takedowns (the `takedown` action) by reason and by scope.
     public var byReason: [String: Int]
@@ -184,9 +186,13 @@ extension TransparencyLog {
     /// Checks a whole log, oldest first: sequence without gaps, each entry chained to the one
     /// before, its hash recomputed, its signature valid under its key, and that key among
     /// `trusted` (any key when nil). Every problem is named by its entry.
-    public static func verify(_ entries: [TransparencyEntry], trusted: Set<String>?) -> TransparencyReport {
+    /// With `known`, a head verified before (kept by the verifier, or published): the log must
+    /// still hold that entry with that hash, or it was cut short or rewritten since, whatever
+    /// its own chain says.
+    public static func verify(_ entries: [TransparencyEntry], trusted: Set<String>?, known: KnownHead? = nil) -> TransparencyReport {
         var report = TransparencyReport(
-            entries: entries.count, valid: true, problems: [], keys: [], head: entries.last?.hash, byAction: [:], byReason: [:], byScope: [:])
+            entries: entries.count, valid: true, problems: [], keys: [], head: entries.last?.hash, headSeq: entries.last?.seq, byAction: [:], byReason: [:],
+            byScope: [:])
         func problem(_ seq: Int64, _ text: String) {
             report.valid = false
             report.problems.append(.init(seq: seq, problem: text))
@@ -209,14 +215,39 @@ extension TransparencyLog {
             if let trusted, !trusted.contains(entry.key) { problem(entry.seq, "signed by a key that is not trusted (\(entry.key))") }
             if !report.keys.contains(entry.key) { report.keys.append(entry.key) }
             previous = entry.hash
+            if let known, known.seq == Int64(index), entry.hash != known.hash {
+                problem(entry.seq, "differs from the head verified before (hash \(known.hash)): the log was rewritten since")
+            }
             report.byAction[entry.action, default: 0] += 1
             if entry.action == "takedown" {
                 report.byReason[entry.reason, default: 0] += 1
                 report.byScope[entry.scope, default: 0] += 1
             }
         }
+        if let known, known.seq >= Int64(entries.count) {
+            problem(known.seq, "the log ends before the head verified before (entry \(known.seq)): it was cut short since")
+        }
         return report
     }
+}
+
+/// A head of the log verified before: its last entry's sequence number and hash.
+public struct KnownHead: Codable, Hashable, Sendable {
+    public let seq: Int64
+    public let hash: String
+    public init(seq: Int64, hash: String) {
+        self.seq = seq
+        self.hash = hash
+    }
+
+    /// `SEQ:HASH`, as `coffre transparency verify --head` takes it and prints it.
+    public init?(_ text: String) {
+        let parts = text.split(separator: ":")
+        guard parts.count == 2, let seq = Int64(parts[0]), seq >= 0, parts[1].count == 64, parts[1].allSatisfy(\.isHexDigit) else { return nil }
+        self.init(seq: seq, hash: parts[1].lowercased())
+    }
+
+    public var description: String { "\(seq):\(hash)" }
 }
 
 /// SHA-256 of bytes read in pieces (a file checked against a takedown notice's claim).

@@ -292,10 +292,13 @@ struct TransparencyCommand: AsyncParsableCommand {
             discussion: """
                 The signing key is trusted on first use (kept in $COFFRE_HOME/transparency/CLUSTER.key, one key a line: add a new key \
                 there after the admin token changed) unless --key names the keys to trust. \
-                Exits 8 when any entry was edited, removed, inserted or signed by a key not trusted.
+                The head of a valid log is remembered ($COFFRE_HOME/transparency/CLUSTER.head): a later log that no longer holds it, \
+                cut short or rewritten, is invalid even if its own chain holds. --head checks against a head published elsewhere. \
+                Exits 8 when any entry was edited, removed, inserted or signed by a key not trusted, or a known head is gone.
                 """)
         @OptionGroup var options: GlobalOptions
         @Option(help: "Trust only this key (base64url Ed25519 public key); repeat for several.") var key: [String] = []
+        @Option(help: "A head verified before, as SEQ:HASH (the last line of an earlier verify), instead of the remembered one.") var head: String?
 
         func run() async throws {
             try await perform {
@@ -312,16 +315,29 @@ struct TransparencyCommand: AsyncParsableCommand {
                         pinned = true
                     }
                 }
-                let report = TransparencyLog.verify(entries, trusted: trusted)
-                if pinned && report.valid {
+                let headFile = Profile.home + "/transparency/\(try Profile.load(options.profile).name).head"
+                let known: KnownHead?
+                if let head {
+                    guard let given = KnownHead(head) else { throw ClientError(.invalidArgument, "--head is SEQ:HASH (64 hex digits), got \(head)") }
+                    known = given
+                } else {
+                    known = (try? Data(contentsOf: URL(fileURLWithPath: headFile))).flatMap { try? JSONDecoder().decode(KnownHead.self, from: $0) }
+                }
+                let report = TransparencyLog.verify(entries, trusted: trusted, known: known)
+                if report.valid {
                     try FileManager.default.createDirectory(atPath: Profile.home + "/transparency", withIntermediateDirectories: true)
-                    try (current + "\n").write(toFile: pinFile, atomically: true, encoding: .utf8)
+                    if pinned { try (current + "\n").write(toFile: pinFile, atomically: true, encoding: .utf8) }
+                    // Only forward: a head given with --head does not replace a later one kept.
+                    if let seq = report.headSeq, let hash = report.head, seq >= (known?.seq ?? -1) {
+                        try JSONEncoder().encode(KnownHead(seq: seq, hash: hash)).write(to: URL(fileURLWithPath: headFile), options: .atomic)
+                    }
                 }
                 if options.json {
                     printJSON(report)
                 } else {
                     print("\(report.entries) entries; \(report.valid ? "chain and signatures valid" : "INVALID")\(pinned ? " (key \(current) trusted on first use)" : "")")
-                    if let head = report.head { print("head: \(head)") }
+                    if let seq = report.headSeq, let hash = report.head { print("head: \(seq):\(hash)") }
+                    if let known { print("checked against the head verified before: \(known.description)") }
                     print("signed by: " + (report.keys.isEmpty ? "nobody yet" : report.keys.joined(separator: ", ")))
                     print("by action: " + counts(report.byAction))
                     print("takedowns by reason: " + counts(report.byReason))

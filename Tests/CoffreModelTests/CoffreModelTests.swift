@@ -95,3 +95,15 @@ import Testing
         #expect(throws: ModelError.self) { _ = try ObjectManifest.decode([0xff, 0x00]) }
     }
 }
+
+/// What a user may name as a country for its files: the codes ISO 3166-1 assigns.
+@Suite struct CountryCodeTests {
+    @Test func assignedCodesPassAndOthersAreNamed() throws {
+        #expect(Country.officialCodes.count == 249)
+        #expect(try Country.assigned("nz").code == "NZ" && (try Country.assigned("GB").code) == "GB")
+        for (code, says) in [("UK", "GB"), ("XX", "XX"), ("EU", "member")] {
+            #expect { _ = try Country.assigned(code) } throws: { ($0 as? ModelError)?.code == .invalidArgument && ($0 as? ModelError)?.message.contains(says) == true }
+        }
+        #expect(try Country("XX").code == "XX", "a topology may still use any two letters")
+    }
+}

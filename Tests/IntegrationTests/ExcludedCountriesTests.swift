@@ -43,7 +43,7 @@ extension RealClusters {
                 }
                 #expect(try await de.whoami(session).usedBytes == used)
                 #expect(try await de.list("/", session).map(\.name).sorted() == ["kept-0", "kept-1"])
-                for bad in [["USA"], ["F1"], (0..<65).map { _ in "FR" }] {
+                for bad in [["USA"], ["F1"], ["UK"], ["XX"], (0..<65).map { _ in "FR" }] {
                     do {
                         _ = try await de.setExcludedCountries(bad, session)
                         Issue.record("\(bad.prefix(2)) was accepted")

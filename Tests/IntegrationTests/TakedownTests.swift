@@ -222,6 +222,20 @@ extension RealClusters {
                 #expect(second.status == 8, "\(second.output)")
                 let found = try JSONDecoder().decode(TransparencyReport.self, from: Data(second.output.utf8.drop { $0 != UInt8(ascii: "{") }))
                 #expect(!found.valid && found.problems.map(\.seq) == [2], "\(found.problems)")
+
+                // The last entry removed: the chain left is whole, but the head the first
+                // verify remembered is gone.
+                let verified = try JSONDecoder().decode(TransparencyReport.self, from: Data(first.output.utf8.drop { $0 != UInt8(ascii: "{") }))
+                let last = try #require(verified.headSeq)
+                let del = try await runProcessInBackground("/usr/bin/etcdctl", [
+                    "--endpoints", "https://127.0.0.1:\(running.cluster.topology.basePort)", "--cacert", certs + "/ca.pem",
+                    "--cert", certs + "/client-coordinator-fr.pem", "--key", certs + "/client-coordinator-fr-key.pem",
+                    "del", "transparency/" + String(format: "%020lld", last),
+                ])
+                #expect(del.status == 0, "\(del.output)")
+                let third = try await runProcessInBackground(coffre, arguments, environment: environment)
+                let cut = try JSONDecoder().decode(TransparencyReport.self, from: Data(third.output.utf8.drop { $0 != UInt8(ascii: "{") }))
+                #expect(third.status == 8 && cut.problems.contains { $0.seq == last && $0.problem.contains("cut short") }, "\(cut.problems)")
             }
         }
     }

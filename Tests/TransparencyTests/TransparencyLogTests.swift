@@ -76,6 +76,26 @@ import Transparency
         #expect(!TransparencyLog.verify(inserted, trusted: nil).valid)
     }
 
+    /// A log cut short at its end, or rewritten whole by the key's holder, has a valid chain of
+    /// its own: only a head verified before shows it.
+    @Test func aKnownHeadFindsALogCutShortOrRewritten() {
+        let entries = Self.chain(Self.events)
+        let known = KnownHead(seq: 3, hash: entries[3].hash)
+        #expect(TransparencyLog.verify(entries, trusted: nil, known: known).valid, "the log extends the head")
+        let cut = Array(entries.prefix(3))
+        #expect(TransparencyLog.verify(cut, trusted: nil).valid, "a cut log's own chain holds")
+        let shortened = TransparencyLog.verify(cut, trusted: nil, known: known)
+        #expect(!shortened.valid && shortened.problems.map(\.seq) == [3] && shortened.problems[0].problem.contains("cut short"))
+        var events = Self.events
+        events[2] = Self.event("appeal", 9)
+        let rewritten = Self.chain(events)
+        #expect(TransparencyLog.verify(rewritten, trusted: [Self.log.publicKey]).valid, "rewritten with the key: a valid chain")
+        let caught = TransparencyLog.verify(rewritten, trusted: [Self.log.publicKey], known: known)
+        #expect(!caught.valid && caught.problems.map(\.seq) == [3] && caught.problems[0].problem.contains("rewritten"))
+        #expect(KnownHead("3:" + entries[3].hash) == known && KnownHead("3:abc") == nil && KnownHead("x:" + entries[3].hash) == nil)
+        #expect(TransparencyLog.verify(entries, trusted: nil).headSeq == 4)
+    }
+
     @Test func anotherKeyIsNotTrusted() {
         let other = TransparencyLog(adminToken: "another cluster's admin token")
         let entries = Self.chain(Self.events, log: other)
