@@ -20,7 +20,14 @@ extension CoordinatorServer {
         var info: TakedownInfo
     }
 
-    var transparency: TransparencyLog { TransparencyLog(adminToken: configuration.adminToken) }
+    /// The log's key: the key file's when configured (validated at start), else derived from
+    /// the admin token.
+    var transparency: TransparencyLog {
+        if let text = configuration.transparencyKey, let seed = try? TransparencyLog.seed(keyFile: text), let log = try? TransparencyLog(seed: seed) {
+            return log
+        }
+        return TransparencyLog(adminToken: configuration.adminToken)
+    }
 
     // MARK: - Refusals
 

@@ -85,6 +85,11 @@ public struct CoordinatorConfiguration: Codable, Sendable {
     public var adminToken: String
     /// A file holding the admin token (a mounted secret), instead of `admin_token`.
     public var adminTokenFile: String?
+    /// A file holding the transparency log's signing key (base64url of a 32-byte Ed25519
+    /// seed); nil: the key is derived from the admin token.
+    public var transparencyKeyFile: String?
+    /// That file's text, read by `load`.
+    public var transparencyKey: String?
     /// Public URL clients use (for share links), e.g. "https://127.0.0.1:8443".
     public var publicURL: String?
     public var portFile: String?
@@ -109,6 +114,7 @@ public struct CoordinatorConfiguration: Codable, Sendable {
         case repairBudgetBytesPerSecond = "repair_budget_bytes_per_second", leaderLeaseSeconds = "leader_lease_seconds"
         case gcGraceSeconds = "gc_grace_seconds", scrubBudgetBytesPerSecond = "scrub_budget_bytes_per_second"
         case sessionLifetimeSeconds = "session_lifetime_seconds", adminToken = "admin_token", adminTokenFile = "admin_token_file", publicURL = "public_url", portFile = "port_file"
+        case transparencyKeyFile = "transparency_key_file"
         case clusterPort = "cluster_port", clusterPortFile = "cluster_port_file", requestsInFlightMax = "requests_in_flight_max"
         case telemetry, logFormat = "log_format", logLevel = "log_level"
     }
@@ -141,6 +147,7 @@ public struct CoordinatorConfiguration: Codable, Sendable {
         sessionLifetimeSeconds = try c.decodeIfPresent(Int.self, forKey: .sessionLifetimeSeconds) ?? 86_400
         adminToken = try c.decodeIfPresent(String.self, forKey: .adminToken) ?? ""
         adminTokenFile = try c.decodeIfPresent(String.self, forKey: .adminTokenFile)
+        transparencyKeyFile = try c.decodeIfPresent(String.self, forKey: .transparencyKeyFile)
         publicURL = try c.decodeIfPresent(String.self, forKey: .publicURL)
         portFile = try c.decodeIfPresent(String.self, forKey: .portFile)
         clusterPort = try c.decodeIfPresent(Int.self, forKey: .clusterPort)
@@ -161,6 +168,12 @@ public struct CoordinatorConfiguration: Codable, Sendable {
                 throw ConfigurationError(file: file, key: "admin_token_file", reason: "cannot read \(path)")
             }
             configuration.adminToken = text.trimmingCharacters(in: .whitespacesAndNewlines)
+        }
+        if let path = configuration.transparencyKeyFile {
+            guard let text = try? String(contentsOfFile: path, encoding: .utf8) else {
+                throw ConfigurationError(file: file, key: "transparency_key_file", reason: "cannot read \(path)")
+            }
+            configuration.transparencyKey = text
         }
         try configuration.validate(file: file)
         return configuration
@@ -215,6 +228,9 @@ public struct CoordinatorConfiguration: Codable, Sendable {
         guard (1...1_000_000).contains(requestsInFlightMax) else { throw fail("requests_in_flight_max", "must be 1...1000000") }
         guard adminToken.utf8.count >= 16 || (adminToken.isEmpty && adminTokenFile != nil && !checkFiles) else {
             throw fail(adminTokenFile == nil ? "admin_token" : "admin_token_file", "the admin token must be at least 16 characters")
+        }
+        if let text = transparencyKey, !(Base64URL.decode(text.trimmingCharacters(in: .whitespacesAndNewlines))?.count == 32) {
+            throw fail("transparency_key_file", "must hold the base64url of a 32-byte Ed25519 seed (coffre admin transparency-key FILE makes one)")
         }
         try telemetry?.validate(fail)
         try LogSettings.validate(format: logFormat, level: logLevel, fail)

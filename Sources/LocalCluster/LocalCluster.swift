@@ -1,4 +1,5 @@
 import ClusterTLS
+import CoffreModel
 public import CoffreClient
 import Foundation
 import Yams
@@ -449,6 +450,20 @@ public struct LocalCluster: Sendable {
         try await fixTelemetryPort("node \(id)", file: folder + "/data/\(id).telemetry-port")
     }
 
+    /// The cluster's transparency log key file (certs/transparency.key), made once: a random
+    /// 32-byte Ed25519 seed, base64url, readable by the cluster's user only.
+    func transparencyKeyFile() throws -> String {
+        let path = folder + "/certs/transparency.key"
+        if !FileManager.default.fileExists(atPath: path) {
+            var generator = SystemRandomNumberGenerator()
+            let seed = (0..<32).map { _ in UInt8.random(in: 0...255, using: &generator) }
+            guard FileManager.default.createFile(atPath: path, contents: Data((Base64URL.encode(seed) + "\n").utf8), attributes: [.posixPermissions: 0o600]) else {
+                throw LocalClusterError("cannot write \(path)")
+            }
+        }
+        return path
+    }
+
     func startCoordinator(
         country: ClusterTopologyFile.CountryEntry, etcd: [String], token: String, authority: CertificateAuthority, pids: inout Pids
     ) async throws -> (port: Int, clusterPort: Int) {
@@ -466,6 +481,8 @@ public struct LocalCluster: Sendable {
             "quota_bytes_default": topology.quotaBytesDefault ?? 50_000_000_000,
             "down_after_seconds": topology.downAfterSeconds ?? 6,
             "admin_token": token, "port_file": portFile,
+            // One signing key of its own for the transparency log, shared by the coordinators.
+            "transparency_key_file": try transparencyKeyFile(),
         ]
         if let lifetime = topology.sessionLifetimeSeconds { config["session_lifetime_seconds"] = lifetime }
         if let seconds = topology.repairAfterSeconds { config["repair_after_seconds"] = seconds }

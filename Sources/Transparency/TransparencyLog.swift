@@ -122,6 +122,26 @@ public struct TransparencyLog: Sendable {
         signingKey = try! Curve25519.Signing.PrivateKey(rawRepresentation: seed.withUnsafeBytes { Array($0) })
     }
 
+    /// A key of its own (`transparency_key_file`): the Ed25519 seed, 32 bytes. Rotating the
+    /// admin token then leaves the log's key alone.
+    public init(seed: [UInt8]) throws(ModelError) {
+        guard seed.count == 32, let key = try? Curve25519.Signing.PrivateKey(rawRepresentation: seed) else {
+            throw ModelError(.invalidArgument, "a transparency key is a 32-byte Ed25519 seed, got \(seed.count) bytes")
+        }
+        signingKey = key
+    }
+
+    /// A new seed, as a key file holds it (base64url, one line).
+    public static func newKeyFile() -> String { Base64URL.encode(Array(Curve25519.Signing.PrivateKey().rawRepresentation)) }
+
+    /// The seed in a key file's text (base64url of 32 bytes; surrounding space ignored).
+    public static func seed(keyFile text: String) throws(ModelError) -> [UInt8] {
+        guard let seed = Base64URL.decode(text.trimmingCharacters(in: .whitespacesAndNewlines)), seed.count == 32 else {
+            throw ModelError(.invalidArgument, "a transparency key file holds the base64url of a 32-byte Ed25519 seed (coffre admin transparency-key FILE makes one)")
+        }
+        return seed
+    }
+
     public var publicKey: String { Base64URL.encode(Array(signingKey.publicKey.rawRepresentation)) }
 
     /// The bytes an entry's hash covers: the domain, then every field but `hash` and

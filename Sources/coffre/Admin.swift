@@ -5,14 +5,41 @@ import CoffreClient
 import CoffreModel
 import Foundation
 import LocalCluster
+import Transparency
 
 struct Admin: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Operate a cluster: status, nodes, objects, certificates, the local cluster.",
         subcommands: [
                 Status.self, Nodes.self, NodeCommand.self, Object.self, Repair.self, Rebalance.self, Policy.self, Plan.self, Drill.self, Countries.self, Scrub.self, GC.self,
-                Takedown.self, Account.self, Certs.self, ClusterCommand.self,
+                Takedown.self, Account.self, TransparencyKey.self, Certs.self, ClusterCommand.self,
             ])
+
+    struct TransparencyKey: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "transparency-key",
+            abstract: "Make a signing key file for the transparency log (transparency_key_file) and print its public key.",
+            discussion: """
+                Give every coordinator the same file (transparency_key_file), then restart them one by one: entries from then on \
+                are signed with it, and those before keep the key they were signed with. Verifiers add the new public key \
+                ($COFFRE_HOME/transparency/CLUSTER.key, or --key) before they verify. The file is written readable by its owner only.
+                """)
+        @OptionGroup var options: GlobalOptions
+        @Argument(help: "Where to write the key file (refused when it exists).") var file: String
+
+        func run() async throws {
+            try await perform {
+                guard !FileManager.default.fileExists(atPath: file) else { throw ClientError(.conflict, "\(file) exists: a key file is never overwritten") }
+                let text = TransparencyLog.newKeyFile()
+                guard FileManager.default.createFile(atPath: file, contents: Data((text + "\n").utf8), attributes: [.posixPermissions: 0o600]) else {
+                    throw ClientError(.invalidArgument, "cannot write \(file)")
+                }
+                let publicKey = try TransparencyLog(seed: TransparencyLog.seed(keyFile: text)).publicKey
+                if options.json { return printJSON(["file": file, "publicKey": publicKey]) }
+                print("wrote \(file); its public key (what verifiers trust): \(publicKey)")
+            }
+        }
+    }
 
     struct Status: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "The coordinator's view: metadata, policy, nodes up and down.")

@@ -173,6 +173,10 @@ extension RealClusters {
                 #expect(entries.map(\.action) == ["takedown", "takedown", "appeal", "restore", "restore", "takedown", "restore", "suspend", "unsuspend"])
                 let report = TransparencyLog.verify(entries, trusted: [key])
                 #expect(report.valid, "\(report.problems)")
+                // Signed with the cluster's key file, not a key derived from the admin token.
+                let keyFile = try String(contentsOfFile: running.cluster.folder + "/certs/transparency.key", encoding: .utf8)
+                #expect(try TransparencyLog(seed: TransparencyLog.seed(keyFile: keyFile)).publicKey == key)
+                #expect(key != TransparencyLog(adminToken: try #require(running.profile.adminToken)).publicKey)
                 #expect(report.byReason == ["copyright": 2, "illegal": 1] && report.byScope == ["country:FR": 1, "global": 2])
                 #expect(entries.prefix(5).allSatisfy { $0.subject == TransparencyLog.subject(linkId) })
                 #expect(entries[5].subject == TransparencyLog.subject(albumId))

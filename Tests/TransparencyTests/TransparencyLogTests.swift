@@ -104,6 +104,18 @@ import Transparency
         #expect(!report.valid && report.problems.count == 5 && report.problems.allSatisfy { $0.problem.contains("not trusted") })
     }
 
+    @Test func aKeyFileHoldsASeedOfItsOwn() throws {
+        let text = TransparencyLog.newKeyFile()
+        let log = try TransparencyLog(seed: TransparencyLog.seed(keyFile: text + "\n"))
+        #expect(log.publicKey == (try TransparencyLog(seed: TransparencyLog.seed(keyFile: " " + text))).publicKey)
+        let other = try TransparencyLog(seed: TransparencyLog.seed(keyFile: TransparencyLog.newKeyFile()))
+        #expect(log.publicKey != other.publicKey)
+        let entries = Self.chain(Self.events, log: log)
+        #expect(TransparencyLog.verify(entries, trusted: [log.publicKey]).valid)
+        #expect(throws: ModelError.self) { try TransparencyLog.seed(keyFile: "too short") }
+        #expect(throws: ModelError.self) { try TransparencyLog(seed: [1, 2, 3]) }
+    }
+
     @Test func theKeyFollowsTheAdminToken() {
         #expect(TransparencyLog(adminToken: "token one, long enough").publicKey == TransparencyLog(adminToken: "token one, long enough").publicKey)
         #expect(TransparencyLog(adminToken: "token one, long enough").publicKey != TransparencyLog(adminToken: "token two, long enough").publicKey)
