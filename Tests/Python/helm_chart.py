@@ -73,6 +73,7 @@ def main():
         else:
             check_cert_manager(name, documents)
 
+    check_transparency_key(helm, home)
     bad_values(helm, home)
     chart = yaml.safe_load(open(os.path.join(CHART, "Chart.yaml")))
     version = re.search(r'current = "([^"]+)"', open(os.path.join(ROOT, "Sources", "CoffreModel", "CoffreVersion.swift")).read()).group(1)
@@ -82,6 +83,29 @@ def main():
         return 1
     print("every check passed")
     return 0
+
+
+def check_transparency_key(helm, home):
+    """The log's signing key: generated into the admin Secret and named by every coordinator's
+    configuration; with an admin Secret of the operator's, only when it says it holds one."""
+    def render(*extra):
+        rendered = helm("template", "coffre", CHART, "--namespace", "coffre", *extra)
+        return [d for d in yaml.safe_load_all(rendered.stdout) if d]
+
+    def configurations(documents):
+        return [text for d in documents if d["kind"] == "ConfigMap" for key, text in d.get("data", {}).items() if "admin_token_file" in text]
+
+    documents = render()
+    secret = next(d for d in documents if d["kind"] == "Secret" and d["metadata"]["name"] == "coffre-admin-token")
+    seed = base64.urlsafe_b64decode(base64.b64decode(secret["data"]["transparency-key"]).decode() + "=")
+    check(len(seed) == 32, f"the generated transparency key is a 32-byte seed ({len(seed)} bytes)")
+    check(configurations(documents) and all("transparency_key_file: /etc/coffre/admin/transparency-key" in c for c in configurations(documents)),
+          "every coordinator's configuration names the transparency key file")
+    own = render("--set", "coordinator.adminTokenSecret=mine")
+    check(configurations(own) and not any("transparency_key_file" in c for c in configurations(own)),
+          "with the operator's admin Secret and no transparencyKeyInSecret, the key is derived from the token")
+    both = render("--set", "coordinator.adminTokenSecret=mine", "--set", "coordinator.transparencyKeyInSecret=true")
+    check(all("transparency_key_file" in c for c in configurations(both)), "transparencyKeyInSecret names the key file in the operator's Secret")
 
 
 def pods(documents):
