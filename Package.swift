@@ -211,7 +211,7 @@ let package = Package(
         .target(
             name: "LocalCluster",
             dependencies: [
-                "ClusterTLS", "CoffreClient", "CoffreModel",
+                "ClusterTLS", "CoffreClient",
                 .product(name: "Yams", package: "Yams"),
             ],
             swiftSettings: strict

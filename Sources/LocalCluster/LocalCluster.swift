@@ -1,5 +1,4 @@
 import ClusterTLS
-import CoffreModel
 public import CoffreClient
 import Foundation
 import Yams
@@ -457,7 +456,10 @@ public struct LocalCluster: Sendable {
         if !FileManager.default.fileExists(atPath: path) {
             var generator = SystemRandomNumberGenerator()
             let seed = (0..<32).map { _ in UInt8.random(in: 0...255, using: &generator) }
-            guard FileManager.default.createFile(atPath: path, contents: Data((Base64URL.encode(seed) + "\n").utf8), attributes: [.posixPermissions: 0o600]) else {
+            // Base64url without padding, as `TransparencyLog.seed(keyFile:)` reads it.
+            let text = Data(seed).base64EncodedString().replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_")
+                .replacingOccurrences(of: "=", with: "")
+            guard FileManager.default.createFile(atPath: path, contents: Data((text + "\n").utf8), attributes: [.posixPermissions: 0o600]) else {
                 throw LocalClusterError("cannot write \(path)")
             }
         }
