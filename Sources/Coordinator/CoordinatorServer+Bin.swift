@@ -175,12 +175,11 @@ extension CoordinatorServer {
     /// (restored; or put there again later, when `trashedAt` is given) only loses its stale
     /// index keys.
     func purgeEntry(_ account: String, _ id: String, trashedAt: Int64?, budget: Int = Limits.purgeNodesMax) async throws -> PurgeResult {
-        guard let (node, revision) = try await read(TreeNodeInfo.self, treeKey(account, id)), let at = node.trashedAt,
-            trashedAt == nil || trashedAt == at
-        else {
+        let current = try await read(TreeNodeInfo.self, treeKey(account, id))
+        guard let (node, revision) = current, let at = node.trashedAt, trashedAt == nil || trashedAt == at else {
             var stale: [MetadataMutation] = []
             if let trashedAt { stale.append(.delete(Keyspace.binOrder(trashedAt, account, id))) }
-            if try await read(TreeNodeInfo.self, treeKey(account, id))?.0.trashedAt == nil { stale.append(.delete(Keyspace.binEntry(account, id))) }
+            if current?.0.trashedAt == nil { stale.append(.delete(Keyspace.binEntry(account, id))) }
             if !stale.isEmpty { _ = try await metadata.commit(if: [], then: stale) }
             return PurgeResult(nodes: 0, bytes: 0)
         }
